@@ -1,0 +1,159 @@
+// coalesce-client: sends one ModelInfer request and prints what came back.
+//
+//   coalesce-client --address=127.0.0.1:8001 --model=demo --batch=1
+//
+// The input is read from the model's metadata (every input gets random values from --seed), so
+// the same command works against any model with numeric inputs.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "proto/inference.grpc.pb.h"
+
+ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
+ABSL_FLAG(std::string, model, "demo", "Model name.");
+ABSL_FLAG(std::string, model_version, "", "Model version; empty lets the server choose.");
+ABSL_FLAG(int64_t, batch, 1, "Samples in the request (the first dimension of every input).");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of the random input values (uniform in [-1, 1)).");
+ABSL_FLAG(int64_t, timeout_ms, 10000, "Deadline of the call in milliseconds.");
+ABSL_FLAG(int, print, 8, "How many leading values of each output to print.");
+
+namespace {
+
+using inference::GRPCInferenceService;
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+using inference::ModelMetadataRequest;
+using inference::ModelMetadataResponse;
+
+int ElementSize(const std::string& datatype) {
+  if (datatype == "FP32" || datatype == "INT32" || datatype == "UINT32") return 4;
+  if (datatype == "FP64" || datatype == "INT64" || datatype == "UINT64") return 8;
+  if (datatype == "FP16" || datatype == "BF16" || datatype == "INT16" || datatype == "UINT16") {
+    return 2;
+  }
+  if (datatype == "INT8" || datatype == "UINT8" || datatype == "BOOL") return 1;
+  return 0;
+}
+
+std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+// Random bytes for one input; FP32 inputs get uniform values in [-1, 1), others small integers.
+std::string RandomInput(const std::string& datatype, int64_t elements, std::mt19937_64& rng) {
+  std::string bytes(elements * ElementSize(datatype), '\0');
+  if (datatype == "FP32") {
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int64_t i = 0; i < elements; ++i) {
+      float v = dist(rng);
+      std::memcpy(&bytes[i * 4], &v, 4);
+    }
+  } else {
+    for (char& c : bytes) c = static_cast<char>(rng() % 2);
+  }
+  return bytes;
+}
+
+void PrintOutput(const ModelInferResponse::InferOutputTensor& output, const std::string& raw,
+                 int count) {
+  std::cout << absl::StreamFormat("%s %s %s", output.name(), output.datatype(),
+                                  ShapeString(output.shape()));
+  if (output.datatype() == "FP32") {
+    int64_t n = std::min<int64_t>(count, raw.size() / 4);
+    std::vector<float> values(n);
+    std::memcpy(values.data(), raw.data(), n * 4);
+    std::cout << ": " << absl::StrJoin(values, " ", [](std::string* out, float v) {
+      absl::StrAppendFormat(out, "%.6f", v);
+    });
+    if (n * 4 < static_cast<int64_t>(raw.size())) std::cout << " ...";
+  } else {
+    std::cout << absl::StreamFormat(": %d bytes", raw.size());
+  }
+  std::cout << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Sends one ModelInfer request to a server that speaks the Open Inference Protocol and "
+      "prints each output's shape and first values.\n"
+      "Example: coalesce-client --address=127.0.0.1:8001 --model=demo --batch=4");
+  absl::ParseCommandLine(argc, argv);
+
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = GRPCInferenceService::NewStub(channel);
+  auto deadline = std::chrono::system_clock::now() +
+                  std::chrono::milliseconds(absl::GetFlag(FLAGS_timeout_ms));
+
+  ModelMetadataRequest metadata_request;
+  metadata_request.set_name(absl::GetFlag(FLAGS_model));
+  metadata_request.set_version(absl::GetFlag(FLAGS_model_version));
+  ModelMetadataResponse metadata;
+  {
+    grpc::ClientContext context;
+    context.set_deadline(deadline);
+    grpc::Status status = stub->ModelMetadata(&context, metadata_request, &metadata);
+    if (!status.ok()) {
+      std::cerr << "ModelMetadata failed: " << status.error_code() << " "
+                << status.error_message() << "\n";
+      return 1;
+    }
+  }
+
+  ModelInferRequest request;
+  request.set_model_name(absl::GetFlag(FLAGS_model));
+  request.set_model_version(absl::GetFlag(FLAGS_model_version));
+  request.set_id("coalesce-client");
+  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
+  for (const auto& input : metadata.inputs()) {
+    auto* tensor = request.add_inputs();
+    tensor->set_name(input.name());
+    tensor->set_datatype(input.datatype());
+    int64_t elements = 1;
+    for (int i = 0; i < input.shape_size(); ++i) {
+      // The first -1 is the batch dimension; a later one has no size we can guess.
+      int64_t dim = input.shape(i) == -1 ? (i == 0 ? absl::GetFlag(FLAGS_batch) : 1)
+                                         : input.shape(i);
+      tensor->add_shape(dim);
+      elements *= dim;
+    }
+    if (ElementSize(input.datatype()) == 0) {
+      std::cerr << "input " << input.name() << " has datatype " << input.datatype()
+                << ", which this client cannot generate\n";
+      return 1;
+    }
+    *request.add_raw_input_contents() = RandomInput(input.datatype(), elements, rng);
+  }
+
+  ModelInferResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(deadline);
+  grpc::Status status = stub->ModelInfer(&context, request, &response);
+  if (!status.ok()) {
+    std::cerr << "ModelInfer failed: " << status.error_code() << " " << status.error_message()
+              << "\n";
+    return 1;
+  }
+  std::cout << "model " << response.model_name() << " version " << response.model_version()
+            << " id " << response.id() << "\n";
+  for (int i = 0; i < response.outputs_size(); ++i) {
+    PrintOutput(response.outputs(i),
+                i < response.raw_output_contents_size() ? response.raw_output_contents(i) : "",
+                absl::GetFlag(FLAGS_print));
+  }
+  return 0;
+}
