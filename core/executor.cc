@@ -1,0 +1,116 @@
+#include "core/executor.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace coalesce {
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
+                                                           ModelMetrics* metrics, Clock* clock) {
+  if (options.num_workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("executor needs at least 1 worker, got ", options.num_workers));
+  }
+  std::unique_ptr<Executor> executor(new Executor(std::move(options), backend, metrics, clock));
+  for (int w = 0; w < executor->options_.num_workers; ++w) {
+    executor->workers_.emplace_back([e = executor.get(), w] { e->WorkerLoop(w); });
+  }
+  return executor;
+}
+
+Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock)
+    : options_(std::move(options)),
+      backend_(backend),
+      metrics_(metrics),
+      clock_(clock),
+      idle_(options_.num_workers) {}
+
+Executor::~Executor() { Stop(); }
+
+void Executor::Dispatch(Batch batch) {
+  idle_.fetch_sub(1, std::memory_order_acq_rel);
+  absl::MutexLock lock(&mu_);
+  batches_.push_back(std::move(batch));
+}
+
+void Executor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+}
+
+void Executor::WorkerLoop(int worker) {
+  const ModelMetadata& metadata = backend_->metadata();
+  WorkerBuffers buffers;
+  buffers.inputs.resize(metadata.inputs.size());
+  buffers.outputs.resize(metadata.outputs.size());
+  while (true) {
+    Batch batch;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &Executor::HasWorkOrStopping));
+      if (batches_.empty()) return;  // Stopping, and nothing left to run.
+      batch = std::move(batches_.front());
+      batches_.pop_front();
+    }
+    Run(worker, buffers, batch);
+    idle_.fetch_add(1, std::memory_order_acq_rel);
+    if (options_.on_worker_idle) options_.on_worker_idle();
+  }
+}
+
+void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
+  const ModelMetadata& metadata = backend_->metadata();
+  const int64_t rows = batch.rows;
+  const bool single = batch.requests.size() == 1;
+
+  // Gather: one memcpy per request and input, or none for a lone request.
+  std::vector<const char*> inputs(metadata.inputs.size());
+  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+    if (single) {
+      inputs[i] = batch.requests[0]->input(i).data();
+      continue;
+    }
+    std::vector<char>& buffer = buffers.inputs[i];
+    buffer.resize(rows * metadata.inputs[i].RowBytes());
+    char* cursor = buffer.data();
+    for (const auto& request : batch.requests) {
+      absl::string_view bytes = request->input(i);
+      std::memcpy(cursor, bytes.data(), bytes.size());
+      cursor += bytes.size();
+    }
+    inputs[i] = buffer.data();
+  }
+  std::vector<char*> outputs(metadata.outputs.size());
+  for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+    buffers.outputs[o].resize(rows * metadata.outputs[o].RowBytes());
+    outputs[o] = buffers.outputs[o].data();
+  }
+
+  absl::Time start = clock_->Now();
+  absl::Status status = backend_->Execute(worker, rows, inputs, outputs);
+  metrics_->RecordBatch(rows, clock_->Now() - start);
+
+  // Scatter: each request's rows of each output it asked for, then its answer.
+  int64_t row = 0;
+  for (auto& request : batch.requests) {
+    if (status.ok()) {
+      for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+        std::string* out = request->output(o);
+        if (out == nullptr) continue;
+        int64_t row_bytes = metadata.outputs[o].RowBytes();
+        out->assign(outputs[o] + row * row_bytes, request->rows() * row_bytes);
+      }
+    }
+    row += request->rows();
+    request->Finish(status);
+  }
+}
+
+}  // namespace coalesce

@@ -1,0 +1,87 @@
+#ifndef COALESCE_CORE_EXECUTOR_H_
+#define COALESCE_CORE_EXECUTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/backend.h"
+#include "core/batch.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+
+namespace coalesce {
+
+// Runs closed batches on a model with a fixed set of worker threads.
+//
+// A worker takes a batch, gathers its requests' input rows into the worker's own contiguous
+// buffers (a single-request batch is passed through without a copy), calls the backend, copies
+// each request's rows of every requested output into that request's response, and answers every
+// request of the batch. Buffers belong to one worker and grow to the largest batch seen, so a
+// steady load allocates nothing per batch.
+//
+// Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
+// batcher's). `Stop()` is called once, by the owner.
+class Executor : public BatchSink {
+ public:
+  struct Options {
+    // Worker threads, each running one batch at a time. Must be >= 1.
+    int num_workers = 2;
+    // Called (from a worker thread, with no lock held) each time a worker becomes free, so the
+    // batcher can close its next batch. May be empty.
+    std::function<void()> on_worker_idle;
+  };
+
+  // `backend`, `metrics` and `clock` must outlive the executor.
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(Options options, Backend* backend,
+                                                          ModelMetrics* metrics, Clock* clock);
+  // Stops (see Stop()).
+  ~Executor() override;
+
+  int idle_workers() const override { return idle_.load(std::memory_order_acquire); }
+  void Dispatch(Batch batch) override;
+
+  // Runs every batch already dispatched, then joins the workers. Idempotent.
+  void Stop();
+
+ private:
+  // Per-worker gather/scatter buffers, one per model input and output.
+  struct WorkerBuffers {
+    std::vector<std::vector<char>> inputs;
+    std::vector<std::vector<char>> outputs;
+  };
+
+  Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
+
+  bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !batches_.empty() || stopping_;
+  }
+  void WorkerLoop(int worker);
+  void Run(int worker, WorkerBuffers& buffers, Batch& batch);
+
+  // Constant after construction.
+  const Options options_;
+  Backend* const backend_;
+  ModelMetrics* const metrics_;
+  Clock* const clock_;
+
+  // Workers free minus batches waiting; the batcher reserves one per dispatch.
+  std::atomic<int> idle_;
+
+  absl::Mutex mu_;
+  std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_EXECUTOR_H_

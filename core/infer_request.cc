@@ -1,0 +1,25 @@
+#include "core/infer_request.h"
+
+#include <cassert>
+#include <utility>
+
+namespace coalesce {
+
+InferRequest::InferRequest(Options options, DoneCallback done)
+    : options_(std::move(options)), done_(std::move(done)) {}
+
+InferRequest::~InferRequest() {
+  if (!finished()) {
+    Finish(absl::InternalError("request was dropped before it was answered"));
+  }
+}
+
+void InferRequest::Finish(absl::Status status) {
+  assert(!finished() && "InferRequest::Finish called twice");
+  // Move the callback out first: it may destroy the memory this request points into.
+  DoneCallback done = std::move(done_);
+  done_ = nullptr;
+  std::move(done)(std::move(status));
+}
+
+}  // namespace coalesce

@@ -1,0 +1,68 @@
+#ifndef COALESCE_CORE_METRICS_H_
+#define COALESCE_CORE_METRICS_H_
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace coalesce {
+
+class ModelMetrics;
+
+// The server's Prometheus metric families, registered once in one registry that the metrics
+// endpoint exposes. Names follow Prometheus conventions: prefix `coalesce_`, base units,
+// `_total` for counters; every series carries a `model` label.
+//
+// Thread-safe.
+class ServerMetrics {
+ public:
+  explicit ServerMetrics(std::shared_ptr<prometheus::Registry> registry);
+
+  // The series of one model. The result stays valid as long as this object.
+  std::unique_ptr<ModelMetrics> ForModel(const std::string& model);
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& request_duration_;
+  prometheus::Family<prometheus::Histogram>& batch_size_;
+  prometheus::Family<prometheus::Histogram>& compute_duration_;
+  prometheus::Family<prometheus::Counter>& inferences_;
+  prometheus::Family<prometheus::Counter>& batches_;
+};
+
+// One model's series. Thread-safe: recorded from RPC threads and executor workers at once.
+class ModelMetrics {
+ public:
+  // One answered request: its final status code and time from arrival to answer.
+  void RecordRequest(absl::StatusCode code, absl::Duration latency);
+  // One executed batch: its rows and the backend's time on it.
+  void RecordBatch(int64_t rows, absl::Duration compute);
+
+ private:
+  friend class ServerMetrics;
+  static constexpr int kNumCodes = 17;  // absl::StatusCode values 0..16.
+
+  ModelMetrics() = default;
+
+  std::array<prometheus::Counter*, kNumCodes> requests_by_code_{};
+  prometheus::Histogram* request_duration_ = nullptr;
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Histogram* compute_duration_ = nullptr;
+  prometheus::Counter* inferences_ = nullptr;
+  prometheus::Counter* batches_ = nullptr;
+};
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_METRICS_H_

@@ -1,0 +1,46 @@
+#ifndef COALESCE_CORE_REQUEST_VALIDATOR_H_
+#define COALESCE_CORE_REQUEST_VALIDATOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/model_metadata.h"
+#include "proto/inference.pb.h"
+
+namespace coalesce {
+
+// A ModelInferRequest checked against its model and laid out the way the executor reads it.
+struct ValidatedRequest {
+  // Samples in the request (the batch dimension; 1 for a model that does not batch).
+  int64_t rows = 0;
+  // Bytes of each model input, in the model's input order. Views into the request message's
+  // raw_input_contents, or into `owned_inputs` for inputs sent as typed contents.
+  std::vector<absl::string_view> inputs;
+  std::vector<std::unique_ptr<std::string>> owned_inputs;
+  // Indices into the model's outputs, in the order the response lists them: the requested
+  // outputs in request order, or every output in model order when none was named.
+  std::vector<int> outputs;
+  // Shape of the batch dimension plus each input's dims, in model input order, as sent.
+  std::vector<std::vector<int64_t>> input_shapes;
+};
+
+// Checks `request` against `metadata`: every input present once and known, datatypes, shapes
+// (rank, fixed dims, batch dimension equal across inputs and within 1..max_batch_size), byte
+// sizes of raw contents or element counts of typed contents, and requested output names.
+//
+// Returns INVALID_ARGUMENT with a message that names the tensor and the expected and actual
+// value. The result's views point into `request`, which must outlive it. Never reads out of
+// bounds, whatever the message holds; pure and thread-safe.
+absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
+                                                      const inference::ModelInferRequest& request);
+
+// "[-1, 32, 256]": a shape as error messages print it.
+std::string ShapeToString(absl::Span<const int64_t> shape);
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_REQUEST_VALIDATOR_H_

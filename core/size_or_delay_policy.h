@@ -1,0 +1,47 @@
+#ifndef COALESCE_CORE_SIZE_OR_DELAY_POLICY_H_
+#define COALESCE_CORE_SIZE_OR_DELAY_POLICY_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "core/batch_policy.h"
+
+namespace coalesce {
+
+// The classic dynamic-batching rule (Triton's, TF Serving's): a batch closes when it is full or
+// when its oldest request has waited `max_queue_delay`, whichever comes first.
+//
+//  - Full: the pending requests hold at least `max_batch_size` rows. The batch takes the longest
+//    arrival-order prefix that fits in `max_batch_size` rows (a request is never split).
+//  - Old: the oldest request arrived `max_queue_delay` ago or earlier. The batch takes every
+//    pending request that fits.
+//  - No idle worker: nothing is dispatched; requests keep accumulating (up to a full batch) and
+//    the batcher asks again when a worker frees up. Under load this grows batches to
+//    `max_batch_size` by itself, without adding delay when the server is quiet.
+//
+// A request is dispatched exactly once, by whichever rule fires first for its batch.
+class SizeOrDelayPolicy : public BatchPolicy {
+ public:
+  struct Options {
+    // Rows in the largest batch. Must be >= 1.
+    int64_t max_batch_size = 32;
+    // Longest a request waits for others to join its batch. Zero dispatches as soon as a
+    // worker is free. Must be >= 0.
+    absl::Duration max_queue_delay = absl::Microseconds(500);
+  };
+
+  static absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> Create(const Options& options);
+
+  BatchDecision Decide(absl::Time now, absl::Span<const PendingRequest> pending,
+                       int idle_workers) const override;
+
+ private:
+  explicit SizeOrDelayPolicy(const Options& options) : options_(options) {}
+
+  const Options options_;
+};
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_SIZE_OR_DELAY_POLICY_H_

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what coalesce needs to build and test, and nothing that is already there.
+# Debian 12 / Ubuntu 24.04: apt packages (as root, or through sudo). macOS: Homebrew formulae.
+#   scripts/install-deps.sh           build and test dependencies
+#   scripts/install-deps.sh --bench   also the Python peer's (grpcio, torch) and plotting
+set -euo pipefail
+
+bench=0
+[ "${1:-}" = "--bench" ] && bench=1
+
+debian_packages=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libspdlog-dev prometheus-cpp-dev libconcurrentqueue-dev
+  libgtest-dev libgmock-dev
+)
+debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
+
+brew_formulae=(cmake ccache pkg-config pytorch grpc protobuf abseil spdlog prometheus-cpp
+               concurrentqueue googletest)
+
+install_debian() {
+  local wanted=("${debian_packages[@]}")
+  [ "$bench" = 1 ] && wanted+=("${debian_bench_packages[@]}")
+  local missing=()
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_macos() {
+  command -v brew >/dev/null || { echo "Homebrew is required on macOS: https://brew.sh" >&2; exit 1; }
+  local missing=()
+  for f in "${brew_formulae[@]}"; do brew list --formula "$f" >/dev/null 2>&1 || missing+=("$f"); done
+  [ ${#missing[@]} -eq 0 ] || brew install "${missing[@]}"
+}
+
+case "$(uname -s)" in
+  Linux)
+    if command -v dpkg-query >/dev/null; then install_debian; else
+      echo "unsupported Linux: install the packages listed in $0 by hand" >&2; exit 1
+    fi ;;
+  Darwin) install_macos ;;
+  *) echo "unsupported system $(uname -s)" >&2; exit 1 ;;
+esac

@@ -1,0 +1,148 @@
+#include "core/batcher.h"
+
+#include <deque>
+#include <map>
+#include <vector>
+
+#include "core/size_or_delay_policy.h"
+#include "gtest/gtest.h"
+#include "tests/fake_clock.h"
+#include "tests/test_requests.h"
+
+namespace coalesce {
+namespace {
+
+// Records batches instead of running them; its idle worker count is set by the test.
+class FakeSink : public BatchSink {
+ public:
+  int idle_workers() const override { return idle; }
+  void Dispatch(Batch batch) override {
+    --idle;
+    batches.push_back(std::move(batch));
+  }
+
+  int idle = 1;
+  std::vector<Batch> batches;
+};
+
+class BatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    queue_ = *RequestQueue::Create(Capacity(100));
+    SizeOrDelayPolicy::Options policy_options;
+    policy_options.max_batch_size = 4;
+    policy_options.max_queue_delay = absl::Milliseconds(2);
+    policy_ = *SizeOrDelayPolicy::Create(policy_options);
+    batcher_ = *Batcher::Create(queue_.get(), policy_.get(), &sink_, &clock_);
+  }
+
+  Answer* NewAnswer() { return &answers_.emplace_back(); }
+
+  void Push(int64_t rows = 1) {
+    auto request = MakeRequest(NewAnswer(), clock_.Now(), rows);
+    ASSERT_TRUE(queue_->Push(request).ok());
+  }
+
+  // Declared first so that they outlive the requests that answer into them.
+  std::deque<Answer> answers_;
+  FakeClock clock_;
+  FakeSink sink_;
+  std::unique_ptr<RequestQueue> queue_;
+  std::unique_ptr<SizeOrDelayPolicy> policy_;
+  std::unique_ptr<Batcher> batcher_;
+};
+
+TEST_F(BatcherTest, ClosesOnSize) {
+  for (int i = 0; i < 4; ++i) Push();
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].rows, 4);
+  EXPECT_EQ(sink_.batches[0].requests.size(), 4u);
+  EXPECT_EQ(batcher_->pending(), 0);
+}
+
+TEST_F(BatcherTest, ClosesOnDelay) {
+  Push();
+  clock_.Advance(absl::Milliseconds(1));
+  Push();
+  absl::Time wake = batcher_->RunOnce();
+  EXPECT_TRUE(sink_.batches.empty());
+  EXPECT_EQ(wake, clock_.Now() + absl::Milliseconds(1));  // Oldest arrived 1 ms ago.
+
+  clock_.Advance(absl::Microseconds(999));
+  batcher_->RunOnce();
+  EXPECT_TRUE(sink_.batches.empty());
+
+  clock_.Advance(absl::Microseconds(1));
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].rows, 2);
+}
+
+TEST_F(BatcherTest, NeverDispatchesARequestTwice) {
+  // Six requests: four close on size, the other two later on delay. Each request must be in
+  // exactly one batch, and the batches keep arrival order.
+  sink_.idle = 2;
+  std::map<const InferRequest*, int> index;
+  for (int i = 0; i < 6; ++i) {
+    auto request = MakeRequest(NewAnswer(), clock_.Now(), 1);
+    index[request.get()] = i;
+    ASSERT_TRUE(queue_->Push(request).ok());
+    clock_.Advance(absl::Microseconds(10));
+  }
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  clock_.Advance(absl::Milliseconds(2));
+  batcher_->RunOnce();
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 2u);
+
+  std::vector<int> order;
+  for (const Batch& batch : sink_.batches) {
+    for (const auto& request : batch.requests) order.push_back(index.at(request.get()));
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(sink_.batches[0].rows, 4);
+  EXPECT_EQ(sink_.batches[1].rows, 2);
+}
+
+TEST_F(BatcherTest, HoldsFullBatchUntilAWorkerIsFree) {
+  sink_.idle = 0;
+  for (int i = 0; i < 6; ++i) Push();
+  clock_.Advance(absl::Seconds(1));
+  batcher_->RunOnce();
+  EXPECT_TRUE(sink_.batches.empty());
+  EXPECT_EQ(batcher_->pending(), 6);
+
+  sink_.idle = 1;
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].rows, 4);
+  EXPECT_EQ(batcher_->pending(), 2);
+}
+
+TEST_F(BatcherTest, OrdersRequestsByArrivalAcrossProducers) {
+  // Producers can enqueue out of arrival order; the older request must lead the batch.
+  auto second = MakeRequest(NewAnswer(), clock_.Now() + absl::Microseconds(5));
+  auto first = MakeRequest(NewAnswer(), clock_.Now());
+  const InferRequest* first_ptr = first.get();
+  ASSERT_TRUE(queue_->Push(second).ok());
+  ASSERT_TRUE(queue_->Push(first).ok());
+  clock_.Advance(absl::Milliseconds(3));
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].requests[0].get(), first_ptr);
+}
+
+TEST_F(BatcherTest, StopFlushesPendingRequestsRegardlessOfDelay) {
+  sink_.idle = 5;
+  Push();
+  Push();
+  batcher_->Start();
+  batcher_->Stop();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].rows, 2);
+}
+
+}  // namespace
+}  // namespace coalesce

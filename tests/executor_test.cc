@@ -1,0 +1,181 @@
+#include "core/executor.h"
+
+#include <cstring>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/fake_clock.h"
+
+namespace coalesce {
+namespace {
+
+ModelMetadata OneFloatModel() {
+  ModelMetadata m;
+  m.name = "affine";
+  m.max_batch_size = 8;
+  m.inputs.push_back({"IN", DataType::kFp32, {2}});
+  m.outputs.push_back({"OUT", DataType::kFp32, {2}});
+  m.outputs.push_back({"ROW", DataType::kFp32, {1}});
+  return m;
+}
+
+// OUT = 2 * IN + 1 elementwise; ROW = the row's index within the batch. Fails on demand.
+class AffineBackend : public Backend {
+ public:
+  const ModelMetadata& metadata() const override { return metadata_; }
+  absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                       absl::Span<char* const> outputs) override {
+    {
+      absl::MutexLock lock(&mu_);
+      batch_sizes_.push_back(rows);
+    }
+    if (fail) return absl::InternalError("injected failure");
+    const float* in = reinterpret_cast<const float*>(inputs[0]);
+    float* out = reinterpret_cast<float*>(outputs[0]);
+    float* row = reinterpret_cast<float*>(outputs[1]);
+    for (int64_t r = 0; r < rows; ++r) {
+      out[2 * r] = 2 * in[2 * r] + 1;
+      out[2 * r + 1] = 2 * in[2 * r + 1] + 1;
+      row[r] = static_cast<float>(r);
+    }
+    return absl::OkStatus();
+  }
+  std::string DeviceDescription() const override { return "test"; }
+
+  std::vector<int64_t> batch_sizes() {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
+
+  bool fail = false;
+
+ private:
+  const ModelMetadata metadata_ = OneFloatModel();
+  absl::Mutex mu_;
+  std::vector<int64_t> batch_sizes_ ABSL_GUARDED_BY(mu_);
+};
+
+// One request's input, output buffers and answer.
+struct Call {
+  explicit Call(std::vector<float> in) : input(std::move(in)) {}
+  std::vector<float> input;
+  std::string out;
+  std::string row;
+  absl::Status status;
+  int answers = 0;
+};
+
+std::unique_ptr<InferRequest> MakeCall(Call& call, absl::BlockingCounter& counter,
+                                       bool want_row = true) {
+  InferRequest::Options options;
+  options.rows = static_cast<int64_t>(call.input.size() / 2);
+  options.inputs.emplace_back(reinterpret_cast<const char*>(call.input.data()),
+                              call.input.size() * sizeof(float));
+  options.outputs = {&call.out, want_row ? &call.row : nullptr};
+  return std::make_unique<InferRequest>(std::move(options), [&call, &counter](absl::Status s) {
+    call.status = std::move(s);
+    ++call.answers;
+    counter.DecrementCount();
+  });
+}
+
+Executor::Options Workers(int n, std::function<void()> on_idle = nullptr) {
+  Executor::Options options;
+  options.num_workers = n;
+  options.on_worker_idle = std::move(on_idle);
+  return options;
+}
+
+std::vector<float> Floats(const std::string& bytes) {
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  ServerMetrics metrics_{std::make_shared<prometheus::Registry>()};
+  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("affine");
+  FakeClock clock_;
+  AffineBackend backend_;
+};
+
+TEST_F(ExecutorTest, GathersRowsInOrderAndScattersEachRequestsRows) {
+  auto executor = *Executor::Create(Workers(2), &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 2}), b({3, 4, 5, 6}), c({7, 8});
+  absl::BlockingCounter counter(3);
+  Batch batch;
+  batch.requests.push_back(MakeCall(a, counter));
+  batch.requests.push_back(MakeCall(b, counter, /*want_row=*/false));
+  batch.requests.push_back(MakeCall(c, counter));
+  batch.rows = 4;
+  EXPECT_EQ(executor->idle_workers(), 2);
+  executor->Dispatch(std::move(batch));
+  counter.Wait();
+
+  EXPECT_EQ(backend_.batch_sizes(), std::vector<int64_t>{4});
+  for (Call* call : {&a, &b, &c}) {
+    EXPECT_TRUE(call->status.ok()) << call->status;
+    EXPECT_EQ(call->answers, 1);
+  }
+  EXPECT_EQ(Floats(a.out), (std::vector<float>{3, 5}));
+  EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9, 11, 13}));
+  EXPECT_EQ(Floats(c.out), (std::vector<float>{15, 17}));
+  // ROW tells where each request sat in the batch: a at 0, c at 3 (after b's two rows).
+  EXPECT_EQ(Floats(a.row), (std::vector<float>{0}));
+  EXPECT_TRUE(b.row.empty());  // Not requested, not written.
+  EXPECT_EQ(Floats(c.row), (std::vector<float>{3}));
+}
+
+TEST_F(ExecutorTest, BackendErrorFailsEveryRequestOfTheBatchOnce) {
+  backend_.fail = true;
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 2}), b({3, 4});
+  absl::BlockingCounter counter(2);
+  Batch batch;
+  batch.requests.push_back(MakeCall(a, counter));
+  batch.requests.push_back(MakeCall(b, counter));
+  batch.rows = 2;
+  executor->Dispatch(std::move(batch));
+  counter.Wait();
+  for (Call* call : {&a, &b}) {
+    EXPECT_EQ(call->answers, 1);
+    EXPECT_EQ(call->status.code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(call->status.message(), "injected failure");
+    EXPECT_TRUE(call->out.empty());
+  }
+}
+
+TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
+  absl::Mutex mu;
+  int idle_calls = 0;
+  auto on_idle = [&] {
+    absl::MutexLock lock(&mu);
+    ++idle_calls;
+  };
+  auto executor = *Executor::Create(Workers(1, on_idle), &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 2});
+  absl::BlockingCounter counter(1);
+  Batch batch;
+  batch.requests.push_back(MakeCall(a, counter));
+  batch.rows = 1;
+  executor->Dispatch(std::move(batch));
+  EXPECT_EQ(executor->idle_workers(), 0);
+  executor->Stop();  // Runs what was dispatched, then joins.
+  EXPECT_EQ(a.answers, 1);
+  EXPECT_EQ(executor->idle_workers(), 1);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(idle_calls, 1);
+}
+
+TEST_F(ExecutorTest, CreateRejectsZeroWorkers) {
+  EXPECT_EQ(Executor::Create(Workers(0), &backend_, model_metrics_.get(), &clock_)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace coalesce

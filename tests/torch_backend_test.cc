@@ -1,0 +1,151 @@
+#include "core/torch/torch_backend.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/demo_model.h"
+#include "gtest/gtest.h"
+
+namespace coalesce {
+namespace {
+
+constexpr int64_t kRow = DemoModel::kTokens * DemoModel::kWidth;  // Floats per sample.
+
+std::unique_ptr<TorchBackend> CpuDemo(int64_t max_batch = 32) {
+  TorchBackend::Options options;
+  options.device = "cpu";
+  auto backend = TorchBackend::CreateDemo(options, max_batch);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  return *std::move(backend);
+}
+
+std::vector<float> RunDemo(TorchBackend& backend, const std::vector<float>& input, int64_t rows) {
+  std::vector<float> output(rows * kRow, std::nanf(""));  // Poisoned: every value must be written.
+  const char* in = reinterpret_cast<const char*>(input.data());
+  char* out = reinterpret_cast<char*>(output.data());
+  absl::Status status = backend.Execute(0, rows, {&in, 1}, {&out, 1});
+  EXPECT_TRUE(status.ok()) << status;
+  return output;
+}
+
+std::vector<float> RandomInput(int64_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  std::vector<float> input(rows * kRow);
+  for (float& v : input) v = dist(rng);
+  return input;
+}
+
+// The demo MLP for one token, in double precision, straight from the weights: an independent
+// reference for the TorchScript module.
+std::vector<double> ReferenceToken(const DemoModel::Weights& w, const float* x) {
+  std::vector<double> h(DemoModel::kHidden);
+  for (int64_t j = 0; j < DemoModel::kHidden; ++j) {
+    double sum = w.b1[j];
+    for (int64_t i = 0; i < DemoModel::kWidth; ++i) sum += double{x[i]} * w.w1[i * DemoModel::kHidden + j];
+    h[j] = std::max(0.0, sum);
+  }
+  std::vector<double> y(DemoModel::kWidth);
+  for (int64_t k = 0; k < DemoModel::kWidth; ++k) {
+    double sum = w.b2[k];
+    for (int64_t j = 0; j < DemoModel::kHidden; ++j) sum += h[j] * w.w2[j * DemoModel::kWidth + k];
+    y[k] = sum;
+  }
+  return y;
+}
+
+TEST(TorchBackendTest, DemoMetadataIsTheDocumentedShape) {
+  auto backend = CpuDemo(64);
+  const ModelMetadata& m = backend->metadata();
+  EXPECT_EQ(m.name, "demo");
+  EXPECT_EQ(m.max_batch_size, 64);
+  ASSERT_EQ(m.inputs.size(), 1u);
+  EXPECT_EQ(m.inputs[0].name, "INPUT0");
+  EXPECT_EQ(m.inputs[0].dims, (std::vector<int64_t>{32, 256}));
+  ASSERT_EQ(m.outputs.size(), 1u);
+  EXPECT_EQ(m.outputs[0].name, "OUTPUT0");
+  EXPECT_EQ(backend->DeviceDescription(), "cpu fp32");
+}
+
+TEST(TorchBackendTest, DemoMatchesDoublePrecisionReference) {
+  auto backend = CpuDemo();
+  std::vector<float> input = RandomInput(2, 7);
+  std::vector<float> output = RunDemo(*backend, input, 2);
+  DemoModel::Weights w = DemoModel::MakeWeights();
+  // fp32 sums of 256 and 512 products of magnitude < 0.1: errors stay far below 1e-4.
+  for (int64_t token : {int64_t{0}, int64_t{17}, int64_t{32 + 31}}) {
+    std::vector<double> ref = ReferenceToken(w, &input[token * DemoModel::kWidth]);
+    for (int64_t k = 0; k < DemoModel::kWidth; ++k) {
+      ASSERT_NEAR(output[token * DemoModel::kWidth + k], ref[k], 1e-4)
+          << "token " << token << " element " << k;
+    }
+  }
+}
+
+TEST(TorchBackendTest, DemoMatchesThePythonPeersModel) {
+  // OUTPUT0[0, 0, :4] for an all-ones input, computed in float64 by bench/peers/demo_model.py
+  // from the same splitmix64 weights: the C++ and Python demo models are the same function.
+  auto backend = CpuDemo();
+  std::vector<float> output = RunDemo(*backend, std::vector<float>(kRow, 1.0f), 1);
+  const double expected[] = {-0.034441158844592173, -0.08877587911062085, 0.018024099010873762,
+                             -0.24670401049728002};
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(output[k], expected[k], 1e-5) << k;
+}
+
+TEST(TorchBackendTest, RowResultDoesNotDependOnBatchSize) {
+  auto backend = CpuDemo();
+  std::vector<float> batch = RandomInput(8, 11);
+  std::vector<float> batched = RunDemo(*backend, batch, 8);
+  for (int64_t r : {int64_t{0}, int64_t{5}}) {
+    std::vector<float> one(batch.begin() + r * kRow, batch.begin() + (r + 1) * kRow);
+    std::vector<float> alone = RunDemo(*backend, one, 1);
+    for (int64_t i = 0; i < kRow; ++i) {
+      // Batched matmul may sum in another order: allow fp32 rounding, nothing more.
+      ASSERT_NEAR(batched[r * kRow + i], alone[i], 1e-5) << "row " << r << " element " << i;
+    }
+  }
+}
+
+TEST(TorchBackendTest, Bf16OnCpuIsCloseToFp32) {
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.precision = "bf16";
+  auto bf16 = TorchBackend::CreateDemo(options, 4);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ((*bf16)->DeviceDescription(), "cpu bf16");
+  std::vector<float> input = RandomInput(1, 3);
+  std::vector<float> low = RunDemo(**bf16, input, 1);
+  std::vector<float> full = RunDemo(*CpuDemo(), input, 1);
+  double max_error = 0;
+  for (int64_t i = 0; i < kRow; ++i) max_error = std::max(max_error, double{std::fabs(low[i] - full[i])});
+  EXPECT_GT(max_error, 0.0);   // It really ran in bf16...
+  EXPECT_LT(max_error, 5e-2);  // ...with bf16's 8-bit mantissa error, not garbage.
+}
+
+TEST(TorchBackendTest, RefusesUnavailableDeviceAndBadPrecision) {
+  TorchBackend::Options fp16_cpu;
+  fp16_cpu.device = "cpu";
+  fp16_cpu.precision = "fp16";
+  EXPECT_EQ(TorchBackend::CreateDemo(fp16_cpu, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  TorchBackend::Options mps;
+  mps.device = "mps";
+  auto on_mps = TorchBackend::CreateDemo(mps, 4);
+  if (on_mps.ok()) {
+    EXPECT_EQ((*on_mps)->DeviceDescription(), "mps fp16");  // A Mac with MPS.
+  } else {
+    EXPECT_EQ(on_mps.status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST(TorchBackendTest, LoadReportsAFileThatIsNotTorchScript) {
+  auto backend = TorchBackend::Load("/nonexistent/model.pt", DemoModel::Metadata(4), {});
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(backend.status().message().find("/nonexistent/model.pt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coalesce
