@@ -1,0 +1,7 @@
+# Benchmark peers that are programs (included by bench/CMakeLists.txt).
+
+# coalesce-echo-server: the protocol's ceiling. ModelInfer returns INPUT0 as OUTPUT0 with no
+# queue and no model, so a load generator run against it measures the RPC path alone.
+add_executable(coalesce-echo-server echo_server.cc)
+target_link_libraries(coalesce-echo-server PRIVATE coalesce_proto absl::flags absl::flags_parse
+  absl::flags_usage absl::strings)
