@@ -17,6 +17,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "proto/inference.grpc.pb.h"
@@ -91,6 +93,13 @@ int main(int argc, char** argv) {
       "Sends one ModelInfer request to a server that speaks the Open Inference Protocol and "
       "prints each output's shape and first values.\n"
       "Example: coalesce-client --address=127.0.0.1:8001 --model=demo --batch=4");
+  // --help lists this file's flags (abseil's default looks for a file named after the binary).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "client/coalesce_client.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
   auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
