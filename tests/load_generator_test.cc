@@ -1,0 +1,691 @@
+// Tests of coalesce-bench's library: exact statistics, the Poisson schedule, request building,
+// output formats, and loopback runs against an in-process fake server (asserting counts and
+// codes, never speed).
+#include "client/load_generator.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/arrival_schedule.h"
+#include "client/latency_recorder.h"
+#include "client/level_list.h"
+#include "client/level_result.h"
+#include "client/request_builder.h"
+#include "client/result_writer.h"
+#include "client/status_counts.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/inference.grpc.pb.h"
+
+namespace coalesce {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// ---------------------------------------------------------------------------------------------
+// LatencyRecorder
+
+TEST(NearestRankPercentileTest, PicksTheSmallestValueCoveringThePercent) {
+  std::vector<int64_t> values(100);
+  std::iota(values.begin(), values.end(), 1);  // 1..100
+  EXPECT_EQ(NearestRankPercentile(values, 0), 1);
+  EXPECT_EQ(NearestRankPercentile(values, 50), 50);
+  EXPECT_EQ(NearestRankPercentile(values, 90), 90);
+  EXPECT_EQ(NearestRankPercentile(values, 99), 99);
+  EXPECT_EQ(NearestRankPercentile(values, 99.5), 100);
+  EXPECT_EQ(NearestRankPercentile(values, 100), 100);
+}
+
+TEST(NearestRankPercentileTest, RoundsRankUpOnSmallSamples) {
+  const std::vector<int64_t> values = {10, 20, 30};
+  EXPECT_EQ(NearestRankPercentile(values, 50), 20);  // rank ceil(1.5) = 2
+  EXPECT_EQ(NearestRankPercentile(values, 33), 10);  // rank ceil(0.99) = 1
+  EXPECT_EQ(NearestRankPercentile(values, 99), 30);
+}
+
+TEST(LatencyRecorderTest, SummarizesShuffledKnownDataExactly) {
+  std::vector<int> millis(1000);
+  std::iota(millis.begin(), millis.end(), 1);  // 1..1000 ms
+  std::shuffle(millis.begin(), millis.end(), std::mt19937(7));
+  LatencyRecorder recorder;
+  for (int ms : millis) recorder.Record(absl::Milliseconds(ms));
+  const LatencySummary summary = recorder.Summarize();
+  EXPECT_EQ(summary.count, 1000);
+  EXPECT_EQ(summary.p50, absl::Milliseconds(500));
+  EXPECT_EQ(summary.p90, absl::Milliseconds(900));
+  EXPECT_EQ(summary.p99, absl::Milliseconds(990));
+  EXPECT_EQ(summary.max, absl::Milliseconds(1000));
+  EXPECT_EQ(summary.mean, absl::Microseconds(500500));
+}
+
+TEST(LatencyRecorderTest, MergeCombinesRecordersAsOne) {
+  LatencyRecorder a;
+  LatencyRecorder b;
+  for (int i = 1; i <= 50; ++i) a.Record(absl::Microseconds(i));
+  for (int i = 51; i <= 100; ++i) b.Record(absl::Microseconds(i));
+  a.Merge(b);
+  const LatencySummary summary = a.Summarize();
+  EXPECT_EQ(summary.count, 100);
+  EXPECT_EQ(summary.p90, absl::Microseconds(90));
+  EXPECT_EQ(summary.max, absl::Microseconds(100));
+}
+
+TEST(LatencyRecorderTest, EmptyRecorderSummarizesToZero) {
+  LatencyRecorder recorder;
+  const LatencySummary summary = recorder.Summarize();
+  EXPECT_EQ(summary.count, 0);
+  EXPECT_EQ(summary.p99, absl::ZeroDuration());
+  EXPECT_EQ(summary.max, absl::ZeroDuration());
+}
+
+TEST(LatencyRecorderTest, RecordsNegativeDurationsAsZero) {
+  LatencyRecorder recorder;
+  recorder.Record(absl::Milliseconds(-3));
+  EXPECT_EQ(recorder.Summarize().max, absl::ZeroDuration());
+}
+
+// ---------------------------------------------------------------------------------------------
+// StatusCounts
+
+TEST(StatusCountsTest, CountsErrorsByCodeNameInCodeOrder) {
+  StatusCounts counts;
+  counts.Add(grpc::StatusCode::OK, 5);
+  counts.Add(grpc::StatusCode::UNAVAILABLE);
+  counts.Add(grpc::StatusCode::DEADLINE_EXCEEDED, 3);
+  EXPECT_EQ(counts.ok(), 5);
+  EXPECT_EQ(counts.errors(), 4);
+  EXPECT_EQ(counts.count(grpc::StatusCode::DEADLINE_EXCEEDED), 3);
+  EXPECT_EQ(counts.ErrorString(";"), "DEADLINE_EXCEEDED=3;UNAVAILABLE=1");
+  EXPECT_EQ(counts.ErrorString(" "), "DEADLINE_EXCEEDED=3 UNAVAILABLE=1");
+}
+
+TEST(StatusCountsTest, NoErrorsGiveAnEmptyString) {
+  StatusCounts counts;
+  counts.Add(grpc::StatusCode::OK, 7);
+  EXPECT_EQ(counts.errors(), 0);
+  EXPECT_EQ(counts.ErrorString(";"), "");
+}
+
+TEST(StatusCountsTest, CountsAnUndefinedCodeAsUnknown) {
+  StatusCounts counts;
+  counts.Add(static_cast<grpc::StatusCode>(42));
+  EXPECT_EQ(counts.count(grpc::StatusCode::UNKNOWN), 1);
+  EXPECT_EQ(counts.ErrorString(";"), "UNKNOWN=1");
+}
+
+TEST(StatusCountsTest, MergeAddsPerCode) {
+  StatusCounts a;
+  StatusCounts b;
+  a.Add(grpc::StatusCode::RESOURCE_EXHAUSTED, 2);
+  b.Add(grpc::StatusCode::RESOURCE_EXHAUSTED, 3);
+  b.Add(grpc::StatusCode::OK, 4);
+  a.Merge(b);
+  EXPECT_EQ(a.ok(), 4);
+  EXPECT_EQ(a.ErrorString(";"), "RESOURCE_EXHAUSTED=5");
+}
+
+TEST(GrpcCodeNameTest, NamesEveryCanonicalCode) {
+  EXPECT_EQ(GrpcCodeName(grpc::StatusCode::OK), "OK");
+  EXPECT_EQ(GrpcCodeName(grpc::StatusCode::DEADLINE_EXCEEDED), "DEADLINE_EXCEEDED");
+  EXPECT_EQ(GrpcCodeName(grpc::StatusCode::UNAUTHENTICATED), "UNAUTHENTICATED");
+  EXPECT_EQ(GrpcCodeName(static_cast<grpc::StatusCode>(99)), "CODE_99");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ArrivalSchedule
+
+std::unique_ptr<ArrivalSchedule> MakeSchedule(double rate, absl::Duration span, uint64_t seed) {
+  ArrivalSchedule::Options options;
+  options.rate_per_s = rate;
+  options.span = span;
+  options.seed = seed;
+  auto schedule = ArrivalSchedule::Create(options);
+  EXPECT_TRUE(schedule.ok()) << schedule.status();
+  return schedule.ok() ? *std::move(schedule) : nullptr;
+}
+
+TEST(ArrivalScheduleTest, HasTheRequestedMeanRateWithAFixedSeed) {
+  auto schedule = MakeSchedule(1000, absl::Seconds(100), 42);
+  ASSERT_NE(schedule, nullptr);
+  // A Poisson count of mean 100,000 has a standard deviation of 316: 1% is 3 sigma.
+  EXPECT_NEAR(schedule->size() / 100.0, 1000.0, 10.0);
+  const double mean_gap_ms =
+      absl::ToDoubleMilliseconds(schedule->offset(schedule->size() - 1)) / (schedule->size() - 1);
+  EXPECT_NEAR(mean_gap_ms, 1.0, 0.01);
+}
+
+TEST(ArrivalScheduleTest, GapsAreExponential) {
+  auto schedule = MakeSchedule(2000, absl::Seconds(50), 3);
+  ASSERT_NE(schedule, nullptr);
+  std::vector<double> gaps_ms;
+  for (int64_t i = 1; i < schedule->size(); ++i) {
+    gaps_ms.push_back(absl::ToDoubleMilliseconds(schedule->offset(i) - schedule->offset(i - 1)));
+  }
+  const double mean = std::accumulate(gaps_ms.begin(), gaps_ms.end(), 0.0) / gaps_ms.size();
+  double square_sum = 0;
+  for (double gap : gaps_ms) square_sum += (gap - mean) * (gap - mean);
+  const double stddev = std::sqrt(square_sum / gaps_ms.size());
+  EXPECT_NEAR(stddev / mean, 1.0, 0.02);  // an exponential's coefficient of variation is 1
+  const double below_mean =
+      std::count_if(gaps_ms.begin(), gaps_ms.end(), [&](double g) { return g < mean; }) /
+      static_cast<double>(gaps_ms.size());
+  EXPECT_NEAR(below_mean, 1.0 - std::exp(-1.0), 0.01);  // P(X < mean) = 1 - 1/e
+}
+
+TEST(ArrivalScheduleTest, OffsetsAreSortedAndInsideTheSpan) {
+  auto schedule = MakeSchedule(500, absl::Seconds(2), 1);
+  ASSERT_NE(schedule, nullptr);
+  ASSERT_GT(schedule->size(), 0);
+  EXPECT_GE(schedule->offset(0), absl::ZeroDuration());
+  for (int64_t i = 1; i < schedule->size(); ++i) {
+    ASSERT_LE(schedule->offset(i - 1), schedule->offset(i));
+  }
+  EXPECT_LT(schedule->offset(schedule->size() - 1), absl::Seconds(2));
+}
+
+TEST(ArrivalScheduleTest, SameSeedGivesTheSameScheduleAndAnotherSeedDoesNot) {
+  auto a = MakeSchedule(100, absl::Seconds(10), 9);
+  auto b = MakeSchedule(100, absl::Seconds(10), 9);
+  auto c = MakeSchedule(100, absl::Seconds(10), 10);
+  ASSERT_EQ(a->size(), b->size());
+  for (int64_t i = 0; i < a->size(); ++i) ASSERT_EQ(a->offset(i), b->offset(i));
+  EXPECT_NE(a->offset(0), c->offset(0));
+}
+
+TEST(ArrivalScheduleTest, RejectsNonPositiveRateAndHugeSchedules) {
+  ArrivalSchedule::Options options;
+  options.rate_per_s = 0;
+  EXPECT_EQ(ArrivalSchedule::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.rate_per_s = NAN;
+  EXPECT_EQ(ArrivalSchedule::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.rate_per_s = 1e9;
+  options.span = absl::Seconds(10);
+  EXPECT_THAT(ArrivalSchedule::Create(options).status().message(), HasSubstr("1e+09"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// BuildInferRequest
+
+inference::ModelMetadataResponse DemoMetadata(const std::string& datatype,
+                                              std::vector<int64_t> shape) {
+  inference::ModelMetadataResponse metadata;
+  metadata.set_name("demo");
+  auto* input = metadata.add_inputs();
+  input->set_name("INPUT0");
+  input->set_datatype(datatype);
+  for (int64_t dim : shape) input->add_shape(dim);
+  return metadata;
+}
+
+RequestSpec Spec(int64_t batch, uint64_t seed = 1) {
+  RequestSpec spec;
+  spec.model_name = "demo";
+  spec.model_version = "1";
+  spec.batch = batch;
+  spec.seed = seed;
+  return spec;
+}
+
+TEST(BuildInferRequestTest, PutsTheBatchInTheFirstVariableDimension) {
+  auto request = BuildInferRequest(DemoMetadata("FP32", {-1, 32, 256}), Spec(4));
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->model_name(), "demo");
+  EXPECT_EQ(request->model_version(), "1");
+  ASSERT_EQ(request->inputs_size(), 1);
+  EXPECT_EQ(request->inputs(0).name(), "INPUT0");
+  EXPECT_EQ(request->inputs(0).datatype(), "FP32");
+  EXPECT_THAT(request->inputs(0).shape(), ElementsAre(4, 32, 256));
+  ASSERT_EQ(request->raw_input_contents_size(), 1);
+  EXPECT_EQ(request->raw_input_contents(0).size(), 4u * 32 * 256 * 4);
+}
+
+TEST(BuildInferRequestTest, GivesLaterVariableDimensionsSizeOne) {
+  auto request = BuildInferRequest(DemoMetadata("INT64", {8, -1, -1}), Spec(3));
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_THAT(request->inputs(0).shape(), ElementsAre(8, 3, 1));
+  EXPECT_EQ(request->raw_input_contents(0).size(), 8u * 3 * 8);
+}
+
+TEST(BuildInferRequestTest, Fp32ValuesAreUniformInMinusOneToOne) {
+  auto request = BuildInferRequest(DemoMetadata("FP32", {-1, 1000}), Spec(10));
+  ASSERT_TRUE(request.ok());
+  const std::string& raw = request->raw_input_contents(0);
+  std::vector<float> values(raw.size() / 4);
+  std::memcpy(values.data(), raw.data(), raw.size());
+  const auto [min, max] = std::minmax_element(values.begin(), values.end());
+  EXPECT_GE(*min, -1.0f);
+  EXPECT_LT(*max, 1.0f);
+  EXPECT_LT(*min, -0.99f);  // 10,000 draws reach both ends
+  EXPECT_GT(*max, 0.99f);
+  const double mean = std::accumulate(values.begin(), values.end(), 0.0) / values.size();
+  EXPECT_NEAR(mean, 0.0, 0.03);  // stddev of the mean: 0.577 / 100
+}
+
+TEST(BuildInferRequestTest, SameSeedGivesIdenticalBytes) {
+  auto a = BuildInferRequest(DemoMetadata("FP16", {-1, 64}), Spec(2, 5));
+  auto b = BuildInferRequest(DemoMetadata("FP16", {-1, 64}), Spec(2, 5));
+  auto c = BuildInferRequest(DemoMetadata("FP16", {-1, 64}), Spec(2, 6));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->raw_input_contents(0), b->raw_input_contents(0));
+  EXPECT_NE(a->raw_input_contents(0), c->raw_input_contents(0));
+}
+
+TEST(BuildInferRequestTest, RejectsBatchForAFixedShapeInput) {
+  auto request = BuildInferRequest(DemoMetadata("FP32", {32, 256}), Spec(4));
+  EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(request.status().message(), HasSubstr("INPUT0"));
+  EXPECT_TRUE(BuildInferRequest(DemoMetadata("FP32", {32, 256}), Spec(1)).ok());
+}
+
+TEST(BuildInferRequestTest, RejectsBytesInputsNamingTheInput) {
+  auto request = BuildInferRequest(DemoMetadata("BYTES", {-1}), Spec(1));
+  EXPECT_EQ(request.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(request.status().message(), HasSubstr("'INPUT0' has datatype 'BYTES'"));
+}
+
+TEST(BuildInferRequestTest, RejectsMetadataWithoutInputs) {
+  inference::ModelMetadataResponse metadata;
+  metadata.set_name("empty");
+  EXPECT_EQ(BuildInferRequest(metadata, Spec(1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FloatToHalfBitsTest, ConvertsKnownValues) {
+  EXPECT_EQ(FloatToHalfBits(0.0f), 0x0000);
+  EXPECT_EQ(FloatToHalfBits(-0.0f), 0x8000);
+  EXPECT_EQ(FloatToHalfBits(1.0f), 0x3c00);
+  EXPECT_EQ(FloatToHalfBits(0.5f), 0x3800);
+  EXPECT_EQ(FloatToHalfBits(-2.0f), 0xc000);
+  EXPECT_EQ(FloatToHalfBits(1.0f / 3.0f), 0x3555);
+  EXPECT_EQ(FloatToHalfBits(65504.0f), 0x7bff);
+  EXPECT_EQ(FloatToHalfBits(1e6f), 0x7c00);
+  EXPECT_EQ(FloatToHalfBits(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(FloatToHalfBits(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  EXPECT_EQ(FloatToHalfBits(std::ldexp(1.0f, -26)), 0x0000);
+  EXPECT_EQ(FloatToHalfBits(NAN) & 0x7c00, 0x7c00);
+  EXPECT_NE(FloatToHalfBits(NAN) & 0x03ff, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ParseLevelList
+
+TEST(ParseLevelListTest, ParsesCommaSeparatedIntegers) {
+  auto levels = ParseLevelList("concurrency", "1, 8,64 ,256", /*integers=*/true);
+  ASSERT_TRUE(levels.ok()) << levels.status();
+  EXPECT_THAT(*levels, ElementsAre(1, 8, 64, 256));
+}
+
+TEST(ParseLevelListTest, AcceptsFractionalRates) {
+  auto levels = ParseLevelList("rate", "0.5,1e3", /*integers=*/false);
+  ASSERT_TRUE(levels.ok()) << levels.status();
+  EXPECT_THAT(*levels, ElementsAre(0.5, 1000));
+}
+
+TEST(ParseLevelListTest, RejectsBadItemsNamingFlagAndItem) {
+  EXPECT_THAT(ParseLevelList("concurrency", "1,1.5", true).status().message(),
+              HasSubstr("--concurrency: '1.5' is not a positive integer"));
+  EXPECT_THAT(ParseLevelList("concurrency", "8,0", true).status().message(), HasSubstr("'0'"));
+  EXPECT_THAT(ParseLevelList("rate", "10,,20", false).status().message(), HasSubstr("''"));
+  EXPECT_THAT(ParseLevelList("rate", "-5", false).status().message(), HasSubstr("'-5'"));
+  EXPECT_THAT(ParseLevelList("rate", "inf", false).status().message(), HasSubstr("'inf'"));
+  EXPECT_EQ(ParseLevelList("rate", " ", false).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResultWriter
+
+LevelResult ClosedLoopResult() {
+  LevelResult result;
+  result.label = "echo";
+  result.mode = LoadMode::kConcurrency;
+  result.level = 64;
+  result.batch = 4;
+  result.window = absl::Seconds(2);
+  result.statuses.Add(grpc::StatusCode::OK, 1000);
+  result.statuses.Add(grpc::StatusCode::DEADLINE_EXCEEDED, 3);
+  result.statuses.Add(grpc::StatusCode::UNAVAILABLE, 1);
+  result.latency.count = 1000;
+  result.latency.p50 = absl::Microseconds(1500);
+  result.latency.p90 = absl::Microseconds(2250);
+  result.latency.p99 = absl::Microseconds(4000);
+  result.latency.max = absl::Milliseconds(12);
+  result.latency.mean = absl::Microseconds(1600);
+  result.client_cpu_cores = 0.5;
+  return result;
+}
+
+TEST(ResultWriterTest, CsvHeaderNamesEveryColumn) {
+  EXPECT_EQ(ResultWriter::CsvHeader(),
+            "label,mode,level,batch,window_s,requests_per_s,samples_per_s,p50_ms,p90_ms,p99_ms,"
+            "max_ms,mean_ms,ok,errors,skipped,send_late_p99_ms,generator_behind,"
+            "client_cpu_cores,error_codes");
+}
+
+TEST(ResultWriterTest, CsvRowHoldsRatesLatenciesAndErrorCodes) {
+  EXPECT_EQ(ResultWriter::CsvRow(ClosedLoopResult()),
+            "echo,concurrency,64,4,2,500.00,2000.00,1.5000,2.2500,4.0000,12.0000,1.6000,1000,4,"
+            "0,,false,0.500,DEADLINE_EXCEEDED=3;UNAVAILABLE=1");
+}
+
+TEST(ResultWriterTest, CsvQuotesALabelWithACommaAndLeavesMissingLatenciesEmpty) {
+  LevelResult result;
+  result.label = "a,\"b\"";
+  result.mode = LoadMode::kRate;
+  result.level = 2.5;
+  result.window = absl::Seconds(1);
+  result.statuses.Add(grpc::StatusCode::DEADLINE_EXCEEDED, 2);
+  result.send_lateness = LatencySummary{};
+  result.send_lateness->count = 2;
+  result.send_lateness->p99 = absl::Microseconds(2500);
+  EXPECT_EQ(ResultWriter::CsvRow(result),
+            "\"a,\"\"b\"\"\",rate,2.5,1,1,0.00,0.00,,,,,,0,2,0,2.5000,true,0.000,"
+            "DEADLINE_EXCEEDED=2");
+}
+
+TEST(ResultWriterTest, JsonObjectUsesCsvNamesNullsAndAnErrorCodeObject) {
+  EXPECT_EQ(ResultWriter::JsonObject(ClosedLoopResult()),
+            "{\"label\":\"echo\",\"mode\":\"concurrency\",\"level\":64,\"batch\":4,"
+            "\"window_s\":2,\"requests_per_s\":500.00,\"samples_per_s\":2000.00,"
+            "\"p50_ms\":1.5000,\"p90_ms\":2.2500,\"p99_ms\":4.0000,\"max_ms\":12.0000,"
+            "\"mean_ms\":1.6000,\"ok\":1000,\"errors\":4,\"skipped\":0,"
+            "\"send_late_p99_ms\":null,\"generator_behind\":false,\"client_cpu_cores\":0.500,"
+            "\"error_codes\":{\"DEADLINE_EXCEEDED\":3,\"UNAVAILABLE\":1}}");
+}
+
+std::string WriteAll(ResultWriter::Format format, const std::vector<LevelResult>& results) {
+  std::ostringstream out;
+  ResultWriter::Options options;
+  options.format = format;
+  options.out = &out;
+  auto writer = ResultWriter::Create(options);
+  EXPECT_TRUE(writer.ok());
+  for (const LevelResult& result : results) (*writer)->Write(result);
+  (*writer)->Finish();
+  return out.str();
+}
+
+TEST(ResultWriterTest, JsonIsOneArrayAndEmptyWhenNoLevelRan) {
+  EXPECT_EQ(WriteAll(ResultWriter::Format::kJson, {}), "[]\n");
+  const std::string two =
+      WriteAll(ResultWriter::Format::kJson, {ClosedLoopResult(), ClosedLoopResult()});
+  EXPECT_EQ(two, "[\n  " + ResultWriter::JsonObject(ClosedLoopResult()) + ",\n  " +
+                     ResultWriter::JsonObject(ClosedLoopResult()) + "\n]\n");
+}
+
+TEST(ResultWriterTest, JsonEscapesTheLabel) {
+  LevelResult result = ClosedLoopResult();
+  result.label = "x\"y\\z\n";
+  EXPECT_THAT(ResultWriter::JsonObject(result), HasSubstr("\"label\":\"x\\\"y\\\\z\\n\""));
+}
+
+TEST(ResultWriterTest, CsvIsAHeaderThenOneLinePerLevel) {
+  EXPECT_EQ(WriteAll(ResultWriter::Format::kCsv, {ClosedLoopResult()}),
+            ResultWriter::CsvHeader() + "\n" + ResultWriter::CsvRow(ClosedLoopResult()) + "\n");
+  EXPECT_EQ(WriteAll(ResultWriter::Format::kCsv, {}), ResultWriter::CsvHeader() + "\n");
+}
+
+TEST(ResultWriterTest, TableAlignsOneRowPerLevelUnderItsHeader) {
+  LevelResult open = ClosedLoopResult();
+  open.mode = LoadMode::kRate;
+  open.level = 500;
+  open.send_lateness = LatencySummary{};
+  open.send_lateness->count = 10;
+  open.send_lateness->p99 = absl::Milliseconds(3);
+  const std::string table = WriteAll(ResultWriter::Format::kTable, {ClosedLoopResult(), open});
+  std::vector<std::string> lines;
+  std::istringstream in(table);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u);  // header, two rows, footnote
+  EXPECT_EQ(lines[0].find("label"), 0u);
+  // Every fixed column ends where its header ends.
+  const size_t p99_end = lines[0].find("p99_ms") + std::string("p99_ms").size();
+  EXPECT_EQ(lines[1].substr(p99_end - 5, 5), "4.000");
+  EXPECT_EQ(lines[2].substr(p99_end - 5, 5), "4.000");
+  EXPECT_THAT(lines[1], HasSubstr("DEADLINE_EXCEEDED=3 UNAVAILABLE=1"));
+  EXPECT_THAT(lines[2], HasSubstr("3.000*"));
+  EXPECT_THAT(lines[3], HasSubstr("fell behind"));
+}
+
+TEST(LevelResultTest, GeneratorIsBehindOnlyAboveOneMillisecondAtP99) {
+  LevelResult result;
+  EXPECT_FALSE(result.generator_behind());  // closed loop: no schedule
+  result.send_lateness = LatencySummary{};
+  result.send_lateness->count = 100;
+  result.send_lateness->p99 = absl::Milliseconds(1);
+  EXPECT_FALSE(result.generator_behind());
+  result.send_lateness->p99 = absl::Microseconds(1001);
+  EXPECT_TRUE(result.generator_behind());
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoadGenerator over loopback
+
+// A fake Open Inference Protocol server: one model "demo" with INPUT0 FP32 [-1, 4]. ModelInfer
+// answers OK for the first `ok_calls` calls and `error_code` after that, each after `delay`
+// (cut short if the client cancels). Thread-safe: only atomics change after Start().
+class FakeInferenceServer final : public inference::GRPCInferenceService::Service {
+ public:
+  struct Options {
+    int64_t ok_calls = INT64_MAX;
+    grpc::StatusCode error_code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+    absl::Duration delay = absl::ZeroDuration();
+    std::string input_datatype = "FP32";
+  };
+
+  explicit FakeInferenceServer(Options options) : options_(std::move(options)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeInferenceServer() override { server_->Shutdown(); }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int64_t infer_calls() const { return infer_calls_.load(); }
+
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+                             inference::ModelMetadataResponse* response) override {
+    if (request->name() != "demo") return grpc::Status(grpc::StatusCode::NOT_FOUND, "no model");
+    response->set_name("demo");
+    auto* input = response->add_inputs();
+    input->set_name("INPUT0");
+    input->set_datatype(options_.input_datatype);
+    input->add_shape(-1);
+    input->add_shape(4);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
+                          inference::ModelInferResponse* response) override {
+    const int64_t call = infer_calls_.fetch_add(1);
+    const absl::Time until = absl::Now() + options_.delay;
+    while (absl::Now() < until && !context->IsCancelled()) absl::SleepFor(absl::Milliseconds(1));
+    if (call >= options_.ok_calls) return grpc::Status(options_.error_code, "fake error");
+    if (request->raw_input_contents_size() != 1 ||
+        static_cast<int64_t>(request->raw_input_contents(0).size()) !=
+            request->inputs(0).shape(0) * 4 * 4) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad input size");
+    }
+    response->set_model_name("demo");
+    return grpc::Status::OK;
+  }
+
+ private:
+  const Options options_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<int64_t> infer_calls_{0};
+};
+
+LoadGenerator::Options ShortRun(const std::string& address) {
+  LoadGenerator::Options options;
+  options.address = address;
+  options.model = "demo";
+  options.batch = 3;
+  options.channels = 2;
+  options.threads = 2;
+  options.warmup = absl::Milliseconds(50);
+  options.duration = absl::Milliseconds(300);
+  options.drain_timeout = absl::Milliseconds(500);
+  options.connect_timeout = absl::Seconds(10);
+  return options;
+}
+
+TEST(LoadGeneratorTest, ValidateOptionsNamesTheBadField) {
+  LoadGenerator::Options options;
+  options.channels = 0;
+  EXPECT_THAT(LoadGenerator::ValidateOptions(options).message(),
+              HasSubstr("channels must be in [1, 1024]; got 0"));
+  options = LoadGenerator::Options();
+  options.duration = absl::ZeroDuration();
+  EXPECT_EQ(LoadGenerator::ValidateOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  options = LoadGenerator::Options();
+  options.batch = 0;
+  EXPECT_EQ(LoadGenerator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(LoadGenerator::ValidateOptions(LoadGenerator::Options()).ok());
+}
+
+TEST(LoadGeneratorTest, UnreachableServerIsUnavailable) {
+  // Port 1 (tcpmux) is not served on a test machine: the connection is refused at once.
+  auto generator = LoadGenerator::Create(ShortRun("127.0.0.1:1"));
+  EXPECT_EQ(generator.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(generator.status().message(), HasSubstr("ModelMetadata"));
+}
+
+TEST(LoadGeneratorTest, UnknownModelFailsWithTheServersCode) {
+  FakeInferenceServer server({});
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.model = "nope";
+  EXPECT_EQ(LoadGenerator::Create(options).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(LoadGeneratorTest, ModelWithBytesInputIsRejectedBeforeAnyInfer) {
+  FakeInferenceServer::Options server_options;
+  server_options.input_datatype = "BYTES";
+  FakeInferenceServer server(server_options);
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));
+  EXPECT_EQ(generator.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server.infer_calls(), 0);
+}
+
+TEST(LoadGeneratorTest, ClosedLoopCountsOnlyOkCompletionsInTheWindow) {
+  FakeInferenceServer server({});
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  EXPECT_EQ((*generator)->request_bytes() > 3 * 4 * 4, true);
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 4);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->mode, LoadMode::kConcurrency);
+  EXPECT_EQ(result->level, 4);
+  EXPECT_EQ(result->batch, 3);
+  EXPECT_EQ(result->window, absl::Milliseconds(300));
+  EXPECT_GT(result->statuses.ok(), 0);
+  EXPECT_EQ(result->statuses.errors(), 0);
+  EXPECT_EQ(result->latency.count, result->statuses.ok());
+  // Completions outside the window (warm-up, drain, the probe) are not counted.
+  EXPECT_LT(result->statuses.ok(), server.infer_calls());
+  EXPECT_DOUBLE_EQ(result->requests_per_s(), result->statuses.ok() / 0.3);
+  EXPECT_DOUBLE_EQ(result->samples_per_s(), 3 * result->requests_per_s());
+  EXPECT_FALSE(result->send_lateness.has_value());
+  EXPECT_LE(result->latency.p50, result->latency.p99);
+  EXPECT_LE(result->latency.p99, result->latency.max);
+}
+
+TEST(LoadGeneratorTest, CountsServerErrorsByCode) {
+  FakeInferenceServer::Options server_options;
+  server_options.ok_calls = 1;  // the probe
+  server_options.error_code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  FakeInferenceServer server(server_options);
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 2);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->statuses.ok(), 0);
+  EXPECT_GT(result->statuses.errors(), 0);
+  EXPECT_EQ(result->statuses.count(grpc::StatusCode::RESOURCE_EXHAUSTED),
+            result->statuses.errors());
+  EXPECT_EQ(result->latency.count, 0);
+}
+
+TEST(LoadGeneratorTest, CountsCallsPastTheirDeadlineAsDeadlineExceeded) {
+  FakeInferenceServer::Options server_options;
+  server_options.delay = absl::Milliseconds(50);
+  FakeInferenceServer server(server_options);
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.deadline = absl::Milliseconds(5);
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 2);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->statuses.ok(), 0);
+  EXPECT_GT(result->statuses.count(grpc::StatusCode::DEADLINE_EXCEEDED), 0);
+  EXPECT_EQ(result->statuses.count(grpc::StatusCode::DEADLINE_EXCEEDED), result->statuses.errors());
+}
+
+TEST(LoadGeneratorTest, OpenLoopTimesEveryScheduledSendInTheWindow) {
+  FakeInferenceServer server({});
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.seed = 11;
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  auto result = (*generator)->Run(LoadMode::kRate, 400);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // The same seed and span give the generator's schedule; count its sends due in the window.
+  auto schedule = MakeSchedule(400, options.warmup + options.duration, 11);
+  int64_t due_in_window = 0;
+  for (int64_t i = 0; i < schedule->size(); ++i) {
+    if (schedule->offset(i) >= options.warmup) ++due_in_window;
+  }
+  ASSERT_TRUE(result->send_lateness.has_value());
+  EXPECT_EQ(result->send_lateness->count, due_in_window);
+  EXPECT_EQ(result->skipped, 0);
+  EXPECT_GT(result->statuses.ok(), 0);
+  EXPECT_EQ(result->statuses.errors(), 0);
+  EXPECT_LE(result->statuses.ok(), due_in_window + 1024);
+}
+
+TEST(LoadGeneratorTest, OpenLoopSkipsSendsBeyondTheInFlightCap) {
+  FakeInferenceServer::Options server_options;
+  server_options.delay = absl::Milliseconds(20);
+  FakeInferenceServer server(server_options);
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.max_requests_in_flight = 1;
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  // 1000/s offered, while one call at a time taking >= 20 ms can carry at most 50/s.
+  auto result = (*generator)->Run(LoadMode::kRate, 1000);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_TRUE(result->send_lateness.has_value());
+  EXPECT_GT(result->skipped, 0);
+  EXPECT_LT(result->skipped, result->send_lateness->count);
+  EXPECT_LE(result->statuses.ok(), 0.3 * 50 + 1);
+}
+
+TEST(LoadGeneratorTest, RejectsAFractionalConcurrency) {
+  FakeInferenceServer server({});
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  EXPECT_EQ((*generator)->Run(LoadMode::kConcurrency, 2.5).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*generator)->Run(LoadMode::kConcurrency, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace coalesce
