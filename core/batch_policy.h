@@ -2,9 +2,11 @@
 #define COALESCE_CORE_BATCH_POLICY_H_
 
 #include <cstdint>
+#include <vector>
 
-#include "absl/types/span.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/latency_model.h"
 
 namespace coalesce {
 
@@ -13,31 +15,45 @@ struct PendingRequest {
   absl::Time arrival;
   absl::Time deadline = absl::InfiniteFuture();
   int64_t rows = 1;
+  // 1 is the highest priority; larger numbers are lower.
+  int priority = 1;
 };
 
-// A policy's answer: dispatch the first `count` pending requests (in the order given) as one
-// batch now, or, when `count` is 0, ask again no later than `wake_at` (earlier if a request
-// arrives or a worker frees up).
+// Orders pending requests as every policy sees them: higher priority first, then earlier
+// deadline, then earlier arrival. Within one priority level this is earliest-deadline-first,
+// which meets every deadline that any order could meet on one server.
+bool ComesBefore(const PendingRequest& a, const PendingRequest& b);
+
+// A policy's answer for one moment. Indices refer to the pending list it was given.
+//  - `shed` (ascending): requests that can no longer meet their deadline however they are
+//    scheduled; the batcher answers them DEADLINE_EXCEEDED before they cost compute.
+//  - `batch` (ascending, disjoint from `shed`): requests to run now as one batch. Usually a
+//    prefix of the list; a policy may skip requests (leaving them pending) to keep a batch
+//    whole under overload.
+//  - When `batch` is empty: ask again no later than `wake_at` (earlier if a request arrives or a
+//    worker frees up).
 struct BatchDecision {
-  int64_t count = 0;
+  std::vector<int64_t> shed;
+  std::vector<int64_t> batch;
   absl::Time wake_at = absl::InfiniteFuture();
 
-  static BatchDecision Dispatch(int64_t count) { return {count, absl::InfinitePast()}; }
-  static BatchDecision WaitUntil(absl::Time t) { return {0, t}; }
+  // Dispatch the first `count` requests.
+  static BatchDecision Prefix(int64_t count);
+  static BatchDecision WaitUntil(absl::Time t);
 };
 
-// Decides when a batch closes. A pure function of its arguments and its own constant
-// configuration: no clock, no threads, no state, so it is tested by calling it.
+// Decides when a batch closes and what it holds. A pure function of its arguments and its own
+// constant configuration: no clock, no threads, no hidden state, so it is tested by calling it.
 //
 // Thread-safety: `Decide()` is const and safe to call from any thread.
 class BatchPolicy {
  public:
   virtual ~BatchPolicy() = default;
 
-  // `pending` is in arrival order and may be empty. `idle_workers` is how many executor workers
-  // could start a batch right now.
+  // `pending` is sorted by ComesBefore() and may be empty. `idle_workers` is how many executor
+  // workers could start a batch right now. `latency` predicts batch execution time.
   virtual BatchDecision Decide(absl::Time now, absl::Span<const PendingRequest> pending,
-                               int idle_workers) const = 0;
+                               int idle_workers, const LatencyModel& latency) const = 0;
 };
 
 }  // namespace coalesce

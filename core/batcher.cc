@@ -3,56 +3,96 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace coalesce {
 
-absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(RequestQueue* queue,
-                                                         const BatchPolicy* policy,
-                                                         BatchSink* sink, Clock* clock) {
-  if (queue == nullptr || policy == nullptr || sink == nullptr || clock == nullptr) {
-    return absl::InvalidArgumentError("batcher needs a queue, a policy, a sink and a clock");
+absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const Options& options) {
+  if (options.queue == nullptr || options.policy == nullptr || options.sink == nullptr ||
+      options.latency == nullptr || options.clock == nullptr) {
+    return absl::InvalidArgumentError(
+        "batcher needs a queue, a policy, a sink, a latency model and a clock");
   }
-  return std::unique_ptr<Batcher>(new Batcher(queue, policy, sink, clock));
+  return std::unique_ptr<Batcher>(new Batcher(options));
 }
-
-Batcher::Batcher(RequestQueue* queue, const BatchPolicy* policy, BatchSink* sink, Clock* clock)
-    : queue_(queue), policy_(policy), sink_(sink), clock_(clock) {}
 
 Batcher::~Batcher() { Stop(); }
 
-absl::Time Batcher::RunOnce() { return RunRound(clock_->Now()); }
+absl::Time Batcher::RunOnce() { return RunRound(options_.clock->Now()); }
 
-absl::Time Batcher::RunRound(absl::Time now) {
+void Batcher::Drain() {
   drained_.clear();
-  queue_->PopAll(drained_);
-  if (!drained_.empty()) {
-    // The queue is FIFO per producer only; keep pending in arrival order across producers.
-    bool ordered = pending_.empty() || pending_.back()->arrival() <= drained_.front()->arrival();
-    for (auto& request : drained_) pending_.push_back(std::move(request));
-    if (!ordered || !std::is_sorted(pending_.begin(), pending_.end(),
-                                    [](const auto& a, const auto& b) {
-                                      return a->arrival() < b->arrival();
-                                    })) {
-      std::stable_sort(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) {
-        return a->arrival() < b->arrival();
-      });
+  options_.queue->PopAll(drained_);
+  if (drained_.empty()) return;
+  size_t old_size = pending_.size();
+  for (auto& request : drained_) {
+    PendingRequest view{request->arrival(), request->deadline(), request->rows(),
+                        request->priority()};
+    pending_.push_back({view, std::move(request)});
+  }
+  // The queue is FIFO per producer only: sort the newcomers, then merge them in.
+  std::stable_sort(pending_.begin() + old_size, pending_.end(),
+                   [](const Entry& a, const Entry& b) { return ComesBefore(a.view, b.view); });
+  std::inplace_merge(pending_.begin(), pending_.begin() + old_size, pending_.end(),
+                     [](const Entry& a, const Entry& b) { return ComesBefore(a.view, b.view); });
+}
+
+void Batcher::DropDead(absl::Time now) {
+  auto dead = [now](const Entry& e) {
+    return e.request->cancelled() || e.view.deadline <= now;
+  };
+  if (std::none_of(pending_.begin(), pending_.end(), dead)) return;
+  std::vector<Entry> alive;
+  alive.reserve(pending_.size());
+  for (Entry& e : pending_) {
+    if (e.request->cancelled()) {
+      if (options_.metrics != nullptr) options_.metrics->RecordCancelled();
+      e.request->Finish(absl::CancelledError("request was cancelled before it ran"));
+    } else if (e.view.deadline <= now) {
+      if (options_.metrics != nullptr) options_.metrics->RecordExpired();
+      e.request->Finish(
+          absl::DeadlineExceededError("deadline passed while the request was queued"));
+    } else {
+      alive.push_back(std::move(e));
     }
   }
+  pending_ = std::move(alive);
+}
 
+absl::Time Batcher::RunRound(absl::Time now) {
+  Drain();
   while (true) {
+    DropDead(now);
     view_.clear();
-    for (const auto& request : pending_) {
-      view_.push_back({request->arrival(), request->deadline(), request->rows()});
+    for (const Entry& e : pending_) view_.push_back(e.view);
+    BatchDecision decision = options_.policy->Decide(now, view_, options_.sink->idle_workers(),
+                                                     *options_.latency);
+    if (decision.shed.empty() && decision.batch.empty()) return decision.wake_at;
+
+    // Take the shed and batched requests out, keeping the rest in order.
+    std::vector<bool> taken(pending_.size(), false);
+    for (int64_t i : decision.shed) {
+      Entry& e = pending_[i];
+      taken[i] = true;
+      if (options_.metrics != nullptr) options_.metrics->RecordShed();
+      e.request->Finish(absl::DeadlineExceededError(absl::StrCat(
+          "shed before running: ", e.view.rows, " sample(s) need about ",
+          absl::FormatDuration(options_.latency->Predict(e.view.rows)),
+          " but the deadline is ", absl::FormatDuration(e.view.deadline - now), " away")));
     }
-    BatchDecision decision = policy_->Decide(now, view_, sink_->idle_workers());
-    if (decision.count <= 0) return decision.wake_at;
     Batch batch;
-    int64_t count = std::min<int64_t>(decision.count, pending_.size());
-    for (int64_t i = 0; i < count; ++i) {
-      batch.rows += pending_.front()->rows();
-      batch.requests.push_back(std::move(pending_.front()));
-      pending_.pop_front();
+    for (int64_t i : decision.batch) {
+      taken[i] = true;
+      batch.rows += pending_[i].view.rows;
+      batch.requests.push_back(std::move(pending_[i].request));
     }
-    sink_->Dispatch(std::move(batch));
+    std::vector<Entry> rest;
+    rest.reserve(pending_.size());
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      if (!taken[i]) rest.push_back(std::move(pending_[i]));
+    }
+    pending_ = std::move(rest);
+    if (!batch.requests.empty()) options_.sink->Dispatch(std::move(batch));
   }
 }
 
@@ -63,16 +103,32 @@ void Batcher::Start() {
 void Batcher::Loop() {
   while (true) {
     bool stopping = stopping_.load(std::memory_order_acquire);
-    // While stopping, every pending request is overdue: the delay rule fires at once.
-    absl::Time wake_at = RunRound(stopping ? absl::InfiniteFuture() : clock_->Now());
-    if (stopping && pending_.empty() && queue_->size() == 0) return;
-    queue_->WaitFor(stopping ? absl::Milliseconds(10) : wake_at - clock_->Now());
+    absl::Time now = options_.clock->Now();
+    absl::Time wake_at = RunRound(now);
+    if (stopping) {
+      // Every pending request is overdue for dispatch now; the policy's delay rule must not
+      // hold any back. Dispatch in order as workers free up.
+      while (!pending_.empty() && options_.sink->idle_workers() > 0) {
+        Batch batch;
+        size_t taken = 0;
+        while (taken < pending_.size() &&
+               (taken == 0 || batch.rows + pending_[taken].view.rows <= options_.max_batch_size)) {
+          batch.rows += pending_[taken].view.rows;
+          batch.requests.push_back(std::move(pending_[taken].request));
+          ++taken;
+        }
+        pending_.erase(pending_.begin(), pending_.begin() + taken);
+        options_.sink->Dispatch(std::move(batch));
+      }
+      if (pending_.empty() && options_.queue->size() == 0) return;
+    }
+    options_.queue->WaitFor(stopping ? absl::Milliseconds(5) : wake_at - options_.clock->Now());
   }
 }
 
 void Batcher::Stop() {
   if (stopping_.exchange(true)) return;
-  queue_->Wake();
+  options_.queue->Wake();
   if (thread_.joinable()) thread_.join();
 }
 

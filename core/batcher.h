@@ -2,7 +2,6 @@
 #define COALESCE_CORE_BATCHER_H_
 
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -12,15 +11,20 @@
 #include "core/batch.h"
 #include "core/batch_policy.h"
 #include "core/clock.h"
+#include "core/latency_model.h"
+#include "core/metrics.h"
 #include "core/request_queue.h"
 
 namespace coalesce {
 
 // Turns a model's stream of requests into batches: the single consumer of its RequestQueue.
 //
-// Each round drains the queue into a private pending list (kept in arrival order), asks the
-// BatchPolicy what to do, and hands every batch the policy closes to the BatchSink. Batch
-// forming lives in this one thread's private state, so the lock-free queue stays a plain queue.
+// Each round drains the queue into a private pending list kept in ComesBefore() order
+// (priority, deadline, arrival); answers requests that were cancelled (CANCELLED) or whose
+// deadline passed (DEADLINE_EXCEEDED) while they waited; asks the BatchPolicy what to do;
+// answers the requests it sheds (DEADLINE_EXCEEDED) and hands every batch it closes to the
+// BatchSink. Batch forming lives in this one thread's private state, so the lock-free queue
+// stays a plain queue.
 //
 // `RunOnce()` is the whole algorithm and takes its time from the injected Clock, so tests drive
 // it step by step with a fake clock and no thread. `Start()` runs it on a thread that sleeps
@@ -30,15 +34,24 @@ namespace coalesce {
 // called by the owner, once each.
 class Batcher {
  public:
-  // None of the pointers is owned; all must outlive the batcher.
-  static absl::StatusOr<std::unique_ptr<Batcher>> Create(RequestQueue* queue,
-                                                         const BatchPolicy* policy,
-                                                         BatchSink* sink, Clock* clock);
+  struct Options {
+    // Not owned; all must outlive the batcher. `metrics` may be null.
+    RequestQueue* queue = nullptr;
+    const BatchPolicy* policy = nullptr;
+    BatchSink* sink = nullptr;
+    const LatencyModel* latency = nullptr;
+    Clock* clock = nullptr;
+    ModelMetrics* metrics = nullptr;
+    // Rows per batch when flushing at Stop(), where the policy's delay rule no longer applies.
+    int64_t max_batch_size = 1;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Batcher>> Create(const Options& options);
   // Stops (see Stop()).
   ~Batcher();
 
-  // One round: drain the queue, dispatch every batch the policy closes, and return when the
-  // policy wants to be asked again (InfiniteFuture() to wait for the next event).
+  // One round: drain the queue, drop and shed, dispatch every batch the policy closes, and
+  // return when the policy wants to be asked again (InfiniteFuture() to wait for an event).
   absl::Time RunOnce();
 
   // Runs rounds on a thread until Stop().
@@ -49,24 +62,30 @@ class Batcher {
   // queue (their owner answers them). Idempotent.
   void Stop();
 
-  // Requests drained from the queue and not yet dispatched. For tests; call only when the
-  // thread is not running.
+  // Requests drained from the queue and not yet dispatched or answered. For tests; call only
+  // when the thread is not running.
   int64_t pending() const { return static_cast<int64_t>(pending_.size()); }
 
  private:
-  Batcher(RequestQueue* queue, const BatchPolicy* policy, BatchSink* sink, Clock* clock);
+  // A pending request and the view of it the policy sees.
+  struct Entry {
+    PendingRequest view;
+    std::unique_ptr<InferRequest> request;
+  };
+
+  explicit Batcher(const Options& options) : options_(options) {}
 
   absl::Time RunRound(absl::Time now);
+  // Moves newly queued requests into pending_, keeping its order.
+  void Drain();
+  // Answers cancelled and expired requests and removes them.
+  void DropDead(absl::Time now);
   void Loop();
 
-  // Constant after construction.
-  RequestQueue* const queue_;
-  const BatchPolicy* const policy_;
-  BatchSink* const sink_;
-  Clock* const clock_;
+  const Options options_;
 
   // Owned by the batching thread (or the test calling RunOnce()).
-  std::deque<std::unique_ptr<InferRequest>> pending_;
+  std::vector<Entry> pending_;
   std::vector<std::unique_ptr<InferRequest>> drained_;
   std::vector<PendingRequest> view_;
 

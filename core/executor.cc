@@ -1,5 +1,6 @@
 #include "core/executor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -65,7 +66,32 @@ void Executor::WorkerLoop(int worker) {
   }
 }
 
+void Executor::DropDead(Batch& batch) {
+  absl::Time now = clock_->Now();
+  auto dead = [now](const std::unique_ptr<InferRequest>& r) {
+    return r->cancelled() || r->deadline() <= now;
+  };
+  if (std::none_of(batch.requests.begin(), batch.requests.end(), dead)) return;
+  std::vector<std::unique_ptr<InferRequest>> alive;
+  for (auto& request : batch.requests) {
+    if (request->cancelled()) {
+      metrics_->RecordCancelled();
+      batch.rows -= request->rows();
+      request->Finish(absl::CancelledError("request was cancelled before it ran"));
+    } else if (request->deadline() <= now) {
+      metrics_->RecordExpired();
+      batch.rows -= request->rows();
+      request->Finish(absl::DeadlineExceededError("deadline passed before the request ran"));
+    } else {
+      alive.push_back(std::move(request));
+    }
+  }
+  batch.requests = std::move(alive);
+}
+
 void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
+  DropDead(batch);
+  if (batch.requests.empty()) return;
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
   const bool single = batch.requests.size() == 1;
@@ -93,9 +119,13 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     outputs[o] = buffers.outputs[o].data();
   }
 
+  absl::Duration predicted =
+      options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
   absl::Time start = clock_->Now();
   absl::Status status = backend_->Execute(worker, rows, inputs, outputs);
-  metrics_->RecordBatch(rows, clock_->Now() - start);
+  absl::Duration took = clock_->Now() - start;
+  metrics_->RecordBatch(rows, took, predicted);
+  if (status.ok() && options_.latency != nullptr) options_.latency->Observe(rows, took);
 
   // Scatter: each request's rows of each output it asked for, then its answer.
   int64_t row = 0;

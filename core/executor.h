@@ -15,13 +15,15 @@
 #include "core/backend.h"
 #include "core/batch.h"
 #include "core/clock.h"
+#include "core/latency_model.h"
 #include "core/metrics.h"
 
 namespace coalesce {
 
 // Runs closed batches on a model with a fixed set of worker threads.
 //
-// A worker takes a batch, gathers its requests' input rows into the worker's own contiguous
+// A worker takes a batch, answers and drops the requests that were cancelled or expired while it
+// waited, gathers the remaining requests' input rows into the worker's own contiguous
 // buffers (a single-request batch is passed through without a copy), calls the backend, copies
 // each request's rows of every requested output into that request's response, and answers every
 // request of the batch. Buffers belong to one worker and grow to the largest batch seen, so a
@@ -37,6 +39,9 @@ class Executor : public BatchSink {
     // Called (from a worker thread, with no lock held) each time a worker becomes free, so the
     // batcher can close its next batch. May be empty.
     std::function<void()> on_worker_idle;
+    // Learns from every executed batch and predicts its time (for metrics). May be null; not
+    // owned.
+    OnlineLatencyModel* latency = nullptr;
   };
 
   // `backend`, `metrics` and `clock` must outlive the executor.
@@ -65,6 +70,8 @@ class Executor : public BatchSink {
   }
   void WorkerLoop(int worker);
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
+  // Answers cancelled and expired requests of `batch` and removes them.
+  void DropDead(Batch& batch);
 
   // Constant after construction.
   const Options options_;

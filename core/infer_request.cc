@@ -15,11 +15,12 @@ InferRequest::~InferRequest() {
 }
 
 void InferRequest::Finish(absl::Status status) {
-  assert(!finished() && "InferRequest::Finish called twice");
+  assert(!answered_ && "InferRequest::Finish called twice");
+  answered_ = true;
   // Move the callback out first: it may destroy the memory this request points into.
   DoneCallback done = std::move(done_);
   done_ = nullptr;
-  std::move(done)(std::move(status));
+  if (done != nullptr) std::move(done)(std::move(status));
 }
 
 }  // namespace coalesce

@@ -1,6 +1,7 @@
 #ifndef COALESCE_CORE_INFER_REQUEST_H_
 #define COALESCE_CORE_INFER_REQUEST_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,6 +44,11 @@ class InferRequest {
     absl::Time arrival;
     // When the answer is no longer useful; InfiniteFuture() for none.
     absl::Time deadline = absl::InfiniteFuture();
+    // 1 is the highest priority.
+    int priority = 1;
+    // Set (by the RPC layer, from any thread) when the client cancels; may be null. Must
+    // outlive the request.
+    const std::atomic<bool>* cancelled = nullptr;
   };
 
   InferRequest(Options options, DoneCallback done);
@@ -53,18 +59,27 @@ class InferRequest {
   int64_t rows() const { return options_.rows; }
   absl::Time arrival() const { return options_.arrival; }
   absl::Time deadline() const { return options_.deadline; }
+  int priority() const { return options_.priority; }
+  bool cancelled() const {
+    return options_.cancelled != nullptr && options_.cancelled->load(std::memory_order_acquire);
+  }
   absl::string_view input(int i) const { return options_.inputs[i]; }
   // Null when the client did not ask for output `i`.
   std::string* output(int i) const { return options_.outputs[i]; }
 
+  // Sets the callback that answers the request, for a request built before its answer path was
+  // known. Must be called before Finish().
+  void set_done(DoneCallback done) { done_ = std::move(done); }
+
   // Answers the request. Must be called at most once.
   void Finish(absl::Status status);
 
-  bool finished() const { return done_ == nullptr; }
+  bool finished() const { return answered_; }
 
  private:
   Options options_;
   DoneCallback done_;
+  bool answered_ = false;
 };
 
 }  // namespace coalesce

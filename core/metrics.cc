@@ -44,7 +44,38 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
       batches_(prometheus::BuildCounter()
                    .Name("coalesce_batches_total")
                    .Help("Batches executed by the model.")
-                   .Register(*registry_)) {}
+                   .Register(*registry_)),
+      shed_(prometheus::BuildCounter()
+                .Name("coalesce_shed_requests_total")
+                .Help("Requests answered DEADLINE_EXCEEDED before running because the latency "
+                      "model said they could not meet their deadline.")
+                .Register(*registry_)),
+      cancelled_(prometheus::BuildCounter()
+                     .Name("coalesce_cancelled_requests_total")
+                     .Help("Requests dropped before running because the client cancelled.")
+                     .Register(*registry_)),
+      expired_(prometheus::BuildCounter()
+                   .Name("coalesce_expired_requests_total")
+                   .Help("Requests dropped before running because their deadline passed while "
+                         "they were queued.")
+                   .Register(*registry_)),
+      deadline_missed_(prometheus::BuildCounter()
+                           .Name("coalesce_deadline_missed_total")
+                           .Help("Requests answered OK, but after their deadline.")
+                           .Register(*registry_)),
+      deadline_slack_(prometheus::BuildHistogram()
+                          .Name("coalesce_deadline_slack_seconds")
+                          .Help("Deadline minus answer time of requests answered OK in time.")
+                          .Register(*registry_)),
+      predicted_batch_duration_(
+          prometheus::BuildGauge()
+              .Name("coalesce_predicted_batch_duration_seconds")
+              .Help("The latency model's current estimate of backend time per batch size.")
+              .Register(*registry_)),
+      prediction_ratio_(prometheus::BuildHistogram()
+                            .Name("coalesce_batch_duration_prediction_ratio")
+                            .Help("Measured over predicted backend time per batch.")
+                            .Register(*registry_)) {}
 
 std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) {
   std::unique_ptr<ModelMetrics> m(new ModelMetrics());
@@ -57,21 +88,44 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
   m->compute_duration_ = &compute_duration_.Add({{"model", model}}, LatencyBuckets());
   m->inferences_ = &inferences_.Add({{"model", model}});
   m->batches_ = &batches_.Add({{"model", model}});
+  m->shed_ = &shed_.Add({{"model", model}});
+  m->cancelled_ = &cancelled_.Add({{"model", model}});
+  m->expired_ = &expired_.Add({{"model", model}});
+  m->deadline_missed_ = &deadline_missed_.Add({{"model", model}});
+  m->deadline_slack_ = &deadline_slack_.Add({{"model", model}}, LatencyBuckets());
+  m->prediction_ratio_ = &prediction_ratio_.Add(
+      {{"model", model}},
+      prometheus::Histogram::BucketBoundaries{0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4});
+  m->model_ = model;
+  m->predicted_family_ = &predicted_batch_duration_;
   return m;
 }
 
-void ModelMetrics::RecordRequest(absl::StatusCode code, absl::Duration latency) {
+void ModelMetrics::RecordRequest(absl::StatusCode code, absl::Duration latency,
+                                 absl::Duration slack) {
   int index = static_cast<int>(code);
   if (index < 0 || index >= kNumCodes) index = static_cast<int>(absl::StatusCode::kUnknown);
   requests_by_code_[index]->Increment();
   request_duration_->Observe(absl::ToDoubleSeconds(latency));
+  if (code != absl::StatusCode::kOk || slack == absl::InfiniteDuration()) return;
+  if (slack < absl::ZeroDuration()) {
+    deadline_missed_->Increment();
+  } else {
+    deadline_slack_->Observe(absl::ToDoubleSeconds(slack));
+  }
 }
 
-void ModelMetrics::RecordBatch(int64_t rows, absl::Duration compute) {
+void ModelMetrics::RecordBatch(int64_t rows, absl::Duration compute, absl::Duration predicted) {
   batch_size_->Observe(static_cast<double>(rows));
   compute_duration_->Observe(absl::ToDoubleSeconds(compute));
   inferences_->Increment(static_cast<double>(rows));
   batches_->Increment();
+  if (predicted > absl::ZeroDuration()) prediction_ratio_->Observe(compute / predicted);
+}
+
+void ModelMetrics::SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) {
+  predicted_family_->Add({{"model", model_}, {"batch_size", std::to_string(rows)}})
+      .Set(absl::ToDoubleSeconds(predicted));
 }
 
 }  // namespace coalesce

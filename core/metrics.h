@@ -7,6 +7,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -39,15 +40,31 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& compute_duration_;
   prometheus::Family<prometheus::Counter>& inferences_;
   prometheus::Family<prometheus::Counter>& batches_;
+  prometheus::Family<prometheus::Counter>& shed_;
+  prometheus::Family<prometheus::Counter>& cancelled_;
+  prometheus::Family<prometheus::Counter>& expired_;
+  prometheus::Family<prometheus::Counter>& deadline_missed_;
+  prometheus::Family<prometheus::Histogram>& deadline_slack_;
+  prometheus::Family<prometheus::Gauge>& predicted_batch_duration_;
+  prometheus::Family<prometheus::Histogram>& prediction_ratio_;
 };
 
 // One model's series. Thread-safe: recorded from RPC threads and executor workers at once.
 class ModelMetrics {
  public:
-  // One answered request: its final status code and time from arrival to answer.
-  void RecordRequest(absl::StatusCode code, absl::Duration latency);
-  // One executed batch: its rows and the backend's time on it.
-  void RecordBatch(int64_t rows, absl::Duration compute);
+  // One answered request: its final status code and time from arrival to answer. `slack` is
+  // deadline minus answer time for a successful request that had a deadline (negative: late).
+  void RecordRequest(absl::StatusCode code, absl::Duration latency,
+                     absl::Duration slack = absl::InfiniteDuration());
+  // One executed batch: its rows, the backend's time on it, and what the latency model had
+  // predicted for it.
+  void RecordBatch(int64_t rows, absl::Duration compute, absl::Duration predicted);
+  // Requests dropped before they cost compute.
+  void RecordShed() { shed_->Increment(); }
+  void RecordCancelled() { cancelled_->Increment(); }
+  void RecordExpired() { expired_->Increment(); }
+  // The latency model's current estimate for batches of `rows` rows.
+  void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted);
 
  private:
   friend class ServerMetrics;
@@ -61,6 +78,15 @@ class ModelMetrics {
   prometheus::Histogram* compute_duration_ = nullptr;
   prometheus::Counter* inferences_ = nullptr;
   prometheus::Counter* batches_ = nullptr;
+  prometheus::Counter* shed_ = nullptr;
+  prometheus::Counter* cancelled_ = nullptr;
+  prometheus::Counter* expired_ = nullptr;
+  prometheus::Counter* deadline_missed_ = nullptr;
+  prometheus::Histogram* deadline_slack_ = nullptr;
+  prometheus::Histogram* prediction_ratio_ = nullptr;
+  // Created on first use per batch size; the family is thread-safe.
+  std::string model_;
+  prometheus::Family<prometheus::Gauge>* predicted_family_ = nullptr;
 };
 
 }  // namespace coalesce

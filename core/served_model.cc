@@ -1,31 +1,95 @@
 #include "core/served_model.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/deadline_policy.h"
 #include "core/request_validator.h"
+#include "core/size_or_delay_policy.h"
 
 namespace coalesce {
+namespace {
 
-absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& options,
-                                                                 std::unique_ptr<Backend> backend,
-                                                                 ServerMetrics* metrics,
-                                                                 Clock* clock) {
-  for (const auto* specs : {&backend->metadata().inputs, &backend->metadata().outputs}) {
+// Variable dimensions need padding or shape-bucketed batching, which is not built yet.
+absl::Status CheckFixedDims(const ModelMetadata& metadata) {
+  for (const auto* specs : {&metadata.inputs, &metadata.outputs}) {
     for (const TensorSpec& spec : *specs) {
       for (int64_t dim : spec.dims) {
         if (dim < 0) {
           return absl::UnimplementedError(absl::StrCat(
-              "model '", backend->metadata().name, "': tensor '", spec.name, "' has dims ",
+              "model '", metadata.name, "': tensor '", spec.name, "' has dims ",
               ShapeToString(spec.dims), "; variable dimensions are not supported yet"));
         }
       }
     }
   }
-  std::unique_ptr<ServedModel> model(new ServedModel());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<BatchPolicy>> MakePolicy(const ServedModel::Options& options,
+                                                        int64_t max_batch) {
+  if (options.batch_policy == "deadline") {
+    DeadlinePolicy::Options policy;
+    policy.max_batch_size = max_batch;
+    policy.max_queue_delay = options.max_queue_delay;
+    policy.preferred_batch_sizes = options.preferred_batch_sizes;
+    auto created = DeadlinePolicy::Create(policy);
+    if (!created.ok()) return created.status();
+    return std::unique_ptr<BatchPolicy>(*std::move(created));
+  }
+  if (options.batch_policy == "fixed") {
+    SizeOrDelayPolicy::Options policy;
+    policy.max_batch_size = max_batch;
+    policy.max_queue_delay = options.max_queue_delay;
+    auto created = SizeOrDelayPolicy::Create(policy);
+    if (!created.ok()) return created.status();
+    return std::unique_ptr<BatchPolicy>(*std::move(created));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("batch policy must be deadline or fixed, got '",
+                                                 options.batch_policy, "'"));
+}
+
+absl::Status CheckScheduling(const SchedulingOptions& s) {
+  if (s.priority_levels < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("priority levels must be at least 1, got ", s.priority_levels));
+  }
+  if (s.default_priority < 1 || s.default_priority > s.priority_levels) {
+    return absl::InvalidArgumentError(absl::StrCat("default priority ", s.default_priority,
+                                                   " is outside 1..", s.priority_levels));
+  }
+  if (s.default_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("default timeout must be positive, got ",
+                                                   absl::FormatDuration(s.default_timeout)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& options,
+                                                                 std::unique_ptr<Backend> backend,
+                                                                 ServerMetrics* metrics,
+                                                                 Clock* clock) {
+  if (absl::Status s = CheckFixedDims(backend->metadata()); !s.ok()) return s;
+  if (absl::Status s = CheckScheduling(options.scheduling); !s.ok()) return s;
+  std::unique_ptr<ServedModel> model(new ServedModel(options));
+  model->clock_ = clock;
   model->backend_ = std::move(backend);
   model->metrics_ = metrics->ForModel(model->metadata().name);
+  // A model that does not batch (max_batch_size 0) runs one request per execution.
+  const int64_t max_batch = std::max<int64_t>(1, model->metadata().max_batch_size);
+
+  OnlineLatencyModel::Options latency_options;
+  latency_options.max_batch_size = max_batch;
+  auto latency = OnlineLatencyModel::Create(latency_options);
+  if (!latency.ok()) return latency.status();
+  model->latency_ = *std::move(latency);
+  if (options.profile) {
+    if (absl::Status s = model->Profile(clock); !s.ok()) return s;
+  }
 
   RequestQueue::Options queue_options;
   queue_options.capacity = options.max_queue_size;
@@ -33,13 +97,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   if (!queue.ok()) return queue.status();
   model->queue_ = *std::move(queue);
 
-  // A model that does not batch (max_batch_size 0) runs one request per execution.
-  int64_t max_batch = std::max<int64_t>(1, model->metadata().max_batch_size);
-  SizeOrDelayPolicy::Options policy_options;
-  policy_options.max_batch_size = max_batch;
-  policy_options.max_queue_delay = options.max_queue_delay;
-  absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> policy =
-      SizeOrDelayPolicy::Create(policy_options);
+  absl::StatusOr<std::unique_ptr<BatchPolicy>> policy = MakePolicy(options, max_batch);
   if (!policy.ok()) return policy.status();
   model->policy_ = *std::move(policy);
 
@@ -47,13 +105,21 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   Executor::Options executor_options;
   executor_options.num_workers = options.num_workers;
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
+  executor_options.latency = model->latency_.get();
   absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(
       executor_options, model->backend_.get(), model->metrics_.get(), clock);
   if (!executor.ok()) return executor.status();
   model->executor_ = *std::move(executor);
 
-  absl::StatusOr<std::unique_ptr<Batcher>> batcher =
-      Batcher::Create(model->queue_.get(), model->policy_.get(), model->executor_.get(), clock);
+  Batcher::Options batcher_options;
+  batcher_options.queue = model->queue_.get();
+  batcher_options.policy = model->policy_.get();
+  batcher_options.sink = model->executor_.get();
+  batcher_options.latency = model->latency_.get();
+  batcher_options.clock = clock;
+  batcher_options.metrics = model->metrics_.get();
+  batcher_options.max_batch_size = max_batch;
+  absl::StatusOr<std::unique_ptr<Batcher>> batcher = Batcher::Create(batcher_options);
   if (!batcher.ok()) return batcher.status();
   model->batcher_ = *std::move(batcher);
   model->batcher_->Start();
@@ -62,10 +128,62 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
 
 ServedModel::~ServedModel() { Shutdown(); }
 
+absl::Status ServedModel::Profile(Clock* clock) {
+  const ModelMetadata& metadata = backend_->metadata();
+  // Beyond this, one run is slow enough that larger sizes are extrapolated, not measured.
+  const absl::Duration kMeasureBudget = absl::Seconds(1);
+  absl::Duration last = absl::ZeroDuration();
+  int64_t last_rows = 0;
+  for (int64_t rows : latency_->sizes()) {
+    absl::Duration best = absl::InfiniteDuration();
+    if (last < kMeasureBudget) {
+      std::vector<std::vector<char>> in(metadata.inputs.size()), out(metadata.outputs.size());
+      std::vector<const char*> in_ptrs;
+      std::vector<char*> out_ptrs;
+      for (size_t i = 0; i < in.size(); ++i) {
+        in[i].assign(rows * metadata.inputs[i].RowBytes(), 0);
+        in_ptrs.push_back(in[i].data());
+      }
+      for (size_t o = 0; o < out.size(); ++o) {
+        out[o].assign(rows * metadata.outputs[o].RowBytes(), 0);
+        out_ptrs.push_back(out[o].data());
+      }
+      // The first run at a new size may allocate or compile; keep the faster of two.
+      for (int round = 0; round < 2; ++round) {
+        absl::Time start = clock->Now();
+        absl::Status status = backend_->Execute(0, rows, in_ptrs, out_ptrs);
+        if (!status.ok()) {
+          return absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                  "' failed while profiling batch size ", rows,
+                                                  ": ", status.message()));
+        }
+        best = std::min(best, clock->Now() - start);
+      }
+    } else {
+      best = last * (static_cast<double>(rows) / static_cast<double>(last_rows));
+    }
+    latency_->SetProfile(rows, best);
+    metrics_->SetPredictedBatchDuration(rows, best);
+    last = best;
+    last_rows = rows;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ServedModel::Submit(std::unique_ptr<InferRequest>& request) {
   if (shutting_down_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError(
-        absl::StrCat("model '", metadata().name, "' is shutting down"));
+    return absl::UnavailableError(absl::StrCat("model '", metadata().name, "' is shutting down"));
+  }
+  if (request->deadline() != absl::InfiniteFuture()) {
+    absl::Duration needed = latency_->Predict(request->rows());
+    absl::Duration left = request->deadline() - clock_->Now();
+    if (left < needed) {
+      metrics_->RecordShed();
+      return absl::DeadlineExceededError(absl::StrCat(
+          "cannot meet the deadline: ", request->rows(), " sample(s) need about ",
+          absl::FormatDuration(needed), " on model '", metadata().name, "', but only ",
+          absl::FormatDuration(std::max(left, absl::ZeroDuration())), " remain"));
+    }
   }
   return queue_->Push(request);
 }

@@ -4,22 +4,28 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/backend.h"
+#include "core/batch_policy.h"
 #include "core/batcher.h"
 #include "core/clock.h"
 #include "core/executor.h"
+#include "core/latency_model.h"
 #include "core/metrics.h"
 #include "core/request_queue.h"
-#include "core/size_or_delay_policy.h"
+#include "core/scheduling.h"
 
 namespace coalesce {
 
 // One model being served: its backend and the pipeline in front of it (queue -> batcher ->
-// executor). The server validates a request against `metadata()` and hands it to `Submit()`;
-// the pipeline answers it.
+// executor), plus the latency model that the batch policy and admission control consult.
+//
+// At creation the backend is profiled at every batch size the latency model tracks, so the
+// first requests are already scheduled from measured times.
 //
 // Thread-safety: `Submit()` may be called from any number of threads. `Shutdown()` is called by
 // the owner, once the server accepts no more calls.
@@ -30,8 +36,17 @@ class ServedModel {
     int num_workers = 2;
     // Requests queued before Submit() answers RESOURCE_EXHAUSTED. Must be >= 1.
     int64_t max_queue_size = 4096;
-    // Longest a request waits for others to join its batch.
-    absl::Duration max_queue_delay = absl::Microseconds(500);
+    // "deadline": DeadlinePolicy (latency-model sizing, shedding, eager dispatch).
+    // "fixed": SizeOrDelayPolicy, the classic full-or-delay rule (a baseline).
+    std::string batch_policy = "deadline";
+    // For "deadline", zero dispatches as soon as a worker is free; for "fixed", the delay.
+    absl::Duration max_queue_delay = absl::ZeroDuration();
+    std::vector<int64_t> preferred_batch_sizes;
+    // Deadlines and priorities of requests that do not say.
+    SchedulingOptions scheduling;
+    // Profile the backend at load (a dry run at each tracked batch size). Turned off only by
+    // tests whose backend counts executions.
+    bool profile = true;
   };
 
   // `metrics` and `clock` must outlive the model.
@@ -45,10 +60,13 @@ class ServedModel {
   const ModelMetadata& metadata() const { return backend_->metadata(); }
   const Backend& backend() const { return *backend_; }
   ModelMetrics& metrics() { return *metrics_; }
+  const SchedulingOptions& scheduling() const { return options_.scheduling; }
+  const OnlineLatencyModel& latency() const { return *latency_; }
 
   // Queues `request` for execution. Ownership passes iff the call returns OK. Otherwise the
-  // caller still owns the request: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE once
-  // shutdown has begun.
+  // caller still owns the request and must answer it with the returned status:
+  // DEADLINE_EXCEEDED when even running it alone right now would miss its deadline (admission
+  // control), RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE once shutdown has begun.
   absl::Status Submit(std::unique_ptr<InferRequest>& request);
 
   // Stops taking requests, runs every request already queued, and joins the threads.
@@ -56,16 +74,21 @@ class ServedModel {
   void Shutdown();
 
  private:
-  ServedModel() = default;
+  explicit ServedModel(const Options& options) : options_(options) {}
 
-  // Constant after construction; declared in destruction order's reverse (the pipeline stops
-  // before what it uses goes away).
+  // Runs the backend at every size the latency model tracks and records the times.
+  absl::Status Profile(Clock* clock);
+
+  const Options options_;
+  // Constant after construction; declared so that the pipeline is destroyed before what it uses.
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelMetrics> metrics_;
+  std::unique_ptr<OnlineLatencyModel> latency_;
   std::unique_ptr<RequestQueue> queue_;
-  std::unique_ptr<SizeOrDelayPolicy> policy_;
+  std::unique_ptr<BatchPolicy> policy_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Batcher> batcher_;
+  Clock* clock_ = nullptr;
 
   std::atomic<bool> shutting_down_{false};
 };

@@ -1,5 +1,7 @@
 #include "core/size_or_delay_policy.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace coalesce {
@@ -18,7 +20,7 @@ absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> SizeOrDelayPolicy::Create(
 }
 
 BatchDecision SizeOrDelayPolicy::Decide(absl::Time now, absl::Span<const PendingRequest> pending,
-                                        int idle_workers) const {
+                                        int idle_workers, const LatencyModel& latency) const {
   if (pending.empty() || idle_workers <= 0) return BatchDecision::WaitUntil(absl::InfiniteFuture());
 
   // The longest prefix that fits, and whether the queue holds a full batch.
@@ -36,11 +38,13 @@ BatchDecision SizeOrDelayPolicy::Decide(absl::Time now, absl::Span<const Pending
   full = full || rows == options_.max_batch_size;
   // A single request larger than the batch limit would never fit; validation refuses those, so
   // dispatching it alone is only a safeguard against waiting forever.
-  if (count == 0) return BatchDecision::Dispatch(1);
-  if (full) return BatchDecision::Dispatch(count);
+  if (count == 0) return BatchDecision::Prefix(1);
+  if (full) return BatchDecision::Prefix(count);
 
-  absl::Time close_at = pending.front().arrival + options_.max_queue_delay;
-  if (now >= close_at) return BatchDecision::Dispatch(count);
+  absl::Time oldest = pending.front().arrival;
+  for (const PendingRequest& request : pending) oldest = std::min(oldest, request.arrival);
+  absl::Time close_at = oldest + options_.max_queue_delay;
+  if (now >= close_at) return BatchDecision::Prefix(count);
   return BatchDecision::WaitUntil(close_at);
 }
 

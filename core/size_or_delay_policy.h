@@ -16,6 +16,9 @@ namespace coalesce {
 //    arrival-order prefix that fits in `max_batch_size` rows (a request is never split).
 //  - Old: the oldest request arrived `max_queue_delay` ago or earlier. The batch takes every
 //    pending request that fits.
+//  - Deadlines and the latency model are ignored: this is the baseline that the deadline-aware
+//    policy (deadline_policy.h) is measured against. (The batcher still drops requests whose
+//    deadline has passed.)
 //  - No idle worker: nothing is dispatched; requests keep accumulating (up to a full batch) and
 //    the batcher asks again when a worker frees up. Under load this grows batches to
 //    `max_batch_size` by itself, without adding delay when the server is quiet.
@@ -34,7 +37,7 @@ class SizeOrDelayPolicy : public BatchPolicy {
   static absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> Create(const Options& options);
 
   BatchDecision Decide(absl::Time now, absl::Span<const PendingRequest> pending,
-                       int idle_workers) const override;
+                       int idle_workers, const LatencyModel& latency) const override;
 
  private:
   explicit SizeOrDelayPolicy(const Options& options) : options_(options) {}

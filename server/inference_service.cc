@@ -7,6 +7,7 @@
 
 #include "core/infer_request.h"
 #include "core/request_validator.h"
+#include "core/scheduling.h"
 
 namespace coalesce {
 namespace {
@@ -28,6 +29,19 @@ void FillTensorMetadata(const TensorSpec& spec, bool batched,
   if (batched) out->add_shape(-1);
   for (int64_t dim : spec.dims) out->add_shape(dim);
 }
+
+// The reactor of one ModelInfer call. It records cancellation so that the batcher and executor
+// can drop the request before it costs compute, and frees itself when gRPC is done with it,
+// which is after Finish(): the request's pointer to `cancelled_` stays valid until it answers.
+class InferReactor : public grpc::ServerUnaryReactor {
+ public:
+  void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
+  void OnDone() override { delete this; }
+  const std::atomic<bool>* cancelled() const { return &cancelled_; }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
 
 // The gRPC deadline as a Clock time, or InfiniteFuture() when the client set none.
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now) {
@@ -105,25 +119,43 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(
   if (!found.ok()) return FinishNow(context, found.status());
   ServedModel* model = *found;
 
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  InferRequest::DoneCallback done = [reactor, model, arrival, clock = clock_](absl::Status s) {
-    model->metrics().RecordRequest(s.code(), clock->Now() - arrival);
+  auto* reactor = new InferReactor();
+  // Answers the call once, recording its outcome; `deadline` is InfiniteFuture() if none.
+  auto answer = [reactor, model, arrival, clock = clock_](absl::Status s, absl::Time deadline) {
+    absl::Time now = clock->Now();
+    absl::Duration slack =
+        deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - now;
+    model->metrics().RecordRequest(s.code(), now - arrival, slack);
     reactor->Finish(ToGrpcStatus(s));
   };
-  if (!ready()) {
-    std::move(done)(absl::UnavailableError("server is shutting down"));
+  absl::StatusOr<std::unique_ptr<InferRequest>> infer =
+      MakeRequest(*model, *context, *request, arrival, reactor->cancelled(), *response);
+  if (!infer.ok()) {
+    answer(infer.status(), absl::InfiniteFuture());
     return reactor;
   }
-  const coalesce::ModelMetadata& metadata = model->metadata();
-  absl::StatusOr<ValidatedRequest> validated = ValidateInferRequest(metadata, *request);
-  if (!validated.ok()) {
-    std::move(done)(validated.status());
-    return reactor;
-  }
+  absl::Time deadline = (*infer)->deadline();
+  (*infer)->set_done([answer, deadline](absl::Status s) { answer(std::move(s), deadline); });
+  // Ownership passes to the model iff Submit() succeeds; otherwise answer through the request.
+  if (absl::Status status = model->Submit(*infer); !status.ok()) (*infer)->Finish(status);
+  return reactor;
+}
 
-  response->set_model_name(metadata.name);
-  response->set_model_version(metadata.version);
-  response->set_id(request->id());
+absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
+    const ServedModel& model, const grpc::CallbackServerContext& context,
+    const inference::ModelInferRequest& request, absl::Time arrival,
+    const std::atomic<bool>* cancelled, inference::ModelInferResponse& response) const {
+  if (!ready()) return absl::UnavailableError("server is shutting down");
+  const coalesce::ModelMetadata& metadata = model.metadata();
+  absl::StatusOr<ValidatedRequest> validated = ValidateInferRequest(metadata, request);
+  if (!validated.ok()) return validated.status();
+  absl::StatusOr<Scheduling> scheduling =
+      ResolveScheduling(request, arrival, DeadlineOf(context, arrival), model.scheduling());
+  if (!scheduling.ok()) return scheduling.status();
+
+  response.set_model_name(metadata.name);
+  response.set_model_version(metadata.version);
+  response.set_id(request.id());
   InferRequest::Options options;
   options.rows = validated->rows;
   options.inputs = std::move(validated->inputs);
@@ -131,19 +163,18 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(
   options.outputs.assign(metadata.outputs.size(), nullptr);
   for (int o : validated->outputs) {
     const TensorSpec& spec = metadata.outputs[o];
-    auto* tensor = response->add_outputs();
+    auto* tensor = response.add_outputs();
     tensor->set_name(spec.name);
     tensor->set_datatype(std::string(DataTypeName(spec.dtype)));
     if (metadata.max_batch_size > 0) tensor->add_shape(validated->rows);
     for (int64_t dim : spec.dims) tensor->add_shape(dim);
-    options.outputs[o] = response->add_raw_output_contents();
+    options.outputs[o] = response.add_raw_output_contents();
   }
   options.arrival = arrival;
-  options.deadline = DeadlineOf(*context, arrival);
-
-  auto infer = std::make_unique<InferRequest>(std::move(options), std::move(done));
-  if (absl::Status status = model->Submit(infer); !status.ok()) infer->Finish(status);
-  return reactor;
+  options.deadline = scheduling->deadline;
+  options.priority = scheduling->priority;
+  options.cancelled = cancelled;
+  return std::make_unique<InferRequest>(std::move(options), nullptr);
 }
 
 }  // namespace coalesce

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/clock.h"
+#include "core/infer_request.h"
 #include "core/model_registry.h"
 #include "proto/inference.grpc.pb.h"
 
@@ -49,6 +50,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                        inference::ModelInferResponse* response) override;
 
  private:
+  // Validates `request` and resolves its deadline and priority, pointing the model's outputs at
+  // `response`. The result has no done callback yet.
+  absl::StatusOr<std::unique_ptr<InferRequest>> MakeRequest(
+      const ServedModel& model, const grpc::CallbackServerContext& context,
+      const inference::ModelInferRequest& request, absl::Time arrival,
+      const std::atomic<bool>* cancelled, inference::ModelInferResponse& response) const;
+
   const ModelRegistry* const registry_;
   Clock* const clock_;
   std::atomic<bool> ready_{false};

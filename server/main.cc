@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/clock.h"
@@ -36,8 +38,22 @@ ABSL_FLAG(std::string, precision, "auto",
           "inputs are converted on the device.");
 ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
 ABSL_FLAG(int64_t, max_batch_size, 256, "Largest batch, in samples, of the demo model.");
-ABSL_FLAG(int64_t, max_queue_delay_us, 500,
-          "Longest a request waits for others to join its batch, in microseconds.");
+ABSL_FLAG(std::string, batch_policy, "deadline",
+          "deadline: batches sized by a latency model to meet each request's deadline, started "
+          "as soon as a worker is free, hopeless requests shed. fixed: the classic rule, close "
+          "when full or when the oldest request waited --max_queue_delay_us.");
+ABSL_FLAG(int64_t, max_queue_delay_us, 0,
+          "Longest a request waits for others to join its batch, in microseconds. 0: no "
+          "waiting beyond a free worker (deadline policy only).");
+ABSL_FLAG(std::vector<std::string>, preferred_batch_sizes, {},
+          "Comma-separated batch sizes to close early at while waiting (deadline policy with "
+          "--max_queue_delay_us > 0).");
+ABSL_FLAG(int64_t, default_timeout_us, 0,
+          "Deadline of requests that carry neither a gRPC deadline nor a 'timeout' parameter, in "
+          "microseconds. 0: none (latency target only).");
+ABSL_FLAG(int, priority_levels, 1,
+          "Priority levels; a request's 'priority' parameter is 1 (highest) .. this.");
+ABSL_FLAG(int, default_priority, 1, "Priority of requests without a 'priority' parameter.");
 ABSL_FLAG(int64_t, max_queue_size, 4096,
           "Requests queued per model before new ones are refused with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_message_mib, 64, "Largest gRPC message accepted or sent, in MiB.");
@@ -80,7 +96,21 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer() {
   ServedModel::Options model_options;
   model_options.num_workers = absl::GetFlag(FLAGS_workers);
   model_options.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  model_options.batch_policy = absl::GetFlag(FLAGS_batch_policy);
   model_options.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  for (const std::string& size : absl::GetFlag(FLAGS_preferred_batch_sizes)) {
+    int64_t value;
+    if (!absl::SimpleAtoi(size, &value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--preferred_batch_sizes: '", size, "' is not an integer"));
+    }
+    model_options.preferred_batch_sizes.push_back(value);
+  }
+  int64_t timeout_us = absl::GetFlag(FLAGS_default_timeout_us);
+  model_options.scheduling.default_timeout =
+      timeout_us > 0 ? absl::Microseconds(timeout_us) : absl::InfiniteDuration();
+  model_options.scheduling.priority_levels = absl::GetFlag(FLAGS_priority_levels);
+  model_options.scheduling.default_priority = absl::GetFlag(FLAGS_default_priority);
   absl::StatusOr<std::unique_ptr<ServedModel>> model =
       ServedModel::Create(model_options, *std::move(backend), metrics.get(), Clock::Real());
   if (!model.ok()) return model.status();

@@ -7,6 +7,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace coalesce {
 namespace {
@@ -72,7 +73,9 @@ void Server::Shutdown(absl::Duration drain_timeout) {
     // whatever remains at the deadline.
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(drain_timeout));
   }
+  spdlog::debug("gRPC endpoint closed; stopping models");
   if (registry_ != nullptr) registry_->ShutdownAll();
+  spdlog::debug("models stopped; closing metrics endpoint");
   exposer_.reset();
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "core/deadline_policy.h"
 #include "core/size_or_delay_policy.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
@@ -25,6 +26,16 @@ class FakeSink : public BatchSink {
   std::vector<Batch> batches;
 };
 
+// Every batch takes `per_batch`, whatever its size.
+class FixedLatency : public LatencyModel {
+ public:
+  explicit FixedLatency(absl::Duration per_batch) : per_batch_(per_batch) {}
+  absl::Duration Predict(int64_t rows) const override { return per_batch_; }
+
+ private:
+  absl::Duration per_batch_;
+};
+
 class BatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -33,10 +44,50 @@ class BatcherTest : public ::testing::Test {
     policy_options.max_batch_size = 4;
     policy_options.max_queue_delay = absl::Milliseconds(2);
     policy_ = *SizeOrDelayPolicy::Create(policy_options);
-    batcher_ = *Batcher::Create(queue_.get(), policy_.get(), &sink_, &clock_);
+    MakeBatcher();
+  }
+
+  // Switches to the deadline-aware policy (eager, max batch 4).
+  void UseDeadlinePolicy() {
+    DeadlinePolicy::Options policy_options;
+    policy_options.max_batch_size = 4;
+    policy_ = *DeadlinePolicy::Create(policy_options);
+    MakeBatcher();
+  }
+
+  void MakeBatcher() {
+    Batcher::Options options;
+    options.queue = queue_.get();
+    options.policy = policy_.get();
+    options.sink = &sink_;
+    options.latency = &latency_;
+    options.clock = &clock_;
+    options.max_batch_size = 4;
+    batcher_ = *Batcher::Create(options);
   }
 
   Answer* NewAnswer() { return &answers_.emplace_back(); }
+
+  // Pushes a request with the given deadline, priority and cancellation flag; returns its answer.
+  Answer* PushWith(absl::Time deadline, int priority = 1,
+                   const std::atomic<bool>* cancelled = nullptr) {
+    Answer* answer = NewAnswer();
+    InferRequest::Options options;
+    options.arrival = clock_.Now();
+    options.deadline = deadline;
+    options.priority = priority;
+    options.cancelled = cancelled;
+    auto request = std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
+      ++answer->calls;
+      answer->status = std::move(s);
+    });
+    requests_.push_back(request.get());
+    EXPECT_TRUE(queue_->Push(request).ok());
+    return answer;
+  }
+
+  // Requests pushed by PushWith(), in push order (valid while pending or dispatched).
+  std::vector<const InferRequest*> requests_;
 
   void Push(int64_t rows = 1) {
     auto request = MakeRequest(NewAnswer(), clock_.Now(), rows);
@@ -47,8 +98,9 @@ class BatcherTest : public ::testing::Test {
   std::deque<Answer> answers_;
   FakeClock clock_;
   FakeSink sink_;
+  FixedLatency latency_{absl::Microseconds(100)};
   std::unique_ptr<RequestQueue> queue_;
-  std::unique_ptr<SizeOrDelayPolicy> policy_;
+  std::unique_ptr<BatchPolicy> policy_;
   std::unique_ptr<Batcher> batcher_;
 };
 
@@ -142,6 +194,65 @@ TEST_F(BatcherTest, StopFlushesPendingRequestsRegardlessOfDelay) {
   batcher_->Stop();
   ASSERT_EQ(sink_.batches.size(), 1u);
   EXPECT_EQ(sink_.batches[0].rows, 2);
+}
+
+TEST_F(BatcherTest, CancelledRequestNeverReachesTheSink) {
+  UseDeadlinePolicy();
+  sink_.idle = 0;
+  std::atomic<bool> cancelled{false};
+  Answer* doomed = PushWith(absl::InfiniteFuture(), 1, &cancelled);
+  Answer* kept = PushWith(absl::InfiniteFuture());
+  batcher_->RunOnce();  // Both pending: no worker.
+  cancelled = true;
+  sink_.idle = 1;
+  batcher_->RunOnce();
+  EXPECT_EQ(doomed->calls, 1);
+  EXPECT_EQ(doomed->status.code(), absl::StatusCode::kCancelled);
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  ASSERT_EQ(sink_.batches[0].requests.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].requests[0].get(), requests_[1]);
+  EXPECT_EQ(kept->calls, 0);  // Dispatched, not yet answered.
+}
+
+TEST_F(BatcherTest, RequestWhoseDeadlinePassedWhileQueuedIsAnsweredNotRun) {
+  UseDeadlinePolicy();
+  sink_.idle = 0;
+  Answer* late = PushWith(clock_.Now() + absl::Milliseconds(5));
+  batcher_->RunOnce();
+  clock_.Advance(absl::Milliseconds(5));
+  sink_.idle = 1;
+  batcher_->RunOnce();
+  EXPECT_EQ(late->calls, 1);
+  EXPECT_EQ(late->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(sink_.batches.empty());
+}
+
+TEST_F(BatcherTest, ShedsHopelessRequestsBeforeTheirDeadline) {
+  UseDeadlinePolicy();  // Every batch takes 100 us (FixedLatency).
+  Answer* hopeless = PushWith(clock_.Now() + absl::Microseconds(50));
+  Answer* fine = PushWith(clock_.Now() + absl::Milliseconds(10));
+  batcher_->RunOnce();
+  EXPECT_EQ(hopeless->calls, 1);
+  EXPECT_EQ(hopeless->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(hopeless->status.message().find("shed"), std::string::npos) << hopeless->status;
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(sink_.batches[0].requests[0].get(), requests_[1]);
+  EXPECT_EQ(fine->calls, 0);
+}
+
+TEST_F(BatcherTest, HigherPriorityLeadsTheNextBatchWhateverItsArrival) {
+  UseDeadlinePolicy();
+  sink_.idle = 0;
+  for (int i = 0; i < 6; ++i) PushWith(absl::InfiniteFuture(), 2);
+  clock_.Advance(absl::Milliseconds(1));
+  PushWith(absl::InfiniteFuture(), 1);
+  batcher_->RunOnce();
+  sink_.idle = 1;
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  ASSERT_EQ(sink_.batches[0].requests.size(), 4u);
+  EXPECT_EQ(sink_.batches[0].requests[0].get(), requests_[6]);
+  EXPECT_EQ(sink_.batches[0].requests[1].get(), requests_[0]);
 }
 
 }  // namespace

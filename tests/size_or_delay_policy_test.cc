@@ -9,6 +9,13 @@ namespace {
 
 const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(1);
 
+// The fixed policy ignores the latency model; any will do.
+class NoLatency : public LatencyModel {
+ public:
+  absl::Duration Predict(int64_t) const override { return absl::ZeroDuration(); }
+};
+const NoLatency kLatency;
+
 SizeOrDelayPolicy::Options Options(int64_t max_batch, absl::Duration delay) {
   SizeOrDelayPolicy::Options options;
   options.max_batch_size = max_batch;
@@ -32,8 +39,8 @@ std::vector<PendingRequest> Arrivals(std::initializer_list<absl::Duration> offse
 TEST(SizeOrDelayPolicyTest, WaitsForOldestRequestsDelayWhenBatchIsNotFull) {
   auto policy = Policy(4, absl::Milliseconds(2));
   auto pending = Arrivals({absl::ZeroDuration(), absl::Microseconds(500)});
-  BatchDecision d = policy->Decide(kT0 + absl::Milliseconds(1), pending, 2);
-  EXPECT_EQ(d.count, 0);
+  BatchDecision d = policy->Decide(kT0 + absl::Milliseconds(1), pending, 2, kLatency);
+  EXPECT_EQ(static_cast<int64_t>(d.batch.size()), 0);
   EXPECT_EQ(d.wake_at, kT0 + absl::Milliseconds(2));
 }
 
@@ -41,53 +48,53 @@ TEST(SizeOrDelayPolicyTest, ClosesOnSizeBeforeTheDelay) {
   auto policy = Policy(3, absl::Seconds(10));
   auto pending = Arrivals({absl::ZeroDuration(), absl::ZeroDuration(), absl::ZeroDuration(),
                            absl::ZeroDuration()});
-  BatchDecision d = policy->Decide(kT0, pending, 1);
-  EXPECT_EQ(d.count, 3);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  EXPECT_EQ(static_cast<int64_t>(d.batch.size()), 3);
 }
 
 TEST(SizeOrDelayPolicyTest, ClosesOnDelayWithWhateverIsPending) {
   auto policy = Policy(8, absl::Milliseconds(2));
   auto pending = Arrivals({absl::ZeroDuration(), absl::Milliseconds(1)});
-  EXPECT_EQ(policy->Decide(kT0 + absl::Milliseconds(2), pending, 1).count, 2);
+  EXPECT_EQ(policy->Decide(kT0 + absl::Milliseconds(2), pending, 1, kLatency).batch.size(), 2u);
 }
 
 TEST(SizeOrDelayPolicyTest, DelayIsMeasuredFromTheOldestRequest) {
   auto policy = Policy(8, absl::Milliseconds(2));
   auto pending = Arrivals({absl::Milliseconds(1), absl::Milliseconds(3)});
-  EXPECT_EQ(policy->Decide(kT0 + absl::Microseconds(2999), pending, 1).count, 0);
-  EXPECT_EQ(policy->Decide(kT0 + absl::Milliseconds(3), pending, 1).count, 2);
+  EXPECT_EQ(policy->Decide(kT0 + absl::Microseconds(2999), pending, 1, kLatency).batch.size(), 0u);
+  EXPECT_EQ(policy->Decide(kT0 + absl::Milliseconds(3), pending, 1, kLatency).batch.size(), 2u);
 }
 
 TEST(SizeOrDelayPolicyTest, ExactlyFullBatchClosesAtOnce) {
   auto policy = Policy(4, absl::Seconds(1));
   auto pending = Arrivals({absl::ZeroDuration(), absl::ZeroDuration()}, /*rows=*/2);
-  EXPECT_EQ(policy->Decide(kT0, pending, 1).count, 2);
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch.size(), 2u);
 }
 
 TEST(SizeOrDelayPolicyTest, NeverSplitsARequestAcrossBatches) {
   auto policy = Policy(4, absl::Seconds(1));
   // 3 + 3 rows: the second does not fit, so the first goes alone (the batch is "full").
   auto pending = Arrivals({absl::ZeroDuration(), absl::ZeroDuration()}, /*rows=*/3);
-  EXPECT_EQ(policy->Decide(kT0, pending, 1).count, 1);
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch.size(), 1u);
 }
 
 TEST(SizeOrDelayPolicyTest, DispatchesNothingWithoutAnIdleWorker) {
   auto policy = Policy(2, absl::ZeroDuration());
   auto pending = Arrivals({absl::ZeroDuration(), absl::ZeroDuration(), absl::ZeroDuration()});
-  BatchDecision d = policy->Decide(kT0 + absl::Seconds(5), pending, 0);
-  EXPECT_EQ(d.count, 0);
+  BatchDecision d = policy->Decide(kT0 + absl::Seconds(5), pending, 0, kLatency);
+  EXPECT_EQ(static_cast<int64_t>(d.batch.size()), 0);
   EXPECT_EQ(d.wake_at, absl::InfiniteFuture());
 }
 
 TEST(SizeOrDelayPolicyTest, ZeroDelayDispatchesAsSoonAsAWorkerIsIdle) {
   auto policy = Policy(8, absl::ZeroDuration());
-  EXPECT_EQ(policy->Decide(kT0, Arrivals({absl::ZeroDuration()}), 1).count, 1);
+  EXPECT_EQ(policy->Decide(kT0, Arrivals({absl::ZeroDuration()}), 1, kLatency).batch.size(), 1u);
 }
 
 TEST(SizeOrDelayPolicyTest, EmptyQueueWaitsForever) {
   auto policy = Policy(8, absl::Milliseconds(1));
-  BatchDecision d = policy->Decide(kT0, {}, 2);
-  EXPECT_EQ(d.count, 0);
+  BatchDecision d = policy->Decide(kT0, {}, 2, kLatency);
+  EXPECT_EQ(static_cast<int64_t>(d.batch.size()), 0);
   EXPECT_EQ(d.wake_at, absl::InfiniteFuture());
 }
 
@@ -96,8 +103,8 @@ TEST(SizeOrDelayPolicyTest, ClockBehindArrivalStillWaitsUntilTheDeadline) {
   // dispatched early or make the policy wait forever.
   auto policy = Policy(8, absl::Milliseconds(1));
   auto pending = Arrivals({absl::Milliseconds(5)});
-  BatchDecision d = policy->Decide(kT0, pending, 1);
-  EXPECT_EQ(d.count, 0);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  EXPECT_EQ(static_cast<int64_t>(d.batch.size()), 0);
   EXPECT_EQ(d.wake_at, kT0 + absl::Milliseconds(6));
 }
 
