@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "core/data_type.h"
 
 namespace coalesce {
@@ -32,6 +33,9 @@ struct ModelMetadata {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
 };
+
+// "[-1, 32, 256]": a shape as error messages print it.
+std::string ShapeToString(absl::Span<const int64_t> shape);
 
 }  // namespace coalesce
 

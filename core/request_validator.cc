@@ -183,10 +183,6 @@ absl::Status ValidateShape(const ModelMetadata& metadata, const TensorSpec& spec
 
 }  // namespace
 
-std::string ShapeToString(absl::Span<const int64_t> shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
                                                       const ModelInferRequest& request) {
   // Map each model input to the request tensor that carries it.

@@ -38,9 +38,6 @@ struct ValidatedRequest {
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
                                                       const inference::ModelInferRequest& request);
 
-// "[-1, 32, 256]": a shape as error messages print it.
-std::string ShapeToString(absl::Span<const int64_t> shape);
-
 }  // namespace coalesce
 
 #endif  // COALESCE_CORE_REQUEST_VALIDATOR_H_

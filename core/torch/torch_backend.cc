@@ -1,5 +1,7 @@
 #include "core/torch/torch_backend.h"
 
+// No protobuf-generated header may be included here: a PyTorch wheel ships its own
+// google/protobuf headers, which would shadow the system ones the protos were generated for.
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -16,7 +18,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/demo_model.h"
 #include "core/device.h"
-#include "core/request_validator.h"
 
 namespace coalesce {
 namespace {
