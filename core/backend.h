@@ -2,6 +2,7 @@
 #define COALESCE_CORE_BACKEND_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,8 +30,16 @@ class Backend {
   virtual absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                absl::Span<char* const> outputs) = 0;
 
-  // Where the model runs and in what precision, for logs ("cpu fp32", "cuda:0 fp16").
+  // Where the model runs and in what precision, for logs ("cpu fp32", "cuda fp16").
   virtual std::string DeviceDescription() const = 0;
+
+  // Host memory of `bytes` bytes for the executor to gather inputs into and receive outputs
+  // in, freed when the last copy of the pointer goes. Plain heap memory by default; a GPU
+  // backend returns page-locked memory, so its copies to and from the device run at full speed
+  // and asynchronously. The executor allocates once per worker, at start-up, not per batch.
+  virtual std::shared_ptr<char> AllocateStaging(int64_t bytes) {
+    return std::shared_ptr<char>(new char[bytes], std::default_delete<char[]>());
+  }
 };
 
 }  // namespace coalesce

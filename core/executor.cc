@@ -46,11 +46,26 @@ void Executor::Stop() {
   }
 }
 
+char* Executor::Reserve(Staging& staging, int64_t bytes) {
+  if (bytes > staging.bytes) {
+    staging.data = backend_->AllocateStaging(bytes);
+    staging.bytes = bytes;
+  }
+  return staging.data.get();
+}
+
 void Executor::WorkerLoop(int worker) {
   const ModelMetadata& metadata = backend_->metadata();
+  const int64_t max_rows = std::max<int64_t>(1, metadata.max_batch_size);
   WorkerBuffers buffers;
   buffers.inputs.resize(metadata.inputs.size());
   buffers.outputs.resize(metadata.outputs.size());
+  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+    Reserve(buffers.inputs[i], max_rows * metadata.inputs[i].RowBytes());
+  }
+  for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+    Reserve(buffers.outputs[o], max_rows * metadata.outputs[o].RowBytes());
+  }
   while (true) {
     Batch batch;
     {
@@ -103,20 +118,18 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
       inputs[i] = batch.requests[0]->input(i).data();
       continue;
     }
-    std::vector<char>& buffer = buffers.inputs[i];
-    buffer.resize(rows * metadata.inputs[i].RowBytes());
-    char* cursor = buffer.data();
+    char* buffer = Reserve(buffers.inputs[i], rows * metadata.inputs[i].RowBytes());
+    char* cursor = buffer;
     for (const auto& request : batch.requests) {
       absl::string_view bytes = request->input(i);
       std::memcpy(cursor, bytes.data(), bytes.size());
       cursor += bytes.size();
     }
-    inputs[i] = buffer.data();
+    inputs[i] = buffer;
   }
   std::vector<char*> outputs(metadata.outputs.size());
   for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-    buffers.outputs[o].resize(rows * metadata.outputs[o].RowBytes());
-    outputs[o] = buffers.outputs[o].data();
+    outputs[o] = Reserve(buffers.outputs[o], rows * metadata.outputs[o].RowBytes());
   }
 
   absl::Duration predicted =

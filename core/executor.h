@@ -26,8 +26,8 @@ namespace coalesce {
 // waited, gathers the remaining requests' input rows into the worker's own contiguous
 // buffers (a single-request batch is passed through without a copy), calls the backend, copies
 // each request's rows of every requested output into that request's response, and answers every
-// request of the batch. Buffers belong to one worker and grow to the largest batch seen, so a
-// steady load allocates nothing per batch.
+// request of the batch. Buffers belong to one worker, come from the backend (pinned memory on
+// CUDA) and are sized for a full batch when the worker starts: no batch allocates.
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
 // batcher's). `Stop()` is called once, by the owner.
@@ -57,11 +57,20 @@ class Executor : public BatchSink {
   void Stop();
 
  private:
+  // Staging memory from Backend::AllocateStaging(), sized for a full batch.
+  struct Staging {
+    std::shared_ptr<char> data;
+    int64_t bytes = 0;
+  };
   // Per-worker gather/scatter buffers, one per model input and output.
   struct WorkerBuffers {
-    std::vector<std::vector<char>> inputs;
-    std::vector<std::vector<char>> outputs;
+    std::vector<Staging> inputs;
+    std::vector<Staging> outputs;
   };
+
+  // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
+  // rows, which validation refuses, could make it grow after start-up).
+  char* Reserve(Staging& staging, int64_t bytes);
 
   Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
 

@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cu
 ABSL_FLAG(std::string, precision, "auto",
           "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. The wire stays FP32; "
           "inputs are converted on the device.");
+ABSL_FLAG(double, max_precision_error, 1e-2,
+          "Refuse to serve if the model on its device and precision differs from its fp32 CPU "
+          "reference by more than this (max |difference| / max |reference|, random inputs).");
 ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
 ABSL_FLAG(int64_t, max_batch_size, 256, "Largest batch, in samples, of the demo model.");
 ABSL_FLAG(std::string, batch_policy, "deadline",
@@ -78,8 +81,12 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend() {
     options.device = absl::GetFlag(FLAGS_device);
     options.precision = absl::GetFlag(FLAGS_precision);
     options.num_workers = absl::GetFlag(FLAGS_workers);
+    options.max_precision_error = absl::GetFlag(FLAGS_max_precision_error);
     auto torch = TorchBackend::CreateDemo(options, max_batch);
     if (!torch.ok()) return torch.status();
+    spdlog::info("model demo: {} differs from its fp32 CPU reference by {:.3g} (tolerance {:.3g})",
+                 (*torch)->DeviceDescription(), (*torch)->precision_error(),
+                 options.max_precision_error);
     return std::unique_ptr<Backend>(*std::move(torch));
   }
   return absl::InvalidArgumentError(

@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 
@@ -27,11 +28,16 @@ class AffineBackend : public Backend {
   const ModelMetadata& metadata() const override { return metadata_; }
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override {
+    if (gate != nullptr) gate->WaitForNotification();
     {
       absl::MutexLock lock(&mu_);
       batch_sizes_.push_back(rows);
     }
     if (fail) return absl::InternalError("injected failure");
+    {
+      absl::MutexLock lock(&mu_);
+      input_buffers_.push_back(inputs[0]);
+    }
     const float* in = reinterpret_cast<const float*>(inputs[0]);
     float* out = reinterpret_cast<float*>(outputs[0]);
     float* row = reinterpret_cast<float*>(outputs[1]);
@@ -43,6 +49,20 @@ class AffineBackend : public Backend {
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
+  std::shared_ptr<char> AllocateStaging(int64_t bytes) override {
+    absl::MutexLock lock(&mu_);
+    ++allocations_;
+    return Backend::AllocateStaging(bytes);
+  }
+
+  int allocations() {
+    absl::MutexLock lock(&mu_);
+    return allocations_;
+  }
+  std::vector<const char*> input_buffers() {
+    absl::MutexLock lock(&mu_);
+    return input_buffers_;
+  }
 
   std::vector<int64_t> batch_sizes() {
     absl::MutexLock lock(&mu_);
@@ -50,11 +70,15 @@ class AffineBackend : public Backend {
   }
 
   bool fail = false;
+  // When set, Execute() waits for it, so a test can look at the executor mid-batch.
+  absl::Notification* gate = nullptr;
 
  private:
   const ModelMetadata metadata_ = OneFloatModel();
   absl::Mutex mu_;
   std::vector<int64_t> batch_sizes_ ABSL_GUARDED_BY(mu_);
+  std::vector<const char*> input_buffers_ ABSL_GUARDED_BY(mu_);
+  int allocations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // One request's input, output buffers and answer.
@@ -155,6 +179,8 @@ TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
     absl::MutexLock lock(&mu);
     ++idle_calls;
   };
+  absl::Notification gate;
+  backend_.gate = &gate;
   auto executor = *Executor::Create(Workers(1, on_idle), &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2});
   absl::BlockingCounter counter(1);
@@ -162,12 +188,38 @@ TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
   batch.requests.push_back(MakeCall(a, counter));
   batch.rows = 1;
   executor->Dispatch(std::move(batch));
-  EXPECT_EQ(executor->idle_workers(), 0);
+  EXPECT_EQ(executor->idle_workers(), 0);  // Reserved until the batch is done.
+  gate.Notify();
   executor->Stop();  // Runs what was dispatched, then joins.
   EXPECT_EQ(a.answers, 1);
   EXPECT_EQ(executor->idle_workers(), 1);
   absl::MutexLock lock(&mu);
   EXPECT_EQ(idle_calls, 1);
+}
+
+TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  for (int round = 0; round < 5; ++round) {
+    Call a({1, 2}), b({3, 4, 5, 6});  // Sizes vary: 3 rows, then ...
+    Call c({float(round), 0});
+    absl::BlockingCounter counter(round % 2 == 0 ? 2 : 3);
+    Batch batch;
+    batch.requests.push_back(MakeCall(a, counter));
+    batch.requests.push_back(MakeCall(b, counter));
+    batch.rows = 3;
+    if (round % 2 == 1) {
+      batch.requests.push_back(MakeCall(c, counter));
+      batch.rows = 4;
+    }
+    executor->Dispatch(std::move(batch));
+    counter.Wait();
+    EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9, 11, 13})) << round;
+  }
+  // One staging buffer per input and output, allocated when the worker started, never again.
+  EXPECT_EQ(backend_.allocations(), 3);
+  std::vector<const char*> buffers = backend_.input_buffers();
+  ASSERT_EQ(buffers.size(), 5u);
+  for (const char* buffer : buffers) EXPECT_EQ(buffer, buffers[0]);
 }
 
 TEST_F(ExecutorTest, CreateRejectsZeroWorkers) {

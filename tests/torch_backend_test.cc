@@ -112,6 +112,7 @@ TEST(TorchBackendTest, Bf16OnCpuIsCloseToFp32) {
   TorchBackend::Options options;
   options.device = "cpu";
   options.precision = "bf16";
+  options.max_precision_error = 0.1;  // bf16 lands near 5e-2 on this model: over the 1e-2 default.
   auto bf16 = TorchBackend::CreateDemo(options, 4);
   ASSERT_TRUE(bf16.ok()) << bf16.status();
   EXPECT_EQ((*bf16)->DeviceDescription(), "cpu bf16");
@@ -122,6 +123,27 @@ TEST(TorchBackendTest, Bf16OnCpuIsCloseToFp32) {
   for (int64_t i = 0; i < kRow; ++i) max_error = std::max(max_error, double{std::fabs(low[i] - full[i])});
   EXPECT_GT(max_error, 0.0);   // It really ran in bf16...
   EXPECT_LT(max_error, 5e-2);  // ...with bf16's 8-bit mantissa error, not garbage.
+}
+
+TEST(TorchBackendTest, Fp32OnCpuMatchesItsReferenceExactly) {
+  EXPECT_LE(CpuDemo()->precision_error(), 1e-6);
+}
+
+TEST(TorchBackendTest, PrecisionBeyondToleranceRefusesToServe) {
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.precision = "bf16";
+  options.max_precision_error = 1e-6;  // bf16 carries 8 mantissa bits: far coarser.
+  auto backend = TorchBackend::CreateDemo(options, 4);
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(backend.status().message().find("bf16 on cpu"), std::string::npos) << backend.status();
+
+  options.max_precision_error = 1e-1;
+  auto lenient = TorchBackend::CreateDemo(options, 4);
+  ASSERT_TRUE(lenient.ok()) << lenient.status();
+  EXPECT_GT((*lenient)->precision_error(), 1e-6);
+  EXPECT_LT((*lenient)->precision_error(), 1e-1);
 }
 
 TEST(TorchBackendTest, RefusesUnavailableDeviceAndBadPrecision) {

@@ -8,14 +8,24 @@
 #if defined(__APPLE__)
 #include <torch/mps.h>
 #endif
+#if defined(COALESCE_WITH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/demo_model.h"
 #include "core/device.h"
 
@@ -129,20 +139,68 @@ torch::jit::Module BuildDemoModule() {
 
 }  // namespace
 
+// What one executor worker runs with: its own copy of the module (no state shared between
+// workers), and on CUDA its own stream, so two workers' copies and kernels overlap.
+struct WorkerState {
+  torch::jit::Module module;
+#if defined(COALESCE_WITH_CUDA)
+  std::optional<c10::cuda::CUDAStream> stream;
+#endif
+};
+
 struct TorchBackend::Impl {
   ModelMetadata metadata;
-  torch::jit::Module module;
+  // The module as loaded (fp32, CPU): the precision check's reference and the fallback.
+  torch::jit::Module cpu_module;
+  std::vector<WorkerState> workers;
   DeviceKind device_kind = DeviceKind::kCpu;
   Precision precision = Precision::kFp32;
   torch::Device device{torch::kCPU};
   torch::ScalarType compute_type = torch::kFloat;
+  double precision_error = 0;
+  // Set once the device failed; from then on every batch runs on cpu_module.
+  std::atomic<bool> fell_back{false};
+  std::atomic<int64_t> fallbacks{0};
 
-  absl::Status Run(int64_t rows, absl::Span<const char* const> inputs,
+  absl::Status Run(int worker, int64_t rows, absl::Span<const char* const> inputs,
                    absl::Span<char* const> outputs);
+  // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
+  absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
+                     int64_t rows, absl::Span<const char* const> inputs,
+                     absl::Span<char* const> outputs);
 };
 
-absl::Status TorchBackend::Impl::Run(int64_t rows, absl::Span<const char* const> inputs,
+absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
+                                     absl::Span<const char* const> inputs,
                                      absl::Span<char* const> outputs) {
+  if (!fell_back.load(std::memory_order_acquire)) {
+    try {
+      WorkerState& state = workers[worker % workers.size()];
+#if defined(COALESCE_WITH_CUDA)
+      std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+      if (state.stream.has_value()) stream_guard.emplace(*state.stream);
+#endif
+      std::unique_lock<std::mutex> mps_lock;
+      if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
+      return RunOn(state.module, device, compute_type, rows, inputs, outputs);
+    } catch (const std::exception& e) {
+      if (device_kind == DeviceKind::kCpu) throw;
+      // The device failed (an error, out of memory): serve from the CPU rather than fail
+      // every request from now on.
+      fell_back.store(true, std::memory_order_release);
+      fallbacks.fetch_add(1, std::memory_order_relaxed);
+      std::fprintf(stderr, "coalesce: model '%s' failed on %s (%s); falling back to CPU\n",
+                   metadata.name.c_str(), std::string(DeviceKindName(device_kind)).c_str(),
+                   ErrorText(e).c_str());
+    }
+  }
+  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, outputs);
+}
+
+absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
+                                       torch::ScalarType compute, int64_t rows,
+                                       absl::Span<const char* const> inputs,
+                                       absl::Span<char* const> outputs) {
   c10::InferenceMode inference_mode;
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
@@ -152,14 +210,12 @@ absl::Status TorchBackend::Impl::Run(int64_t rows, absl::Span<const char* const>
     shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
     torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape,
                                           ScalarTypeOf(spec.dtype));
-    // Floating inputs take the compute precision, converted on the device; to() returns the
-    // same tensor when nothing changes (fp32 on CPU: the model reads the gathered buffer).
-    args.emplace_back(IsFloating(spec.dtype) ? host.to(device).to(compute_type)
-                                             : host.to(device));
+    // Copied to the device as sent (asynchronously from pinned staging memory), then converted
+    // there; to() returns the same tensor when nothing changes (fp32 on CPU: the model reads
+    // the gathered buffer itself).
+    torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
+    args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
   }
-
-  std::unique_lock<std::mutex> mps_lock;
-  if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
   torch::jit::IValue result = module.forward(std::move(args));
 
   std::vector<torch::Tensor> tensors;
@@ -186,8 +242,84 @@ absl::Status TorchBackend::Impl::Run(int64_t rows, absl::Span<const char* const>
           ShapeToString(std::vector<int64_t>(tensors[o].sizes().begin(), tensors[o].sizes().end())),
           " for output '", spec.name, "', expected ", ShapeToString(shape)));
     }
-    // Converts dtype and copies device -> host in one step; the copy waits for the result.
+    // Converts dtype and copies device -> host in one step on this worker's stream; the copy
+    // into pageable memory waits for the result: that is the synchronisation, not a
+    // device-wide synchronise.
     torch::from_blob(outputs[o], shape, ScalarTypeOf(spec.dtype)).copy_(tensors[o]);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Random input bytes for `rows` rows of `spec`: floating values uniform in [-1, 1), other types
+// zero (a safe index, a false flag).
+std::vector<char> RandomRows(const TensorSpec& spec, int64_t rows) {
+  torch::Tensor values;
+  std::vector<int64_t> shape = {rows};
+  shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
+  if (IsFloating(spec.dtype)) {
+    values = (torch::rand(shape) * 2 - 1).to(ScalarTypeOf(spec.dtype));
+  } else {
+    values = torch::zeros(shape, ScalarTypeOf(spec.dtype));
+  }
+  std::vector<char> bytes(values.nbytes());
+  std::memcpy(bytes.data(), values.data_ptr(), bytes.size());
+  return bytes;
+}
+
+}  // namespace
+
+// Runs every worker's module once (the first runs of a TorchScript module profile and optimise
+// its graph), then compares the served module with the fp32 CPU reference on random inputs.
+absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
+  const ModelMetadata& md = impl.metadata;
+  constexpr int64_t kRows = 4;
+  std::vector<std::vector<char>> in;
+  std::vector<const char*> in_ptrs;
+  for (const TensorSpec& spec : md.inputs) {
+    in.push_back(RandomRows(spec, kRows));
+    in_ptrs.push_back(in.back().data());
+  }
+  std::vector<std::vector<float>> served(md.outputs.size()), reference(md.outputs.size());
+  std::vector<std::vector<char>> out(md.outputs.size()), ref_out(md.outputs.size());
+  std::vector<char*> out_ptrs, ref_ptrs;
+  for (size_t o = 0; o < md.outputs.size(); ++o) {
+    out[o].assign(kRows * md.outputs[o].RowBytes(), 0);
+    ref_out[o].assign(kRows * md.outputs[o].RowBytes(), 0);
+    out_ptrs.push_back(out[o].data());
+    ref_ptrs.push_back(ref_out[o].data());
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (size_t w = 0; w < impl.workers.size(); ++w) {
+      absl::Status s = impl.RunOn(impl.workers[w].module, impl.device, impl.compute_type, kRows,
+                                  in_ptrs, out_ptrs);
+      if (!s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model '", md.name, "' failed its dry run: ", s.message()));
+      }
+    }
+  }
+  absl::Status s = impl.RunOn(impl.cpu_module, torch::Device(torch::kCPU), torch::kFloat, kRows,
+                              in_ptrs, ref_ptrs);
+  if (!s.ok()) return s;
+  double max_diff = 0, max_ref = 0;
+  for (size_t o = 0; o < md.outputs.size(); ++o) {
+    std::vector<int64_t> shape = {kRows};
+    shape.insert(shape.end(), md.outputs[o].dims.begin(), md.outputs[o].dims.end());
+    auto dtype = ScalarTypeOf(md.outputs[o].dtype);
+    torch::Tensor a = torch::from_blob(out[o].data(), shape, dtype).to(torch::kDouble);
+    torch::Tensor b = torch::from_blob(ref_out[o].data(), shape, dtype).to(torch::kDouble);
+    max_diff = std::max(max_diff, (a - b).abs().max().item<double>());
+    max_ref = std::max(max_ref, b.abs().max().item<double>());
+  }
+  impl.precision_error = max_ref > 0 ? max_diff / max_ref : max_diff;
+  if (!(impl.precision_error <= options.max_precision_error)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "model '%s' in %s on %s differs from its fp32 CPU reference by %.3g (largest "
+        "difference over largest output), above the tolerance %.3g",
+        md.name, PrecisionName(impl.precision), DeviceKindName(impl.device_kind),
+        impl.precision_error, options.max_precision_error));
   }
   return absl::OkStatus();
 }
@@ -201,10 +333,25 @@ std::string TorchBackend::DeviceDescription() const {
   return absl::StrCat(DeviceKindName(impl_->device_kind), " ", PrecisionName(impl_->precision));
 }
 
+std::shared_ptr<char> TorchBackend::AllocateStaging(int64_t bytes) {
+  if (impl_->device_kind != DeviceKind::kCuda) return Backend::AllocateStaging(bytes);
+  torch::Tensor pinned =
+      torch::empty({bytes}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(true));
+  // The deleter owns the tensor: the memory lives exactly as long as the pointer.
+  return std::shared_ptr<char>(static_cast<char*>(pinned.data_ptr()),
+                               [pinned](char*) mutable { pinned.reset(); });
+}
+
+double TorchBackend::precision_error() const { return impl_->precision_error; }
+
+int64_t TorchBackend::fallbacks() const {
+  return impl_->fallbacks.load(std::memory_order_relaxed);
+}
+
 absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                    absl::Span<char* const> outputs) {
   try {
-    return impl_->Run(rows, inputs, outputs);
+    return impl_->Run(worker, rows, inputs, outputs);
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
@@ -225,7 +372,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::CreateDemo(const Opt
   }
   auto impl = std::make_unique<Impl>();
   impl->metadata = DemoModel::Metadata(max_batch_size);
-  impl->module = std::move(module);
+  impl->cpu_module = std::move(module);
   return Initialize(std::move(impl), options);
 }
 
@@ -234,7 +381,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Load(const std::stri
                                                                  const Options& options) {
   auto impl = std::make_unique<Impl>();
   try {
-    impl->module = torch::jit::load(path);
+    impl->cpu_module = torch::jit::load(path, torch::kCPU);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name, "': cannot load '",
                                                    path, "' as TorchScript: ", ErrorText(e)));
@@ -275,27 +422,25 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
     torch::set_num_threads(std::max(1, cores / options.num_workers));
   }
   try {
-    impl->module.eval();
-    impl->module.to(impl->device, impl->compute_type);
-    // Warm-up: the first runs of a TorchScript module profile and optimise its graph.
-    ModelMetadata& md = impl->metadata;
-    std::vector<std::vector<char>> in(md.inputs.size()), out(md.outputs.size());
-    std::vector<const char*> in_ptrs;
-    std::vector<char*> out_ptrs;
-    for (size_t i = 0; i < in.size(); ++i) {
-      in[i].assign(md.inputs[i].RowBytes(), 0);
-      in_ptrs.push_back(in[i].data());
-    }
-    for (size_t o = 0; o < out.size(); ++o) {
-      out[o].assign(md.outputs[o].RowBytes(), 0);
-      out_ptrs.push_back(out[o].data());
-    }
-    for (int round = 0; round < 3; ++round) {
-      if (absl::Status s = impl->Run(1, in_ptrs, out_ptrs); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("model '", md.name,
-                                                       "' failed its dry run: ", s.message()));
+    impl->cpu_module.eval();
+    // The served module: moved and cast, then frozen (parameters become constants, so the
+    // graph optimiser can fold them).
+    torch::jit::Module served = impl->cpu_module.clone();
+    served.to(impl->device, impl->compute_type);
+    served.eval();
+    served = torch::jit::freeze(served);
+    for (int w = 0; w < options.num_workers; ++w) {
+      WorkerState state;
+      state.module = served.clone();
+#if defined(COALESCE_WITH_CUDA)
+      if (*device == DeviceKind::kCuda) {
+        state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false,
+                                                    impl->device.index());
       }
+#endif
+      impl->workers.push_back(std::move(state));
     }
+    if (absl::Status s = WarmUpAndCheck(*impl, options); !s.ok()) return s;
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", impl->metadata.name, "' failed its dry run: ", ErrorText(e)));

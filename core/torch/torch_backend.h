@@ -21,6 +21,9 @@ namespace coalesce {
 // submission from several threads crashes Metal, device work is serialised by a process-wide
 // mutex; host-side gather and scatter of the other worker still overlap with it.
 //
+// Each worker has its own copy of the (frozen) module and, on CUDA, its own stream. If the device
+// fails, the model falls back to its fp32 CPU copy, so requests keep being answered.
+//
 // Thread-safe: `Execute()` runs concurrently from the executor's workers.
 class TorchBackend : public Backend {
  public:
@@ -32,6 +35,10 @@ class TorchBackend : public Backend {
     // Executor workers that will call Execute(); on CPU they share the cores, so each gets
     // cores / num_workers intra-op threads. Must be >= 1.
     int num_workers = 2;
+    // Largest accepted difference between the served model (device, precision) and its fp32
+    // CPU reference on random inputs, as max |served - reference| / max |reference|. Above it,
+    // loading fails rather than serve wrong answers. The roadmap measured fp16 within 1e-2.
+    double max_precision_error = 1e-2;
   };
 
   // The built-in demo model (core/demo_model.h) with the given max_batch_size.
@@ -50,6 +57,14 @@ class TorchBackend : public Backend {
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override;
   std::string DeviceDescription() const override;
+  // Page-locked on CUDA, plain heap memory elsewhere.
+  std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
+
+  // The precision check's result at load (see Options::max_precision_error).
+  double precision_error() const;
+  // Batches that failed on the device and were run on the CPU instead. After the first, the
+  // model stays on the CPU.
+  int64_t fallbacks() const;
 
  private:
   struct Impl;
@@ -57,6 +72,9 @@ class TorchBackend : public Backend {
   // Picks device and precision, moves the module there and runs a dry run at batch 1.
   static absl::StatusOr<std::unique_ptr<TorchBackend>> Initialize(std::unique_ptr<Impl> impl,
                                                                   const Options& options);
+
+  // Runs every worker's module once, then checks precision_error() against the tolerance.
+  static absl::Status WarmUpAndCheck(Impl& impl, const Options& options);
 
   std::unique_ptr<Impl> impl_;
 };
