@@ -14,6 +14,8 @@ debian_packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev prometheus-cpp-dev libconcurrentqueue-dev
   libgtest-dev libgmock-dev
+  clang libclang-rt-dev
+  prometheus nginx python3-grpcio python3-protobuf python3-yaml libxml2-utils
 )
 debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
 
