@@ -1,0 +1,237 @@
+// coalesce-model-ceiling: the demo model's own speed, in-process, with no RPC and no queue.
+//
+//   coalesce-model-ceiling --device=auto --precision=auto --workers=2 --seconds=2
+//       [--batch_sizes=1,8,32,64,128,256] [--csv]
+//
+// One TorchBackend, the server's own, built with the same --device and --precision flags, runs
+// the demo model from --workers threads at once, each with its own worker index and its own
+// random input and output buffers, as the server's executor calls it. Each Execute() copies its
+// output back to the host, which is the synchronisation point, so one call is one batch's time.
+// For each batch size, --warmup_s of untimed calls, then every call of the next --seconds is
+// timed; the table gives the median and p90 milliseconds per batch and the samples per second of
+// all workers together.
+//
+// Whatever coalesce reaches at a batch size, this is the most it could reach there: the
+// benchmark's efficiency is coalesce's rate divided by this one (or the echo server's, if lower).
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/model_metadata.h"
+#include "core/torch/torch_backend.h"
+
+ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
+ABSL_FLAG(std::string, precision, "auto",
+          "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. Inputs stay FP32, as on "
+          "the wire, and are converted on the device like the server does.");
+ABSL_FLAG(std::string, batch_sizes, "1,8,32,64,128,256",
+          "Comma-separated batch sizes (samples per Execute call), one row each.");
+ABSL_FLAG(double, seconds, 2.0, "Timed seconds per batch size.");
+ABSL_FLAG(double, warmup_s, 0.5, "Untimed seconds of calls before each batch size's timing.");
+ABSL_FLAG(int, workers, 2,
+          "Threads calling the model at once, each with its own worker index (the server's "
+          "--workers; 1 measures a single caller).");
+ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per batch size).");
+ABSL_FLAG(std::string, label, "model", "Name printed in every CSV row.");
+
+namespace {
+
+using coalesce::TorchBackend;
+
+absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
+  std::vector<int64_t> sizes;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int64_t size = 0;
+    if (!absl::SimpleAtoi(item, &size) || size < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--batch_sizes: '", item, "' is not a positive integer (in '", text, "')"));
+    }
+    sizes.push_back(size);
+  }
+  if (sizes.empty()) return absl::InvalidArgumentError("--batch_sizes is empty");
+  return sizes;
+}
+
+// One worker's buffers: `max_rows` rows of every input (random) and output.
+struct WorkerBuffers {
+  std::vector<std::vector<char>> inputs, outputs;
+  std::vector<const char*> input_ptrs;
+  std::vector<char*> output_ptrs;
+
+  WorkerBuffers(const coalesce::ModelMetadata& metadata, int64_t max_rows, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (const coalesce::TensorSpec& spec : metadata.inputs) {
+      std::vector<char>& buffer = inputs.emplace_back(spec.RowBytes() * max_rows);
+      if (spec.dtype == coalesce::DataType::kFp32) {
+        float* values = reinterpret_cast<float*>(buffer.data());
+        for (size_t i = 0; i < buffer.size() / sizeof(float); ++i) values[i] = uniform(rng);
+      } else {
+        for (char& byte : buffer) byte = static_cast<char>(rng() & 0x3f);
+      }
+      input_ptrs.push_back(buffer.data());
+    }
+    for (const coalesce::TensorSpec& spec : metadata.outputs) {
+      output_ptrs.push_back(outputs.emplace_back(spec.RowBytes() * max_rows).data());
+    }
+  }
+};
+
+struct SizeResult {
+  int64_t batch = 0;
+  int64_t batches = 0;
+  double median_ms = 0;
+  double p90_ms = 0;
+  double samples_per_s = 0;
+};
+
+double Percentile(std::vector<double>& values, double q) {
+  if (values.empty()) return 0;
+  size_t index = std::min(values.size() - 1, static_cast<size_t>(q * values.size()));
+  std::nth_element(values.begin(), values.begin() + index, values.end());
+  return values[index];
+}
+
+// Runs `rows`-sample batches from every worker: untimed until `warmup` has passed (at least one
+// call each), then timed for `window` (at least one call each; a call that starts inside the
+// window counts in full). Each worker's rate is its rows over its own timed span, and the
+// workers' rates add up, so a slow last call of one worker does not stretch the others' span.
+absl::StatusOr<SizeResult> MeasureBatchSize(TorchBackend& backend,
+                                            std::vector<WorkerBuffers>& buffers, int64_t rows,
+                                            absl::Duration warmup, absl::Duration window) {
+  const int workers = static_cast<int>(buffers.size());
+  std::vector<std::vector<double>> times_ms(workers);
+  std::vector<absl::Status> statuses(workers);
+  std::vector<absl::Duration> spans(workers);
+  const absl::Time start = absl::Now() + warmup;
+  const absl::Time stop = start + window;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      WorkerBuffers& b = buffers[w];
+      bool warm = false;
+      absl::Time now = absl::Now();
+      while (now < start || !warm) {
+        statuses[w] = backend.Execute(w, rows, b.input_ptrs, b.output_ptrs);
+        if (!statuses[w].ok()) return;
+        warm = true;
+        now = absl::Now();
+      }
+      const absl::Time first = now;
+      while (now < stop || times_ms[w].empty()) {
+        const absl::Time call_start = now;
+        statuses[w] = backend.Execute(w, rows, b.input_ptrs, b.output_ptrs);
+        if (!statuses[w].ok()) return;
+        now = absl::Now();
+        times_ms[w].push_back(absl::ToDoubleMilliseconds(now - call_start));
+      }
+      spans[w] = now - first;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& status : statuses) {
+    if (!status.ok()) return status;
+  }
+  SizeResult result;
+  result.batch = rows;
+  std::vector<double> all;
+  for (int w = 0; w < workers; ++w) {
+    all.insert(all.end(), times_ms[w].begin(), times_ms[w].end());
+    result.samples_per_s +=
+        static_cast<double>(times_ms[w].size() * rows) / absl::ToDoubleSeconds(spans[w]);
+  }
+  result.batches = static_cast<int64_t>(all.size());
+  result.median_ms = Percentile(all, 0.5);
+  result.p90_ms = Percentile(all, 0.9);
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Runs coalesce's demo model in-process (no RPC) at each batch size and prints ms per batch "
+      "and samples/s: the model's ceiling.\n"
+      "Example: coalesce-model-ceiling --batch_sizes=1,32,256 --seconds=2 --workers=2");
+  absl::ParseCommandLine(argc, argv);
+
+  absl::StatusOr<std::vector<int64_t>> sizes = ParseBatchSizes(absl::GetFlag(FLAGS_batch_sizes));
+  const int workers = absl::GetFlag(FLAGS_workers);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const double warmup_s = absl::GetFlag(FLAGS_warmup_s);
+  if (!sizes.ok()) {
+    std::cerr << "coalesce-model-ceiling: " << sizes.status().message() << "\n";
+    return 2;
+  }
+  if (workers < 1 || !(seconds > 0) || !(warmup_s >= 0)) {
+    std::cerr << "coalesce-model-ceiling: need --workers >= 1 (got " << workers
+              << "), --seconds > 0 (got " << seconds << ") and --warmup_s >= 0 (got " << warmup_s
+              << ")\n";
+    return 2;
+  }
+  const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
+
+  TorchBackend::Options options;
+  options.device = absl::GetFlag(FLAGS_device);
+  options.precision = absl::GetFlag(FLAGS_precision);
+  options.num_workers = workers;
+  absl::StatusOr<std::unique_ptr<TorchBackend>> backend =
+      TorchBackend::CreateDemo(options, max_rows);
+  if (!backend.ok()) {
+    std::cerr << "coalesce-model-ceiling: " << backend.status().message() << "\n";
+    return 1;
+  }
+  const std::string device = (*backend)->DeviceDescription();
+  std::cerr << "coalesce-model-ceiling: demo model on " << device << ", " << workers
+            << " worker(s), " << warmup_s << " s warm-up + " << seconds << " s per batch size"
+            << std::endl;
+
+  std::vector<WorkerBuffers> buffers;
+  for (int w = 0; w < workers; ++w) {
+    buffers.emplace_back((*backend)->metadata(), max_rows, /*seed=*/1 + w);
+  }
+
+  const bool csv = absl::GetFlag(FLAGS_csv);
+  const std::string label = absl::GetFlag(FLAGS_label);
+  if (csv) {
+    std::cout << "label,device,workers,batch,batches,median_ms,p90_ms,samples_per_s\n";
+  } else {
+    std::cout << absl::StrFormat("%6s %8s %9s %12s %12s %14s\n", "batch", "workers", "batches",
+                                 "median_ms", "p90_ms", "samples/s");
+  }
+  for (int64_t rows : *sizes) {
+    absl::StatusOr<SizeResult> r =
+        MeasureBatchSize(**backend, buffers, rows, absl::Seconds(warmup_s), absl::Seconds(seconds));
+    if (!r.ok()) {
+      std::cerr << "coalesce-model-ceiling: batch " << rows << ": " << r.status().message() << "\n";
+      return 1;
+    }
+    if (csv) {
+      std::cout << absl::StrFormat("%s,%s,%d,%d,%d,%.4f,%.4f,%.1f\n", label, device, workers,
+                                   r->batch, r->batches, r->median_ms, r->p90_ms, r->samples_per_s);
+    } else {
+      std::cout << absl::StrFormat("%6d %8d %9d %12.3f %12.3f %14.1f\n", r->batch, workers,
+                                   r->batches, r->median_ms, r->p90_ms, r->samples_per_s);
+    }
+    std::cout.flush();
+  }
+  return 0;
+}

@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# bench/run.sh: coalesce against its baselines, ceilings and Python peer, in one run.
+#
+#   BUILD=build bench/run.sh                       # what `make bench` runs after building
+#   BUILD=build-cuda PIN=1 bench/run.sh            # GPU host (LD_LIBRARY_PATH set by the caller)
+#
+# Each configuration is started on this machine, made ready, driven by coalesce-bench with the
+# same settings (closed loop, one single-sample request per outstanding slot, one coalesce-bench
+# run per concurrency level), and stopped:
+#   unbatched         coalesce --max_batch_size=1 --workers=8 (the roadmap's 8 threads at batch 1)
+#   coalesce          coalesce with its defaults (2 workers, deadline policy, fp16 on GPU)
+#   echo              coalesce-echo-server: the protocol's ceiling on this machine
+#   model             coalesce-model-ceiling at the mean batch size coalesce formed at each level
+#   python            bench/peers/python_batching_server.py (the roadmap's batching server)
+#   python-unbatched  the same with --unbatched (off unless CONFIGS names it)
+# then an open-loop pass against coalesce: Poisson arrivals at OPEN_LOOP_FRACTION of its peak.
+# It prints one table and writes it, the raw CSVs, the logs and a plot (when matplotlib imports)
+# into OUT_DIR. It builds nothing, installs nothing and needs no network.
+set -euo pipefail
+
+# ---- Knobs ----------------------------------------------------------------------------------
+# Build folder holding the binaries (server/, client/, bench/ inside it).
+BUILD=${BUILD:-build}
+# Where everything is written: table.txt, summary.csv, per-level CSVs, logs, bench.png.
+OUT_DIR=${OUT_DIR:-/tmp/coalesce-bench-$(date +%Y%m%d-%H%M%S)}
+# Closed-loop concurrency levels: outstanding requests, each of one sample.
+CONCURRENCY=${CONCURRENCY:-1,8,64,256}
+# Seconds of load before, and of measurement at, each level (and of the open-loop pass).
+WARMUP_S=${WARMUP_S:-2}
+DURATION_S=${DURATION_S:-5}
+# Configurations to run (any order; coalesce always runs first, since model needs its batches).
+CONFIGS=${CONFIGS:-unbatched coalesce echo model python}
+# Device and precision of coalesce, the model ceiling and the Python peer.
+DEVICE=${DEVICE:-auto}
+PRECISION=${PRECISION:-auto}
+# Executor workers of the default coalesce (and of the model ceiling) and of the unbatched one.
+WORKERS=${WORKERS:-2}
+UNBATCHED_WORKERS=${UNBATCHED_WORKERS:-8}
+# Extra flags for both coalesce servers, e.g. "--batch_policy=fixed --max_queue_delay_us=500".
+SERVER_FLAGS=${SERVER_FLAGS:-}
+# Timed seconds per batch size of the model ceiling (plus 0.5 s warm-up each).
+MODEL_SECONDS=${MODEL_SECONDS:-2}
+# Open loop against coalesce at this fraction of its peak closed-loop rate; 0 skips it.
+OPEN_LOOP_FRACTION=${OPEN_LOOP_FRACTION:-0.8}
+# Python interpreter for the peer and the plot (the GPU host's pip env; here /usr/bin/python3).
+PYTHON=${PYTHON:-python3}
+# protoc for the Python peer (the GPU host's is /opt/deps/usr/bin/protoc).
+PROTOC=${PROTOC:-protoc}
+# Pinning: 1 runs servers on SERVER_CPUS and the load generator on BENCH_CPUS (taskset); 0 never;
+# auto pins on machines with at least 8 cores. Default sets: the lower and the upper half.
+PIN=${PIN:-auto}
+NCPU=$(nproc)
+SERVER_CPUS=${SERVER_CPUS:-0-$((NCPU / 2 - 1))}
+BENCH_CPUS=${BENCH_CPUS:-$((NCPU / 2))-$((NCPU - 1))}
+# coalesce-bench's completion threads and gRPC channels (TCP connections).
+if ((NCPU >= 8)); then BENCH_THREADS=${BENCH_THREADS:-4}; else BENCH_THREADS=${BENCH_THREADS:-2}; fi
+BENCH_CHANNELS=${BENCH_CHANNELS:-4}
+# How long a server may take to answer its first request (model profiling, torch import).
+READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
+HOST=${HOST:-127.0.0.1}
+
+# ---- Helpers --------------------------------------------------------------------------------
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVER_BIN=$BUILD/server/coalesce-server
+CLIENT_BIN=$BUILD/client/coalesce-client
+BENCH_BIN=$BUILD/client/coalesce-bench
+ECHO_BIN=$BUILD/bench/coalesce-echo-server
+MODEL_BIN=$BUILD/bench/coalesce-model-ceiling
+ALL_CONFIGS=(coalesce model unbatched echo python python-unbatched)  # the order they run in
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
+
+# Every process this script starts is in PIDS until it is stopped; the EXIT trap stops the rest.
+PIDS=()
+stop_pid() {
+  local pid=$1 i
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  local kept=() p
+  for p in ${PIDS[@]+"${PIDS[@]}"}; do [[ $p == "$pid" ]] || kept+=("$p"); done
+  PIDS=(${kept[@]+"${kept[@]}"})
+}
+cleanup() {
+  local pid
+  for pid in ${PIDS[@]+"${PIDS[@]}"}; do stop_pid "$pid"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs a command to completion in the background so that a signal to this script stops it too.
+run_fg() {
+  "$@" &
+  local pid=$! rc=0
+  PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  stop_pid "$pid"
+  return "$rc"
+}
+
+# free_port VAR: a loopback port nothing listens on and this run has not handed out yet.
+USED_PORTS=" "
+free_port() {
+  local candidate  # not "port": printf -v would set this local instead of the caller's
+  while :; do
+    candidate=$((20000 + RANDOM % 40000))
+    [[ $USED_PORTS == *" $candidate "* ]] && continue
+    if ! (exec 3<>"/dev/tcp/$HOST/$candidate") 2>/dev/null; then
+      USED_PORTS+="$candidate "
+      printf -v "$1" '%s' "$candidate"
+      return
+    fi
+  done
+}
+
+# The Prometheus page of a coalesce server, with curl or, lacking it, bash's /dev/tcp.
+scrape() {
+  if command -v curl >/dev/null; then
+    curl -sf --max-time 5 "http://$1/metrics"
+  else
+    (
+      exec 3<>"/dev/tcp/${1%:*}/${1##*:}"
+      printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" >&3
+      cat <&3
+    )
+  fi
+}
+# "samples batches" run so far by the demo model of the server whose metrics are at $1.
+batch_totals() {
+  local page
+  page=$(scrape "$1" 2>/dev/null) || page=
+  awk '
+    /^coalesce_batch_size_sum[{]/ && /model="demo"/ { s = $NF }
+    /^coalesce_batch_size_count[{]/ && /model="demo"/ { c = $NF }
+    END { printf "%.0f %.0f\n", s + 0, c + 0 }' <<<"$page"
+}
+# Mean batch size between two batch_totals readings; empty when no batch ran in between.
+mean_batch() {
+  awk -v b="$1" -v a="$2" 'BEGIN { split(b, x, " "); split(a, y, " ")
+    if (y[2] > x[2]) printf "%.2f", (y[1] - x[1]) / (y[2] - x[2]) }'
+}
+
+SERVER_PID=
+SERVER_LOG=
+# start_server NAME CMD...: starts a server on the server CPUs, logging to NAME.server.log.
+start_server() {
+  local name=$1
+  shift
+  SERVER_LOG=$OUT_DIR/$name.server.log
+  ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$@" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+}
+# wait_ready NAME ADDRESS: until one ModelInfer through coalesce-client succeeds. A server that
+# exits or stays unready fails only its own configuration: the table shows "-" for it.
+wait_ready() {
+  local name=$1 address=$2 start=$SECONDS
+  until timeout 10 "$CLIENT_BIN" --address="$address" --timeout_ms=5000 >/dev/null 2>&1; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      tail -n 20 "$SERVER_LOG" >&2
+      log "$name exited before it was ready; skipping it (log: $SERVER_LOG)"
+      return 1
+    fi
+    if ((SECONDS - start >= READY_TIMEOUT_S)); then
+      log "$name not ready after ${READY_TIMEOUT_S}s; skipping it (log: $SERVER_LOG)"
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name ready on $address after $((SECONDS - start))s"
+}
+
+# CSV row 2 of file $1, only the columns named in $2 (comma-separated), in that order.
+SUMMARY_COLUMNS=requests_per_s,samples_per_s,p50_ms,p90_ms,p99_ms,max_ms,ok,errors,skipped,error_codes,client_cpu_cores,generator_behind
+pick_columns() {
+  awk -F, -v want="$2" '
+    NR == 1 { for (i = 1; i <= NF; i++) at[$i] = i; next }
+    NR == 2 { n = split(want, w, ","); line = ""
+              for (j = 1; j <= n; j++) line = line (j > 1 ? "," : "") (w[j] in at ? $(at[w[j]]) : "")
+              print line; exit }' "$1"
+}
+
+# run_levels CONFIG ADDRESS [METRICS_ADDRESS]: one coalesce-bench run per concurrency level,
+# appending to summary.csv; with a metrics address, also the mean batch size formed meanwhile
+# (warm-up included: it runs at the same concurrency).
+run_levels() {
+  local config=$1 address=$2 metrics=${3:-} level raw before after mean
+  for level in ${CONCURRENCY//,/ }; do
+    raw=$OUT_DIR/$config.c$level.csv
+    [[ -n $metrics ]] && before=$(batch_totals "$metrics")
+    log "$config: concurrency $level (${WARMUP_S}s warm-up + ${DURATION_S}s)"
+    if ! run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$address" \
+      --concurrency="$level" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
+      --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label="$config" \
+      >"$raw" 2>>"$OUT_DIR/$config.bench.log"; then
+      log "$config: coalesce-bench failed at concurrency $level (see $config.bench.log)"
+      continue
+    fi
+    mean=
+    if [[ -n $metrics ]]; then
+      after=$(batch_totals "$metrics")
+      mean=$(mean_batch "$before" "$after")
+    fi
+    echo "$config,$level,$(pick_columns "$raw" "$SUMMARY_COLUMNS"),$mean" >>"$SUMMARY"
+  done
+}
+
+stop_server() {
+  stop_pid "$SERVER_PID"
+  SERVER_PID=
+}
+
+# ---- Set-up ---------------------------------------------------------------------------------
+cd "$REPO"
+for bin in "$SERVER_BIN" "$CLIENT_BIN" "$BENCH_BIN"; do
+  [[ -x $bin ]] || die "$bin not found: build first (make bench, or BUILD=<folder>)"
+done
+wants echo && { [[ -x $ECHO_BIN ]] || die "$ECHO_BIN not found"; }
+wants model && { [[ -x $MODEL_BIN ]] || die "$MODEL_BIN not found"; }
+if wants python || wants python-unbatched; then
+  command -v "$PYTHON" >/dev/null || die "PYTHON=$PYTHON not found"
+  command -v "$PROTOC" >/dev/null || die "PROTOC=$PROTOC not found (the Python peer needs it)"
+fi
+mkdir -p "$OUT_DIR"
+SUMMARY=$OUT_DIR/summary.csv
+echo "config,level,$SUMMARY_COLUMNS,mean_batch" >"$SUMMARY"
+
+SERVER_PIN=()
+BENCH_PIN=()
+PIN_NOTE="not pinned: servers and load generator share all $NCPU cores"
+if [[ $PIN == 1 || ($PIN == auto && NCPU -ge 8) ]]; then
+  if ((NCPU >= 4)) && command -v taskset >/dev/null; then
+    SERVER_PIN=(taskset -c "$SERVER_CPUS")
+    BENCH_PIN=(taskset -c "$BENCH_CPUS")
+    PIN_NOTE="pinned with taskset: servers and model ceiling on cores $SERVER_CPUS, load generator on $BENCH_CPUS"
+  else
+    log "PIN=$PIN ignored: needs taskset and at least 4 cores (have $NCPU)"
+  fi
+fi
+MAX_LEVEL=$(tr ',' '\n' <<<"$CONCURRENCY" | sort -n | tail -n 1)
+PY_PRECISION=$PRECISION
+[[ $PRECISION == bf16 ]] && PY_PRECISION=auto  # the peer knows auto, fp16, fp32
+
+{
+  echo "date: $(date -Is)"
+  echo "host: $(uname -n), $NCPU cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
+  if command -v nvidia-smi >/dev/null; then
+    echo "gpu: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1)"
+  fi
+  echo "command: BUILD=$BUILD PYTHON=$PYTHON CONCURRENCY=$CONCURRENCY WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S" \
+    "DEVICE=$DEVICE PRECISION=$PRECISION CONFIGS=\"$CONFIGS\" PIN=$PIN" \
+    "${SERVER_FLAGS:+SERVER_FLAGS=\"$SERVER_FLAGS\" }bench/run.sh"
+  echo "$PIN_NOTE"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+} >"$OUT_DIR/machine.txt"
+cat "$OUT_DIR/machine.txt" >&2
+log "writing to $OUT_DIR"
+
+# coalesce-server with the shared flags plus "$@".
+coalesce_server() {
+  local name=$1 grpc metrics
+  shift
+  free_port grpc
+  free_port metrics
+  # shellcheck disable=SC2086  # SERVER_FLAGS is a list of flags
+  start_server "$name" "$SERVER_BIN" --grpc_address="$HOST:$grpc" \
+    --metrics_address="$HOST:$metrics" --device="$DEVICE" --precision="$PRECISION" \
+    --drain_timeout=5s "$@" $SERVER_FLAGS
+  RUN_ADDRESS=$HOST:$grpc
+  RUN_METRICS=$HOST:$metrics
+  wait_ready "$name" "$RUN_ADDRESS"
+}
+
+# ---- The configurations ---------------------------------------------------------------------
+OPEN_RATE=
+port=
+for config in "${ALL_CONFIGS[@]}"; do
+  wants "$config" || continue
+  case $config in
+    coalesce)
+      if ! coalesce_server coalesce --workers="$WORKERS"; then
+        stop_server
+        continue
+      fi
+      run_levels coalesce "$RUN_ADDRESS" "$RUN_METRICS"
+      peak=$(awk -F, '$1 == "coalesce" && $3 > p { p = $3 } END { printf "%.0f", p + 0 }' "$SUMMARY")
+      if awk -v f="$OPEN_LOOP_FRACTION" 'BEGIN { exit !(f > 0) }' && ((peak > 0)); then
+        OPEN_RATE=$(awk -v p="$peak" -v f="$OPEN_LOOP_FRACTION" 'BEGIN { printf "%.0f", p * f }')
+        before=$(batch_totals "$RUN_METRICS")
+        log "coalesce: open loop, Poisson at $OPEN_RATE req/s ($OPEN_LOOP_FRACTION x peak $peak)"
+        if run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$RUN_ADDRESS" \
+          --rate="$OPEN_RATE" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
+          --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label=coalesce-open \
+          >"$OUT_DIR/coalesce.open.csv" 2>>"$OUT_DIR/coalesce.bench.log"; then
+          after=$(batch_totals "$RUN_METRICS")
+          mean=$(mean_batch "$before" "$after")
+          echo "coalesce-open,$OPEN_RATE,$(pick_columns "$OUT_DIR/coalesce.open.csv" \
+            "$SUMMARY_COLUMNS"),$mean" >>"$SUMMARY"
+        else
+          log "coalesce: open-loop coalesce-bench failed (see coalesce.bench.log)"
+        fi
+      fi
+      stop_server
+      ;;
+    unbatched)
+      if coalesce_server unbatched --workers="$UNBATCHED_WORKERS" --max_batch_size=1; then
+        run_levels unbatched "$RUN_ADDRESS" "$RUN_METRICS"
+      fi
+      stop_server
+      ;;
+    echo)
+      free_port port
+      start_server echo "$ECHO_BIN" --grpc_address="$HOST:$port"
+      wait_ready echo "$HOST:$port" && run_levels echo "$HOST:$port"
+      stop_server
+      ;;
+    python | python-unbatched)
+      free_port port
+      extra=()
+      [[ $config == python-unbatched ]] && extra=(--unbatched)
+      start_server "$config" "$PYTHON" bench/peers/python_batching_server.py \
+        --address="$HOST:$port" --device="$DEVICE" --precision="$PY_PRECISION" \
+        --protoc="$(command -v "$PROTOC")" --workers="$((MAX_LEVEL > 256 ? MAX_LEVEL : 256))" \
+        ${extra[@]+"${extra[@]}"}
+      wait_ready "$config" "$HOST:$port" && run_levels "$config" "$HOST:$port"
+      stop_server
+      ;;
+    model)
+      # The batch sizes coalesce formed, rounded; without them, the levels themselves (capped
+      # at the server's default max batch size, 256) stand in.
+      sizes=$(awk -F, -v levels="$CONCURRENCY" '
+        $1 == "coalesce" && $NF != "" { b = int($NF + 0.5); if (b < 1) b = 1; s[$2] = b }
+        END { n = split(levels, l, ","); out = ""
+              for (i = 1; i <= n; i++) { b = (l[i] in s) ? s[l[i]] : (l[i] > 256 ? 256 : l[i])
+                                         if (!(b in seen)) { seen[b] = 1; out = out (out == "" ? "" : ",") b } }
+              print out }' "$SUMMARY")
+      log "model: demo model in-process at batch sizes $sizes, $WORKERS workers"
+      if run_fg ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$MODEL_BIN" --device="$DEVICE" \
+        --precision="$PRECISION" --workers="$WORKERS" --batch_sizes="$sizes" \
+        --seconds="$MODEL_SECONDS" --csv >"$OUT_DIR/model.csv" 2>"$OUT_DIR/model.log"; then
+        # One summary row per level: the ceiling at the batch size coalesce formed there.
+        awk -F, -v levels="$CONCURRENCY" '
+          FILENAME == ARGV[1] { if (FNR > 1) { rate[$4] = $8; med[$4] = $6; p90[$4] = $7 }; next }
+          $1 == "coalesce" && $NF != "" { b = int($NF + 0.5); s[$2] = (b < 1 ? 1 : b) }
+          END { n = split(levels, l, ",")
+                for (i = 1; i <= n; i++) {
+                  b = (l[i] in s) ? s[l[i]] : (l[i] > 256 ? 256 : l[i])
+                  if (b in rate)
+                    printf "model,%s,%s,%s,%s,%s,,,,,,,,,%d\n", l[i], rate[b], rate[b], med[b], p90[b], b } }' \
+          "$OUT_DIR/model.csv" "$SUMMARY" >"$OUT_DIR/model.rows"
+        cat "$OUT_DIR/model.rows" >>"$SUMMARY"
+        rm -f "$OUT_DIR/model.rows"
+        DEVICE_DESC=$(awk -F, 'NR == 2 { print $2 }' "$OUT_DIR/model.csv")
+      else
+        log "model: coalesce-model-ceiling failed (see model.log)"
+      fi
+      ;;
+  esac
+done
+
+# ---- The table ------------------------------------------------------------------------------
+if [[ -z ${DEVICE_DESC:-} ]]; then
+  DEVICE_DESC=$(grep -ho 'backend on [^,]*' "$OUT_DIR"/coalesce.server.log 2>/dev/null |
+    head -n 1 | sed 's/backend on //') || true
+fi
+awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORKERS" \
+  -v warmup="$WARMUP_S" -v duration="$DURATION_S" -v fraction="$OPEN_LOOP_FRACTION" '
+  function has(c, l) { return ((c, l, "requests_per_s") in v) && v[c, l, "requests_per_s"] != "" }
+  function num(c, l, k) { return v[c, l, k] + 0 }
+  # "req/s p99" cells of one configuration; errors mark the rate with "!".
+  function cells(c, l,   mark) {
+    if (!has(c, l)) return sprintf(" %9s %8s", "-", "-")
+    mark = (num(c, l, "errors") > 0) ? "!" : " "
+    if (mark == "!") errors_seen = 1
+    return sprintf(" %8.0f%s %8s", num(c, l, "requests_per_s"), mark,
+                   v[c, l, "p99_ms"] == "" ? "-" : sprintf("%.2f", num(c, l, "p99_ms")))
+  }
+  function rate(c, l) { return has(c, l) ? num(c, l, "requests_per_s") : 0 }
+  # The lower of the echo ceiling and the model ceiling at level l (0: neither measured).
+  function ceiling(l,   e, m) {
+    e = rate("echo", l); m = has("model", l) ? num("model", l, "samples_per_s") : 0
+    return (e > 0 && (m == 0 || e < m)) ? e : m
+  }
+  function ratio(a, b) { return (b > 0 && a > 0) ? sprintf("%.2f", a / b) : "-" }
+  NR == 1 { for (i = 1; i <= NF; i++) col[i] = $i; next }
+  { for (i = 3; i <= NF; i++) v[$1, $2, col[i]] = $i; if ($1 == "coalesce-open") open = $2 }
+  END {
+    n = split(levels, l, ",")
+    split("unbatched coalesce echo python python-unbatched", order, " ")
+    printf "closed loop, 1 sample per request (req/s = samples/s), %ss warm-up + %ss per level; device %s\n\n", warmup, duration, device
+    head1 = sprintf("%6s", "")
+    head2 = sprintf("%6s", "conc")
+    for (k = 1; k <= 5; k++) {
+      c = order[k]
+      if (c == "python-unbatched" && !seen_config(c)) continue
+      head1 = head1 sprintf(" %-18s", c); head2 = head2 sprintf(" %9s %8s", "req/s", "p99_ms")
+      if (c == "coalesce") { head1 = head1 sprintf(" %6s", ""); head2 = head2 sprintf(" %6s", "batch") }
+      if (c == "echo") { head1 = head1 sprintf(" %-18s", "model ceiling"); head2 = head2 sprintf(" %9s %8s", "samples/s", "ms/batch") }
+    }
+    head1 = head1 sprintf("   %-27s", "ratios (coalesce / ...)")
+    head2 = head2 sprintf("   %9s %8s %10s", "unbatched", "python", "efficiency")
+    print head1; print head2
+    for (i = 1; i <= n; i++) {
+      L = l[i]; line = sprintf("%6s", L)
+      for (k = 1; k <= 5; k++) {
+        c = order[k]
+        if (c == "python-unbatched" && !seen_config(c)) continue
+        line = line cells(c, L)
+        if (c == "coalesce") line = line sprintf(" %6s", v["coalesce", L, "mean_batch"] == "" ? "-" : sprintf("%.1f", num("coalesce", L, "mean_batch")))
+        if (c == "echo") {
+          if (has("model", L)) line = line sprintf(" %9.0f %8.2f", num("model", L, "samples_per_s"), num("model", L, "p50_ms"))
+          else line = line sprintf(" %9s %8s", "-", "-")
+        }
+      }
+      co = rate("coalesce", L)
+      line = line sprintf("   %9s %8s %10s", ratio(co, rate("unbatched", L)), ratio(co, rate("python", L)),
+                          ratio(co, ceiling(L)))
+      print line
+    }
+    print ""
+    print "batch: mean batch coalesce formed at that level (from its /metrics, warm-up included)."
+    print "model ceiling: coalesce-model-ceiling, the demo model in-process at that batch size (rounded),"
+    print "  " workers " workers, same device and precision, no RPC; ms/batch is its median."
+    print "efficiency = coalesce req/s / min(echo req/s, model ceiling samples/s) at the same level."
+    if (errors_seen) print "!: some requests failed at that level; error codes are in summary.csv."
+    for (i = 1; i <= n; i++) if (ceiling(l[i]) > 0 && rate("coalesce", l[i]) > 1.05 * ceiling(l[i])) above = 1
+    if (above) print "efficiency above 1: a ceiling was measured while something else loaded the machine; rerun it quiet."
+    if (open != "") {
+      o = "coalesce-open"
+      printf "\nopen loop: Poisson arrivals at %s req/s (%s x coalesce peak), %ss: achieved %.0f req/s, " \
+             "p50 %.2f ms, p99 %.2f ms, max %.2f ms, mean batch %s, errors %d, skipped %d%s\n",
+             open, fraction, duration, num(o, open, "requests_per_s"), num(o, open, "p50_ms"),
+             num(o, open, "p99_ms"), num(o, open, "max_ms"),
+             v[o, open, "mean_batch"] == "" ? "-" : sprintf("%.1f", num(o, open, "mean_batch")),
+             num(o, open, "errors"), num(o, open, "skipped"),
+             v[o, open, "generator_behind"] == "true" ? " (load generator fell behind)" : ""
+    }
+    # The targets of issue 3, read at the highest concurrency level.
+    L = l[n]; co = rate("coalesce", L)
+    printf "\ntargets at concurrency %s: ", L
+    if (device == "?") {
+      printf "device unknown (neither coalesce nor the model ceiling ran)\n"
+    } else if (device ~ /^cpu/) {
+      printf "CPU: efficiency >= 0.85: %s\n", verdict(co, ceiling(L), 0.85)
+    } else {
+      printf "GPU: coalesce/unbatched >= 40: %s; coalesce/python >= 10: %s; efficiency >= 0.8: %s",
+             verdict(co, rate("unbatched", L), 40), verdict(co, rate("python", L), 10),
+             verdict(co, ceiling(L), 0.8)
+      if (open != "") printf "; open-loop p99 < 10 ms: %.2f ms (%s)", num("coalesce-open", open, "p99_ms"), num("coalesce-open", open, "p99_ms") < 10 ? "met" : "missed"
+      printf "\n"
+    }
+  }
+  function verdict(a, b, target,   r) {
+    if (!(a > 0 && b > 0)) return "not measured"
+    r = a / b
+    if (target < 1 && r > 1.05) return sprintf("%.2f (above 1: ceiling not trustworthy)", r)
+    return sprintf("%.2f (%s)", r, r >= target ? "met" : "missed")
+  }
+  function seen_config(c,   i) { for (i = 1; i <= n; i++) if (has(c, l[i])) return 1; return 0 }
+' "$SUMMARY" >"$OUT_DIR/table.body.txt"
+{
+  cat "$OUT_DIR/machine.txt"
+  echo
+  cat "$OUT_DIR/table.body.txt"
+  echo
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+} >"$OUT_DIR/table.txt"
+rm -f "$OUT_DIR/table.body.txt"
+echo
+cat "$OUT_DIR/table.txt"
+
+# ---- The plot -------------------------------------------------------------------------------
+if command -v "$PYTHON" >/dev/null && "$PYTHON" -c 'import matplotlib' 2>/dev/null; then
+  if "$PYTHON" bench/plot.py --out_dir="$OUT_DIR" --title="coalesce bench: $(uname -n), ${DEVICE_DESC:-?}" \
+    >>"$OUT_DIR/plot.log" 2>&1; then
+    echo "plot: $OUT_DIR/bench.png"
+  else
+    log "plot failed (see $OUT_DIR/plot.log)"
+  fi
+else
+  echo "plot: skipped ($PYTHON cannot import matplotlib)"
+fi
+echo "raw results: $OUT_DIR"
