@@ -68,119 +68,9 @@ ECHO_BIN=$BUILD/bench/coalesce-echo-server
 MODEL_BIN=$BUILD/bench/coalesce-model-ceiling
 ALL_CONFIGS=(coalesce model unbatched echo python python-unbatched)  # the order they run in
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
 wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
-
-# Every process this script starts is in PIDS until it is stopped; the EXIT trap stops the rest.
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  local kept=() p
-  for p in ${PIDS[@]+"${PIDS[@]}"}; do [[ $p == "$pid" ]] || kept+=("$p"); done
-  PIDS=(${kept[@]+"${kept[@]}"})
-}
-cleanup() {
-  local pid
-  for pid in ${PIDS[@]+"${PIDS[@]}"}; do stop_pid "$pid"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a command to completion in the background so that a signal to this script stops it too.
-run_fg() {
-  "$@" &
-  local pid=$! rc=0
-  PIDS+=("$pid")
-  wait "$pid" || rc=$?
-  stop_pid "$pid"
-  return "$rc"
-}
-
-# free_port VAR: a loopback port nothing listens on and this run has not handed out yet.
-USED_PORTS=" "
-free_port() {
-  local candidate  # not "port": printf -v would set this local instead of the caller's
-  while :; do
-    candidate=$((20000 + RANDOM % 40000))
-    [[ $USED_PORTS == *" $candidate "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/$HOST/$candidate") 2>/dev/null; then
-      USED_PORTS+="$candidate "
-      printf -v "$1" '%s' "$candidate"
-      return
-    fi
-  done
-}
-
-# The Prometheus page of a coalesce server, with curl or, lacking it, bash's /dev/tcp.
-scrape() {
-  if command -v curl >/dev/null; then
-    curl -sf --max-time 5 "http://$1/metrics"
-  else
-    (
-      exec 3<>"/dev/tcp/${1%:*}/${1##*:}"
-      printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" >&3
-      cat <&3
-    )
-  fi
-}
-# "samples batches" run so far by the demo model of the server whose metrics are at $1.
-batch_totals() {
-  local page
-  page=$(scrape "$1" 2>/dev/null) || page=
-  awk '
-    /^coalesce_batch_size_sum[{]/ && /model="demo"/ { s = $NF }
-    /^coalesce_batch_size_count[{]/ && /model="demo"/ { c = $NF }
-    END { printf "%.0f %.0f\n", s + 0, c + 0 }' <<<"$page"
-}
-# Mean batch size between two batch_totals readings; empty when no batch ran in between.
-mean_batch() {
-  awk -v b="$1" -v a="$2" 'BEGIN { split(b, x, " "); split(a, y, " ")
-    if (y[2] > x[2]) printf "%.2f", (y[1] - x[1]) / (y[2] - x[2]) }'
-}
-
-SERVER_PID=
-SERVER_LOG=
-# start_server NAME CMD...: starts a server on the server CPUs, logging to NAME.server.log.
-start_server() {
-  local name=$1
-  shift
-  SERVER_LOG=$OUT_DIR/$name.server.log
-  ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$@" >"$SERVER_LOG" 2>&1 &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-}
-# wait_ready NAME ADDRESS: until one ModelInfer through coalesce-client succeeds. A server that
-# exits or stays unready fails only its own configuration: the table shows "-" for it.
-wait_ready() {
-  local name=$1 address=$2 start=$SECONDS
-  until timeout 10 "$CLIENT_BIN" --address="$address" --timeout_ms=5000 >/dev/null 2>&1; do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      tail -n 20 "$SERVER_LOG" >&2
-      log "$name exited before it was ready; skipping it (log: $SERVER_LOG)"
-      return 1
-    fi
-    if ((SECONDS - start >= READY_TIMEOUT_S)); then
-      log "$name not ready after ${READY_TIMEOUT_S}s; skipping it (log: $SERVER_LOG)"
-      return 1
-    fi
-    sleep 0.5
-  done
-  log "$name ready on $address after $((SECONDS - start))s"
-}
+# log, die, free_port, scrape, start_server, wait_ready, stop_server and the EXIT trap.
+source "$REPO/bench/common.sh"
 
 # CSV row 2 of file $1, only the columns named in $2 (comma-separated), in that order.
 SUMMARY_COLUMNS=requests_per_s,samples_per_s,p50_ms,p90_ms,p99_ms,max_ms,ok,errors,skipped,error_codes,client_cpu_cores,generator_behind
@@ -217,10 +107,6 @@ run_levels() {
   done
 }
 
-stop_server() {
-  stop_pid "$SERVER_PID"
-  SERVER_PID=
-}
 
 # ---- Set-up ---------------------------------------------------------------------------------
 cd "$REPO"

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# bench/policy.sh: the deadline-aware batch policy against the classic fixed-delay policy, side
+# by side in one run, under open-loop Poisson load at fractions of peak.
+#
+#   BUILD=build bench/policy.sh                 # this machine (CPU)
+#   BUILD=build-cuda DEADLINE_MS=10 bench/policy.sh   # GPU host (LD_LIBRARY_PATH set by caller)
+#
+# Peak is the deadline policy's closed-loop throughput at PEAK_CONCURRENCY with every request
+# carrying DEADLINE_MS. Both policies are then offered the same Poisson rates (FRACTIONS of that
+# peak), each request with the same gRPC deadline. Goodput = answers that arrived OK, i.e.
+# within their deadline (a late answer is a client-side DEADLINE_EXCEEDED), per second.
+set -euo pipefail
+
+BUILD=${BUILD:-build}
+OUT_DIR=${OUT_DIR:-/tmp/coalesce-policy-$(date +%Y%m%d-%H%M%S)}
+DEADLINE_MS=${DEADLINE_MS:-200}
+FRACTIONS=${FRACTIONS:-0.2,0.5,0.8,1.0,1.2}
+PEAK_CONCURRENCY=${PEAK_CONCURRENCY:-256}
+WARMUP_S=${WARMUP_S:-2}
+DURATION_S=${DURATION_S:-5}
+# The fixed policy's delay: the Triton/TF Serving knob, tuned so its peak matches.
+FIXED_DELAY_US=${FIXED_DELAY_US:-2000}
+SERVER_FLAGS=${SERVER_FLAGS:-}
+BENCH_THREADS=${BENCH_THREADS:-2}
+BENCH_CHANNELS=${BENCH_CHANNELS:-4}
+READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
+HOST=${HOST:-127.0.0.1}
+PIN=${PIN:-auto}
+NCPU=$(nproc)
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SERVER_BIN=$BUILD/server/coalesce-server
+CLIENT_BIN=$BUILD/client/coalesce-client
+BENCH_BIN=$BUILD/client/coalesce-bench
+source "$REPO/bench/common.sh"
+
+SERVER_PIN=()
+BENCH_PIN=()
+if [[ $PIN == 1 || ($PIN == auto && NCPU -ge 8) ]]; then
+  SERVER_PIN=(taskset -c "0-$((NCPU / 2 - 1))")
+  BENCH_PIN=(taskset -c "$((NCPU / 2))-$((NCPU - 1))")
+fi
+mkdir -p "$OUT_DIR"
+cd "$REPO"
+
+# bench_csv OUT ARGS...: one coalesce-bench run, CSV into OUT.
+bench_csv() {
+  local out=$1
+  shift
+  run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$ADDRESS" \
+    --deadline_ms="$DEADLINE_MS" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
+    --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv "$@" >"$out" \
+    2>>"$OUT_DIR/bench.log"
+}
+
+# start_policy NAME FLAGS...: a coalesce server with those flags, ready on ADDRESS.
+start_policy() {
+  local name=$1 grpc metrics
+  shift
+  free_port grpc
+  free_port metrics
+  ADDRESS=$HOST:$grpc
+  start_server "$name" "$SERVER_BIN" --grpc_address="$ADDRESS" \
+    --metrics_address="$HOST:$metrics" $SERVER_FLAGS "$@"
+  wait_ready "$name" "$ADDRESS"
+}
+
+# Column `name` of every data row of CSV file $1, one per line.
+column() {
+  awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
+                        { print $c }' "$1"
+}
+
+log "peak: deadline policy, closed loop at concurrency $PEAK_CONCURRENCY, deadline ${DEADLINE_MS}ms"
+start_policy deadline --batch_policy=deadline
+bench_csv "$OUT_DIR/peak.csv" --concurrency="$PEAK_CONCURRENCY" --label=peak
+PEAK=$(column "$OUT_DIR/peak.csv" requests_per_s)
+RATES=$(awk -v p="$PEAK" -v f="$FRACTIONS" 'BEGIN { n = split(f, x, ",")
+  for (i = 1; i <= n; i++) printf "%s%d", (i > 1 ? "," : ""), p * x[i] + 0.5 }')
+log "peak $PEAK req/s; offering $RATES req/s"
+
+bench_csv "$OUT_DIR/deadline.csv" --rate="$RATES" --label=deadline
+stop_server
+start_policy fixed --batch_policy=fixed --max_queue_delay_us="$FIXED_DELAY_US"
+bench_csv "$OUT_DIR/fixed_peak.csv" --concurrency="$PEAK_CONCURRENCY" --label=fixed-peak
+bench_csv "$OUT_DIR/fixed.csv" --rate="$RATES" --label=fixed
+stop_server
+
+{
+  echo "date: $(date -Iseconds)"
+  echo "host: $(hostname), $NCPU cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  command -v nvidia-smi >/dev/null && echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+  echo "command: BUILD=$BUILD DEADLINE_MS=$DEADLINE_MS FRACTIONS=$FRACTIONS FIXED_DELAY_US=$FIXED_DELAY_US WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S bench/policy.sh"
+  echo "closed-loop peak at concurrency $PEAK_CONCURRENCY: deadline policy $PEAK req/s," \
+    "fixed policy $(column "$OUT_DIR/fixed_peak.csv" requests_per_s) req/s"
+  echo
+  echo "open loop, Poisson, every request with a ${DEADLINE_MS} ms deadline; goodput = OK answers/s"
+  paste -d, <(tr , '\n' <<<"$FRACTIONS") <(tr , '\n' <<<"$RATES") \
+    <(column "$OUT_DIR/deadline.csv" requests_per_s) <(column "$OUT_DIR/deadline.csv" p99_ms) \
+    <(column "$OUT_DIR/deadline.csv" error_codes) \
+    <(column "$OUT_DIR/fixed.csv" requests_per_s) <(column "$OUT_DIR/fixed.csv" p99_ms) \
+    <(column "$OUT_DIR/fixed.csv" error_codes) |
+    awk -F, 'BEGIN { printf "%6s %8s | %10s %9s %-28s | %10s %9s %-28s\n", "load", "offered",
+                       "goodput", "p99_ms", "deadline policy errors", "goodput", "p99_ms",
+                       "fixed policy errors" }
+             { printf "%5.0f%% %8d | %10.1f %9.2f %-28s | %10.1f %9.2f %-28s\n",
+                      $1 * 100, $2, $3, $4, $5, $6, $7, $8 }'
+} | tee "$OUT_DIR/table.txt"
