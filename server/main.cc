@@ -161,9 +161,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "coalesce-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  spdlog::info("serving gRPC on {} (port {}), metrics on http://{}/metrics",
+  spdlog::info("serving gRPC on {} (port {}), metrics on http://{}/metrics (port {})",
                absl::GetFlag(FLAGS_grpc_address), (*server)->grpc_port(),
-               absl::GetFlag(FLAGS_metrics_address));
+               absl::GetFlag(FLAGS_metrics_address), (*server)->metrics_port());
 
   int signal = 0;
   sigwait(&signals, &signal);

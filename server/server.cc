@@ -32,15 +32,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   server->registry_ = std::move(registry);
   server->service_ = std::make_unique<InferenceService>(server->registry_.get(), clock);
 
-  try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_address);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ",
-                                               options.metrics_address, ": ", e.what()));
-  }
-  server->exposer_->RegisterCollectable(server->metrics_->registry());
-  std::vector<int> metrics_ports = server->exposer_->GetListeningPorts();
-  server->metrics_port_ = metrics_ports.empty() ? 0 : metrics_ports.front();
+  absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+      MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry());
+  if (!endpoint.ok()) return endpoint.status();
+  server->metrics_endpoint_ = *std::move(endpoint);
+  server->metrics_port_ = server->metrics_endpoint_->port();
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -76,7 +72,7 @@ void Server::Shutdown(absl::Duration drain_timeout) {
   spdlog::debug("gRPC endpoint closed; stopping models");
   if (registry_ != nullptr) registry_->ShutdownAll();
   spdlog::debug("models stopped; closing metrics endpoint");
-  exposer_.reset();
+  metrics_endpoint_.reset();
 }
 
 }  // namespace coalesce

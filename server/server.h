@@ -5,7 +5,6 @@
 #include <string>
 
 #include <grpcpp/grpcpp.h>
-#include <prometheus/exposer.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -13,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/model_registry.h"
 #include "server/inference_service.h"
+#include "server/metrics_endpoint.h"
 
 namespace coalesce {
 
@@ -56,7 +56,7 @@ class Server {
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;
