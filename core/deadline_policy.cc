@@ -30,11 +30,26 @@ absl::StatusOr<std::unique_ptr<DeadlinePolicy>> DeadlinePolicy::Create(const Opt
 BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingRequest> pending,
                                      int idle_workers, const LatencyModel& latency) const {
   BatchDecision decision;
-  // 1. Shed what cannot be met even alone, started now.
+  const int64_t max_rows = options_.max_batch_size;
+  // Predictions by row count, each asked of the model once per decision: a round with a long
+  // queue must not cost one model lookup per request.
+  std::vector<absl::Duration> predicted(max_rows + 1, -absl::InfiniteDuration());
+  auto predict = [&](int64_t rows) {
+    if (rows > max_rows) return latency.Predict(rows);
+    if (predicted[rows] < absl::ZeroDuration()) predicted[rows] = latency.Predict(rows);
+    return predicted[rows];
+  };
+
+  // 1. Shed what cannot be met even alone, started now. Within a priority level the list is in
+  // deadline order, so once a request is safe in a full batch, so is the rest of its level.
   std::vector<int64_t> live;
+  live.reserve(pending.size());
+  const absl::Time safe_in_any_batch = now + predict(max_rows);
   for (int64_t i = 0; i < static_cast<int64_t>(pending.size()); ++i) {
     const PendingRequest& r = pending[i];
-    if (r.deadline != absl::InfiniteFuture() && now + latency.Predict(r.rows) > r.deadline) {
+    bool level_safe = i > 0 && pending[i - 1].priority == r.priority &&
+                      pending[i - 1].deadline >= safe_in_any_batch;
+    if (!level_safe && r.deadline != absl::InfiniteFuture() && now + predict(r.rows) > r.deadline) {
       decision.shed.push_back(i);
     } else {
       live.push_back(i);
@@ -44,7 +59,6 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
   if (live.empty() || idle_workers <= 0) return decision;
 
   // 3. The longest on-time prefix that fits.
-  const int64_t max_rows = options_.max_batch_size;
   int64_t rows = 0;
   absl::Time earliest = absl::InfiniteFuture();
   absl::Time oldest = absl::InfiniteFuture();
@@ -57,8 +71,7 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
       break;
     }
     absl::Time batch_earliest = std::min(earliest, r.deadline);
-    if (batch_earliest != absl::InfiniteFuture() &&
-        now + latency.Predict(rows + r.rows) > batch_earliest) {
+    if (batch_earliest != absl::InfiniteFuture() && now + predict(rows + r.rows) > batch_earliest) {
       deadline_limited = true;
       break;
     }
@@ -77,7 +90,7 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
 
   // 4. Overload guard: the requests that are safe in any batch, if they make a larger one.
   if (deadline_limited) {
-    absl::Time safe_after = now + latency.Predict(max_rows);
+    const absl::Time safe_after = safe_in_any_batch;
     std::vector<int64_t> safe;
     int64_t safe_rows = 0;
     for (int64_t i : live) {
@@ -111,7 +124,7 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
   }
   absl::Time close_at = oldest + options_.max_queue_delay;
   if (earliest != absl::InfiniteFuture()) {
-    close_at = std::min(close_at, earliest - latency.Predict(rows));
+    close_at = std::min(close_at, earliest - predict(rows));
   }
   if (now >= close_at) return decision;
   decision.batch.clear();

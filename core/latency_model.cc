@@ -26,7 +26,9 @@ absl::StatusOr<std::unique_ptr<OnlineLatencyModel>> OnlineLatencyModel::Create(
 OnlineLatencyModel::OnlineLatencyModel(const Options& options, std::vector<int64_t> sizes)
     : options_(options),
       sizes_(std::move(sizes)),
-      seconds_(sizes_.size(), absl::ToDoubleSeconds(options.initial)) {}
+      seconds_(new std::atomic<double>[sizes_.size()]) {
+  for (size_t i = 0; i < sizes_.size(); ++i) seconds_[i] = absl::ToDoubleSeconds(options.initial);
+}
 
 size_t OnlineLatencyModel::BucketFor(int64_t rows) const {
   auto it = std::lower_bound(sizes_.begin(), sizes_.end(), rows);
@@ -34,36 +36,34 @@ size_t OnlineLatencyModel::BucketFor(int64_t rows) const {
 }
 
 void OnlineLatencyModel::SetProfile(int64_t rows, absl::Duration measured) {
-  absl::MutexLock lock(&mu_);
-  seconds_[BucketFor(rows)] = absl::ToDoubleSeconds(measured);
+  seconds_[BucketFor(rows)].store(absl::ToDoubleSeconds(measured), std::memory_order_relaxed);
 }
 
 void OnlineLatencyModel::Observe(int64_t rows, absl::Duration measured) {
   size_t bucket = BucketFor(rows);
   double seconds = absl::ToDoubleSeconds(measured);
-  absl::MutexLock lock(&mu_);
-  double& estimate = seconds_[bucket];
   // A zero estimate (a profile of a no-op) would clamp every later measurement to zero.
-  estimate = std::max(estimate, 1e-6);
+  double estimate = std::max(seconds_[bucket].load(std::memory_order_relaxed), 1e-6);
   double clamped = std::clamp(seconds, estimate / 2, estimate * 2);
-  estimate += options_.alpha * (clamped - estimate);
+  seconds_[bucket].store(estimate + options_.alpha * (clamped - estimate),
+                         std::memory_order_relaxed);
 }
 
 absl::Duration OnlineLatencyModel::Predict(int64_t rows) const {
   size_t hi = BucketFor(rows);
-  absl::MutexLock lock(&mu_);
-  if (hi == 0 || rows >= sizes_[hi]) return absl::Seconds(seconds_[hi]);
+  double at_hi = seconds_[hi].load(std::memory_order_relaxed);
+  if (hi == 0 || rows >= sizes_[hi]) return absl::Seconds(at_hi);
   // Linear between the profiled sizes around `rows`.
   size_t lo = hi - 1;
+  double at_lo = seconds_[lo].load(std::memory_order_relaxed);
   double t = static_cast<double>(rows - sizes_[lo]) / static_cast<double>(sizes_[hi] - sizes_[lo]);
-  return absl::Seconds(seconds_[lo] + t * (seconds_[hi] - seconds_[lo]));
+  return absl::Seconds(at_lo + t * (at_hi - at_lo));
 }
 
 std::vector<std::pair<int64_t, absl::Duration>> OnlineLatencyModel::Snapshot() const {
-  absl::MutexLock lock(&mu_);
   std::vector<std::pair<int64_t, absl::Duration>> snapshot;
   for (size_t i = 0; i < sizes_.size(); ++i) {
-    snapshot.emplace_back(sizes_[i], absl::Seconds(seconds_[i]));
+    snapshot.emplace_back(sizes_[i], absl::Seconds(seconds_[i].load(std::memory_order_relaxed)));
   }
   return snapshot;
 }

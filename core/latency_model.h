@@ -1,14 +1,13 @@
 #ifndef COALESCE_CORE_LATENCY_MODEL_H_
 #define COALESCE_CORE_LATENCY_MODEL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace coalesce {
@@ -35,7 +34,9 @@ class LatencyModel {
 // alpha (10% by default), while a real, lasting change (another process now shares the device)
 // is followed within a few dozen batches.
 //
-// Thread-safe: workers Observe() while the batcher Predict()s.
+// Thread-safe and lock-free: workers Observe() while the batcher Predict()s, many times a round.
+// Two workers updating one size at once may lose one of the two updates, which an average of
+// many measurements does not notice.
 class OnlineLatencyModel : public LatencyModel {
  public:
   struct Options {
@@ -72,8 +73,8 @@ class OnlineLatencyModel : public LatencyModel {
   const Options options_;
   const std::vector<int64_t> sizes_;
 
-  mutable absl::Mutex mu_;
-  std::vector<double> seconds_ ABSL_GUARDED_BY(mu_);
+  // Estimated seconds per profiled size.
+  std::unique_ptr<std::atomic<double>[]> seconds_;
 };
 
 }  // namespace coalesce
