@@ -138,7 +138,11 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   absl::Status status = backend_->Execute(worker, rows, inputs, outputs);
   absl::Duration took = clock_->Now() - start;
   metrics_->RecordBatch(rows, took, predicted);
-  if (status.ok() && options_.latency != nullptr) options_.latency->Observe(rows, took);
+  if (status.ok() && options_.latency != nullptr) {
+    options_.latency->Observe(rows, took);
+    int64_t size = options_.latency->SizeFor(rows);
+    metrics_->SetPredictedBatchDuration(size, options_.latency->Predict(size));
+  }
 
   // Scatter: each request's rows of each output it asked for, then its answer.
   int64_t row = 0;

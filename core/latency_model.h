@@ -52,6 +52,8 @@ class OnlineLatencyModel : public LatencyModel {
 
   // The profiled sizes, ascending: 1, 2, 4, ..., and max_batch_size.
   const std::vector<int64_t>& sizes() const { return sizes_; }
+  // The profiled size that Observe(rows, ...) updates: the one at or just above `rows`.
+  int64_t SizeFor(int64_t rows) const { return sizes_[BucketFor(rows)]; }
 
   // Replaces the estimate at profiled size `rows` (must be one of sizes()) outright.
   void SetProfile(int64_t rows, absl::Duration measured);

@@ -46,6 +46,14 @@ TEST(OnlineLatencyModelTest, OneOutlierMovesTheEstimateByAtMostAlpha) {
   EXPECT_NEAR(absl::ToDoubleMilliseconds(model->Predict(1)), 11.0 - 0.1 * 5.5, 1e-9);
 }
 
+TEST(OnlineLatencyModelTest, SizeForNamesTheBucketAnObservationUpdates) {
+  auto model = Model(12);
+  EXPECT_EQ(model->SizeFor(1), 1);
+  EXPECT_EQ(model->SizeFor(3), 4);
+  EXPECT_EQ(model->SizeFor(9), 12);
+  EXPECT_EQ(model->SizeFor(50), 12);
+}
+
 TEST(OnlineLatencyModelTest, ObservationUpdatesTheSizeAtOrAboveIt) {
   auto model = Model(8, 1.0);
   for (int64_t s : model->sizes()) model->SetProfile(s, absl::Milliseconds(s));
