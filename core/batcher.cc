@@ -67,7 +67,10 @@ absl::Time Batcher::RunRound(absl::Time now) {
     for (const Entry& e : pending_) view_.push_back(e.view);
     BatchDecision decision = options_.policy->Decide(now, view_, options_.sink->idle_workers(),
                                                      *options_.latency);
-    if (decision.shed.empty() && decision.batch.empty()) return decision.wake_at;
+    if (decision.shed.empty() && decision.batch.empty()) {
+      pending_count_.store(static_cast<int64_t>(pending_.size()), std::memory_order_relaxed);
+      return decision.wake_at;
+    }
 
     // Take the shed and batched requests out, keeping the rest in order.
     std::vector<bool> taken(pending_.size(), false);

@@ -1,5 +1,9 @@
 #include "core/metrics.h"
 
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -75,7 +79,31 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
       prediction_ratio_(prometheus::BuildHistogram()
                             .Name("coalesce_batch_duration_prediction_ratio")
                             .Help("Measured over predicted backend time per batch.")
-                            .Register(*registry_)) {}
+                            .Register(*registry_)),
+      latency_summary_(prometheus::BuildSummary()
+                           .Name("coalesce_request_latency_seconds")
+                           .Help("p50, p90 and p99 of request latency (arrival to answer) over "
+                                 "the last 60 seconds.")
+                           .Register(*registry_)),
+      queue_depth_(prometheus::BuildGauge()
+                       .Name("coalesce_queue_depth")
+                       .Help("Requests waiting for a batch, sampled at scrape time.")
+                       .Register(*registry_)),
+      resident_memory_(prometheus::BuildGauge()
+                           .Name("coalesce_process_resident_memory_bytes")
+                           .Help("Resident memory of the server process.")
+                           .Register(*registry_)
+                           .Add({})) {}
+
+void ServerMetrics::SampleProcess() {
+  long pages_total = 0, pages_resident = 0;
+  if (FILE* statm = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(statm, "%ld %ld", &pages_total, &pages_resident) == 2) {
+      resident_memory_.Set(static_cast<double>(pages_resident) * sysconf(_SC_PAGESIZE));
+    }
+    std::fclose(statm);
+  }
+}
 
 std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) {
   std::unique_ptr<ModelMetrics> m(new ModelMetrics());
@@ -96,6 +124,11 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
   m->prediction_ratio_ = &prediction_ratio_.Add(
       {{"model", model}},
       prometheus::Histogram::BucketBoundaries{0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4});
+  m->latency_summary_ = &latency_summary_.Add(
+      {{"model", model}},
+      prometheus::Summary::Quantiles{{0.5, 0.01}, {0.9, 0.005}, {0.99, 0.001}},
+      std::chrono::seconds(60), /*age_buckets=*/5);
+  m->queue_depth_ = &queue_depth_.Add({{"model", model}});
   m->model_ = model;
   m->predicted_family_ = &predicted_batch_duration_;
   return m;
@@ -107,6 +140,7 @@ void ModelMetrics::RecordRequest(absl::StatusCode code, absl::Duration latency,
   if (index < 0 || index >= kNumCodes) index = static_cast<int>(absl::StatusCode::kUnknown);
   requests_by_code_[index]->Increment();
   request_duration_->Observe(absl::ToDoubleSeconds(latency));
+  if (code == absl::StatusCode::kOk) latency_summary_->Observe(absl::ToDoubleSeconds(latency));
   if (code != absl::StatusCode::kOk || slack == absl::InfiniteDuration()) return;
   if (slack < absl::ZeroDuration()) {
     deadline_missed_->Increment();

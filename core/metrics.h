@@ -9,6 +9,7 @@
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/summary.h>
 #include <prometheus/registry.h>
 
 #include "absl/status/status.h"
@@ -32,6 +33,9 @@ class ServerMetrics {
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
+  // Samples the process's resident memory (Linux: /proc/self/statm); called before each scrape.
+  void SampleProcess();
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -47,6 +51,9 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& deadline_slack_;
   prometheus::Family<prometheus::Gauge>& predicted_batch_duration_;
   prometheus::Family<prometheus::Histogram>& prediction_ratio_;
+  prometheus::Family<prometheus::Summary>& latency_summary_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Gauge& resident_memory_;
 };
 
 // One model's series. Thread-safe: recorded from RPC threads and executor workers at once.
@@ -63,6 +70,8 @@ class ModelMetrics {
   void RecordShed() { shed_->Increment(); }
   void RecordCancelled() { cancelled_->Increment(); }
   void RecordExpired() { expired_->Increment(); }
+  // Requests waiting for a batch (queued or pending in the batcher), sampled before a scrape.
+  void SetQueueDepth(int64_t depth) { queue_depth_->Set(static_cast<double>(depth)); }
   // The latency model's current estimate for batches of `rows` rows.
   void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted);
 
@@ -84,6 +93,8 @@ class ModelMetrics {
   prometheus::Counter* deadline_missed_ = nullptr;
   prometheus::Histogram* deadline_slack_ = nullptr;
   prometheus::Histogram* prediction_ratio_ = nullptr;
+  prometheus::Summary* latency_summary_ = nullptr;
+  prometheus::Gauge* queue_depth_ = nullptr;
   // Created on first use per batch size; the family is thread-safe.
   std::string model_;
   prometheus::Family<prometheus::Gauge>* predicted_family_ = nullptr;

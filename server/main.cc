@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -171,6 +172,13 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&signals, &signal);
+  // A second signal while draining means "now": exit at once, without waiting for the drain.
+  std::thread([signals] {
+    int again = 0;
+    sigwait(&signals, &again);
+    std::fprintf(stderr, "coalesce-server: second signal; exiting without draining\n");
+    std::_Exit(1);
+  }).detach();
   spdlog::info("received {}; draining for up to {}", signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));

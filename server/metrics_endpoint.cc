@@ -55,7 +55,8 @@ std::string Response(const std::string& status, const std::string& content_type,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
-    const std::string& address, std::shared_ptr<prometheus::Registry> registry) {
+    const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+    std::function<void()> before_scrape) {
   std::string host, port;
   if (!SplitAddress(address, host, port)) {
     return absl::InvalidArgumentError(
@@ -100,18 +101,21 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     return absl::InternalError(absl::StrCat("metrics endpoint: pipe: ", std::strerror(errno)));
   }
   std::unique_ptr<MetricsEndpoint> endpoint(
-      new MetricsEndpoint(fd, wake[0], wake[1], bound_port, std::move(registry)));
+      new MetricsEndpoint(fd, wake[0], wake[1], bound_port, std::move(registry),
+                          std::move(before_scrape)));
   endpoint->thread_ = std::thread([e = endpoint.get()] { e->Serve(); });
   return endpoint;
 }
 
 MetricsEndpoint::MetricsEndpoint(int listen_fd, int wake_read_fd, int wake_write_fd, int port,
-                                 std::shared_ptr<prometheus::Registry> registry)
+                                 std::shared_ptr<prometheus::Registry> registry,
+                                 std::function<void()> before_scrape)
     : listen_fd_(listen_fd),
       wake_read_fd_(wake_read_fd),
       wake_write_fd_(wake_write_fd),
       port_(port),
-      registry_(std::move(registry)) {}
+      registry_(std::move(registry)),
+      before_scrape_(std::move(before_scrape)) {}
 
 MetricsEndpoint::~MetricsEndpoint() {
   char byte = 0;
@@ -161,6 +165,7 @@ void MetricsEndpoint::Answer(int fd) {
     WriteAll(fd, Response("404 Not Found", "text/plain", "metrics are at /metrics\n"));
     return;
   }
+  if (before_scrape_) before_scrape_();
   std::ostringstream body;
   prometheus::TextSerializer().Serialize(body, registry_->Collect());
   WriteAll(fd, Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body.str()));

@@ -1,6 +1,7 @@
 #ifndef COALESCE_SERVER_METRICS_ENDPOINT_H_
 #define COALESCE_SERVER_METRICS_ENDPOINT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,8 +24,10 @@ namespace coalesce {
 class MetricsEndpoint {
  public:
   // Binds `address` ("host:port"; port 0 picks a free one) and starts serving.
+  // `before_scrape`, if set, runs on the serving thread before each scrape (to sample gauges).
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
-      const std::string& address, std::shared_ptr<prometheus::Registry> registry);
+      const std::string& address, std::shared_ptr<prometheus::Registry> registry,
+      std::function<void()> before_scrape = nullptr);
   // Stops serving and closes the socket.
   ~MetricsEndpoint();
 
@@ -32,7 +35,8 @@ class MetricsEndpoint {
 
  private:
   MetricsEndpoint(int listen_fd, int wake_read_fd, int wake_write_fd, int port,
-                  std::shared_ptr<prometheus::Registry> registry);
+                  std::shared_ptr<prometheus::Registry> registry,
+                  std::function<void()> before_scrape);
   void Serve();
   void Answer(int fd);
 
@@ -42,6 +46,7 @@ class MetricsEndpoint {
   const int wake_write_fd_;
   const int port_;
   const std::shared_ptr<prometheus::Registry> registry_;
+  const std::function<void()> before_scrape_;
   std::thread thread_;
 };
 

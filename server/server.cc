@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   server->service_ = std::make_unique<InferenceService>(server->registry_.get(), clock);
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
-      MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry());
+      MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),
+                             [s = server.get()] { s->SampleGauges(); });
   if (!endpoint.ok()) return endpoint.status();
   server->metrics_endpoint_ = *std::move(endpoint);
   server->metrics_port_ = server->metrics_endpoint_->port();
@@ -58,6 +59,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
 }
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }
+
+void Server::SampleGauges() {
+  metrics_->SampleProcess();
+  for (ServedModel* model : registry_->models()) model->metrics().SetQueueDepth(model->queue_depth());
+}
 
 void Server::Shutdown(absl::Duration drain_timeout) {
   if (shut_down_) return;

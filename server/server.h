@@ -51,6 +51,8 @@ class Server {
 
  private:
   Server() = default;
+  // Refreshes the gauges that are sampled rather than counted (memory, queue depth).
+  void SampleGauges();
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;

@@ -170,6 +170,15 @@ TEST_F(ServerIntegrationTest, ConcurrentSingleSamplesAreBatchedAndAnsweredCorrec
             1);
   EXPECT_EQ(MetricValue(metrics, "coalesce_batch_size_count{model=\"demo\"}"), batches);
   EXPECT_EQ(MetricValue(metrics, "coalesce_batch_size_sum{model=\"demo\"}"), samples);
+  // Sampled at scrape time: nothing waits once every call is answered; the process holds at
+  // least the model and gRPC (tens of MB); the p99 summary saw the requests.
+  EXPECT_EQ(MetricValue(metrics, "coalesce_queue_depth{model=\"demo\"}"), 0);
+  EXPECT_GT(MetricValue(metrics, "coalesce_process_resident_memory_bytes"), 20e6);
+  EXPECT_EQ(MetricValue(metrics, "coalesce_request_latency_seconds_count{model=\"demo\"}"),
+            kClients * kPerClient);
+  EXPECT_GT(MetricValue(metrics,
+                        "coalesce_request_latency_seconds{model=\"demo\",quantile=\"0.99\"}"),
+            0);
 }
 
 TEST_F(ServerIntegrationTest, MultiSampleRequestMatchesItsRowsAlone) {
