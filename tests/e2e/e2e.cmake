@@ -16,7 +16,7 @@ if(COALESCE_E2E_PYTHON AND TARGET coalesce-server AND TARGET coalesce-bench)
   set(e2e_dir ${CMAKE_CURRENT_LIST_DIR})
 
   add_test(NAME e2e_prometheus
-    COMMAND ${COALESCE_E2E_PYTHON} ${e2e_dir}/prometheus_e2e_test.py
+    COMMAND ${COALESCE_E2E_PYTHON} ${e2e_dir}/prometheus_e2e_test.py --require_memory
       --server $<TARGET_FILE:coalesce-server>
       --bench $<TARGET_FILE:coalesce-bench>)
 
