@@ -53,8 +53,8 @@ TEST(RequestQueueTest, ConcurrentProducersLoseAndDuplicateNothing) {
 }
 
 TEST(RequestQueueTest, RefusesPastCapacityAndCallerKeepsTheRequest) {
+  Answer a, b, c;  // Outlive the queue, which answers `rc` when it is destroyed.
   auto queue = *RequestQueue::Create(Capacity(2));
-  Answer a, b, c;
   auto ra = MakeRequest(&a, absl::UnixEpoch());
   auto rb = MakeRequest(&b, absl::UnixEpoch());
   auto rc = MakeRequest(&c, absl::UnixEpoch());

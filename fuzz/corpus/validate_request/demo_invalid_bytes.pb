@@ -1,0 +1,3 @@
+
+demo*
+INPUT0BYTES €*Bx
