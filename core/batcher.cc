@@ -56,6 +56,7 @@ void Batcher::DropDead(absl::Time now) {
       alive.push_back(std::move(e));
     }
   }
+  options_.queue->Release(static_cast<int64_t>(pending_.size() - alive.size()));
   pending_ = std::move(alive);
 }
 
@@ -67,10 +68,7 @@ absl::Time Batcher::RunRound(absl::Time now) {
     for (const Entry& e : pending_) view_.push_back(e.view);
     BatchDecision decision = options_.policy->Decide(now, view_, options_.sink->idle_workers(),
                                                      *options_.latency);
-    if (decision.shed.empty() && decision.batch.empty()) {
-      pending_count_.store(static_cast<int64_t>(pending_.size()), std::memory_order_relaxed);
-      return decision.wake_at;
-    }
+    if (decision.shed.empty() && decision.batch.empty()) return decision.wake_at;
 
     // Take the shed and batched requests out, keeping the rest in order.
     std::vector<bool> taken(pending_.size(), false);
@@ -94,6 +92,7 @@ absl::Time Batcher::RunRound(absl::Time now) {
     for (size_t i = 0; i < pending_.size(); ++i) {
       if (!taken[i]) rest.push_back(std::move(pending_[i]));
     }
+    options_.queue->Release(static_cast<int64_t>(pending_.size() - rest.size()));
     pending_ = std::move(rest);
     if (!batch.requests.empty()) options_.sink->Dispatch(std::move(batch));
   }
@@ -121,8 +120,10 @@ void Batcher::Loop() {
           ++taken;
         }
         pending_.erase(pending_.begin(), pending_.begin() + taken);
+        options_.queue->Release(static_cast<int64_t>(taken));
         options_.sink->Dispatch(std::move(batch));
       }
+      // Everything popped has been released once pending_ is empty: size() counts the rest.
       if (pending_.empty() && options_.queue->size() == 0) return;
     }
     options_.queue->WaitFor(stopping ? absl::Milliseconds(5) : wake_at - options_.clock->Now());

@@ -66,9 +66,6 @@ class Batcher {
   // when the thread is not running.
   int64_t pending() const { return static_cast<int64_t>(pending_.size()); }
 
-  // Requests drained and not yet dispatched as of the end of the last round. Any thread.
-  int64_t pending_estimate() const { return pending_count_.load(std::memory_order_relaxed); }
-
  private:
   // A pending request and the view of it the policy sees.
   struct Entry {
@@ -92,7 +89,6 @@ class Batcher {
   std::vector<std::unique_ptr<InferRequest>> drained_;
   std::vector<PendingRequest> view_;
 
-  std::atomic<int64_t> pending_count_{0};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

@@ -51,7 +51,6 @@ int64_t RequestQueue::PopAll(std::vector<std::unique_ptr<InferRequest>>& out) {
     out.push_back(std::move(request));
     ++popped;
   }
-  size_.fetch_sub(popped, std::memory_order_acq_rel);
   return popped;
 }
 

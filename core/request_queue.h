@@ -20,8 +20,10 @@ namespace coalesce {
 // `WaitFor()` belong to the single consumer (the batcher thread). `Wake()` may be called from any
 // thread.
 //
-// Bound: at most `capacity` requests are queued. The count is reserved before the enqueue, so
-// the bound holds exactly under concurrent producers; a push past it fails at once, without
+// Bound: at most `capacity` requests are waiting, counting both those still in the queue and
+// those the consumer popped but has not released (the batcher's pending list): draining the
+// queue into the batcher must not make room for more. The count is reserved before the enqueue,
+// so the bound holds exactly under concurrent producers; a push past it fails at once, without
 // blocking.
 class RequestQueue {
  public:
@@ -38,8 +40,13 @@ class RequestQueue {
   // the request (and must answer it).
   absl::Status Push(std::unique_ptr<InferRequest>& request);
 
-  // Moves every queued request into `out` (appending); returns how many. Consumer only.
+  // Moves every queued request into `out` (appending); returns how many. They still count
+  // against the capacity until Release()d. Consumer only.
   int64_t PopAll(std::vector<std::unique_ptr<InferRequest>>& out);
+
+  // The consumer is done with `count` popped requests (dispatched, answered or dropped): makes
+  // room for as many new ones.
+  void Release(int64_t count) { size_.fetch_sub(count, std::memory_order_acq_rel); }
 
   // Blocks the consumer until something was pushed, `Wake()` was called, or `timeout` passed.
   // May return early (spurious wakeups are allowed); callers re-check their state.
@@ -48,7 +55,8 @@ class RequestQueue {
   // Wakes the consumer without pushing (a worker became free, or shutdown).
   void Wake();
 
-  // Requests queued now. Exact only when no push or pop is in progress.
+  // Requests waiting: queued, or popped and not yet released. Exact only when no push or
+  // release is in progress.
   int64_t size() const { return size_.load(std::memory_order_relaxed); }
   int64_t capacity() const { return capacity_; }
 

@@ -197,6 +197,7 @@ void ServedModel::Shutdown() {
   if (queue_ != nullptr) {
     std::vector<std::unique_ptr<InferRequest>> late;
     queue_->PopAll(late);
+    queue_->Release(static_cast<int64_t>(late.size()));
     for (auto& request : late) {
       request->Finish(absl::UnavailableError(
           absl::StrCat("model '", metadata().name, "' shut down before running the request")));

@@ -69,8 +69,8 @@ class ServedModel {
   // control), RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE once shutdown has begun.
   absl::Status Submit(std::unique_ptr<InferRequest>& request);
 
-  // Requests waiting for a batch: queued plus pending in the batcher. Any thread.
-  int64_t queue_depth() const { return queue_->size() + batcher_->pending_estimate(); }
+  // Requests waiting for a batch: queued or pending in the batcher. Any thread.
+  int64_t queue_depth() const { return queue_->size(); }
 
   // Stops taking requests, runs every request already queued, and joins the threads.
   // Idempotent.

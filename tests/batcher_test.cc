@@ -196,6 +196,26 @@ TEST_F(BatcherTest, StopFlushesPendingRequestsRegardlessOfDelay) {
   EXPECT_EQ(sink_.batches[0].rows, 2);
 }
 
+TEST_F(BatcherTest, QueueBoundCountsRequestsTheBatcherHolds) {
+  batcher_.reset();  // It points at the queue being replaced.
+  queue_ = *RequestQueue::Create(Capacity(3));
+  MakeBatcher();
+  sink_.idle = 0;
+  for (int i = 0; i < 3; ++i) Push();
+  batcher_->RunOnce();  // All three move into the batcher's pending list...
+  EXPECT_EQ(batcher_->pending(), 3);
+  auto fourth = MakeRequest(NewAnswer(), clock_.Now());
+  // ...and still count: a flood cannot hide in the batcher.
+  EXPECT_EQ(queue_->Push(fourth).code(), absl::StatusCode::kResourceExhausted);
+
+  sink_.idle = 1;
+  clock_.Advance(absl::Milliseconds(2));  // The delay rule closes the batch of three.
+  batcher_->RunOnce();
+  ASSERT_EQ(sink_.batches.size(), 1u);
+  EXPECT_EQ(queue_->size(), 0);
+  EXPECT_TRUE(queue_->Push(fourth).ok());
+}
+
 TEST_F(BatcherTest, CancelledRequestNeverReachesTheSink) {
   UseDeadlinePolicy();
   sink_.idle = 0;

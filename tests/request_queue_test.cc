@@ -37,7 +37,7 @@ TEST(RequestQueueTest, ConcurrentProducersLoseAndDuplicateNothing) {
   });
   while (true) {
     bool finished = done.load();
-    queue->PopAll(popped);
+    queue->Release(queue->PopAll(popped));
     if (finished && queue->size() == 0) break;
     queue->WaitFor(absl::Milliseconds(5));
   }
@@ -68,7 +68,10 @@ TEST(RequestQueueTest, RefusesPastCapacityAndCallerKeepsTheRequest) {
 
   std::vector<std::unique_ptr<InferRequest>> out;
   EXPECT_EQ(queue->PopAll(out), 2);
-  EXPECT_TRUE(queue->Push(rc).ok());  // Room again after the pop.
+  // Popped but not released (the batcher still holds them): still no room.
+  EXPECT_EQ(queue->Push(rc).code(), absl::StatusCode::kResourceExhausted);
+  queue->Release(1);
+  EXPECT_TRUE(queue->Push(rc).ok());  // Room again after the release.
 }
 
 TEST(RequestQueueTest, BoundHoldsUnderConcurrentPushes) {
