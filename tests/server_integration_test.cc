@@ -15,6 +15,7 @@
 #include "proto/inference.grpc.pb.h"
 #include "server/server.h"
 #include "tests/http_get.h"
+#include "tests/test_server.h"
 
 namespace coalesce {
 namespace {
@@ -37,18 +38,10 @@ std::unique_ptr<TorchBackend> CpuDemo(int num_workers) {
 class ServerIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
     ServedModel::Options model_options;
     model_options.num_workers = 2;
     model_options.max_queue_delay = absl::Milliseconds(2);
-    auto model = ServedModel::Create(model_options, CpuDemo(2), metrics.get(), Clock::Real());
-    ASSERT_TRUE(model.ok()) << model.status();
-    auto registry = std::make_unique<ModelRegistry>();
-    ASSERT_TRUE(registry->Add(*std::move(model)).ok());
-    Server::Options options;
-    options.grpc_address = "127.0.0.1:0";
-    options.metrics_address = "127.0.0.1:0";
-    auto server = Server::Start(options, std::move(registry), std::move(metrics), Clock::Real());
+    auto server = StartLoopbackServer(CpuDemo(2), model_options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
