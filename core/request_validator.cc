@@ -165,6 +165,15 @@ absl::Status ValidateShape(const ModelMetadata& metadata, const TensorSpec& spec
   }
   std::vector<int64_t> expected = ExpectedShape(metadata, spec);
   absl::Span<const int64_t> shape(input.shape().data(), input.shape_size());
+  for (int64_t dim : shape) {
+    if (dim < 0) {
+      // -1 reads as "any size" in metadata; in a request it is an error of its own.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", spec.name, "': shape ", ShapeToString(shape),
+          " has a negative dimension; send the actual sizes (expected ",
+          ShapeToString(expected), ")"));
+    }
+  }
   bool matches = shape.size() == expected.size();
   for (size_t d = 0; matches && d < shape.size(); ++d) {
     matches = expected[d] == -1 ? shape[d] >= 0 : shape[d] == expected[d];

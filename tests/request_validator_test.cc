@@ -146,7 +146,9 @@ TEST(RequestValidatorTest, BatchSizeOutsideLimitsIsRefused) {
 TEST(RequestValidatorTest, NegativeDimensionIsRefused) {
   ModelInferRequest r = ValidRequest(1);
   r.mutable_inputs(1)->set_shape(0, -3);
-  ExpectInvalid(r, {"input 'A'", "[-3, 2, 3]"});
+  ExpectInvalid(r, {"input 'A'", "[-3, 2, 3] has a negative dimension"});
+  r.mutable_inputs(1)->set_shape(0, -1);  // Not "any size" in a request.
+  ExpectInvalid(r, {"[-1, 2, 3] has a negative dimension", "expected [-1, 2, 3]"});
 }
 
 TEST(RequestValidatorTest, InputsMustAgreeOnBatchDimension) {
