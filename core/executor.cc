@@ -81,6 +81,21 @@ void Executor::WorkerLoop(int worker) {
   }
 }
 
+absl::Status Executor::ExecuteGuarded(int worker, int64_t rows,
+                                      absl::Span<const char* const> inputs,
+                                      absl::Span<char* const> outputs) {
+  // A backend that throws must fail its batch, not kill the worker thread (and the process).
+  try {
+    return backend_->Execute(worker, rows, inputs, outputs);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model '", backend_->metadata().name,
+                                            "' threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError(
+        absl::StrCat("model '", backend_->metadata().name, "' threw a non-standard exception"));
+  }
+}
+
 void Executor::DropDead(Batch& batch) {
   absl::Time now = clock_->Now();
   auto dead = [now](const std::unique_ptr<InferRequest>& r) {
@@ -135,7 +150,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   absl::Duration predicted =
       options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
   absl::Time start = clock_->Now();
-  absl::Status status = backend_->Execute(worker, rows, inputs, outputs);
+  absl::Status status = ExecuteGuarded(worker, rows, inputs, outputs);
   absl::Duration took = clock_->Now() - start;
   metrics_->RecordBatch(rows, took, predicted);
   if (status.ok() && options_.latency != nullptr) {

@@ -79,6 +79,9 @@ class Executor : public BatchSink {
   }
   void WorkerLoop(int worker);
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
+  // Backend::Execute() with any exception turned into INTERNAL.
+  absl::Status ExecuteGuarded(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                              absl::Span<char* const> outputs);
   // Answers cancelled and expired requests of `batch` and removes them.
   void DropDead(Batch& batch);
 
