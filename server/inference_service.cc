@@ -63,6 +63,7 @@ InferenceService::InferenceService(const ModelRegistry* registry, Clock* clock)
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_live(true);
   return FinishNow(context, absl::OkStatus());
 }
@@ -70,6 +71,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerContext* context,
                                                         const inference::ServerReadyRequest*,
                                                         inference::ServerReadyResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_ready(ready());
   return FinishNow(context, absl::OkStatus());
 }
@@ -77,6 +79,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerReady(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerContext* context,
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   absl::StatusOr<ServedModel*> model = registry_->Find(request->name(), request->version());
   if (!model.ok()) return FinishNow(context, model.status());
   response->set_ready(ready());
@@ -86,6 +89,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_name(kServerName);
   response->set_version(kServerVersion);
   return FinishNow(context, absl::OkStatus());
@@ -94,6 +98,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   absl::StatusOr<ServedModel*> model = registry_->Find(request->name(), request->version());
   if (!model.ok()) return FinishNow(context, model.status());
   const coalesce::ModelMetadata& metadata = (*model)->metadata();
@@ -113,6 +118,7 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(
     grpc::CallbackServerContext* context, const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   const absl::Time arrival = clock_->Now();
   absl::StatusOr<ServedModel*> found =
       registry_->Find(request->model_name(), request->model_version());

@@ -2,6 +2,7 @@
 #define COALESCE_SERVER_INFERENCE_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 
 #include <grpcpp/grpcpp.h>
 
@@ -24,6 +25,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
  public:
   // `registry` and `clock` must outlive the service.
   InferenceService(const ModelRegistry* registry, Clock* clock);
+
+  // Decides whether a call may proceed (a bearer-token check, say). A non-OK status is the
+  // call's answer (UNAUTHENTICATED, PERMISSION_DENIED). Must be thread-safe.
+  using Authorizer = std::function<absl::Status(const grpc::CallbackServerContext&)>;
+
+  // Checks every call of this service with `authorizer` (none by default). Call before serving.
+  void set_authorizer(Authorizer authorizer) { authorizer_ = std::move(authorizer); }
 
   // Readiness: while false, ServerReady and ModelReady say no and ModelInfer answers
   // UNAVAILABLE (used while draining at shutdown).
@@ -57,9 +65,15 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
       const inference::ModelInferRequest& request, absl::Time arrival,
       const std::atomic<bool>* cancelled, inference::ModelInferResponse& response) const;
 
+  // OK if no authorizer is set.
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const {
+    return authorizer_ ? authorizer_(context) : absl::OkStatus();
+  }
+
   const ModelRegistry* const registry_;
   Clock* const clock_;
   std::atomic<bool> ready_{false};
+  Authorizer authorizer_;
 };
 
 // The one conversion from absl::Status to grpc::Status (the codes share their numbers).
