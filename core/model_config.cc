@@ -1,0 +1,592 @@
+#include "core/model_config.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/text_format.h"
+
+namespace coalesce {
+namespace {
+
+using inference::ModelConfig;
+using inference::ModelInstanceGroup;
+
+// More executor threads than this for one model is a typo, not a plan.
+constexpr int64_t kMaxInstances = 256;
+// A fixed row (one sample of one tensor) larger than 1 TiB cannot be served; the bound also
+// keeps TensorSpec::RowElements() far from int64 overflow.
+constexpr int64_t kMaxRowBytes = int64_t{1} << 40;
+constexpr uint64_t kMaxMicroseconds = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
+// Top-level fields that coalesce parses but does not act on, and why: set in a config, each
+// produces a warning. Ignoring them changes performance or reporting, never results.
+struct IgnoredField {
+  const char* name;
+  const char* reason;
+};
+constexpr IgnoredField kIgnoredFields[] = {
+    {"runtime", "coalesce always runs the model with its LibTorch backend"},
+    {"optimization", "coalesce chooses precision and pinned buffers itself"},
+    {"cc_model_filenames", "default_model_filename is loaded on every device"},
+    {"metric_tags", "metrics carry only the `model` label"},
+    {"model_warmup", "coalesce profiles every batch size at load instead"},
+    {"model_operations", "custom-op libraries are not loaded"},
+    {"model_repository_agents", "repository agents are not run"},
+    {"response_cache", "coalesce has no response cache"},
+    {"model_metrics", "histogram buckets are fixed"},
+};
+
+// Top-level fields whose meaning coalesce cannot honour: serving the model while ignoring them
+// would compute something else, so a config that sets one is refused.
+constexpr IgnoredField kRefusedFields[] = {
+    {"batch_input", "coalesce does not create batch inputs"},
+    {"batch_output", "coalesce does not scatter batch outputs"},
+    {"sequence_batching", "coalesce serves stateless models only"},
+    {"ensemble_scheduling", "coalesce serves single TorchScript models, not ensembles"},
+};
+
+// Collects the text-format parser's findings. Errors (syntax, wrong value types, unknown enum
+// names, repeated singular fields) fail the parse; the parser's warnings, which with
+// AllowUnknownField(true) are "no field named X" notices, become warnings. Lines and columns
+// arrive zero-based and are reported one-based.
+class ConfigErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (first_error_.empty()) first_error_ = absl::StrCat(Position(line, column), message);
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    warnings_.push_back(absl::StrCat(Position(line, column), message, " Ignored."));
+  }
+
+  const std::string& first_error() const { return first_error_; }
+  std::vector<std::string>& warnings() { return warnings_; }
+
+ private:
+  static std::string Position(int line, int column) {
+    if (line < 0) return "";
+    return absl::StrCat("line ", line + 1, ":", column + 1, ": ");
+  }
+
+  std::string first_error_;
+  std::vector<std::string> warnings_;
+};
+
+absl::Status Invalid(absl::string_view model, absl::string_view message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("config.pbtxt of model '", model, "': ", message));
+}
+
+std::string DataTypeLabel(inference::DataType type) {
+  const std::string& name = inference::DataType_Name(type);
+  return name.empty() ? absl::StrCat("data type number ", static_cast<int>(type)) : name;
+}
+
+// Platform and backend must both say PyTorch (either may be empty); fills in the other.
+absl::Status CheckPlatform(ModelConfig& config, std::vector<std::string>& warnings) {
+  constexpr absl::string_view kPlatform = "pytorch_libtorch";
+  constexpr absl::string_view kBackend = "pytorch";
+  if (!config.platform().empty() && config.platform() != kPlatform) {
+    return Invalid(config.name(), absl::StrCat("platform: expected \"", kPlatform, "\", got \"",
+                                               config.platform(), "\""));
+  }
+  if (!config.backend().empty() && config.backend() != kBackend) {
+    return Invalid(config.name(), absl::StrCat("backend: expected \"", kBackend, "\", got \"",
+                                               config.backend(), "\""));
+  }
+  if (config.platform().empty() && config.backend().empty()) {
+    warnings.push_back(
+        "neither platform nor backend is set; serving the model as platform "
+        "\"pytorch_libtorch\" (TorchScript)");
+  }
+  config.set_platform(std::string(kPlatform));
+  config.set_backend(std::string(kBackend));
+  return absl::OkStatus();
+}
+
+absl::Status CheckTensor(const ModelConfig& config, absl::string_view kind, int index,
+                         const std::string& name, inference::DataType type,
+                         const google::protobuf::RepeatedField<int64_t>& dims) {
+  if (name.empty()) {
+    return Invalid(config.name(), absl::StrCat(kind, " #", index, ": name is empty"));
+  }
+  const std::string label = absl::StrCat(kind, " '", name, "'");
+  if (!IsServableConfigDataType(type)) {
+    return Invalid(config.name(),
+                   absl::StrCat(label, " data_type: expected one of TYPE_BOOL, TYPE_UINT8, "
+                                "TYPE_INT8, TYPE_INT16, TYPE_INT32, TYPE_INT64, TYPE_FP16, "
+                                "TYPE_BF16, TYPE_FP32, TYPE_FP64, got ",
+                                DataTypeLabel(type)));
+  }
+  if (dims.empty()) {
+    return Invalid(config.name(), absl::StrCat(label, " dims: expected at least one dim (a "
+                                               "scalar per sample is dims: [ 1 ]), got []"));
+  }
+  int64_t row_bytes = DataTypeSize(*DataTypeFromConfig(type));
+  for (int64_t dim : dims) {
+    if (dim == -1) continue;
+    if (dim < 1) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " dims: expected each dim >= 1 or -1 (variable), got ",
+                                  dim, " in ", ShapeToString(dims)));
+    }
+    if (dim > kMaxRowBytes / row_bytes) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " dims ", ShapeToString(dims),
+                                  ": a sample would exceed ", kMaxRowBytes, " bytes"));
+    }
+    row_bytes *= dim;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTensors(const ModelConfig& config, std::vector<std::string>& warnings) {
+  if (config.input().empty()) {
+    return Invalid(config.name(), "input: expected at least one input, got none");
+  }
+  if (config.output().empty()) {
+    return Invalid(config.name(), "output: expected at least one output, got none");
+  }
+  std::set<std::string> names;
+  for (int i = 0; i < config.input_size(); ++i) {
+    const inference::ModelInput& in = config.input(i);
+    absl::Status status =
+        CheckTensor(config, "input", i, in.name(), in.data_type(), in.dims());
+    if (!status.ok()) return status;
+    const std::string label = absl::StrCat("input '", in.name(), "'");
+    if (!names.insert(in.name()).second) {
+      return Invalid(config.name(), absl::StrCat(label, " is declared twice"));
+    }
+    if (in.has_reshape() || in.is_shape_tensor()) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, in.has_reshape() ? " reshape" : " is_shape_tensor",
+                                  ": not supported; coalesce passes inputs to the model with "
+                                  "the shape `dims` give"));
+    }
+    if (in.format() != inference::ModelInput::FORMAT_NONE) {
+      warnings.push_back(absl::StrCat(label, " format: ",
+                                      inference::ModelInput::Format_Name(in.format()),
+                                      " is informational and ignored"));
+    }
+    if (in.allow_ragged_batch()) {
+      warnings.push_back(absl::StrCat(
+          label, " allow_ragged_batch: ignored; requests are batched only with equal shapes"));
+    }
+    if (in.optional()) {
+      warnings.push_back(
+          absl::StrCat(label, " optional: ignored; every request must carry every input"));
+    }
+    if (in.is_non_linear_format_io()) {
+      warnings.push_back(absl::StrCat(label, " is_non_linear_format_io: ignored (TensorRT)"));
+    }
+  }
+  names.clear();
+  for (int i = 0; i < config.output_size(); ++i) {
+    const inference::ModelOutput& out = config.output(i);
+    absl::Status status =
+        CheckTensor(config, "output", i, out.name(), out.data_type(), out.dims());
+    if (!status.ok()) return status;
+    const std::string label = absl::StrCat("output '", out.name(), "'");
+    if (!names.insert(out.name()).second) {
+      return Invalid(config.name(), absl::StrCat(label, " is declared twice"));
+    }
+    if (out.has_reshape() || out.is_shape_tensor()) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, out.has_reshape() ? " reshape" : " is_shape_tensor",
+                                  ": not supported; coalesce returns outputs with the shape "
+                                  "the model produces"));
+    }
+    if (!out.label_filename().empty()) {
+      warnings.push_back(absl::StrCat(label, " label_filename: ignored; coalesce does not "
+                                             "serve the classification extension"));
+    }
+    if (out.is_non_linear_format_io()) {
+      warnings.push_back(absl::StrCat(label, " is_non_linear_format_io: ignored (TensorRT)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDynamicBatching(const ModelConfig& config,
+                                  std::vector<std::string>& warnings) {
+  if (!config.has_dynamic_batching()) return absl::OkStatus();
+  const inference::ModelDynamicBatching& batching = config.dynamic_batching();
+  for (int32_t size : batching.preferred_batch_size()) {
+    if (size < 1 || size > config.max_batch_size()) {
+      return Invalid(config.name(),
+                     absl::StrCat("dynamic_batching preferred_batch_size: expected each in 1..",
+                                  config.max_batch_size(), " (max_batch_size), got ", size));
+    }
+  }
+  if (batching.max_queue_delay_microseconds() > kMaxMicroseconds) {
+    return Invalid(config.name(),
+                   absl::StrCat("dynamic_batching max_queue_delay_microseconds: expected at "
+                                "most ", kMaxMicroseconds, ", got ",
+                                batching.max_queue_delay_microseconds()));
+  }
+  const uint64_t levels = batching.priority_levels();
+  if (levels > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+    return Invalid(config.name(), absl::StrCat("dynamic_batching priority_levels: expected at "
+                                               "most ", std::numeric_limits<int32_t>::max(),
+                                               ", got ", levels));
+  }
+  const uint64_t default_level = batching.default_priority_level();
+  if ((levels == 0 && default_level != 0) ||
+      (levels > 0 && (default_level < 1 || default_level > levels))) {
+    return Invalid(config.name(),
+                   absl::StrCat("dynamic_batching default_priority_level: expected ",
+                                levels == 0 ? "0 (priority_levels is not set)"
+                                            : absl::StrCat("1..", levels, " (priority_levels)"),
+                                ", got ", default_level));
+  }
+  const inference::ModelQueuePolicy& queue = batching.default_queue_policy();
+  if (queue.default_timeout_microseconds() > kMaxMicroseconds) {
+    return Invalid(config.name(),
+                   absl::StrCat("dynamic_batching default_queue_policy "
+                                "default_timeout_microseconds: expected at most ",
+                                kMaxMicroseconds, ", got ", queue.default_timeout_microseconds()));
+  }
+  if (queue.timeout_action() == inference::ModelQueuePolicy::DELAY) {
+    warnings.push_back(
+        "dynamic_batching default_queue_policy timeout_action: DELAY is ignored; a request "
+        "past its deadline is answered DEADLINE_EXCEEDED (REJECT)");
+  }
+  if (batching.preserve_ordering()) {
+    warnings.push_back(
+        "dynamic_batching preserve_ordering: ignored; each call is answered independently");
+  }
+  if (!batching.priority_queue_policy().empty()) {
+    warnings.push_back(
+        "dynamic_batching priority_queue_policy: ignored; default_queue_policy applies to "
+        "every priority level");
+  }
+  return absl::OkStatus();
+}
+
+// What the instance groups add up to.
+struct InstancePlan {
+  int64_t instances = 0;  // 0: no instance_group
+  std::string device;
+};
+
+absl::StatusOr<InstancePlan> PlanInstances(const ModelConfig& config,
+                                           std::vector<std::string>* warnings) {
+  InstancePlan plan;
+  ModelInstanceGroup::Kind placed = ModelInstanceGroup::KIND_AUTO;
+  for (int i = 0; i < config.instance_group_size(); ++i) {
+    const ModelInstanceGroup& group = config.instance_group(i);
+    const std::string label =
+        group.name().empty() ? absl::StrCat("instance_group #", i)
+                             : absl::StrCat("instance_group '", group.name(), "'");
+    if (group.count() < 0) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " count: expected >= 1, got ", group.count()));
+    }
+    plan.instances += std::max<int64_t>(group.count(), 1);
+    if (plan.instances > kMaxInstances) {
+      return Invalid(config.name(), absl::StrCat("instance_group: expected at most ",
+                                                 kMaxInstances, " instances in all, got ",
+                                                 plan.instances, " by ", label));
+    }
+    const ModelInstanceGroup::Kind kind = group.kind();
+    if (kind != ModelInstanceGroup::KIND_AUTO && kind != ModelInstanceGroup::KIND_GPU &&
+        kind != ModelInstanceGroup::KIND_CPU) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " kind: expected KIND_AUTO, KIND_GPU or KIND_CPU, got ",
+                                  ModelInstanceGroup::Kind_IsValid(kind)
+                                      ? ModelInstanceGroup::Kind_Name(kind)
+                                      : absl::StrCat(static_cast<int>(kind))));
+    }
+    if (kind != ModelInstanceGroup::KIND_AUTO) {
+      if (placed != ModelInstanceGroup::KIND_AUTO && placed != kind) {
+        return Invalid(config.name(),
+                       absl::StrCat(label, " kind: ", ModelInstanceGroup::Kind_Name(kind),
+                                    " after ", ModelInstanceGroup::Kind_Name(placed),
+                                    "; coalesce serves a model from one device"));
+      }
+      placed = kind;
+    }
+    if (group.passive()) {
+      return Invalid(config.name(), absl::StrCat(label, " passive: not supported; every "
+                                                        "coalesce instance takes requests"));
+    }
+    if (warnings == nullptr) continue;
+    if (!group.gpus().empty()) {
+      warnings->push_back(absl::StrCat(label, " gpus: ignored; the model runs on one device "
+                                              "chosen by kind and --device"));
+    }
+    if (group.has_rate_limiter() || !group.secondary_devices().empty() ||
+        !group.profile().empty() || !group.host_policy().empty()) {
+      warnings->push_back(absl::StrCat(
+          label, " rate_limiter/secondary_devices/profile/host_policy: ignored"));
+    }
+  }
+  if (placed == ModelInstanceGroup::KIND_CPU) plan.device = "cpu";
+#if defined(__APPLE__)
+  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = "mps";
+#else
+  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = "cuda";
+#endif
+  return plan;
+}
+
+absl::Status CheckTopLevel(const ModelConfig& config, std::vector<std::string>& warnings) {
+  const google::protobuf::Descriptor* descriptor = config.GetDescriptor();
+  const google::protobuf::Reflection* reflection = config.GetReflection();
+  auto is_set = [&](const char* name) {
+    const google::protobuf::FieldDescriptor* field = descriptor->FindFieldByName(name);
+    return field->is_repeated() ? reflection->FieldSize(config, field) > 0
+                                : reflection->HasField(config, field);
+  };
+  for (const IgnoredField& refused : kRefusedFields) {
+    if (is_set(refused.name)) {
+      return Invalid(config.name(),
+                     absl::StrCat(refused.name, ": not supported; ", refused.reason));
+    }
+  }
+  if (config.model_transaction_policy().decoupled()) {
+    return Invalid(config.name(), "model_transaction_policy decoupled: not supported; coalesce "
+                                  "answers each request with exactly one response");
+  }
+  for (const IgnoredField& ignored : kIgnoredFields) {
+    if (is_set(ignored.name)) {
+      warnings.push_back(absl::StrCat(ignored.name, ": ignored; ", ignored.reason));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFiles(const ModelConfig& config) {
+  if (config.has_version_policy() && config.version_policy().has_specific()) {
+    const auto& versions = config.version_policy().specific().versions();
+    if (versions.empty()) {
+      return Invalid(config.name(), "version_policy specific: expected at least one version, "
+                                    "got none");
+    }
+    for (int64_t version : versions) {
+      if (version < 0) {
+        return Invalid(config.name(), absl::StrCat("version_policy specific: expected "
+                                                   "versions >= 0, got ", version));
+      }
+    }
+  }
+  const std::string& file = config.default_model_filename();
+  if (!file.empty() && (file == "." || file == ".." ||
+                        file.find_first_of(std::string("/\\\0", 3)) != std::string::npos)) {
+    return Invalid(config.name(), absl::StrCat("default_model_filename: expected a file name "
+                                               "inside the version folder, got \"",
+                                               absl::CEscape(file), "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
+                                                   absl::string_view model_dir_name) {
+  ParsedModelConfig parsed;
+  ModelConfig& config = parsed.config;
+  ConfigErrorCollector collector;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&collector);
+  parser.AllowUnknownField(true);
+  if (text.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return Invalid(model_dir_name, absl::StrCat("expected at most 2 GiB, got ", text.size(),
+                                                " bytes"));
+  }
+  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  if (!parser.Parse(&input, &config)) {
+    return Invalid(model_dir_name, collector.first_error().empty() ? "not valid text format"
+                                                                   : collector.first_error());
+  }
+  parsed.warnings = std::move(collector.warnings());
+
+  if (config.name().empty()) config.set_name(std::string(model_dir_name));
+  if (config.name() != model_dir_name) {
+    return Invalid(model_dir_name, absl::StrCat("name: expected \"", model_dir_name,
+                                                "\" (the model's folder) or empty, got \"",
+                                                config.name(), "\""));
+  }
+  if (config.name().empty()) return Invalid(model_dir_name, "name: the model has no name");
+  if (config.max_batch_size() < 0) {
+    return Invalid(config.name(), absl::StrCat("max_batch_size: expected >= 0, got ",
+                                               config.max_batch_size()));
+  }
+  // Every check runs (they are cheap); the first failure, in this order, is the answer.
+  for (absl::Status status : {CheckPlatform(config, parsed.warnings),
+                              CheckTopLevel(config, parsed.warnings),
+                              CheckTensors(config, parsed.warnings),
+                              CheckDynamicBatching(config, parsed.warnings),
+                              PlanInstances(config, &parsed.warnings).status(),
+                              CheckFiles(config)}) {
+    if (!status.ok()) return status;
+  }
+  return parsed;
+}
+
+absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& config,
+                                                 absl::string_view version) {
+  ModelMetadata metadata;
+  metadata.name = config.name();
+  metadata.version = std::string(version);
+  metadata.platform = "pytorch_libtorch";
+  metadata.max_batch_size = config.max_batch_size();
+  auto convert = [&](absl::string_view kind, const std::string& name, inference::DataType type,
+                     const google::protobuf::RepeatedField<int64_t>& dims,
+                     std::vector<TensorSpec>& specs) -> absl::Status {
+    if (!IsServableConfigDataType(type)) {
+      return Invalid(config.name(), absl::StrCat(kind, " '", name, "' data_type: ",
+                                                 DataTypeLabel(type), " is not servable"));
+    }
+    specs.push_back({name, *DataTypeFromConfig(type), {dims.begin(), dims.end()}});
+    return absl::OkStatus();
+  };
+  for (const inference::ModelInput& in : config.input()) {
+    absl::Status status = convert("input", in.name(), in.data_type(), in.dims(), metadata.inputs);
+    if (!status.ok()) return status;
+  }
+  for (const inference::ModelOutput& out : config.output()) {
+    absl::Status status =
+        convert("output", out.name(), out.data_type(), out.dims(), metadata.outputs);
+    if (!status.ok()) return status;
+  }
+  return metadata;
+}
+
+absl::StatusOr<ModelConfigOverrides> ApplyModelConfig(const inference::ModelConfig& config,
+                                                      const ServedModel::Options& defaults) {
+  std::vector<std::string> unused_warnings;
+  absl::Status status = CheckDynamicBatching(config, unused_warnings);
+  if (!status.ok()) return status;
+  absl::StatusOr<InstancePlan> plan = PlanInstances(config, /*warnings=*/nullptr);
+  if (!plan.ok()) return plan.status();
+
+  ModelConfigOverrides overrides;
+  overrides.model = defaults;
+  ServedModel::Options& model = overrides.model;
+  if (plan->instances > 0) model.num_workers = static_cast<int>(plan->instances);
+  overrides.device = plan->device;
+  if (!config.has_dynamic_batching()) return overrides;
+
+  const inference::ModelDynamicBatching& batching = config.dynamic_batching();
+  if (batching.max_queue_delay_microseconds() > 0) {
+    model.max_queue_delay =
+        absl::Microseconds(static_cast<int64_t>(batching.max_queue_delay_microseconds()));
+  }
+  if (!batching.preferred_batch_size().empty()) {
+    std::set<int64_t> sizes(batching.preferred_batch_size().begin(),
+                            batching.preferred_batch_size().end());
+    model.preferred_batch_sizes.assign(sizes.begin(), sizes.end());
+  }
+  if (batching.priority_levels() > 0) {
+    model.scheduling.priority_levels = static_cast<int>(batching.priority_levels());
+    model.scheduling.default_priority = static_cast<int>(batching.default_priority_level());
+  }
+  const inference::ModelQueuePolicy& queue = batching.default_queue_policy();
+  if (queue.default_timeout_microseconds() > 0) {
+    model.scheduling.default_timeout =
+        absl::Microseconds(static_cast<int64_t>(queue.default_timeout_microseconds()));
+  }
+  if (queue.max_queue_size() > 0) model.max_queue_size = queue.max_queue_size();
+  return overrides;
+}
+
+absl::StatusOr<std::vector<int64_t>> SelectVersions(const inference::ModelVersionPolicy& policy,
+                                                    std::vector<int64_t> available) {
+  std::sort(available.begin(), available.end());
+  available.erase(std::unique(available.begin(), available.end()), available.end());
+  if (policy.has_specific()) {
+    std::set<int64_t> wanted(policy.specific().versions().begin(),
+                             policy.specific().versions().end());
+    if (wanted.empty()) {
+      return absl::InvalidArgumentError(
+          "version_policy specific: expected at least one version, got none");
+    }
+    std::vector<int64_t> missing;
+    for (int64_t version : wanted) {
+      if (!std::binary_search(available.begin(), available.end(), version)) {
+        missing.push_back(version);
+      }
+    }
+    if (!missing.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "version_policy specific: version(s) ", absl::StrJoin(missing, ", "),
+          " not found; present: [", absl::StrJoin(available, ", "), "]"));
+    }
+    return std::vector<int64_t>(wanted.begin(), wanted.end());
+  }
+  if (available.empty()) {
+    return absl::NotFoundError("no version folders: expected at least one numbered folder");
+  }
+  if (policy.has_all()) return available;
+  const size_t latest = std::max<uint32_t>(policy.latest().num_versions(), 1);
+  if (latest < available.size()) available.erase(available.begin(), available.end() - latest);
+  return available;
+}
+
+std::string ModelFileName(const inference::ModelConfig& config) {
+  return config.default_model_filename().empty() ? "model.pt" : config.default_model_filename();
+}
+
+std::string ModelConfigToText(const inference::ModelConfig& config) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(config, &text);
+  return text;
+}
+
+std::optional<DataType> DataTypeFromConfig(inference::DataType type) {
+  switch (type) {
+    case inference::TYPE_BOOL: return DataType::kBool;
+    case inference::TYPE_UINT8: return DataType::kUint8;
+    case inference::TYPE_UINT16: return DataType::kUint16;
+    case inference::TYPE_UINT32: return DataType::kUint32;
+    case inference::TYPE_UINT64: return DataType::kUint64;
+    case inference::TYPE_INT8: return DataType::kInt8;
+    case inference::TYPE_INT16: return DataType::kInt16;
+    case inference::TYPE_INT32: return DataType::kInt32;
+    case inference::TYPE_INT64: return DataType::kInt64;
+    case inference::TYPE_FP16: return DataType::kFp16;
+    case inference::TYPE_BF16: return DataType::kBf16;
+    case inference::TYPE_FP32: return DataType::kFp32;
+    case inference::TYPE_FP64: return DataType::kFp64;
+    default: return std::nullopt;  // INVALID, STRING, numbers the schema does not define
+  }
+}
+
+inference::DataType DataTypeToConfig(DataType type) {
+  switch (type) {
+    case DataType::kBool: return inference::TYPE_BOOL;
+    case DataType::kUint8: return inference::TYPE_UINT8;
+    case DataType::kUint16: return inference::TYPE_UINT16;
+    case DataType::kUint32: return inference::TYPE_UINT32;
+    case DataType::kUint64: return inference::TYPE_UINT64;
+    case DataType::kInt8: return inference::TYPE_INT8;
+    case DataType::kInt16: return inference::TYPE_INT16;
+    case DataType::kInt32: return inference::TYPE_INT32;
+    case DataType::kInt64: return inference::TYPE_INT64;
+    case DataType::kFp16: return inference::TYPE_FP16;
+    case DataType::kBf16: return inference::TYPE_BF16;
+    case DataType::kFp32: return inference::TYPE_FP32;
+    case DataType::kFp64: return inference::TYPE_FP64;
+  }
+  return inference::TYPE_INVALID;
+}
+
+bool IsServableConfigDataType(inference::DataType type) {
+  // LibTorch 1.13 has no uint16/32/64 tensors; STRING is variable-length.
+  const std::optional<DataType> mapped = DataTypeFromConfig(type);
+  return mapped.has_value() && *mapped != DataType::kUint16 && *mapped != DataType::kUint32 &&
+         *mapped != DataType::kUint64;
+}
+
+}  // namespace coalesce

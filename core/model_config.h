@@ -1,0 +1,111 @@
+#ifndef COALESCE_CORE_MODEL_CONFIG_H_
+#define COALESCE_CORE_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/data_type.h"
+#include "core/model_metadata.h"
+#include "core/served_model.h"
+#include "proto/model_config.pb.h"
+
+namespace coalesce {
+
+// Reading a model repository's `config.pbtxt` (the text format of inference.ModelConfig, a
+// compatible subset of Triton's) and turning it into what coalesce serves: the model's metadata,
+// its ServedModel options, the versions to load and the file to load them from.
+//
+// Every function here is pure and thread-safe: no I/O, no global state. The caller reads the
+// file and lists the version folders. docs/model-repository.md describes the accepted subset.
+
+// A validated config and what the parser had to say about it.
+struct ParsedModelConfig {
+  // Valid by ParseModelConfig's rules, with `name` filled in from the folder when the file left
+  // it empty, and `platform`/`backend` filled in as "pytorch_libtorch"/"pytorch".
+  inference::ModelConfig config;
+  // One line per field that coalesce accepted but does not act on, or did not recognise; each
+  // names the field (and, for unrecognised ones, the line). For logging at load.
+  std::vector<std::string> warnings;
+};
+
+// Parses and validates the text of a config.pbtxt. `model_dir_name` is the model's folder name
+// in the repository: `name` may be empty (it becomes the folder name) or must equal it.
+//
+// Returns INVALID_ARGUMENT, with a message naming the field and the expected vs actual value, for:
+//  - a syntax or type error ("line L:C: ...", 1-based), a field given twice, an unknown enum name;
+//  - a platform other than "pytorch_libtorch" or a backend other than "pytorch" (both empty is
+//    accepted as PyTorch with a warning);
+//  - max_batch_size < 0; no input or no output; an empty or repeated tensor name;
+//  - a data type coalesce cannot serve (STRING, UINT16/32/64, INVALID, an unknown number);
+//  - dims empty, or a dim that is neither >= 1 nor -1, or a fixed row too large to address;
+//  - reshape, is_shape_tensor, batch_input/batch_output, sequence_batching, ensemble_scheduling,
+//    a decoupled transaction policy, KIND_MODEL, a passive group, mixed CPU/GPU groups: fields
+//    whose meaning coalesce cannot honour, so ignoring them would misread the model;
+//  - dynamic_batching values out of range (preferred sizes outside 1..max_batch_size, a default
+//    priority outside 1..priority_levels, microsecond values past int64);
+//  - an instance_group count < 0, or a total above 256 instances;
+//  - a version_policy `specific` with no versions or a negative one;
+//  - a default_model_filename that is not a plain file name (a path, "." or "..").
+// Fields recognised but not acted on (optimization, model_warmup, gpus, label_filename, ...) and
+// names the schema does not know are accepted with a warning each.
+absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
+                                                   absl::string_view model_dir_name);
+
+// The served model's metadata for `version`: name, version, platform "pytorch_libtorch",
+// max_batch_size, and inputs/outputs in config order with dtypes mapped and dims copied.
+// INVALID_ARGUMENT, naming the tensor, for a data type coalesce cannot serve.
+absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& config,
+                                                 absl::string_view version);
+
+// What a config changes about how a model is served.
+struct ModelConfigOverrides {
+  ServedModel::Options model;
+  // "cpu", "cuda" ("mps" on macOS) for KIND_CPU / KIND_GPU groups; "" (the server's --device)
+  // with no instance_group or only KIND_AUTO groups.
+  std::string device;
+};
+
+// Applies a validated config on top of `defaults` (from the server's flags). A value the config
+// leaves at zero (proto3's "unset") keeps the default; batching stays on for max_batch_size > 0
+// with or without dynamic_batching (Triton would run such a model one request at a time).
+//  - dynamic_batching.max_queue_delay_microseconds -> model.max_queue_delay
+//  - dynamic_batching.preferred_batch_size -> model.preferred_batch_sizes (sorted, unique)
+//  - dynamic_batching.priority_levels / default_priority_level -> model.scheduling
+//  - default_queue_policy.default_timeout_microseconds -> model.scheduling.default_timeout
+//  - default_queue_policy.max_queue_size -> model.max_queue_size
+//  - instance_group: the sum of counts (0 counts as 1) -> model.num_workers; kinds -> device.
+// INVALID_ARGUMENT for a config that ParseModelConfig would refuse in these fields.
+absl::StatusOr<ModelConfigOverrides> ApplyModelConfig(const inference::ModelConfig& config,
+                                                      const ServedModel::Options& defaults);
+
+// Which of the version numbers present on disk to serve, by `policy` (an unset policy is
+// Latest{1}; Latest{0} is Latest{1}). Returns them sorted ascending, without duplicates.
+// NOT_FOUND when `available` is empty, or, naming them, when specific versions are missing;
+// INVALID_ARGUMENT for a specific policy that lists no versions.
+absl::StatusOr<std::vector<int64_t>> SelectVersions(const inference::ModelVersionPolicy& policy,
+                                                    std::vector<int64_t> available);
+
+// The model file inside a version folder: default_model_filename, or "model.pt".
+std::string ModelFileName(const inference::ModelConfig& config);
+
+// The config in protobuf text format (as a config.pbtxt would hold it), for the ModelConfig RPC
+// and logs.
+std::string ModelConfigToText(const inference::ModelConfig& config);
+
+// TYPE_FP32 -> kFp32, for every type with a coalesce counterpart (including the UINT16/32/64
+// that validation refuses); nullopt for TYPE_INVALID, TYPE_STRING and unknown numbers.
+std::optional<DataType> DataTypeFromConfig(inference::DataType type);
+
+// kFp32 -> TYPE_FP32. Total: every coalesce DataType has a config counterpart.
+inference::DataType DataTypeToConfig(DataType type);
+
+// Whether coalesce can serve tensors of `type`: BOOL, UINT8, INT8..INT64, FP16, BF16, FP32, FP64.
+bool IsServableConfigDataType(inference::DataType type);
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_MODEL_CONFIG_H_
