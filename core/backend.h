@@ -2,6 +2,8 @@
 #define COALESCE_CORE_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -29,6 +31,23 @@ class Backend {
   // receives them in the same layout. An error fails every request of the batch.
   virtual absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                absl::Span<char* const> outputs) = 0;
+
+  // A batch of a model with variable dimensions (ModelMetadata::HasVariableDims()).
+  struct VariableBatch {
+    // Each input's dims without the batch dimension, as every request of the batch sent them.
+    std::vector<std::vector<int64_t>> input_dims;
+    // Room for all `rows` rows of output `o`, `bytes` bytes in all, row-major; called once per
+    // output once its size is known. Each output may have at most one -1 dimension, so that
+    // its shape follows from its size.
+    std::function<char*(int o, int64_t bytes)> output_buffer;
+  };
+
+  // Execute() for a model with variable dimensions. The default refuses.
+  virtual absl::Status ExecuteVariable(int worker, int64_t rows,
+                                       absl::Span<const char* const> inputs,
+                                       const VariableBatch& batch) {
+    return absl::UnimplementedError("this backend runs fixed-size tensors only");
+  }
 
   // Where the model runs and in what precision, for logs ("cpu fp32", "cuda fp16").
   virtual std::string DeviceDescription() const = 0;

@@ -82,10 +82,14 @@ absl::Time Batcher::RunRound(absl::Time now) {
           " but the deadline is ", absl::FormatDuration(e.view.deadline - now), " away")));
     }
     Batch batch;
+    const InferRequest* first = nullptr;
     for (int64_t i : decision.batch) {
+      // Tensors of different sizes cannot share a batch: such a request waits for the next.
+      if (first != nullptr && !pending_[i].request->SameShapeAs(*first)) continue;
       taken[i] = true;
       batch.rows += pending_[i].view.rows;
       batch.requests.push_back(std::move(pending_[i].request));
+      first = batch.requests.front().get();
     }
     std::vector<Entry> rest;
     rest.reserve(pending_.size());
@@ -113,8 +117,10 @@ void Batcher::Loop() {
       while (!pending_.empty() && options_.sink->idle_workers() > 0) {
         Batch batch;
         size_t taken = 0;
+        const InferRequest* first = pending_.front().request.get();
         while (taken < pending_.size() &&
-               (taken == 0 || batch.rows + pending_[taken].view.rows <= options_.max_batch_size)) {
+               (taken == 0 || (batch.rows + pending_[taken].view.rows <= options_.max_batch_size &&
+                               pending_[taken].request->SameShapeAs(*first)))) {
           batch.rows += pending_[taken].view.rows;
           batch.requests.push_back(std::move(pending_[taken].request));
           ++taken;

@@ -34,3 +34,18 @@ absl::Status EchoBackend::Execute(int worker, int64_t rows, absl::Span<const cha
 }
 
 }  // namespace coalesce
+
+namespace coalesce {
+
+absl::Status EchoBackend::ExecuteVariable(int worker, int64_t rows,
+                                          absl::Span<const char* const> inputs,
+                                          const VariableBatch& batch) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    int64_t bytes =
+        rows * DimsElements(batch.input_dims[i]) * DataTypeSize(metadata_.inputs[i].dtype);
+    std::memcpy(batch.output_buffer(static_cast<int>(i), bytes), inputs[i], bytes);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace coalesce

@@ -21,6 +21,9 @@ class EchoBackend : public Backend {
   const ModelMetadata& metadata() const override { return metadata_; }
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override;
+  // Copies each input to its output with the sizes the batch carries.
+  absl::Status ExecuteVariable(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                               const VariableBatch& batch) override;
   std::string DeviceDescription() const override { return "host memcpy"; }
 
  private:

@@ -60,10 +60,14 @@ void Executor::WorkerLoop(int worker) {
   WorkerBuffers buffers;
   buffers.inputs.resize(metadata.inputs.size());
   buffers.outputs.resize(metadata.outputs.size());
+  // Variable-size tensors get their buffers from the first batch that needs them, and keep
+  // them (grown to the largest seen).
   for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+    if (metadata.inputs[i].HasVariableDims()) continue;
     Reserve(buffers.inputs[i], max_rows * metadata.inputs[i].RowBytes());
   }
   for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+    if (metadata.outputs[o].HasVariableDims()) continue;
     Reserve(buffers.outputs[o], max_rows * metadata.outputs[o].RowBytes());
   }
   while (true) {
@@ -81,12 +85,10 @@ void Executor::WorkerLoop(int worker) {
   }
 }
 
-absl::Status Executor::ExecuteGuarded(int worker, int64_t rows,
-                                      absl::Span<const char* const> inputs,
-                                      absl::Span<char* const> outputs) {
+absl::Status Executor::ExecuteGuarded(const std::function<absl::Status()>& execute) {
   // A backend that throws must fail its batch, not kill the worker thread (and the process).
   try {
-    return backend_->Execute(worker, rows, inputs, outputs);
+    return execute();
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("model '", backend_->metadata().name,
                                             "' threw: ", e.what()));
@@ -125,33 +127,69 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
   const bool single = batch.requests.size() == 1;
+  const bool variable = metadata.HasVariableDims();
+  const absl::Time gather_start = clock_->Now();
+  if (options_.statistics != nullptr) {
+    for (const auto& request : batch.requests) {
+      options_.statistics->RecordQueued(gather_start - request->arrival());
+    }
+  }
 
-  // Gather: one memcpy per request and input, or none for a lone request.
+  // Gather: one memcpy per request and input, or none for a lone request. Every request of a
+  // batch has the same input sizes (the batcher groups them), so rows stack contiguously.
   std::vector<const char*> inputs(metadata.inputs.size());
   for (size_t i = 0; i < metadata.inputs.size(); ++i) {
     if (single) {
       inputs[i] = batch.requests[0]->input(i).data();
       continue;
     }
-    char* buffer = Reserve(buffers.inputs[i], rows * metadata.inputs[i].RowBytes());
-    char* cursor = buffer;
+    int64_t bytes = 0;
+    for (const auto& request : batch.requests) bytes += request->input(i).size();
+    char* cursor = Reserve(buffers.inputs[i], bytes);
+    inputs[i] = cursor;
     for (const auto& request : batch.requests) {
-      absl::string_view bytes = request->input(i);
-      std::memcpy(cursor, bytes.data(), bytes.size());
-      cursor += bytes.size();
+      absl::string_view data = request->input(i);
+      std::memcpy(cursor, data.data(), data.size());
+      cursor += data.size();
     }
-    inputs[i] = buffer;
   }
+  // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
+  // ran for variable ones.
   std::vector<char*> outputs(metadata.outputs.size());
-  for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-    outputs[o] = Reserve(buffers.outputs[o], rows * metadata.outputs[o].RowBytes());
+  std::vector<int64_t> output_bytes(metadata.outputs.size(), 0);
+  if (!variable) {
+    for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+      output_bytes[o] = rows * metadata.outputs[o].RowBytes();
+      outputs[o] = Reserve(buffers.outputs[o], output_bytes[o]);
+    }
   }
 
   absl::Duration predicted =
       options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
-  absl::Time start = clock_->Now();
-  absl::Status status = ExecuteGuarded(worker, rows, inputs, outputs);
-  absl::Duration took = clock_->Now() - start;
+  const absl::Time start = clock_->Now();
+  absl::Status status;
+  if (variable) {
+    Backend::VariableBatch shapes;
+    shapes.input_dims = batch.requests[0]->input_dims();
+    shapes.output_buffer = [&](int o, int64_t bytes) {
+      output_bytes[o] = bytes;
+      outputs[o] = Reserve(buffers.outputs[o], bytes);
+      return outputs[o];
+    };
+    status = ExecuteGuarded(
+        [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
+    for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
+      if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
+        status = absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                  "' produced no whole rows for output '",
+                                                  metadata.outputs[o].name, "'"));
+      }
+    }
+  } else {
+    status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
+  }
+  const absl::Time scatter_start = clock_->Now();
+  const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
   if (status.ok() && options_.latency != nullptr) {
     options_.latency->Observe(rows, took);
@@ -159,20 +197,28 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     metrics_->SetPredictedBatchDuration(size, options_.latency->Predict(size));
   }
 
-  // Scatter: each request's rows of each output it asked for, then its answer.
-  int64_t row = 0;
-  for (auto& request : batch.requests) {
-    if (status.ok()) {
+  // Scatter: each request's rows of each output it asked for.
+  if (status.ok()) {
+    int64_t row = 0;
+    for (auto& request : batch.requests) {
       for (size_t o = 0; o < metadata.outputs.size(); ++o) {
         std::string* out = request->output(o);
         if (out == nullptr) continue;
-        int64_t row_bytes = metadata.outputs[o].RowBytes();
+        int64_t row_bytes = output_bytes[o] / rows;
         out->assign(outputs[o] + row * row_bytes, request->rows() * row_bytes);
       }
+      row += request->rows();
     }
-    row += request->rows();
-    request->Finish(status);
   }
+  // Recorded before the answers go out, so that a client reading statistics after its answer
+  // sees its batch counted.
+  const absl::Duration gather = start - gather_start;
+  const absl::Duration scatter = clock_->Now() - scatter_start;
+  metrics_->RecordStages(gather, scatter);
+  if (options_.statistics != nullptr && status.ok()) {
+    options_.statistics->RecordBatch(rows, gather, took, scatter);
+  }
+  for (auto& request : batch.requests) request->Finish(status);
 }
 
 }  // namespace coalesce

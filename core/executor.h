@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/latency_model.h"
 #include "core/metrics.h"
+#include "core/model_statistics.h"
 
 namespace coalesce {
 
@@ -42,6 +43,9 @@ class Executor : public BatchSink {
     // Learns from every executed batch and predicts its time (for metrics). May be null; not
     // owned.
     OnlineLatencyModel* latency = nullptr;
+    // Receives each request's queueing time and each batch's stage times. May be null; not
+    // owned.
+    ModelStatistics* statistics = nullptr;
   };
 
   // `backend`, `metrics` and `clock` must outlive the executor.
@@ -79,9 +83,8 @@ class Executor : public BatchSink {
   }
   void WorkerLoop(int worker);
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
-  // Backend::Execute() with any exception turned into INTERNAL.
-  absl::Status ExecuteGuarded(int worker, int64_t rows, absl::Span<const char* const> inputs,
-                              absl::Span<char* const> outputs);
+  // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
+  absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.
   void DropDead(Batch& batch);
 

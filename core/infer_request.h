@@ -37,6 +37,10 @@ class InferRequest {
     // Storage that `inputs` may point into (inputs decoded from typed contents); kept alive for
     // the request's life. Pointers, so that views into them survive moves.
     std::vector<std::unique_ptr<std::string>> owned_inputs;
+    // For a model with variable dimensions: each input's dims without the batch dimension, as
+    // sent. Empty for a model whose dims are all fixed. Only requests with equal input_dims
+    // share a batch.
+    std::vector<std::vector<int64_t>> input_dims;
     // Where to write each model output's bytes, in the model's output order; null for an output
     // the client did not ask for. Must outlive the request.
     std::vector<std::string*> outputs;
@@ -64,6 +68,11 @@ class InferRequest {
     return options_.cancelled != nullptr && options_.cancelled->load(std::memory_order_acquire);
   }
   absl::string_view input(int i) const { return options_.inputs[i]; }
+  const std::vector<std::vector<int64_t>>& input_dims() const { return options_.input_dims; }
+  // Whether this request may share a batch with `other`: equal input sizes.
+  bool SameShapeAs(const InferRequest& other) const {
+    return options_.input_dims == other.options_.input_dims;
+  }
   // Null when the client did not ask for output `i`.
   std::string* output(int i) const { return options_.outputs[i]; }
 

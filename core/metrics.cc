@@ -41,6 +41,12 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                             .Name("coalesce_compute_duration_seconds")
                             .Help("Backend time per executed batch.")
                             .Register(*registry_)),
+      stage_duration_(prometheus::BuildHistogram()
+                          .Name("coalesce_batch_stage_duration_seconds")
+                          .Help("Executor time per batch outside the backend: gathering inputs "
+                                "into the staging buffer (stage=gather) and copying outputs into "
+                                "the responses and answering them (stage=scatter).")
+                          .Register(*registry_)),
       inferences_(prometheus::BuildCounter()
                       .Name("coalesce_inferences_total")
                       .Help("Samples run through the model (a request of batch n counts n).")
@@ -114,6 +120,10 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
   m->request_duration_ = &request_duration_.Add({{"model", model}}, LatencyBuckets());
   m->batch_size_ = &batch_size_.Add({{"model", model}}, BatchSizeBuckets());
   m->compute_duration_ = &compute_duration_.Add({{"model", model}}, LatencyBuckets());
+  m->gather_duration_ =
+      &stage_duration_.Add({{"model", model}, {"stage", "gather"}}, LatencyBuckets());
+  m->scatter_duration_ =
+      &stage_duration_.Add({{"model", model}, {"stage", "scatter"}}, LatencyBuckets());
   m->inferences_ = &inferences_.Add({{"model", model}});
   m->batches_ = &batches_.Add({{"model", model}});
   m->shed_ = &shed_.Add({{"model", model}});
@@ -155,6 +165,11 @@ void ModelMetrics::RecordBatch(int64_t rows, absl::Duration compute, absl::Durat
   inferences_->Increment(static_cast<double>(rows));
   batches_->Increment();
   if (predicted > absl::ZeroDuration()) prediction_ratio_->Observe(compute / predicted);
+}
+
+void ModelMetrics::RecordStages(absl::Duration gather, absl::Duration scatter) {
+  gather_duration_->Observe(absl::ToDoubleSeconds(gather));
+  scatter_duration_->Observe(absl::ToDoubleSeconds(scatter));
 }
 
 void ModelMetrics::SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) {

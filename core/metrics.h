@@ -42,6 +42,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& request_duration_;
   prometheus::Family<prometheus::Histogram>& batch_size_;
   prometheus::Family<prometheus::Histogram>& compute_duration_;
+  prometheus::Family<prometheus::Histogram>& stage_duration_;
   prometheus::Family<prometheus::Counter>& inferences_;
   prometheus::Family<prometheus::Counter>& batches_;
   prometheus::Family<prometheus::Counter>& shed_;
@@ -66,6 +67,9 @@ class ModelMetrics {
   // One executed batch: its rows, the backend's time on it, and what the latency model had
   // predicted for it.
   void RecordBatch(int64_t rows, absl::Duration compute, absl::Duration predicted);
+  // The executor's own time around a batch: gathering inputs before it, scattering outputs
+  // (and answering) after it.
+  void RecordStages(absl::Duration gather, absl::Duration scatter);
   // Requests dropped before they cost compute.
   void RecordShed() { shed_->Increment(); }
   void RecordCancelled() { cancelled_->Increment(); }
@@ -85,6 +89,8 @@ class ModelMetrics {
   prometheus::Histogram* request_duration_ = nullptr;
   prometheus::Histogram* batch_size_ = nullptr;
   prometheus::Histogram* compute_duration_ = nullptr;
+  prometheus::Histogram* gather_duration_ = nullptr;
+  prometheus::Histogram* scatter_duration_ = nullptr;
   prometheus::Counter* inferences_ = nullptr;
   prometheus::Counter* batches_ = nullptr;
   prometheus::Counter* shed_ = nullptr;

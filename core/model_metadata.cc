@@ -5,10 +5,28 @@
 
 namespace coalesce {
 
-int64_t TensorSpec::RowElements() const {
+int64_t DimsElements(absl::Span<const int64_t> dims) {
   int64_t elements = 1;
   for (int64_t dim : dims) elements *= dim;
   return elements;
+}
+
+int64_t TensorSpec::RowElements() const { return DimsElements(dims); }
+
+bool TensorSpec::HasVariableDims() const {
+  for (int64_t dim : dims) {
+    if (dim < 0) return true;
+  }
+  return false;
+}
+
+bool ModelMetadata::HasVariableDims() const {
+  for (const auto* specs : {&inputs, &outputs}) {
+    for (const TensorSpec& spec : *specs) {
+      if (spec.HasVariableDims()) return true;
+    }
+  }
+  return false;
 }
 
 std::string ShapeToString(absl::Span<const int64_t> shape) {

@@ -20,6 +20,7 @@ struct TensorSpec {
   // Elements in one sample (one row of the batch). Requires every dim to be fixed (>= 0).
   int64_t RowElements() const;
   int64_t RowBytes() const { return RowElements() * DataTypeSize(dtype); }
+  bool HasVariableDims() const;
 };
 
 // What a model takes and returns, as ModelMetadata reports it and as requests are validated
@@ -32,7 +33,14 @@ struct ModelMetadata {
   int64_t max_batch_size = 0;
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+
+  // Whether any input or output has a -1 dimension: requests then carry their own sizes, and
+  // only requests of equal sizes share a batch.
+  bool HasVariableDims() const;
 };
+
+// Elements in a row of `dims` (no -1 allowed).
+int64_t DimsElements(absl::Span<const int64_t> dims);
 
 // "[-1, 32, 256]": a shape as error messages print it.
 std::string ShapeToString(absl::Span<const int64_t> shape);

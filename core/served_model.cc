@@ -13,19 +13,24 @@ namespace coalesce {
 namespace {
 
 // Variable dimensions need padding or shape-bucketed batching, which is not built yet.
-absl::Status CheckFixedDims(const ModelMetadata& metadata) {
-  for (const auto* specs : {&metadata.inputs, &metadata.outputs}) {
-    for (const TensorSpec& spec : *specs) {
-      for (int64_t dim : spec.dims) {
-        if (dim < 0) {
-          return absl::UnimplementedError(absl::StrCat(
-              "model '", metadata.name, "': tensor '", spec.name, "' has dims ",
-              ShapeToString(spec.dims), "; variable dimensions are not supported yet"));
-        }
-      }
+// An output's shape follows from its size only if at most one of its dims is variable.
+absl::Status CheckVariableDims(const ModelMetadata& metadata) {
+  for (const TensorSpec& spec : metadata.outputs) {
+    if (std::count(spec.dims.begin(), spec.dims.end(), -1) > 1) {
+      return absl::UnimplementedError(absl::StrCat(
+          "model '", metadata.name, "': output '", spec.name, "' has dims ",
+          ShapeToString(spec.dims), "; at most one variable (-1) dimension per output is "
+          "supported"));
     }
   }
   return absl::OkStatus();
+}
+
+// The dims profiling runs a tensor with: its own, with 1 for each variable dimension.
+std::vector<int64_t> ProfileDims(const TensorSpec& spec) {
+  std::vector<int64_t> dims = spec.dims;
+  for (int64_t& dim : dims) dim = dim < 0 ? 1 : dim;
+  return dims;
 }
 
 absl::StatusOr<std::unique_ptr<BatchPolicy>> MakePolicy(const ServedModel::Options& options,
@@ -73,7 +78,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
                                                                  std::unique_ptr<Backend> backend,
                                                                  ServerMetrics* metrics,
                                                                  Clock* clock) {
-  if (absl::Status s = CheckFixedDims(backend->metadata()); !s.ok()) return s;
+  if (absl::Status s = CheckVariableDims(backend->metadata()); !s.ok()) return s;
   if (absl::Status s = CheckScheduling(options.scheduling); !s.ok()) return s;
   std::unique_ptr<ServedModel> model(new ServedModel(options));
   model->clock_ = clock;
@@ -106,6 +111,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   executor_options.num_workers = options.num_workers;
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
   executor_options.latency = model->latency_.get();
+  executor_options.statistics = &model->statistics_;
   absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(
       executor_options, model->backend_.get(), model->metrics_.get(), clock);
   if (!executor.ok()) return executor.status();
@@ -130,6 +136,7 @@ ServedModel::~ServedModel() { Shutdown(); }
 
 absl::Status ServedModel::Profile(Clock* clock) {
   const ModelMetadata& metadata = backend_->metadata();
+  const bool variable = metadata.HasVariableDims();
   // Beyond this, one run is slow enough that larger sizes are extrapolated, not measured.
   const absl::Duration kMeasureBudget = absl::Seconds(1);
   absl::Duration last = absl::ZeroDuration();
@@ -140,18 +147,26 @@ absl::Status ServedModel::Profile(Clock* clock) {
       std::vector<std::vector<char>> in(metadata.inputs.size()), out(metadata.outputs.size());
       std::vector<const char*> in_ptrs;
       std::vector<char*> out_ptrs;
+      Backend::VariableBatch shapes;
       for (size_t i = 0; i < in.size(); ++i) {
-        in[i].assign(rows * metadata.inputs[i].RowBytes(), 0);
+        shapes.input_dims.push_back(ProfileDims(metadata.inputs[i]));
+        in[i].assign(rows * DimsElements(shapes.input_dims.back()) *
+                         DataTypeSize(metadata.inputs[i].dtype), 0);
         in_ptrs.push_back(in[i].data());
       }
       for (size_t o = 0; o < out.size(); ++o) {
-        out[o].assign(rows * metadata.outputs[o].RowBytes(), 0);
+        if (!variable) out[o].assign(rows * metadata.outputs[o].RowBytes(), 0);
         out_ptrs.push_back(out[o].data());
       }
+      shapes.output_buffer = [&out](int o, int64_t bytes) {
+        out[o].assign(bytes, 0);
+        return out[o].data();
+      };
       // The first run at a new size may allocate or compile; keep the faster of two.
       for (int round = 0; round < 2; ++round) {
         absl::Time start = clock->Now();
-        absl::Status status = backend_->Execute(0, rows, in_ptrs, out_ptrs);
+        absl::Status status = variable ? backend_->ExecuteVariable(0, rows, in_ptrs, shapes)
+                                       : backend_->Execute(0, rows, in_ptrs, out_ptrs);
         if (!status.ok()) {
           return absl::InternalError(absl::StrCat("model '", metadata.name,
                                                   "' failed while profiling batch size ", rows,

@@ -16,6 +16,7 @@
 #include "core/executor.h"
 #include "core/latency_model.h"
 #include "core/metrics.h"
+#include "core/model_statistics.h"
 #include "core/request_queue.h"
 #include "core/scheduling.h"
 
@@ -62,6 +63,9 @@ class ServedModel {
   ModelMetrics& metrics() { return *metrics_; }
   const SchedulingOptions& scheduling() const { return options_.scheduling; }
   const OnlineLatencyModel& latency() const { return *latency_; }
+  // This version's cumulative statistics (the ModelStatistics RPC); the Prometheus series in
+  // metrics() are shared by every version of the model name.
+  ModelStatistics& statistics() { return statistics_; }
 
   // Queues `request` for execution. Ownership passes iff the call returns OK. Otherwise the
   // caller still owns the request and must answer it with the returned status:
@@ -86,6 +90,7 @@ class ServedModel {
   // Constant after construction; declared so that the pipeline is destroyed before what it uses.
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelMetrics> metrics_;
+  ModelStatistics statistics_;
   std::unique_ptr<OnlineLatencyModel> latency_;
   std::unique_ptr<RequestQueue> queue_;
   std::unique_ptr<BatchPolicy> policy_;
