@@ -1,45 +1,122 @@
 #include "core/model_registry.h"
 
+#include <thread>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace coalesce {
 
-absl::Status ModelRegistry::Add(std::unique_ptr<ServedModel> model) {
-  std::string name = model->metadata().name;
-  if (!models_.emplace(name, std::move(model)).second) {
-    return absl::AlreadyExistsError(absl::StrCat("model '", name, "' is already registered"));
+absl::StatusOr<int64_t> ParseModelVersion(absl::string_view version) {
+  int64_t number = 0;
+  bool digits_only = !version.empty() && version.find_first_not_of("0123456789") ==
+                                             absl::string_view::npos;
+  if (!digits_only || !absl::SimpleAtoi(version, &number) || number < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model version must be a positive integer, got '", version, "'"));
   }
+  return number;
+}
+
+ModelRegistry::~ModelRegistry() { ShutdownAll(); }
+
+absl::Status ModelRegistry::Add(std::unique_ptr<ServedModel> model) {
+  const std::string name = model->metadata().name;
+  absl::StatusOr<int64_t> version = ParseModelVersion(model->metadata().version);
+  if (!version.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", version.status().message()));
+  }
+  absl::MutexLock lock(&mu_);
+  Versions& versions = models_[name];
+  if (!versions.emplace(*version, std::shared_ptr<ServedModel>(std::move(model))).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("model '", name, "' version ", *version, " is already registered"));
+  }
+  unavailable_.erase(name);
   return absl::OkStatus();
 }
 
-absl::StatusOr<ServedModel*> ModelRegistry::Find(absl::string_view name,
-                                                 absl::string_view version) const {
+absl::Status ModelRegistry::Replace(const std::string& name,
+                                    std::vector<std::unique_ptr<ServedModel>> models) {
+  Versions incoming;
+  for (auto& model : models) {
+    if (model->metadata().name != name) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", model->metadata().name,
+                                                     "' cannot be served as '", name, "'"));
+    }
+    absl::StatusOr<int64_t> version = ParseModelVersion(model->metadata().version);
+    if (!version.ok()) return version.status();
+    incoming[*version] = std::shared_ptr<ServedModel>(std::move(model));
+  }
+  Versions outgoing;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = models_.find(name);
+    if (it != models_.end()) outgoing = std::move(it->second);
+    if (incoming.empty()) {
+      if (it != models_.end()) models_.erase(it);
+    } else {
+      models_[name] = std::move(incoming);
+    }
+    unavailable_.erase(name);
+  }
+  for (auto& [version, model] : outgoing) Retire(std::move(model));
+  return absl::OkStatus();
+}
+
+void ModelRegistry::Retire(std::shared_ptr<ServedModel> model) {
+  // A call that found the model before it left the index holds a reference only between Find()
+  // and Submit(), which is microseconds; once the count is ours alone, nobody can submit to it
+  // any more, and Shutdown() runs what it already queued.
+  while (model.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  model->Shutdown();
+}
+
+void ModelRegistry::SetUnavailable(const std::string& name, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  unavailable_[name] = reason;
+}
+
+absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
+    absl::string_view name, absl::string_view version) const {
+  absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
-  if (it == models_.end()) {
+  if (it == models_.end() || it->second.empty()) {
+    if (auto why = unavailable_.find(name); why != unavailable_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("model '", name, "' is not available: ", why->second));
+    }
     std::vector<std::string> names;
-    for (const auto& [known, model] : models_) names.push_back(known);
+    for (const auto& [known, versions] : models_) names.push_back(known);
     return absl::NotFoundError(absl::StrCat("unknown model '", name, "' (serving: ",
                                             absl::StrJoin(names, ", "), ")"));
   }
-  ServedModel* model = it->second.get();
-  if (!version.empty() && version != model->metadata().version) {
+  const Versions& versions = it->second;
+  if (version.empty()) return versions.rbegin()->second;
+  absl::StatusOr<int64_t> number = ParseModelVersion(version);
+  auto found = number.ok() ? versions.find(*number) : versions.end();
+  if (found == versions.end()) {
+    std::vector<int64_t> known;
+    for (const auto& [v, model] : versions) known.push_back(v);
     return absl::NotFoundError(absl::StrCat("model '", name, "' has no version '", version,
-                                            "' (versions: ", model->metadata().version, ")"));
+                                            "' (versions: ", absl::StrJoin(known, ", "), ")"));
   }
-  return model;
+  return found->second;
 }
 
-std::vector<ServedModel*> ModelRegistry::models() const {
-  std::vector<ServedModel*> result;
-  for (const auto& [name, model] : models_) result.push_back(model.get());
+std::vector<std::shared_ptr<ServedModel>> ModelRegistry::models() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<ServedModel>> result;
+  for (const auto& [name, versions] : models_) {
+    for (const auto& [version, model] : versions) result.push_back(model);
+  }
   return result;
 }
 
 void ModelRegistry::ShutdownAll() {
-  for (auto& [name, model] : models_) model->Shutdown();
+  for (const std::shared_ptr<ServedModel>& model : models()) model->Shutdown();
 }
 
 }  // namespace coalesce

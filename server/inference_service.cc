@@ -5,9 +5,14 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/infer_request.h"
+#include "core/model_config.h"
 #include "core/request_validator.h"
 #include "core/scheduling.h"
+#include "server/proto_conversions.h"
+#include "server/stream_infer_reactor.h"
+#include "spdlog/spdlog.h"
 
 namespace coalesce {
 namespace {
@@ -43,11 +48,24 @@ class InferReactor : public grpc::ServerUnaryReactor {
   std::atomic<bool> cancelled_{false};
 };
 
-// The gRPC deadline as a Clock time, or InfiniteFuture() when the client set none.
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now) {
-  auto deadline = context.deadline();
-  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
-  return now + absl::FromChrono(deadline - std::chrono::system_clock::now());
+// Fills in each output's variable (-1) dimension from the bytes the model produced (a model has
+// at most one per output; see ServedModel).
+void ResolveVariableOutputShapes(inference::ModelInferResponse& response) {
+  for (int k = 0; k < response.outputs_size() && k < response.raw_output_contents_size(); ++k) {
+    auto* shape = response.mutable_outputs(k)->mutable_shape();
+    int64_t fixed = DataTypeSize(ParseDataType(response.outputs(k).datatype()).value());
+    int variable = -1;
+    for (int d = 0; d < shape->size(); ++d) {
+      if (shape->Get(d) < 0) {
+        variable = d;
+      } else {
+        fixed *= shape->Get(d);
+      }
+    }
+    if (variable < 0) continue;
+    const int64_t bytes = static_cast<int64_t>(response.raw_output_contents(k).size());
+    shape->Set(variable, fixed > 0 ? bytes / fixed : 0);
+  }
 }
 
 }  // namespace
@@ -57,8 +75,29 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-InferenceService::InferenceService(const ModelRegistry* registry, Clock* clock)
-    : registry_(registry), clock_(clock) {}
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now) {
+  auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return now + absl::FromChrono(deadline - std::chrono::system_clock::now());
+}
+
+InferenceService::InferenceService(ModelRegistry* registry, ModelRepository* repository,
+                                   Clock* clock)
+    : registry_(registry), repository_(repository), clock_(clock) {}
+
+InferenceService::~InferenceService() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&background_mu_);
+    threads.swap(background_);
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+void InferenceService::RunInBackground(std::function<void()> work) {
+  absl::MutexLock lock(&background_mu_);
+  background_.emplace_back(std::move(work));
+}
 
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,
                                                        const inference::ServerLiveRequest*,
@@ -80,9 +119,13 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  absl::StatusOr<ServedModel*> model = registry_->Find(request->name(), request->version());
-  if (!model.ok()) return FinishNow(context, model.status());
-  response->set_ready(ready());
+  auto model = registry_->Find(request->name(), request->version());
+  // A model the repository knows but could not load is not ready; that is an answer, not an
+  // error. An unknown name or version is NOT_FOUND.
+  if (!model.ok() && model.status().code() != absl::StatusCode::kUnavailable) {
+    return FinishNow(context, model.status());
+  }
+  response->set_ready(model.ok() && ready());
   return FinishNow(context, absl::OkStatus());
 }
 
@@ -92,6 +135,10 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_name(kServerName);
   response->set_version(kServerVersion);
+  for (const char* extension : {"model_repository", "model_configuration", "statistics",
+                                "schedule_policy", "model_repository(unload_dependents)"}) {
+    response->add_extensions(extension);
+  }
   return FinishNow(context, absl::OkStatus());
 }
 
@@ -99,11 +146,14 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     grpc::CallbackServerContext* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  absl::StatusOr<ServedModel*> model = registry_->Find(request->name(), request->version());
+  auto model = registry_->Find(request->name(), request->version());
   if (!model.ok()) return FinishNow(context, model.status());
   const coalesce::ModelMetadata& metadata = (*model)->metadata();
   response->set_name(metadata.name);
-  response->add_versions(metadata.version);
+  // Every version being served, as Triton lists them.
+  for (const auto& served : registry_->models()) {
+    if (served->metadata().name == metadata.name) response->add_versions(served->metadata().version);
+  }
   response->set_platform(metadata.platform);
   bool batched = metadata.max_batch_size > 0;
   for (const TensorSpec& spec : metadata.inputs) {
@@ -119,44 +169,74 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(
     grpc::CallbackServerContext* context, const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  const absl::Time arrival = clock_->Now();
-  absl::StatusOr<ServedModel*> found =
-      registry_->Find(request->model_name(), request->model_version());
-  if (!found.ok()) return FinishNow(context, found.status());
-  ServedModel* model = *found;
-
   auto* reactor = new InferReactor();
-  // Answers the call once, recording its outcome; `deadline` is InfiniteFuture() if none.
-  auto answer = [reactor, model, arrival, clock = clock_](absl::Status s, absl::Time deadline) {
-    absl::Time now = clock->Now();
-    absl::Duration slack =
-        deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - now;
-    model->metrics().RecordRequest(s.code(), now - arrival, slack);
-    reactor->Finish(ToGrpcStatus(s));
-  };
-  absl::StatusOr<std::unique_ptr<InferRequest>> infer =
-      MakeRequest(*model, *context, *request, arrival, reactor->cancelled(), *response);
-  if (!infer.ok()) {
-    answer(infer.status(), absl::InfiniteFuture());
-    return reactor;
-  }
-  absl::Time deadline = (*infer)->deadline();
-  (*infer)->set_done([answer, deadline](absl::Status s) { answer(std::move(s), deadline); });
-  // Ownership passes to the model iff Submit() succeeds; otherwise answer through the request.
-  if (absl::Status status = model->Submit(*infer); !status.ok()) (*infer)->Finish(status);
+  Infer(*request, response, DeadlineOf(*context, clock_->Now()), reactor->cancelled(),
+        [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
   return reactor;
 }
 
+grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+InferenceService::ModelStreamInfer(grpc::CallbackServerContext* context) {
+  return new StreamInferReactor(this, context);
+}
+
+void InferenceService::Infer(const inference::ModelInferRequest& request,
+                             inference::ModelInferResponse* response, absl::Time grpc_deadline,
+                             const std::atomic<bool>* cancelled, AnswerCallback done) {
+  const absl::Time arrival = clock_->Now();
+  absl::StatusOr<std::shared_ptr<ServedModel>> found =
+      registry_->Find(request.model_name(), request.model_version());
+  if (!found.ok()) {
+    std::move(done)(found.status());
+    return;
+  }
+  // Held until Submit() returns: the registry does not retire a model somebody holds.
+  std::shared_ptr<ServedModel> model = *std::move(found);
+  ServedModel* served = model.get();
+  // Answers the call once, recording its outcome; `deadline` is InfiniteFuture() if none.
+  auto answer = [served, arrival, clock = clock_, done = std::move(done),
+                 id = request.id()](absl::Status s, absl::Time deadline, int64_t rows) mutable {
+    const absl::Time now = clock->Now();
+    const absl::Duration latency = now - arrival;
+    absl::Duration slack =
+        deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - now;
+    served->metrics().RecordRequest(s.code(), latency, slack);
+    served->statistics().RecordRequest(s.ok(), rows, latency, absl::Now());
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("access model={} version={} id={} rows={} code={} latency_us={}",
+                    served->metadata().name, served->metadata().version, id, rows,
+                    absl::StatusCodeToString(s.code()), absl::ToInt64Microseconds(latency));
+    }
+    std::move(done)(std::move(s));
+  };
+  absl::StatusOr<std::unique_ptr<InferRequest>> infer =
+      MakeRequest(*served, request, arrival, grpc_deadline, cancelled, *response);
+  if (!infer.ok()) {
+    answer(infer.status(), absl::InfiniteFuture(), 0);
+    return;
+  }
+  const absl::Time deadline = (*infer)->deadline();
+  const int64_t rows = (*infer)->rows();
+  const bool variable = served->metadata().HasVariableDims();
+  (*infer)->set_done([answer = std::move(answer), deadline, rows, variable,
+                      response](absl::Status s) mutable {
+    if (s.ok() && variable) ResolveVariableOutputShapes(*response);
+    answer(std::move(s), deadline, rows);
+  });
+  // Ownership passes to the model iff Submit() succeeds; otherwise answer through the request.
+  if (absl::Status status = served->Submit(*infer); !status.ok()) (*infer)->Finish(status);
+}
+
 absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
-    const ServedModel& model, const grpc::CallbackServerContext& context,
-    const inference::ModelInferRequest& request, absl::Time arrival,
-    const std::atomic<bool>* cancelled, inference::ModelInferResponse& response) const {
+    const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
+    absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
+    inference::ModelInferResponse& response) const {
   if (!ready()) return absl::UnavailableError("server is shutting down");
   const coalesce::ModelMetadata& metadata = model.metadata();
   absl::StatusOr<ValidatedRequest> validated = ValidateInferRequest(metadata, request);
   if (!validated.ok()) return validated.status();
   absl::StatusOr<Scheduling> scheduling =
-      ResolveScheduling(request, arrival, DeadlineOf(context, arrival), model.scheduling());
+      ResolveScheduling(request, arrival, grpc_deadline, model.scheduling());
   if (!scheduling.ok()) return scheduling.status();
 
   response.set_model_name(metadata.name);
@@ -166,6 +246,12 @@ absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
   options.rows = validated->rows;
   options.inputs = std::move(validated->inputs);
   options.owned_inputs = std::move(validated->owned_inputs);
+  if (metadata.HasVariableDims()) {
+    const size_t skip = metadata.max_batch_size > 0 ? 1 : 0;
+    for (const std::vector<int64_t>& shape : validated->input_shapes) {
+      options.input_dims.emplace_back(shape.begin() + skip, shape.end());
+    }
+  }
   options.outputs.assign(metadata.outputs.size(), nullptr);
   for (int o : validated->outputs) {
     const TensorSpec& spec = metadata.outputs[o];
@@ -181,6 +267,129 @@ absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
   options.priority = scheduling->priority;
   options.cancelled = cancelled;
   return std::make_unique<InferRequest>(std::move(options), nullptr);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelConfig(
+    grpc::CallbackServerContext* context, const inference::ModelConfigRequest* request,
+    inference::ModelConfigResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  auto model = registry_->Find(request->name(), request->version());
+  if (!model.ok()) return FinishNow(context, model.status());
+  if (repository_ != nullptr) {
+    absl::StatusOr<inference::ModelConfig> config = repository_->Config(request->name());
+    if (config.ok()) {
+      *response->mutable_config() = *std::move(config);
+      return FinishNow(context, absl::OkStatus());
+    }
+  }
+  // A model built in (the demo): its config as a repository would state it.
+  *response->mutable_config() = ConfigFromMetadata((*model)->metadata());
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
+    grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  if (!request->name().empty()) {
+    // Checks that the name (and version, if given) exist.
+    auto model = registry_->Find(request->name(), request->version());
+    if (!model.ok()) return FinishNow(context, model.status());
+  }
+  for (const std::shared_ptr<ServedModel>& model : registry_->models()) {
+    const coalesce::ModelMetadata& metadata = model->metadata();
+    if (!request->name().empty() && metadata.name != request->name()) continue;
+    if (!request->version().empty() && metadata.version != request->version()) continue;
+    FillModelStatistics(metadata.name, metadata.version, model->statistics().Get(),
+                        response->add_model_stats());
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+absl::Status InferenceService::CheckRepositoryName(const std::string& repository_name) const {
+  if (repository_name.empty()) return absl::OkStatus();
+  if (repository_ == nullptr || repository_name != repository_->name()) {
+    return absl::NotFoundError(absl::StrCat(
+        "unknown repository '", repository_name, "' (",
+        repository_ == nullptr ? std::string("the server has none")
+                               : absl::StrCat("serving '", repository_->name(), "'"),
+        ")"));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
+    grpc::CallbackServerContext* context, const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRepositoryName(request->repository_name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (repository_ == nullptr) {
+    for (const auto& model : registry_->models()) {
+      auto* entry = response->add_models();
+      entry->set_name(model->metadata().name);
+      entry->set_version(model->metadata().version);
+      entry->set_state("READY");
+    }
+    return FinishNow(context, absl::OkStatus());
+  }
+  for (const ModelRepository::IndexEntry& e : repository_->Index(request->ready())) {
+    auto* entry = response->add_models();
+    entry->set_name(e.name);
+    entry->set_version(e.version);
+    entry->set_state(e.state);
+    entry->set_reason(e.reason);
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRepositoryName(request->repository_name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (repository_ == nullptr) {
+    return FinishNow(context, absl::FailedPreconditionError(
+                                  "model control needs --model_repository (serving the "
+                                  "built-in demo model)"));
+  }
+  if (!request->parameters().empty()) {
+    return FinishNow(context, absl::UnimplementedError(
+                                  "RepositoryModelLoad parameters (config override, files) are "
+                                  "not supported; change the repository on disk instead"));
+  }
+  // Loading runs dry runs and profiles: it can take seconds, so it runs off gRPC's threads.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunInBackground([this, reactor, name = request->model_name()] {
+    absl::Status s = repository_->Load(name);
+    spdlog::info("RepositoryModelLoad '{}': {}", name, s.ok() ? "loaded" : s.ToString());
+    reactor->Finish(ToGrpcStatus(s));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRepositoryName(request->repository_name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (repository_ == nullptr) {
+    return FinishNow(context, absl::FailedPreconditionError(
+                                  "model control needs --model_repository (serving the "
+                                  "built-in demo model)"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunInBackground([this, reactor, name = request->model_name()] {
+    absl::Status s = repository_->Unload(name);
+    spdlog::info("RepositoryModelUnload '{}': {}", name, s.ok() ? "unloaded" : s.ToString());
+    reactor->Finish(ToGrpcStatus(s));
+  });
+  return reactor;
 }
 
 }  // namespace coalesce

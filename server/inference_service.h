@@ -3,17 +3,23 @@
 
 #include <atomic>
 #include <functional>
+#include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "core/infer_request.h"
 #include "core/model_registry.h"
+#include "core/model_repository.h"
 #include "proto/inference.grpc.pb.h"
 
 namespace coalesce {
 
-// The Open Inference Protocol service over gRPC's callback API.
+// The Open Inference Protocol service over gRPC's callback API, with Triton's extensions
+// (streaming, config, statistics, repository control).
 //
 // ModelInfer validates the request against the model's metadata, points the model's outputs at
 // the response's raw_output_contents, and queues it; the handler returns at once and an executor
@@ -23,12 +29,17 @@ namespace coalesce {
 // Thread-safe: gRPC calls the handlers from many threads.
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  // `registry` and `clock` must outlive the service.
-  InferenceService(const ModelRegistry* registry, Clock* clock);
-
+  // Receives a request's final status, exactly once, on any thread.
+  using AnswerCallback = absl::AnyInvocable<void(absl::Status) &&>;
   // Decides whether a call may proceed (a bearer-token check, say). A non-OK status is the
   // call's answer (UNAUTHENTICATED, PERMISSION_DENIED). Must be thread-safe.
   using Authorizer = std::function<absl::Status(const grpc::CallbackServerContext&)>;
+
+  // `registry` and `clock` must outlive the service. `repository` may be null (no
+  // --model_repository: the index lists the registry's models, load and unload are refused).
+  InferenceService(ModelRegistry* registry, ModelRepository* repository, Clock* clock);
+  // Waits for repository loads and unloads still running (gRPC has already stopped by then).
+  ~InferenceService() override;
 
   // Checks every call of this service with `authorizer` (none by default). Call before serving.
   void set_authorizer(Authorizer authorizer) { authorizer_ = std::move(authorizer); }
@@ -37,6 +48,21 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // UNAVAILABLE (used while draining at shutdown).
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_release); }
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+
+  // Runs one inference request: validates it, queues it on its model and, once it has run, fills
+  // `response` and calls `done` with OK; on any failure calls `done` with the error. `request`
+  // and `response` must stay valid until `done` runs; `cancelled` (may be null) likewise.
+  // `grpc_deadline` is the call's deadline, InfiniteFuture() for none. Shared by ModelInfer and
+  // ModelStreamInfer.
+  void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
+             absl::Time grpc_deadline, const std::atomic<bool>* cancelled, AnswerCallback done);
+
+  // OK if no authorizer is set.
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const {
+    return authorizer_ ? authorizer_(context) : absl::OkStatus();
+  }
+
+  Clock* clock() const { return clock_; }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -56,28 +82,52 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const inference::ModelInferRequest* request,
                                        inference::ModelInferResponse* response) override;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
+                                        const inference::ModelConfigRequest* request,
+                                        inference::ModelConfigResponse* response) override;
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
+                                            const inference::ModelStatisticsRequest* request,
+                                            inference::ModelStatisticsResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
+                                            const inference::RepositoryIndexRequest* request,
+                                            inference::RepositoryIndexResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelLoad(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+      inference::RepositoryModelLoadResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelUnload(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+      inference::RepositoryModelUnloadResponse* response) override;
 
  private:
   // Validates `request` and resolves its deadline and priority, pointing the model's outputs at
   // `response`. The result has no done callback yet.
   absl::StatusOr<std::unique_ptr<InferRequest>> MakeRequest(
-      const ServedModel& model, const grpc::CallbackServerContext& context,
-      const inference::ModelInferRequest& request, absl::Time arrival,
-      const std::atomic<bool>* cancelled, inference::ModelInferResponse& response) const;
+      const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
+      absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
+      inference::ModelInferResponse& response) const;
+  // NOT_FOUND/INVALID_ARGUMENT unless `repository_name` is empty or this repository's.
+  absl::Status CheckRepositoryName(const std::string& repository_name) const;
+  // Runs slow work (a model load) on a thread of its own, joined at destruction, so that it
+  // holds none of gRPC's callback threads.
+  void RunInBackground(std::function<void()> work);
 
-  // OK if no authorizer is set.
-  absl::Status Authorize(const grpc::CallbackServerContext& context) const {
-    return authorizer_ ? authorizer_(context) : absl::OkStatus();
-  }
-
-  const ModelRegistry* const registry_;
+  ModelRegistry* const registry_;
+  ModelRepository* const repository_;
   Clock* const clock_;
   std::atomic<bool> ready_{false};
   Authorizer authorizer_;
+  absl::Mutex background_mu_;
+  std::vector<std::thread> background_ ABSL_GUARDED_BY(background_mu_);
 };
 
 // The one conversion from absl::Status to grpc::Status (the codes share their numbers).
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The gRPC deadline of `context` as a Clock time (`now` is the clock's present), or
+// InfiniteFuture() when the client set none.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now);
 
 }  // namespace coalesce
 

@@ -26,11 +26,14 @@ void SetHealth(grpc::Server& server, bool serving) {
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                       std::unique_ptr<ModelRegistry> registry,
                                                       std::unique_ptr<ServerMetrics> metrics,
-                                                      Clock* clock) {
+                                                      Clock* clock,
+                                                      std::unique_ptr<ModelRepository> repository) {
   std::unique_ptr<Server> server(new Server());
   server->metrics_ = std::move(metrics);
   server->registry_ = std::move(registry);
-  server->service_ = std::make_unique<InferenceService>(server->registry_.get(), clock);
+  server->repository_ = std::move(repository);
+  server->service_ = std::make_unique<InferenceService>(server->registry_.get(),
+                                                        server->repository_.get(), clock);
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),
@@ -62,7 +65,9 @@ Server::~Server() { Shutdown(absl::ZeroDuration()); }
 
 void Server::SampleGauges() {
   metrics_->SampleProcess();
-  for (ServedModel* model : registry_->models()) model->metrics().SetQueueDepth(model->queue_depth());
+  for (const auto& model : registry_->models()) {
+    model->metrics().SetQueueDepth(model->queue_depth());
+  }
 }
 
 void Server::Shutdown(absl::Duration drain_timeout) {
@@ -76,6 +81,8 @@ void Server::Shutdown(absl::Duration drain_timeout) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(drain_timeout));
   }
   spdlog::debug("gRPC endpoint closed; stopping models");
+  // No more loads: the repository's poller stops before the models do.
+  repository_.reset();
   if (registry_ != nullptr) registry_->ShutdownAll();
   spdlog::debug("models stopped; closing metrics endpoint");
   metrics_endpoint_.reset();

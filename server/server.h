@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/model_registry.h"
+#include "core/model_repository.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
 
@@ -33,10 +34,12 @@ class Server {
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
-  static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options,
-                                                       std::unique_ptr<ModelRegistry> registry,
-                                                       std::unique_ptr<ServerMetrics> metrics,
-                                                       Clock* clock);
+  // `repository`, if any, is where `registry`'s models were loaded from; it serves the
+  // repository RPCs and keeps loading into `registry`.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const Options& options, std::unique_ptr<ModelRegistry> registry,
+      std::unique_ptr<ServerMetrics> metrics, Clock* clock,
+      std::unique_ptr<ModelRepository> repository = nullptr);
   // Shuts down (see Shutdown()).
   ~Server();
 
@@ -56,6 +59,8 @@ class Server {
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;
+  // Loads into registry_; destroyed first.
+  std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;

@@ -1,0 +1,154 @@
+#ifndef COALESCE_CORE_MODEL_REPOSITORY_H_
+#define COALESCE_CORE_MODEL_REPOSITORY_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "core/backend.h"
+#include "core/clock.h"
+#include "core/metrics.h"
+#include "core/model_registry.h"
+#include "core/served_model.h"
+#include "proto/model_config.pb.h"
+
+namespace coalesce {
+
+// A Triton-style model repository on disk, loaded into a ModelRegistry:
+//
+//   <root>/<model>/config.pbtxt        protobuf text of inference.ModelConfig
+//   <root>/<model>/<version>/model.pt  TorchScript (or config's default_model_filename)
+//
+// Each model is loaded with the versions its version_policy selects (default: the latest one);
+// every version gets its own backend, batcher and workers. A model that cannot be loaded (no
+// config, a config that does not parse or contradicts the model's real shapes, a file that is
+// not TorchScript, no version folder) is recorded as UNAVAILABLE with the reason, and the server
+// goes on serving the others. Reloading a model swaps the new versions in at once; requests the
+// old ones hold finish there (ModelRegistry::Replace()).
+//
+// Model names from requests are checked to be plain folder names directly under the root; no
+// request can make the repository read outside it.
+//
+// Thread-safe: Load(), Unload() and Index() may be called from RPC threads while serving; loads
+// and unloads are serialised.
+class ModelRepository {
+ public:
+  // Turns one model version on disk into a backend. `path` is the model file; the metadata
+  // comes from the config. `device` is "" for the server's default, or the config's
+  // instance_group kind ("cpu", "cuda"...). Called with no lock held; may be slow.
+  using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(
+      const std::string& path, const ModelMetadata& metadata, const std::string& device,
+      int num_workers)>;
+
+  struct Options {
+    // The repository folder. Must exist.
+    std::string root;
+    // "none": load every model at start, no changes after. "explicit": load `startup_models`
+    // at start; RepositoryModelLoad/Unload change what is served. "poll": load every model at
+    // start and rescan every `poll_interval`, loading new and changed models and unloading
+    // removed ones.
+    std::string control_mode = "none";
+    // Models to load at start in explicit mode; "*" loads every model.
+    std::vector<std::string> startup_models;
+    absl::Duration poll_interval = absl::Seconds(15);
+    // Settings of a model whose config does not say (from the server's flags).
+    ServedModel::Options model_defaults;
+    BackendFactory backend_factory;
+  };
+
+  // A model (and version) as RepositoryIndex lists it.
+  struct IndexEntry {
+    std::string name;
+    std::string version;
+    // "READY" or "UNAVAILABLE".
+    std::string state;
+    std::string reason;
+  };
+
+  // Scans `root` and loads the start-up models into `registry`. A model that fails to load does
+  // not fail Create(); it is listed UNAVAILABLE. `registry`, `metrics` and `clock` must outlive
+  // the repository.
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Create(const Options& options,
+                                                                 ModelRegistry* registry,
+                                                                 ServerMetrics* metrics,
+                                                                 Clock* clock);
+  // Stops polling.
+  ~ModelRepository();
+
+  // The repository's name in RepositoryIndex requests: the root folder's base name.
+  const std::string& name() const { return name_; }
+  const std::string& control_mode() const { return options_.control_mode; }
+
+  // Every model folder under the root, with its state; only ready ones if `ready_only`.
+  std::vector<IndexEntry> Index(bool ready_only) const;
+
+  // Loads or reloads `model` from disk. FAILED_PRECONDITION unless the control mode is
+  // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; NOT_FOUND for a
+  // folder that does not exist; the load's own error otherwise (the model is then listed
+  // UNAVAILABLE, and versions it was serving keep serving).
+  absl::Status Load(const std::string& model);
+  // Stops serving `model` once the requests it holds are answered. FAILED_PRECONDITION unless
+  // the control mode is "explicit"; NOT_FOUND if it is not loaded.
+  absl::Status Unload(const std::string& model);
+
+  // The config a served model was loaded with; NOT_FOUND if `model` is not loaded.
+  absl::StatusOr<inference::ModelConfig> Config(const std::string& model) const;
+
+  // Scans the root once as poll mode does (exposed for tests): loads new models, reloads those
+  // whose config or version folders changed, unloads those whose folder went away.
+  void PollOnce();
+
+ private:
+  struct ModelState {
+    std::string state;   // "READY" or "UNAVAILABLE".
+    std::string reason;  // Why UNAVAILABLE.
+    std::vector<std::string> versions;  // Served versions, when READY.
+    inference::ModelConfig config;
+    // What PollOnce() compares to notice a change: the config's text and the version folders'
+    // and files' modification times.
+    std::string fingerprint;
+  };
+
+  ModelRepository(const Options& options, ModelRegistry* registry, ServerMetrics* metrics,
+                  Clock* clock);
+
+  // Loads `model` (a checked folder name) and records the outcome. REQUIRES: load_mu_ held.
+  absl::Status LoadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  absl::Status UnloadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  // Reads config and model files and builds every selected version.
+  absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> Build(const std::string& model,
+                                                                  inference::ModelConfig* config,
+                                                                  std::string* fingerprint);
+  void PollLoop();
+
+  const Options options_;
+  std::string name_;
+  ModelRegistry* const registry_;
+  ServerMetrics* const metrics_;
+  Clock* const clock_;
+
+  // Held for a whole load or unload, so that they run one at a time.
+  absl::Mutex load_mu_;
+  mutable absl::Mutex mu_ ABSL_ACQUIRED_AFTER(load_mu_);
+  std::map<std::string, ModelState> states_ ABSL_GUARDED_BY(mu_);
+
+  absl::Notification stop_;
+  std::thread poller_;
+};
+
+// Whether `name` may name a model folder: non-empty, at most 255 bytes, no '/', '\\' or NUL,
+// not "." or "..", not starting with '.'.
+bool IsPlainModelName(const std::string& name);
+
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_MODEL_REPOSITORY_H_
