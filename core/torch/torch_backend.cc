@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -162,17 +163,38 @@ struct TorchBackend::Impl {
   std::atomic<bool> fell_back{false};
   std::atomic<int64_t> fallbacks{0};
 
+  // Where output `o` of `shape` (batch dimension first) goes: `bytes` bytes of host memory.
+  using OutputSink =
+      std::function<char*(int o, const std::vector<int64_t>& shape, int64_t bytes)>;
+
   absl::Status Run(int worker, int64_t rows, absl::Span<const char* const> inputs,
-                   absl::Span<char* const> outputs);
+                   absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
   // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
+  // `input_dims` are each input's dims without the batch dimension.
   absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
                      int64_t rows, absl::Span<const char* const> inputs,
-                     absl::Span<char* const> outputs);
+                     absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
+  // The spec dims of every input (a fixed-size model's input_dims).
+  std::vector<std::vector<int64_t>> SpecInputDims() const;
+  // A sink into `outputs`, for fixed-size outputs of exactly their spec's shape.
+  OutputSink FixedSink(int64_t rows, absl::Span<char* const> outputs) const;
 };
+
+std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
+  std::vector<std::vector<int64_t>> dims;
+  for (const TensorSpec& spec : metadata.inputs) dims.push_back(spec.dims);
+  return dims;
+}
+
+TorchBackend::Impl::OutputSink TorchBackend::Impl::FixedSink(
+    int64_t rows, absl::Span<char* const> outputs) const {
+  return [outputs](int o, const std::vector<int64_t>&, int64_t) { return outputs[o]; };
+}
 
 absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
                                      absl::Span<const char* const> inputs,
-                                     absl::Span<char* const> outputs) {
+                                     absl::Span<const std::vector<int64_t>> input_dims,
+                                     const OutputSink& sink) {
   if (!fell_back.load(std::memory_order_acquire)) {
     try {
       WorkerState& state = workers[worker % workers.size()];
@@ -182,7 +204,7 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
 #endif
       std::unique_lock<std::mutex> mps_lock;
       if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
-      return RunOn(state.module, device, compute_type, rows, inputs, outputs);
+      return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink);
     } catch (const std::exception& e) {
       if (device_kind == DeviceKind::kCpu) throw;
       // The device failed (an error, out of memory): serve from the CPU rather than fail
@@ -194,20 +216,22 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
                    ErrorText(e).c_str());
     }
   }
-  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, outputs);
+  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
+               sink);
 }
 
 absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
                                        torch::ScalarType compute, int64_t rows,
                                        absl::Span<const char* const> inputs,
-                                       absl::Span<char* const> outputs) {
+                                       absl::Span<const std::vector<int64_t>> input_dims,
+                                       const OutputSink& sink) {
   c10::InferenceMode inference_mode;
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TensorSpec& spec = metadata.inputs[i];
     std::vector<int64_t> shape = {rows};
-    shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
+    shape.insert(shape.end(), input_dims[i].begin(), input_dims[i].end());
     torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape,
                                           ScalarTypeOf(spec.dtype));
     // Copied to the device as sent (asynchronously from pinned staging memory), then converted
@@ -222,30 +246,43 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
   if (result.isTensor()) {
     tensors.push_back(result.toTensor());
   } else if (result.isTuple()) {
-    for (const auto& element : result.toTuple()->elements()) tensors.push_back(element.toTensor());
+    for (const auto& element : result.toTuple()->elements()) {
+      if (!element.isTensor()) {
+        return absl::InternalError(
+            absl::StrCat("model '", metadata.name, "' returned a tuple holding a non-tensor"));
+      }
+      tensors.push_back(element.toTensor());
+    }
   } else {
     return absl::InternalError(absl::StrCat("model '", metadata.name,
                                             "' returned neither a tensor nor a tuple"));
   }
-  if (tensors.size() != outputs.size()) {
+  if (tensors.size() != metadata.outputs.size()) {
     return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned ",
                                             tensors.size(), " outputs, its config declares ",
-                                            outputs.size()));
+                                            metadata.outputs.size()));
   }
-  for (size_t o = 0; o < outputs.size(); ++o) {
+  for (size_t o = 0; o < tensors.size(); ++o) {
     const TensorSpec& spec = metadata.outputs[o];
-    std::vector<int64_t> shape = {rows};
-    shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
-    if (tensors[o].sizes() != torch::IntArrayRef(shape)) {
-      return absl::InternalError(absl::StrCat(
-          "model '", metadata.name, "' returned shape ",
-          ShapeToString(std::vector<int64_t>(tensors[o].sizes().begin(), tensors[o].sizes().end())),
-          " for output '", spec.name, "', expected ", ShapeToString(shape)));
+    std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
+    // The config's dims, with the batch dimension first and -1 matching any size.
+    bool matches = got.size() == spec.dims.size() + 1 && got[0] == rows;
+    for (size_t d = 0; matches && d < spec.dims.size(); ++d) {
+      matches = spec.dims[d] < 0 || spec.dims[d] == got[d + 1];
     }
+    if (!matches) {
+      std::vector<int64_t> expected = {rows};
+      expected.insert(expected.end(), spec.dims.begin(), spec.dims.end());
+      return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned shape ",
+                                              ShapeToString(got), " for output '", spec.name,
+                                              "', expected ", ShapeToString(expected)));
+    }
+    const int64_t bytes = DimsElements(got) * DataTypeSize(spec.dtype);
     // Converts dtype and copies device -> host in one step on this worker's stream; the copy
     // into pageable memory waits for the result: that is the synchronisation, not a
     // device-wide synchronise.
-    torch::from_blob(outputs[o], shape, ScalarTypeOf(spec.dtype)).copy_(tensors[o]);
+    torch::from_blob(sink(static_cast<int>(o), got, bytes), got, ScalarTypeOf(spec.dtype))
+        .copy_(tensors[o]);
   }
   return absl::OkStatus();
 }
@@ -254,10 +291,11 @@ namespace {
 
 // Random input bytes for `rows` rows of `spec`: floating values uniform in [-1, 1), other types
 // zero (a safe index, a false flag).
-std::vector<char> RandomRows(const TensorSpec& spec, int64_t rows) {
+std::vector<char> RandomRows(const TensorSpec& spec, const std::vector<int64_t>& dims,
+                             int64_t rows) {
   torch::Tensor values;
   std::vector<int64_t> shape = {rows};
-  shape.insert(shape.end(), spec.dims.begin(), spec.dims.end());
+  shape.insert(shape.end(), dims.begin(), dims.end());
   if (IsFloating(spec.dtype)) {
     values = (torch::rand(shape) * 2 - 1).to(ScalarTypeOf(spec.dtype));
   } else {
@@ -275,25 +313,34 @@ std::vector<char> RandomRows(const TensorSpec& spec, int64_t rows) {
 absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
   const ModelMetadata& md = impl.metadata;
   constexpr int64_t kRows = 4;
+  // The dry run's sizes: each variable (-1) dimension as 3, an arbitrary size that a model
+  // written for fixed sizes would trip over.
+  std::vector<std::vector<int64_t>> dims = impl.SpecInputDims();
+  for (auto& d : dims) {
+    for (int64_t& dim : d) dim = dim < 0 ? 3 : dim;
+  }
   std::vector<std::vector<char>> in;
   std::vector<const char*> in_ptrs;
-  for (const TensorSpec& spec : md.inputs) {
-    in.push_back(RandomRows(spec, kRows));
+  for (size_t i = 0; i < md.inputs.size(); ++i) {
+    in.push_back(RandomRows(md.inputs[i], dims[i], kRows));
     in_ptrs.push_back(in.back().data());
   }
-  std::vector<std::vector<float>> served(md.outputs.size()), reference(md.outputs.size());
+  // Outputs land in vectors sized by what the model returns; their shapes are compared below.
   std::vector<std::vector<char>> out(md.outputs.size()), ref_out(md.outputs.size());
-  std::vector<char*> out_ptrs, ref_ptrs;
-  for (size_t o = 0; o < md.outputs.size(); ++o) {
-    out[o].assign(kRows * md.outputs[o].RowBytes(), 0);
-    ref_out[o].assign(kRows * md.outputs[o].RowBytes(), 0);
-    out_ptrs.push_back(out[o].data());
-    ref_ptrs.push_back(ref_out[o].data());
-  }
+  std::vector<std::vector<int64_t>> out_shape(md.outputs.size());
+  auto out_sink = [&out, &out_shape](int o, const std::vector<int64_t>& shape, int64_t bytes) {
+    out[o].assign(bytes, 0);
+    out_shape[o] = shape;
+    return out[o].data();
+  };
+  auto ref_sink = [&ref_out](int o, const std::vector<int64_t>&, int64_t bytes) {
+    ref_out[o].assign(bytes, 0);
+    return ref_out[o].data();
+  };
   for (int round = 0; round < 3; ++round) {
     for (size_t w = 0; w < impl.workers.size(); ++w) {
       absl::Status s = impl.RunOn(impl.workers[w].module, impl.device, impl.compute_type, kRows,
-                                  in_ptrs, out_ptrs);
+                                  in_ptrs, dims, out_sink);
       if (!s.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("model '", md.name, "' failed its dry run: ", s.message()));
@@ -301,15 +348,19 @@ absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
     }
   }
   absl::Status s = impl.RunOn(impl.cpu_module, torch::Device(torch::kCPU), torch::kFloat, kRows,
-                              in_ptrs, ref_ptrs);
+                              in_ptrs, dims, ref_sink);
   if (!s.ok()) return s;
   double max_diff = 0, max_ref = 0;
   for (size_t o = 0; o < md.outputs.size(); ++o) {
-    std::vector<int64_t> shape = {kRows};
-    shape.insert(shape.end(), md.outputs[o].dims.begin(), md.outputs[o].dims.end());
+    if (ref_out[o].size() != out[o].size()) {
+      return absl::InternalError(absl::StrCat("model '", md.name, "': output '",
+                                              md.outputs[o].name,
+                                              "' differs in size between device and CPU"));
+    }
     auto dtype = ScalarTypeOf(md.outputs[o].dtype);
-    torch::Tensor a = torch::from_blob(out[o].data(), shape, dtype).to(torch::kDouble);
-    torch::Tensor b = torch::from_blob(ref_out[o].data(), shape, dtype).to(torch::kDouble);
+    torch::Tensor a = torch::from_blob(out[o].data(), out_shape[o], dtype).to(torch::kDouble);
+    torch::Tensor b = torch::from_blob(ref_out[o].data(), out_shape[o], dtype).to(torch::kDouble);
+    if (a.numel() == 0) continue;
     max_diff = std::max(max_diff, (a - b).abs().max().item<double>());
     max_ref = std::max(max_ref, b.abs().max().item<double>());
   }
@@ -351,7 +402,22 @@ int64_t TorchBackend::fallbacks() const {
 absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                    absl::Span<char* const> outputs) {
   try {
-    return impl_->Run(worker, rows, inputs, outputs);
+    return impl_->Run(worker, rows, inputs, impl_->SpecInputDims(),
+                      impl_->FixedSink(rows, outputs));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
+  }
+}
+
+absl::Status TorchBackend::ExecuteVariable(int worker, int64_t rows,
+                                           absl::Span<const char* const> inputs,
+                                           const VariableBatch& batch) {
+  try {
+    return impl_->Run(worker, rows, inputs, batch.input_dims,
+                      [&batch](int o, const std::vector<int64_t>&, int64_t bytes) {
+                        return batch.output_buffer(o, bytes);
+                      });
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));

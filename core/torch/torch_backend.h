@@ -56,6 +56,8 @@ class TorchBackend : public Backend {
   const ModelMetadata& metadata() const override;
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override;
+  absl::Status ExecuteVariable(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                               const VariableBatch& batch) override;
   std::string DeviceDescription() const override;
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
