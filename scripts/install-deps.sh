@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what coalesce needs to build and test, and nothing that is already there.
 # Debian 12 / Ubuntu 24.04: apt packages (as root, or through sudo). macOS: Homebrew formulae.
-#   scripts/install-deps.sh           build and test dependencies
+#   scripts/install-deps.sh           build and test dependencies (python3-torch: the e2e
+#                                     interoperability test's reference model)
 #   scripts/install-deps.sh --bench   also the Python peer's (grpcio, torch) and plotting
 set -euo pipefail
 
@@ -16,6 +17,7 @@ debian_packages=(
   libgtest-dev libgmock-dev
   clang libclang-rt-dev
   prometheus nginx python3-grpcio python3-protobuf python3-yaml libxml2-utils
+  python3-torch
 )
 debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
 
