@@ -1,5 +1,7 @@
 #include "core/model_config.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -7,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/demo_model.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -176,6 +179,23 @@ TEST(ParseModelConfigTest, UnknownEnumNameIsAnError) {
 
 TEST(ParseModelConfigTest, FieldGivenTwiceIsAnError) {
   ExpectInvalid(MinimalConfig("max_batch_size: 4"), "max_batch_size");
+}
+
+TEST(ParseModelConfigTest, RefusesStringsThatAreNotUtf8) {
+  ExpectInvalid(MinimalConfig("input { name: \"IN\\377\" data_type: TYPE_FP32 dims: [1] }"),
+                "inference.ModelInput.name: expected UTF-8 text, got bytes that are not UTF-8");
+  ExpectInvalid(MinimalConfig("parameters { key: \"\\300\\200\" value { } }"),
+                "inference.ModelConfig.ParametersEntry.key: expected UTF-8 text");
+  ExpectInvalid(MinimalConfig("model_repository_agents { agents { name: \"\\355\\240\\200\" } }"),
+                "inference.ModelRepositoryAgents.Agent.name: expected UTF-8 text");
+}
+
+TEST(ParseModelConfigTest, AcceptsUtf8Names) {
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(
+      MinimalConfig("parameters { key: \"Gr\303\266\303\237e \360\237\232\200\" value { } }"),
+      "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.parameters().count("Gr\xc3\xb6\xc3\x9f" "e \xf0\x9f\x9a\x80"), 1u);
 }
 
 TEST(ParseModelConfigTest, BothPlatformAndBackendEmptyMeansPytorchWithAWarning) {
@@ -625,6 +645,33 @@ TEST(ModelConfigToTextTest, RoundTripsThroughTheParser) {
   absl::StatusOr<ParsedModelConfig> again = ParseModelConfig(text, "resnet");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(again->config, parsed->config));
+}
+
+TEST(ExampleRepositoryTest, DemoMlpConfigDescribesTheBuiltInDemoModel) {
+  std::ifstream file(std::string(COALESCE_SOURCE_DIR) + "/config/models/demo_mlp/config.pbtxt");
+  ASSERT_TRUE(file.good());
+  std::stringstream text;
+  text << file.rdbuf();
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(text.str(), "demo_mlp");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(parsed->warnings, IsEmpty());
+  absl::StatusOr<ModelMetadata> metadata = MetadataFromConfig(parsed->config, "1");
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  const ModelMetadata demo = DemoModel::Metadata(256);
+  EXPECT_EQ(metadata->max_batch_size, demo.max_batch_size);
+  ASSERT_EQ(metadata->inputs.size(), 1u);
+  ASSERT_EQ(metadata->outputs.size(), 1u);
+  EXPECT_EQ(metadata->inputs[0].name, demo.inputs[0].name);
+  EXPECT_EQ(metadata->inputs[0].dtype, demo.inputs[0].dtype);
+  EXPECT_EQ(metadata->inputs[0].dims, demo.inputs[0].dims);
+  EXPECT_EQ(metadata->outputs[0].name, demo.outputs[0].name);
+  EXPECT_EQ(metadata->outputs[0].dtype, demo.outputs[0].dtype);
+  EXPECT_EQ(metadata->outputs[0].dims, demo.outputs[0].dims);
+  absl::StatusOr<ModelConfigOverrides> overrides =
+      ApplyModelConfig(parsed->config, ServedModel::Options());
+  ASSERT_TRUE(overrides.ok()) << overrides.status();
+  EXPECT_EQ(overrides->model.num_workers, 2);
+  EXPECT_EQ(overrides->device, "");
 }
 
 }  // namespace
