@@ -12,7 +12,7 @@ endif
 # Instrumented builds use -O1 (added by sanitizers.cmake) with assertions on.
 SAN_BUILD_TYPE ?= Debug
 FUZZ_SECONDS ?= 60
-FUZZERS := validate_request
+FUZZERS := validate_request model_config
 # A finding stops the test with a stack trace, so that ctest reports it as a failure.
 SAN_HALT := halt_on_error=1:abort_on_error=1
 ASAN_ENV := ASAN_OPTIONS=$(SAN_HALT):detect_leaks=1:detect_stack_use_after_return=1 \

@@ -82,6 +82,70 @@ class ConfigErrorCollector : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> warnings_;
 };
 
+// Whether `text` is structurally valid UTF-8 (RFC 3629: shortest form, no surrogates, at most
+// U+10FFFF). Proto3 strings must be, or the config cannot be sent to clients (the ModelConfig
+// and ModelMetadata RPCs), and text format's escapes ("\377") can produce any byte.
+bool IsValidUtf8(absl::string_view text) {
+  static constexpr uint32_t kShortest[] = {0, 0x80, 0x800, 0x10000};
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t extra = 0;
+    uint32_t code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if ((lead & 0xE0) == 0xC0) {
+      extra = 1, code = lead & 0x1F;
+    } else if ((lead & 0xF0) == 0xE0) {
+      extra = 2, code = lead & 0x0F;
+    } else if ((lead & 0xF8) == 0xF0) {
+      extra = 3, code = lead & 0x07;
+    } else {
+      return false;
+    }
+    if (text.size() - i <= extra) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if (code < kShortest[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+// The full name of the first string field (map keys included) anywhere in `message` that is not
+// UTF-8; nullopt when all are.
+std::optional<std::string> FindInvalidUtf8(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        std::string scratch;
+        const std::string& value =
+            field->is_repeated()
+                ? reflection->GetRepeatedStringReference(message, field, i, &scratch)
+                : reflection->GetStringReference(message, field, &scratch);
+        if (!IsValidUtf8(value)) return field->full_name();
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        std::optional<std::string> found =
+            FindInvalidUtf8(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                                 : reflection->GetMessage(message, field));
+        if (found.has_value()) return found;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 absl::Status Invalid(absl::string_view model, absl::string_view message) {
   return absl::InvalidArgumentError(
       absl::StrCat("config.pbtxt of model '", model, "': ", message));
@@ -410,6 +474,10 @@ absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                                    : collector.first_error());
   }
   parsed.warnings = std::move(collector.warnings());
+  if (std::optional<std::string> field = FindInvalidUtf8(config); field.has_value()) {
+    return Invalid(model_dir_name,
+                   absl::StrCat(*field, ": expected UTF-8 text, got bytes that are not UTF-8"));
+  }
 
   if (config.name().empty()) config.set_name(std::string(model_dir_name));
   if (config.name() != model_dir_name) {
