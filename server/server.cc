@@ -7,6 +7,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {
@@ -27,10 +28,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                       std::unique_ptr<ModelRegistry> registry,
                                                       std::unique_ptr<ServerMetrics> metrics,
                                                       Clock* clock) {
+  // Checked before anything starts, so that bad TLS never leaves a half-started server.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (options.shutdown_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("shutdown_delay must be >= 0, got ",
+                                                   absl::FormatDuration(options.shutdown_delay)));
+  }
+
   std::unique_ptr<Server> server(new Server());
+  server->shutdown_delay_ = options.shutdown_delay;
   server->metrics_ = std::move(metrics);
   server->registry_ = std::move(registry);
   server->service_ = std::make_unique<InferenceService>(server->registry_.get(), clock);
+  if (options.authorizer) server->service_->set_authorizer(options.authorizer);
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),
@@ -42,7 +54,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.grpc_address, *credentials,
                            &server->grpc_port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -71,6 +83,12 @@ void Server::Shutdown(absl::Duration drain_timeout) {
   if (service_ != nullptr) service_->set_ready(false);
   if (grpc_server_ != nullptr) {
     SetHealth(*grpc_server_, false);
+    if (shutdown_delay_ > absl::ZeroDuration()) {
+      spdlog::info("readiness off; accepting calls (answered UNAVAILABLE) for {} before closing "
+                   "the gRPC listener", absl::FormatDuration(shutdown_delay_));
+      // A deliberate wait: load balancers need time to see NOT_SERVING.
+      absl::SleepFor(shutdown_delay_);
+    }
     // Waits for calls in flight, which the models' pipelines are still running, then cancels
     // whatever remains at the deadline.
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(drain_timeout));

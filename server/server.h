@@ -13,6 +13,7 @@
 #include "core/model_registry.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
+#include "server/tls.h"
 
 namespace coalesce {
 
@@ -30,9 +31,22 @@ class Server {
     // Largest request or response message, in bytes; larger ones are refused by gRPC with
     // RESOURCE_EXHAUSTED.
     int max_message_bytes = 64 << 20;
+    // How the gRPC endpoint secures connections; plaintext by default (see TlsOptions).
+    TlsOptions tls;
+    // Checks every call of the inference service (a BearerTokenAuthorizer, say); none by
+    // default. gRPC health checking and reflection are never checked, so that probes need no
+    // credentials.
+    InferenceService::Authorizer authorizer;
+    // At Shutdown(), how long the endpoint keeps accepting calls after readiness turns false, so
+    // that load balancers and Kubernetes see NOT_SERVING and stop routing here before the
+    // listener closes. Calls in that window get UNAVAILABLE ("server is shutting down") from the
+    // service; in-flight calls keep running. Zero (the default) closes the listener at once.
+    absl::Duration shutdown_delay = absl::ZeroDuration();
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
+  // INVALID_ARGUMENT for bad options (TLS that does not validate, say), UNAVAILABLE if an
+  // address cannot be served.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options,
                                                        std::unique_ptr<ModelRegistry> registry,
                                                        std::unique_ptr<ServerMetrics> metrics,
@@ -44,9 +58,11 @@ class Server {
   int metrics_port() const { return metrics_port_; }
   const ModelRegistry& registry() const { return *registry_; }
 
-  // Readiness turns false (ServerReady, ModelReady, gRPC health), new calls get UNAVAILABLE or
-  // are refused, calls in flight finish for up to `drain_timeout` (then are cancelled), the
-  // models run what they hold, and both endpoints close. Idempotent.
+  // Readiness turns false (ServerReady, ModelReady, gRPC health) and new inference calls get
+  // UNAVAILABLE; after Options::shutdown_delay the gRPC listener closes (a client then cannot
+  // connect, which it also sees as UNAVAILABLE); calls in flight finish for up to
+  // `drain_timeout` counted from then (later they are cancelled), the models run what they
+  // hold, and both endpoints close. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
 
  private:
@@ -61,6 +77,7 @@ class Server {
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  absl::Duration shutdown_delay_ = absl::ZeroDuration();
   bool shut_down_ = false;
 };
 
