@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -59,6 +60,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  server->in_flight_ = std::make_unique<InFlightCalls>(absl::StrCat("/", kServiceName, "/"));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(server->in_flight_->MakeInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(
@@ -89,9 +94,16 @@ void Server::Shutdown(absl::Duration drain_timeout) {
       // A deliberate wait: load balancers need time to see NOT_SERVING.
       absl::SleepFor(shutdown_delay_);
     }
-    // Waits for calls in flight, which the models' pipelines are still running, then cancels
-    // whatever remains at the deadline.
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(drain_timeout));
+    // Drain while the listener still accepts: calls made meanwhile reach the service, which
+    // answers UNAVAILABLE. Once grpc::Server::Shutdown() starts, a call that crosses its GOAWAY
+    // can be answered CANCELLED by gRPC itself (seen with gRPC 1.51), so that comes last.
+    const absl::Time deadline = absl::Now() + drain_timeout;
+    if (!in_flight_->AwaitIdle(deadline)) {
+      spdlog::warn("drain timeout ({}) passed with {} inference call(s) in flight; cancelling",
+                   absl::FormatDuration(drain_timeout), in_flight_->count());
+    }
+    // Cancels whatever is still running (health watches, say) at the deadline.
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
   spdlog::debug("gRPC endpoint closed; stopping models");
   if (registry_ != nullptr) registry_->ShutdownAll();

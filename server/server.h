@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/model_registry.h"
+#include "server/in_flight_calls.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
 #include "server/tls.h"
@@ -59,10 +60,10 @@ class Server {
   const ModelRegistry& registry() const { return *registry_; }
 
   // Readiness turns false (ServerReady, ModelReady, gRPC health) and new inference calls get
-  // UNAVAILABLE; after Options::shutdown_delay the gRPC listener closes (a client then cannot
-  // connect, which it also sees as UNAVAILABLE); calls in flight finish for up to
-  // `drain_timeout` counted from then (later they are cancelled), the models run what they
-  // hold, and both endpoints close. Idempotent.
+  // UNAVAILABLE from the service. After Options::shutdown_delay, the inference calls in flight
+  // get up to `drain_timeout` to finish while the listener still accepts (so new calls keep
+  // getting UNAVAILABLE from the service); then the gRPC listener closes, whatever still runs
+  // is cancelled, the models run what they hold, and both endpoints close. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
 
  private:
@@ -73,6 +74,8 @@ class Server {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<InferenceService> service_;
+  // Counts the service's calls for the drain; outlives grpc_server_, whose calls it counts.
+  std::unique_ptr<InFlightCalls> in_flight_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;
