@@ -1,5 +1,6 @@
 #include "core/model_registry.h"
 
+#include <chrono>
 #include <thread>
 #include <utility>
 
@@ -70,7 +71,12 @@ void ModelRegistry::Retire(std::shared_ptr<ServedModel> model) {
   // A call that found the model before it left the index holds a reference only between Find()
   // and Submit(), which is microseconds; once the count is ours alone, nobody can submit to it
   // any more, and Shutdown() runs what it already queued.
-  while (model.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // A holder that keeps it longer (a test, a slow statistics call) only delays this, up to a
+  // bound: past it the model shuts down anyway, and a late Submit() is answered UNAVAILABLE.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (model.use_count() > 1 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   model->Shutdown();
 }
 

@@ -17,12 +17,12 @@ debian_packages=(
   libgtest-dev libgmock-dev
   clang libclang-rt-dev
   prometheus nginx python3-grpcio python3-protobuf python3-yaml libxml2-utils
-  python3-torch
+  openssl libssl-dev python3-torch
 )
 debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
 
 brew_formulae=(cmake ccache pkg-config pytorch grpc protobuf abseil spdlog prometheus-cpp
-               concurrentqueue googletest)
+               concurrentqueue googletest openssl@3)
 
 install_debian() {
   local wanted=("${debian_packages[@]}")

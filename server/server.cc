@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {
@@ -28,12 +30,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                       std::unique_ptr<ServerMetrics> metrics,
                                                       Clock* clock,
                                                       std::unique_ptr<ModelRepository> repository) {
+  // Checked before anything starts, so that bad TLS never leaves a half-started server.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (options.shutdown_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("shutdown_delay must be >= 0, got ",
+                                                   absl::FormatDuration(options.shutdown_delay)));
+  }
+
   std::unique_ptr<Server> server(new Server());
+  server->shutdown_delay_ = options.shutdown_delay;
   server->metrics_ = std::move(metrics);
   server->registry_ = std::move(registry);
   server->repository_ = std::move(repository);
   server->service_ = std::make_unique<InferenceService>(server->registry_.get(),
                                                         server->repository_.get(), clock);
+  if (options.authorizer) server->service_->set_authorizer(options.authorizer);
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),
@@ -45,11 +58,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.grpc_address, *credentials,
                            &server->grpc_port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  server->in_flight_ = std::make_unique<InFlightCalls>(absl::StrCat("/", kServiceName, "/"));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(server->in_flight_->MakeInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(
@@ -76,9 +93,22 @@ void Server::Shutdown(absl::Duration drain_timeout) {
   if (service_ != nullptr) service_->set_ready(false);
   if (grpc_server_ != nullptr) {
     SetHealth(*grpc_server_, false);
-    // Waits for calls in flight, which the models' pipelines are still running, then cancels
-    // whatever remains at the deadline.
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(drain_timeout));
+    if (shutdown_delay_ > absl::ZeroDuration()) {
+      spdlog::info("readiness off; accepting calls (answered UNAVAILABLE) for {} before closing "
+                   "the gRPC listener", absl::FormatDuration(shutdown_delay_));
+      // A deliberate wait: load balancers need time to see NOT_SERVING.
+      absl::SleepFor(shutdown_delay_);
+    }
+    // Drain while the listener still accepts: calls made meanwhile reach the service, which
+    // answers UNAVAILABLE. Once grpc::Server::Shutdown() starts, a call that crosses its GOAWAY
+    // can be answered CANCELLED by gRPC itself (seen with gRPC 1.51), so that comes last.
+    const absl::Time deadline = absl::Now() + drain_timeout;
+    if (!in_flight_->AwaitIdle(deadline)) {
+      spdlog::warn("drain timeout ({}) passed with {} inference call(s) in flight; cancelling",
+                   absl::FormatDuration(drain_timeout), in_flight_->count());
+    }
+    // Cancels whatever is still running (health watches, say) at the deadline.
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
   spdlog::debug("gRPC endpoint closed; stopping models");
   // No more loads: the repository's poller stops before the models do.

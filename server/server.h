@@ -12,8 +12,10 @@
 #include "core/metrics.h"
 #include "core/model_registry.h"
 #include "core/model_repository.h"
+#include "server/in_flight_calls.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
+#include "server/tls.h"
 
 namespace coalesce {
 
@@ -31,9 +33,22 @@ class Server {
     // Largest request or response message, in bytes; larger ones are refused by gRPC with
     // RESOURCE_EXHAUSTED.
     int max_message_bytes = 64 << 20;
+    // How the gRPC endpoint secures connections; plaintext by default (see TlsOptions).
+    TlsOptions tls;
+    // Checks every call of the inference service (a BearerTokenAuthorizer, say); none by
+    // default. gRPC health checking and reflection are never checked, so that probes need no
+    // credentials.
+    InferenceService::Authorizer authorizer;
+    // At Shutdown(), how long the endpoint keeps accepting calls after readiness turns false, so
+    // that load balancers and Kubernetes see NOT_SERVING and stop routing here before the
+    // listener closes. Calls in that window get UNAVAILABLE ("server is shutting down") from the
+    // service; in-flight calls keep running. Zero (the default) closes the listener at once.
+    absl::Duration shutdown_delay = absl::ZeroDuration();
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
+  // INVALID_ARGUMENT for bad options (TLS that does not validate, say), UNAVAILABLE if an
+  // address cannot be served.
   // `repository`, if any, is where `registry`'s models were loaded from; it serves the
   // repository RPCs and keeps loading into `registry`.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
@@ -47,9 +62,11 @@ class Server {
   int metrics_port() const { return metrics_port_; }
   const ModelRegistry& registry() const { return *registry_; }
 
-  // Readiness turns false (ServerReady, ModelReady, gRPC health), new calls get UNAVAILABLE or
-  // are refused, calls in flight finish for up to `drain_timeout` (then are cancelled), the
-  // models run what they hold, and both endpoints close. Idempotent.
+  // Readiness turns false (ServerReady, ModelReady, gRPC health) and new inference calls get
+  // UNAVAILABLE from the service. After Options::shutdown_delay, the inference calls in flight
+  // get up to `drain_timeout` to finish while the listener still accepts (so new calls keep
+  // getting UNAVAILABLE from the service); then the gRPC listener closes, whatever still runs
+  // is cancelled, the models run what they hold, and both endpoints close. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
 
  private:
@@ -62,10 +79,13 @@ class Server {
   // Loads into registry_; destroyed first.
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<InferenceService> service_;
+  // Counts the service's calls for the drain; outlives grpc_server_, whose calls it counts.
+  std::unique_ptr<InFlightCalls> in_flight_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  absl::Duration shutdown_delay_ = absl::ZeroDuration();
   bool shut_down_ = false;
 };
 

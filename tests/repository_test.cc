@@ -102,6 +102,11 @@ fs::path Repository() {
     // Real TorchScript whose output contradicts the config's dims.
     WriteModel(*path, "mismatch", ScaleConfig("mismatch"), 1,
                "\ndef forward(self, x):\n    return torch.cat([x, x], 1)\n");
+    // Two versions, both served.
+    WriteModel(*path, "versions", ScaleConfig("versions") + "version_policy: { all: {} }\n", 1,
+               ScaleForward(1));
+    WriteModel(*path, "versions", ScaleConfig("versions") + "version_policy: { all: {} }\n", 2,
+               ScaleForward(2));
     // A config and no version folder.
     WriteFile(*path / "noversion" / "config.pbtxt", ScaleConfig("noversion"));
     return path;
@@ -445,6 +450,74 @@ TEST_F(RepositoryTest, ReloadUnderLoadDropsNoRequestAndUnloadThenLoadServesAgain
   ASSERT_TRUE(Infer(ScaleRequest("scale", 4), &response).ok());
   EXPECT_EQ(response.model_version(), "2");
   EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{8, -8}));
+  fs::remove_all(root);
+}
+
+TEST_F(RepositoryTest, VersionsResolveAsTritonDoesWithTheLatestByDefault) {
+  Start("none");
+  auto infer_version = [&](const std::string& version, ModelInferResponse* response) {
+    ModelInferRequest request = ScaleRequest("versions", 5);
+    request.set_model_version(version);
+    return Infer(request, response);
+  };
+  ModelInferResponse response;
+  ASSERT_TRUE(infer_version("", &response).ok());
+  EXPECT_EQ(response.model_version(), "2");
+  EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{10, -10}));
+  ASSERT_TRUE(infer_version("1", &response).ok());
+  EXPECT_EQ(response.model_version(), "1");
+  EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{5, -5}));
+  grpc::Status missing = infer_version("3", &response);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(missing.error_message().find("versions: 1, 2"), std::string::npos)
+      << missing.error_message();
+
+  grpc::ClientContext context;
+  inference::ModelMetadataRequest request;
+  request.set_name("versions");
+  inference::ModelMetadataResponse metadata;
+  ASSERT_TRUE(stub_->ModelMetadata(&context, request, &metadata).ok());
+  EXPECT_EQ(std::vector<std::string>(metadata.versions().begin(), metadata.versions().end()),
+            (std::vector<std::string>{"1", "2"}));
+}
+
+TEST_F(RepositoryTest, PollingLoadsNewModelsReloadsChangedOnesAndUnloadsRemovedOnes) {
+  const fs::path root = fs::path(testing::TempDir()) / absl::StrCat("coalesce_poll_", getpid());
+  fs::remove_all(root);
+  WriteModel(root, "first", ScaleConfig("first"), 1, ScaleForward(1));
+  auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
+  ModelRegistry registry;
+  ModelRepository::Options options;
+  options.root = root.string();
+  options.control_mode = "poll";
+  options.poll_interval = absl::Hours(1);  // Polled by hand below.
+  TorchBackend::Options torch;
+  torch.device = "cpu";
+  options.backend_factory = TorchBackendFactory(torch);
+  auto repository = ModelRepository::Create(options, &registry, metrics.get(), Clock::Real());
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  EXPECT_TRUE(registry.Find("first", "").ok());
+  EXPECT_EQ((*repository)->Load("first").code(), absl::StatusCode::kFailedPrecondition);
+
+  WriteModel(root, "second", ScaleConfig("second"), 1, ScaleForward(3));
+  fs::create_directories(root / "first" / "2");
+  ASSERT_TRUE(SaveTorchScript((root / "first" / "2" / "model.pt").string(), ScaleForward(2)).ok());
+  (*repository)->PollOnce();
+  auto second = registry.Find("second", "");
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto first = registry.Find("first", "");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ((*first)->metadata().version, "2");
+  // Held models are not retired until let go (up to a bound); let go of them.
+  second = absl::NotFoundError("released");
+  first = absl::NotFoundError("released");
+
+  fs::remove_all(root / "second");
+  (*repository)->PollOnce();
+  EXPECT_EQ(registry.Find("second", "").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(registry.Find("first", "").ok());
+  repository->reset();
+  registry.ShutdownAll();
   fs::remove_all(root);
 }
 

@@ -1,0 +1,279 @@
+#include "server/flags.h"
+
+#include <utility>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/bearer_token_authorizer.h"
+#include "server/file_contents.h"
+#include "server/logging.h"
+#include "server/tls.h"
+
+ABSL_FLAG(std::string, grpc_address, "127.0.0.1:8001",
+          "host:port for the gRPC endpoint. Loopback by default; 0.0.0.0:8001 serves every "
+          "interface.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:8002",
+          "host:port for the Prometheus endpoint (GET /metrics).");
+ABSL_FLAG(std::string, backend, "torch",
+          "torch: the demo model run by LibTorch. echo: a demo-shaped model that returns its "
+          "input (measures everything but the model).");
+ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
+ABSL_FLAG(std::string, precision, "auto",
+          "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. The wire stays FP32; "
+          "inputs are converted on the device.");
+ABSL_FLAG(double, max_precision_error, 1e-2,
+          "Refuse to serve if the model on its device and precision differs from its fp32 CPU "
+          "reference by more than this (max |difference| / max |reference|, random inputs).");
+ABSL_FLAG(std::string, model_repository, "",
+          "A Triton-style model repository: DIR/<model>/config.pbtxt and "
+          "DIR/<model>/<version>/model.pt. Empty: serve the built-in demo model ('demo').");
+ABSL_FLAG(std::string, model_control_mode, "none",
+          "none: load every model of --model_repository at start. explicit: load --load_model "
+          "at start, then RepositoryModelLoad/Unload decide. poll: load every model and rescan "
+          "every --repository_poll_secs.");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "Models to load at start in explicit mode (comma-separated; '*' for all).");
+ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
+ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
+ABSL_FLAG(int64_t, max_batch_size, 256, "Largest batch, in samples, of the demo model.");
+ABSL_FLAG(std::string, batch_policy, "deadline",
+          "deadline: batches sized by a latency model to meet each request's deadline, started "
+          "as soon as a worker is free, hopeless requests shed. fixed: the classic rule, close "
+          "when full or when the oldest request waited --max_queue_delay_us.");
+ABSL_FLAG(int64_t, max_queue_delay_us, 0,
+          "Longest a request waits for others to join its batch, in microseconds. 0: no "
+          "waiting beyond a free worker (deadline policy only).");
+ABSL_FLAG(std::vector<std::string>, preferred_batch_sizes, {},
+          "Comma-separated batch sizes to close early at while waiting (deadline policy with "
+          "--max_queue_delay_us > 0).");
+ABSL_FLAG(int64_t, default_timeout_us, 0,
+          "Deadline of requests that carry neither a gRPC deadline nor a 'timeout' parameter, in "
+          "microseconds. 0: none (latency target only).");
+ABSL_FLAG(int, priority_levels, 1,
+          "Priority levels; a request's 'priority' parameter is 1 (highest) .. this.");
+ABSL_FLAG(int, default_priority, 1, "Priority of requests without a 'priority' parameter.");
+ABSL_FLAG(int64_t, max_queue_size, 4096,
+          "Requests queued per model before new ones are refused with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_message_mib, 64, "Largest gRPC message accepted or sent, in MiB.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long calls in flight may take to finish (after "
+          "--shutdown_delay) before they are cancelled.");
+ABSL_FLAG(absl::Duration, shutdown_delay, absl::ZeroDuration(),
+          "On SIGTERM/SIGINT, how long the gRPC endpoint keeps accepting calls (answering "
+          "inference with UNAVAILABLE, health with NOT_SERVING) before its listener closes, so "
+          "that load balancers stop routing here first. 5s suits Kubernetes.");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, critical or off.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text: human-readable lines. json: one JSON object per line (time, level, logger, "
+          "msg) for log collectors.");
+ABSL_FLAG(std::string, grpc_tls_cert, "",
+          "PEM certificate chain of the gRPC endpoint. With --grpc_tls_key, serves TLS only.");
+ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc_tls_cert.");
+ABSL_FLAG(std::string, grpc_tls_client_ca, "",
+          "PEM CA certificates. Set: mutual TLS, every client must present a certificate signed "
+          "by one of them (requires --grpc_tls_cert).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding a secret token (surrounding whitespace ignored). Set: every inference "
+          "call must carry the metadata 'authorization: Bearer <token>'; gRPC health checking "
+          "stays open.");
+ABSL_FLAG(bool, check_config, false,
+          "Also --check-config. Validate the flags, read the TLS and token files and load the "
+          "models as serving would, bind no port, print a report and exit: 0 if all is well, "
+          "1 otherwise.");
+
+namespace coalesce {
+namespace {
+
+// host:port with a port in 0..65535 (a bracketed IPv6 host is fine); gRPC also takes
+// unix:/path when `allow_unix`.
+bool IsHostPort(const std::string& address, bool allow_unix) {
+  if (allow_unix && absl::StartsWith(address, "unix:")) return address.size() > 5;
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string host = address.substr(0, colon);
+  if (host.find(':') != std::string::npos && !(host.front() == '[' && host.back() == ']')) {
+    return false;
+  }
+  int port;
+  return absl::SimpleAtoi(address.substr(colon + 1), &port) && port >= 0 && port <= 65535;
+}
+
+std::string OneOf(absl::string_view flag, const std::string& value,
+                  std::initializer_list<absl::string_view> allowed) {
+  for (absl::string_view a : allowed) {
+    if (value == a) return "";
+  }
+  std::string list;
+  for (absl::string_view a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
+  return absl::StrCat("--", flag, " must be one of ", list, "; got '", value, "'");
+}
+
+template <typename T>
+std::string AtLeast(absl::string_view flag, T value, T minimum) {
+  if (value >= minimum) return "";
+  return absl::StrCat("--", flag, " must be >= ", minimum, ", got ", value);
+}
+
+std::string DurationAtLeastZero(absl::string_view flag, absl::Duration value) {
+  if (value >= absl::ZeroDuration() && value != absl::InfiniteDuration()) return "";
+  return absl::StrCat("--", flag, " must be a finite duration >= 0 (like 30s), got ",
+                      absl::FormatDuration(value));
+}
+
+}  // namespace
+
+std::vector<std::string> FlagProblems() {
+  std::vector<std::string> problems;
+  auto add = [&](std::string problem) {
+    if (!problem.empty()) problems.push_back(std::move(problem));
+  };
+  for (const char* flag : {"grpc_address", "metrics_address"}) {
+    std::string value = flag == std::string("grpc_address") ? absl::GetFlag(FLAGS_grpc_address)
+                                                            : absl::GetFlag(FLAGS_metrics_address);
+    if (!IsHostPort(value, flag == std::string("grpc_address"))) {
+      add(absl::StrCat("--", flag, " must be host:port with a port in 0..65535, got '", value,
+                       "'"));
+    }
+  }
+  add(OneOf("backend", absl::GetFlag(FLAGS_backend), {"torch", "echo"}));
+  add(OneOf("model_control_mode", absl::GetFlag(FLAGS_model_control_mode),
+            {"none", "explicit", "poll"}));
+  add(AtLeast("repository_poll_secs", absl::GetFlag(FLAGS_repository_poll_secs), 1));
+  if (absl::GetFlag(FLAGS_model_repository).empty() &&
+      (absl::GetFlag(FLAGS_model_control_mode) != "none" ||
+       !absl::GetFlag(FLAGS_load_model).empty())) {
+    add("--model_control_mode and --load_model need --model_repository, got none");
+  }
+  if (!absl::GetFlag(FLAGS_model_repository).empty() && absl::GetFlag(FLAGS_backend) != "torch") {
+    add(absl::StrCat("--model_repository serves TorchScript models: --backend must be torch, got '",
+                     absl::GetFlag(FLAGS_backend), "'"));
+  }
+  add(OneOf("device", absl::GetFlag(FLAGS_device), {"auto", "mps", "cuda", "cpu"}));
+  add(OneOf("precision", absl::GetFlag(FLAGS_precision), {"auto", "fp16", "bf16", "fp32"}));
+  if (!(absl::GetFlag(FLAGS_max_precision_error) > 0)) {
+    add(absl::StrCat("--max_precision_error must be > 0, got ",
+                     absl::GetFlag(FLAGS_max_precision_error)));
+  }
+  add(AtLeast("workers", absl::GetFlag(FLAGS_workers), 1));
+  const int64_t max_batch = absl::GetFlag(FLAGS_max_batch_size);
+  add(AtLeast<int64_t>("max_batch_size", max_batch, 1));
+  add(OneOf("batch_policy", absl::GetFlag(FLAGS_batch_policy), {"deadline", "fixed"}));
+  add(AtLeast<int64_t>("max_queue_delay_us", absl::GetFlag(FLAGS_max_queue_delay_us), 0));
+  for (const std::string& size : absl::GetFlag(FLAGS_preferred_batch_sizes)) {
+    int64_t value;
+    if (!absl::SimpleAtoi(size, &value) || value < 1 || value > max_batch) {
+      add(absl::StrCat("--preferred_batch_sizes must hold integers in 1..--max_batch_size (",
+                       max_batch, "), got '", size, "'"));
+    }
+  }
+  add(AtLeast<int64_t>("default_timeout_us", absl::GetFlag(FLAGS_default_timeout_us), 0));
+  const int levels = absl::GetFlag(FLAGS_priority_levels);
+  add(AtLeast("priority_levels", levels, 1));
+  const int priority = absl::GetFlag(FLAGS_default_priority);
+  if (priority < 1 || priority > levels) {
+    add(absl::StrCat("--default_priority must be in 1..--priority_levels (", levels, "), got ",
+                     priority));
+  }
+  add(AtLeast<int64_t>("max_queue_size", absl::GetFlag(FLAGS_max_queue_size), 1));
+  const int mib = absl::GetFlag(FLAGS_max_message_mib);
+  if (mib < 1 || mib > 2047) {
+    add(absl::StrCat("--max_message_mib must be in 1..2047, got ", mib));
+  }
+  add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
+  add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
+  if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    add(std::string(s.message()));
+  }
+  if (absl::Status s = ValidateLogFormat(absl::GetFlag(FLAGS_log_format)); !s.ok()) {
+    add(std::string(s.message()));
+  }
+  const bool cert = !absl::GetFlag(FLAGS_grpc_tls_cert).empty();
+  const bool key = !absl::GetFlag(FLAGS_grpc_tls_key).empty();
+  if (cert && !key) add("--grpc_tls_cert needs --grpc_tls_key (its private key), got none");
+  if (key && !cert) add("--grpc_tls_key needs --grpc_tls_cert (its certificate), got none");
+  if (!absl::GetFlag(FLAGS_grpc_tls_client_ca).empty() && !cert) {
+    add("--grpc_tls_client_ca (mutual TLS) needs --grpc_tls_cert and --grpc_tls_key, got "
+        "neither");
+  }
+  return problems;
+}
+
+ServedModel::Options ModelOptionsFromFlags() {
+  ServedModel::Options options;
+  options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  options.batch_policy = absl::GetFlag(FLAGS_batch_policy);
+  options.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  for (const std::string& size : absl::GetFlag(FLAGS_preferred_batch_sizes)) {
+    int64_t value = 0;
+    if (absl::SimpleAtoi(size, &value)) options.preferred_batch_sizes.push_back(value);
+  }
+  const int64_t timeout_us = absl::GetFlag(FLAGS_default_timeout_us);
+  options.scheduling.default_timeout =
+      timeout_us > 0 ? absl::Microseconds(timeout_us) : absl::InfiniteDuration();
+  options.scheduling.priority_levels = absl::GetFlag(FLAGS_priority_levels);
+  options.scheduling.default_priority = absl::GetFlag(FLAGS_default_priority);
+  return options;
+}
+
+absl::StatusOr<TlsOptions> TlsOptionsFromFlags() {
+  TlsOptions tls;
+  struct PemFlag {
+    const char* flag;
+    std::string path;
+    std::string* pem;
+  };
+  for (const PemFlag& f :
+       {PemFlag{"--grpc_tls_cert", absl::GetFlag(FLAGS_grpc_tls_cert), &tls.cert_chain_pem},
+        PemFlag{"--grpc_tls_key", absl::GetFlag(FLAGS_grpc_tls_key), &tls.private_key_pem},
+        PemFlag{"--grpc_tls_client_ca", absl::GetFlag(FLAGS_grpc_tls_client_ca),
+                &tls.client_ca_pem}}) {
+    if (f.path.empty()) continue;
+    absl::StatusOr<std::string> pem = ReadFileContents(f.path, f.flag);
+    if (!pem.ok()) return pem.status();
+    if (pem->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(f.flag, ": '", f.path, "' is empty"));
+    }
+    *f.pem = *std::move(pem);
+  }
+  if (absl::Status s = ValidateTls(tls); !s.ok()) {
+    std::string files = absl::StrCat("--grpc_tls_cert '", absl::GetFlag(FLAGS_grpc_tls_cert),
+                                     "', --grpc_tls_key '", absl::GetFlag(FLAGS_grpc_tls_key), "'");
+    if (tls.mutual()) {
+      absl::StrAppend(&files, ", --grpc_tls_client_ca '", absl::GetFlag(FLAGS_grpc_tls_client_ca),
+                      "'");
+    }
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (", files, ")"));
+  }
+  return tls;
+}
+
+absl::StatusOr<InferenceService::Authorizer> AuthorizerFromFlags() {
+  const std::string token_file = absl::GetFlag(FLAGS_auth_token_file);
+  if (token_file.empty()) return InferenceService::Authorizer();
+  absl::StatusOr<std::string> token = BearerTokenAuthorizer::ReadTokenFile(token_file);
+  if (!token.ok()) return token.status();
+  absl::StatusOr<BearerTokenAuthorizer> authorizer =
+      BearerTokenAuthorizer::Create(*std::move(token));
+  if (!authorizer.ok()) return authorizer.status();
+  return InferenceService::Authorizer(*std::move(authorizer));
+}
+
+absl::StatusOr<Server::Options> ServerOptionsFromFlags() {
+  Server::Options options;
+  options.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_mib) << 20;
+  options.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
+  absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();
+  if (!tls.ok()) return tls.status();
+  options.tls = *std::move(tls);
+  absl::StatusOr<InferenceService::Authorizer> authorizer = AuthorizerFromFlags();
+  if (!authorizer.ok()) return authorizer.status();
+  options.authorizer = *std::move(authorizer);
+  return options;
+}
+
+}  // namespace coalesce

@@ -1,0 +1,215 @@
+// TLS, mutual TLS and bearer tokens end to end: real gRPC over loopback against the echo demo
+// model, with certificates made for the run by the openssl tool.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "proto/health.grpc.pb.h"
+#include "proto/inference.grpc.pb.h"
+#include "server/bearer_token_authorizer.h"
+#include "server/server.h"
+#include "tests/echo_test_server.h"
+#include "tests/test_certificates.h"
+
+namespace coalesce {
+namespace {
+
+using inference::GRPCInferenceService;
+using inference::ModelInferResponse;
+
+constexpr char kToken[] = "s3cr3t-t0ken-4-tests";
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto certs = MakeTestCertificates();
+    ASSERT_TRUE(certs.ok()) << certs.status();
+    certs_ = new TestCertificates(*std::move(certs));
+  }
+  static void TearDownTestSuite() {
+    delete certs_;
+    certs_ = nullptr;
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown(absl::Seconds(5));
+  }
+
+  void Start(Server::Options options) {
+    auto server = StartEchoServer(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  static Server::Options Tls(bool mutual) {
+    Server::Options options;
+    options.tls.cert_chain_pem = certs_->server_cert;
+    options.tls.private_key_pem = certs_->server_key;
+    if (mutual) options.tls.client_ca_pem = certs_->ca_cert;
+    return options;
+  }
+
+  static std::shared_ptr<grpc::ChannelCredentials> ClientTls(const std::string& root,
+                                                             const std::string& cert = "",
+                                                             const std::string& key = "") {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = root;
+    options.pem_cert_chain = cert;
+    options.pem_private_key = key;
+    return grpc::SslCredentials(options);
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()), credentials);
+  }
+
+  // One echo inference of two rows; on success checks that the values came back.
+  static grpc::Status Infer(const std::shared_ptr<grpc::Channel>& channel,
+                            std::optional<std::string> authorization = std::nullopt) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (authorization) context.AddMetadata("authorization", *authorization);
+    ModelInferResponse response;
+    grpc::Status status =
+        GRPCInferenceService::NewStub(channel)->ModelInfer(&context, EchoRequest(2, 1.5f),
+                                                           &response);
+    if (status.ok()) {
+      EXPECT_EQ(response.raw_output_contents_size(), 1);
+      const std::string& out = response.raw_output_contents(0);
+      EXPECT_EQ(out.size(), 2 * kEchoRowFloats * sizeof(float));
+      float last;
+      std::memcpy(&last, out.data() + out.size() - sizeof(float), sizeof(float));
+      EXPECT_EQ(last, 1.5f);
+    }
+    return status;
+  }
+
+  static TestCertificates* certs_;
+  std::unique_ptr<Server> server_;
+};
+
+TestCertificates* SecurityTest::certs_ = nullptr;
+
+TEST_F(SecurityTest, TlsServesClientsThatTrustItsCa) {
+  Start(Tls(/*mutual=*/false));
+  grpc::Status status = Infer(Channel(ClientTls(certs_->ca_cert)));
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+}
+
+TEST_F(SecurityTest, PlaintextClientCannotTalkToTlsServer) {
+  Start(Tls(/*mutual=*/false));
+  grpc::Status status = Infer(Channel(grpc::InsecureChannelCredentials()));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(SecurityTest, ClientThatDoesNotTrustTheServerCaRefusesIt) {
+  Start(Tls(/*mutual=*/false));
+  std::string other_ca = test_certificates_internal::ReadAll(certs_->Path("other-ca.crt"));
+  grpc::Status status = Infer(Channel(ClientTls(other_ca)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(SecurityTest, MutualTlsRefusesClientWithoutCertificate) {
+  Start(Tls(/*mutual=*/true));
+  grpc::Status status = Infer(Channel(ClientTls(certs_->ca_cert)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(SecurityTest, MutualTlsRefusesClientCertificateFromAnotherCa) {
+  Start(Tls(/*mutual=*/true));
+  grpc::Status status = Infer(Channel(
+      ClientTls(certs_->ca_cert, certs_->other_client_cert, certs_->other_client_key)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+TEST_F(SecurityTest, MutualTlsServesClientCertificateFromItsCa) {
+  Start(Tls(/*mutual=*/true));
+  grpc::Status status =
+      Infer(Channel(ClientTls(certs_->ca_cert, certs_->client_cert, certs_->client_key)));
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+}
+
+TEST_F(SecurityTest, StartRefusesKeyThatDoesNotMatchTheCertificate) {
+  Server::Options options = Tls(/*mutual=*/false);
+  options.tls.private_key_pem = certs_->client_key;
+  auto server = StartEchoServer(options);
+  ASSERT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(server.status().message().find("does not belong to the certificate"),
+            absl::string_view::npos)
+      << server.status();
+}
+
+TEST_F(SecurityTest, StartRefusesCertificateWithoutKeyAndClientCaWithoutCertificate) {
+  Server::Options no_key = Tls(/*mutual=*/false);
+  no_key.tls.private_key_pem.clear();
+  EXPECT_EQ(StartEchoServer(no_key).status().message(),
+            "TLS: a certificate chain needs its private key too");
+  Server::Options ca_only;
+  ca_only.tls.client_ca_pem = certs_->ca_cert;
+  EXPECT_EQ(StartEchoServer(ca_only).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+class TokenTest : public SecurityTest {
+ protected:
+  void SetUp() override {
+    auto authorizer = BearerTokenAuthorizer::Create(kToken);
+    ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    Server::Options options;
+    options.authorizer = *authorizer;
+    Start(options);
+    channel_ = Channel(grpc::InsecureChannelCredentials());
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(TokenTest, CallWithoutTokenIsUnauthenticated) {
+  grpc::Status status = Infer(channel_);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(),
+            "no 'authorization' metadata; expected metadata 'authorization: Bearer <token>'");
+}
+
+TEST_F(TokenTest, CallWithWrongTokenIsUnauthenticatedWithoutEchoingEitherToken) {
+  grpc::Status status = Infer(channel_, "Bearer not-the-token");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(), "bearer token in 'authorization' metadata is not valid");
+  EXPECT_EQ(status.error_message().find(kToken), std::string::npos);
+}
+
+TEST_F(TokenTest, CallWithRightTokenIsServed) {
+  grpc::Status status = Infer(channel_, absl::StrCat("Bearer ", kToken));
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+}
+
+TEST_F(TokenTest, HealthCheckingNeedsNoToken) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (const char* service : {"", "inference.GRPCInferenceService"}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status = health->Check(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(TokenTest, MetadataCallsNeedTheTokenToo) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  inference::ServerMetadataResponse response;
+  grpc::Status status =
+      GRPCInferenceService::NewStub(channel_)->ServerMetadata(&context, {}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+}  // namespace
+}  // namespace coalesce

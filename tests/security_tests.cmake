@@ -1,0 +1,34 @@
+# Security and operations: TLS, mutual TLS, bearer tokens, message limits, draining, JSON logs
+# and coalesce-server's command line. Included from tests/CMakeLists.txt.
+#
+#   ctest -R 'Security|Token|BearerToken|JsonLog|ServerLimits|Drain|ServerBinary' --output-on-failure
+#
+# The TLS tests make their certificates with the openssl tool (scripts/install-deps.sh).
+
+# Units: no server.
+add_executable(security_unit_tests bearer_token_authorizer_test.cc json_log_formatter_test.cc)
+target_link_libraries(security_unit_tests PRIVATE coalesce_server_lib GTest::gtest_main)
+gtest_discover_tests(security_unit_tests DISCOVERY_TIMEOUT 60)
+
+# TLS, mutual TLS and tokens over loopback, the echo demo model.
+add_executable(security_tests security_test.cc)
+target_link_libraries(security_tests PRIVATE coalesce_server_lib GTest::gtest_main)
+gtest_discover_tests(security_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+
+# Oversized messages and draining over loopback.
+add_executable(server_lifecycle_tests server_lifecycle_test.cc)
+target_link_libraries(server_lifecycle_tests PRIVATE coalesce_server_lib GTest::gtest_main
+  absl::synchronization)
+gtest_discover_tests(server_lifecycle_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+
+# The coalesce-server binary's exit statuses and --check-config.
+if(TARGET coalesce-server)
+  add_executable(server_binary_tests server_binary_test.cc)
+  target_link_libraries(server_binary_tests PRIVATE GTest::gtest_main absl::strings absl::status
+    absl::statusor)
+  target_compile_definitions(server_binary_tests PRIVATE
+    COALESCE_SERVER_BINARY="$<TARGET_FILE:coalesce-server>")
+  target_include_directories(server_binary_tests PRIVATE ${PROJECT_SOURCE_DIR})
+  add_dependencies(server_binary_tests coalesce-server)
+  gtest_discover_tests(server_binary_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+endif()
