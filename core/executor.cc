@@ -129,10 +129,10 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   const bool single = batch.requests.size() == 1;
   const bool variable = metadata.HasVariableDims();
   const absl::Time gather_start = clock_->Now();
-  if (options_.statistics != nullptr) {
-    for (const auto& request : batch.requests) {
-      options_.statistics->RecordQueued(gather_start - request->arrival());
-    }
+  for (const auto& request : batch.requests) {
+    const absl::Duration waited = gather_start - request->arrival();
+    metrics_->RecordQueued(waited);
+    if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
   }
 
   // Gather: one memcpy per request and input, or none for a lone request. Every request of a

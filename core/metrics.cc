@@ -95,6 +95,14 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                        .Name("coalesce_queue_depth")
                        .Help("Requests waiting for a batch, sampled at scrape time.")
                        .Register(*registry_)),
+      queue_duration_(prometheus::BuildHistogram()
+                          .Name("coalesce_queue_duration_seconds")
+                          .Help("Time a request waited from arrival until its batch started.")
+                          .Register(*registry_)),
+      throughput_(prometheus::BuildGauge()
+                      .Name("coalesce_throughput_samples_per_second")
+                      .Help("Samples run per second between the last two scrapes.")
+                      .Register(*registry_)),
       resident_memory_(prometheus::BuildGauge()
                            .Name("coalesce_process_resident_memory_bytes")
                            .Help("Resident memory of the server process.")
@@ -108,6 +116,19 @@ void ServerMetrics::SampleProcess() {
       resident_memory_.Set(static_cast<double>(pages_resident) * sysconf(_SC_PAGESIZE));
     }
     std::fclose(statm);
+  }
+}
+
+void ServerMetrics::SampleThroughput(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [model, tracker] : throughput_trackers_) {
+    const double value = tracker.inferences->Value();
+    const absl::Duration elapsed = now - tracker.last_time;
+    if (tracker.last_time != absl::InfinitePast() && elapsed > absl::ZeroDuration()) {
+      tracker.throughput->Set((value - tracker.last_value) / absl::ToDoubleSeconds(elapsed));
+    }
+    tracker.last_time = now;
+    tracker.last_value = value;
   }
 }
 
@@ -139,6 +160,15 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
       prometheus::Summary::Quantiles{{0.5, 0.01}, {0.9, 0.005}, {0.99, 0.001}},
       std::chrono::seconds(60), /*age_buckets=*/5);
   m->queue_depth_ = &queue_depth_.Add({{"model", model}});
+  m->queue_duration_ = &queue_duration_.Add({{"model", model}}, LatencyBuckets());
+  {
+    absl::MutexLock lock(&mu_);
+    ThroughputTracker& tracker = throughput_trackers_[model];
+    if (tracker.inferences == nullptr) {
+      tracker.inferences = m->inferences_;
+      tracker.throughput = &throughput_.Add({{"model", model}});
+    }
+  }
   m->model_ = model;
   m->predicted_family_ = &predicted_batch_duration_;
   return m;

@@ -2,6 +2,7 @@
 #define COALESCE_CORE_METRICS_H_
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -12,7 +13,9 @@
 #include <prometheus/summary.h>
 #include <prometheus/registry.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace coalesce {
@@ -36,6 +39,10 @@ class ServerMetrics {
   // Samples the process's resident memory (Linux: /proc/self/statm); called before each scrape.
   void SampleProcess();
 
+  // Sets each model's throughput gauge to the samples it ran per second since the previous
+  // call (all versions of a model together); `now` is wall-clock. Called before each scrape.
+  void SampleThroughput(absl::Time now);
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& requests_;
@@ -54,7 +61,20 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& prediction_ratio_;
   prometheus::Family<prometheus::Summary>& latency_summary_;
   prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Histogram>& queue_duration_;
+  prometheus::Family<prometheus::Gauge>& throughput_;
   prometheus::Gauge& resident_memory_;
+
+  // Per model name: its inferences counter, throughput gauge, and the counter's value when
+  // last sampled.
+  struct ThroughputTracker {
+    prometheus::Counter* inferences = nullptr;
+    prometheus::Gauge* throughput = nullptr;
+    absl::Time last_time = absl::InfinitePast();
+    double last_value = 0;
+  };
+  absl::Mutex mu_;
+  std::map<std::string, ThroughputTracker> throughput_trackers_ ABSL_GUARDED_BY(mu_);
 };
 
 // One model's series. Thread-safe: recorded from RPC threads and executor workers at once.
@@ -74,6 +94,10 @@ class ModelMetrics {
   void RecordShed() { shed_->Increment(); }
   void RecordCancelled() { cancelled_->Increment(); }
   void RecordExpired() { expired_->Increment(); }
+  // Time a request waited from arrival until its batch started.
+  void RecordQueued(absl::Duration waited) {
+    queue_duration_->Observe(absl::ToDoubleSeconds(waited));
+  }
   // Requests waiting for a batch (queued or pending in the batcher), sampled before a scrape.
   void SetQueueDepth(int64_t depth) { queue_depth_->Set(static_cast<double>(depth)); }
   // The latency model's current estimate for batches of `rows` rows.
@@ -101,6 +125,7 @@ class ModelMetrics {
   prometheus::Histogram* prediction_ratio_ = nullptr;
   prometheus::Summary* latency_summary_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Histogram* queue_duration_ = nullptr;
   // Created on first use per batch size; the family is thread-safe.
   std::string model_;
   prometheus::Family<prometheus::Gauge>* predicted_family_ = nullptr;

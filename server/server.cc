@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -82,9 +83,15 @@ Server::~Server() { Shutdown(absl::ZeroDuration()); }
 
 void Server::SampleGauges() {
   metrics_->SampleProcess();
+  metrics_->SampleThroughput(absl::Now());
+  // The versions of a model share its series: their queues add up.
+  std::map<std::string, std::pair<ModelMetrics*, int64_t>> depth;
   for (const auto& model : registry_->models()) {
-    model->metrics().SetQueueDepth(model->queue_depth());
+    auto& [metrics, total] = depth[model->metadata().name];
+    metrics = &model->metrics();
+    total += model->queue_depth();
   }
+  for (const auto& [name, entry] : depth) entry.first->SetQueueDepth(entry.second);
 }
 
 void Server::Shutdown(absl::Duration drain_timeout) {
