@@ -107,6 +107,10 @@ fs::path Repository() {
                ScaleForward(1));
     WriteModel(*path, "versions", ScaleConfig("versions") + "version_policy: { all: {} }\n", 2,
                ScaleForward(2));
+    // Returns a wrong shape, but only for inputs above 1000: passes its dry run, fails later.
+    WriteModel(*path, "wrongshape", ScaleConfig("wrongshape"), 1,
+               "\ndef forward(self, x):\n    if bool(x.max() > 1000.0):\n"
+               "        return torch.cat([x, x], 1)\n    return x\n");
     // A config and no version folder.
     WriteFile(*path / "noversion" / "config.pbtxt", ScaleConfig("noversion"));
     return path;
@@ -315,6 +319,21 @@ TEST_F(RepositoryTest, BrokenModelsAreUnavailableWithTheirReasonWhileOthersServe
   EXPECT_NE(status.error_message().find("not available"), std::string::npos);
   ASSERT_TRUE(Infer(ScaleRequest("scale", 3), &response).ok());
   EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{3, -3}));
+}
+
+TEST_F(RepositoryTest, AModelReturningAWrongShapeFailsItsBatchClearlyAndServesTheNext) {
+  Start("none");
+  ModelInferResponse response;
+  grpc::Status bad = Infer(ScaleRequest("wrongshape", 5000), &response);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_NE(bad.error_message().find("returned shape [1, 4] for output 'Y', expected [1, 2]"),
+            std::string::npos)
+      << bad.error_message();
+  for (float value : {1.0f, 7.0f}) {
+    ModelInferResponse good;
+    ASSERT_TRUE(Infer(ScaleRequest("wrongshape", value), &good).ok());
+    EXPECT_EQ(Values<float>(good.raw_output_contents(0)), (std::vector<float>{value, -value}));
+  }
 }
 
 TEST_F(RepositoryTest, ModelConfigAndStatisticsDescribeTheServedModel) {
