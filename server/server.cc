@@ -66,7 +66,7 @@ Server::~Server() { Shutdown(absl::ZeroDuration()); }
 void Server::SampleGauges() {
   metrics_->SampleProcess();
   for (const auto& model : registry_->models()) {
-    model->metrics().SetQueueDepth(model->queue_depth());
+    model->SampleGauges();
   }
 }
 
