@@ -27,6 +27,7 @@
 #include <deque>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -54,6 +55,10 @@ ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cu
 ABSL_FLAG(double, duration_s, 1.0, "Timed seconds per ceiling and per table row.");
 ABSL_FLAG(double, warmup_s, 0.3, "Untimed seconds before each timed window.");
 ABSL_FLAG(std::string, batch_sizes, "1,8,32,128,256", "Comma-separated batch sizes.");
+ABSL_FLAG(bool, exercise_fallback, true,
+          "After the table, inject one device failure into the low-precision backend, check "
+          "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
+          "model back, and print the backend's device memory (stderr).");
 
 namespace coalesce {
 namespace {
@@ -245,6 +250,33 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   return result;
 }
 
+std::string MemoryText(const TorchBackend& backend) {
+  std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory();
+  if (!memory.has_value()) return "not reported on this device";
+  return absl::StrFormat("in use %.1f MiB, reserved %.1f MiB", memory->in_use_bytes / 1048576.0,
+                         memory->reserved_bytes / 1048576.0);
+}
+
+// The device-failure path on this machine's real device: one injected failure falls back to the
+// fp32 CPU module, a recheck returns to the device.
+absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& input) {
+  const TensorSpec& out_spec = backend.metadata().outputs[0];
+  std::vector<char> out(out_spec.RowBytes() * 2);
+  const char* in = input.data();
+  char* out_ptr = out.data();
+  backend.InjectDeviceFailuresForTesting(1);
+  if (absl::Status s = backend.Execute(0, 2, {&in, 1}, {&out_ptr, 1}); !s.ok()) return s;
+  if (backend.fallbacks() != 1 || !backend.on_fallback()) {
+    return absl::InternalError(absl::StrCat("after an injected failure: fallbacks ",
+                                            backend.fallbacks(), ", on fallback ",
+                                            backend.on_fallback()));
+  }
+  backend.RecheckDevice();
+  if (absl::Status s = backend.Execute(0, 2, {&in, 1}, {&out_ptr, 1}); !s.ok()) return s;
+  if (backend.on_fallback()) return absl::InternalError("still on the fallback after a recheck");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(const std::string& device,
                                                           const std::string& precision,
                                                           int64_t max_rows) {
@@ -291,7 +323,7 @@ int Main() {
   }
   for (const auto* backend : {&low, &fp32}) {
     std::cerr << "coalesce-engine-bench: demo model on " << (**backend)->DeviceDescription()
-              << (( **backend)->optimized() ? ", optimize_for_inference" : ", frozen only")
+              << ((**backend)->optimized() ? ", optimize_for_inference" : ", frozen only")
               << ", precision error " << (**backend)->precision_error() << std::endl;
   }
   const std::vector<Variant> variants = {
@@ -334,6 +366,16 @@ int Main() {
                                    server->ms_per_batch / ceiling, server->samples_per_s);
       std::cout.flush();
     }
+  }
+  std::cerr << "coalesce-engine-bench: device memory after the runs: " << MemoryText(**low)
+            << std::endl;
+  if (absl::GetFlag(FLAGS_exercise_fallback)) {
+    absl::Status s = ExerciseFallback(**low, input);
+    std::cerr << "coalesce-engine-bench: injected device failure: "
+              << (s.ok() ? "answered by the CPU fallback, back on the device after a recheck"
+                         : std::string(s.message()))
+              << std::endl;
+    if (!s.ok()) return 1;
   }
   return 0;
 }
