@@ -18,8 +18,12 @@
 // inverse of throughput), so the two batches' overlap can take the ratio below 1. samples/s is
 // always the server's throughput: rows answered over wall time.
 //
+// gather/backend/scatter_ms split the server's time by the executor's own stage metrics (means
+// over the timed batches): what the engine adds around the model shows there.
+//
 // The table goes to stdout; progress and the devices to stderr.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -155,7 +159,39 @@ Batch MakeBatch(BatchRun& run, const std::vector<char>& input, int64_t row_bytes
 struct ServerResult {
   double ms_per_batch = 0;
   double samples_per_s = 0;
+  // Mean ms per batch of the executor's stages (its own metrics): gathering inputs into
+  // staging, the backend call, scattering outputs into the responses and answering.
+  double gather_ms = 0;
+  double backend_ms = 0;
+  double scatter_ms = 0;
 };
+
+// Sum and count of the histogram series `name` (with `stage` as its stage label, if not empty).
+struct Totals {
+  double sum = 0;
+  double count = 0;
+};
+Totals HistogramTotals(const prometheus::Registry& registry, const std::string& name,
+                       const std::string& stage) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      bool match = stage.empty();
+      for (const auto& label : metric.label) match |= label.name == "stage" && label.value == stage;
+      if (match) {
+        return {metric.histogram.sample_sum, static_cast<double>(metric.histogram.sample_count)};
+      }
+    }
+  }
+  return {};
+}
+
+// The executor's stage totals so far: gather, backend, scatter.
+std::array<Totals, 3> StageTotals(const prometheus::Registry& registry) {
+  return {HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "gather"),
+          HistogramTotals(registry, "coalesce_compute_duration_seconds", ""),
+          HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "scatter")};
+}
 
 // The largest difference between the server's answer for row `r` and the backend's own, over the
 // largest value of the latter: the engine must answer what the model computes.
@@ -203,12 +239,14 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   std::deque<std::unique_ptr<BatchRun>> in_flight;
   const absl::Time start = absl::Now() + warmup;
   const absl::Time stop = start + window;
+  ServerResult result;
   bool timing = false;
   absl::Time timed_from, last;
   int64_t batches = 0;
   absl::Duration latency_sum;
   absl::Status status;
   std::unique_ptr<BatchRun> finished;
+  std::array<Totals, 3> stages_before;
   while (status.ok()) {
     while (static_cast<int>(in_flight.size()) < variant.workers) {
       next->dispatched = absl::Now();
@@ -229,6 +267,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
     } else if (last >= start) {
       timing = true;
       timed_from = last;
+      stages_before = StageTotals(*metrics.registry());
     }
   }
   for (auto& run : in_flight) run->done.WaitForNotification();
@@ -242,7 +281,13 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
     }
   }
   const double wall_s = absl::ToDoubleSeconds(last - timed_from);
-  ServerResult result;
+  // Every batch that ran after timing began, including any still in flight then.
+  const std::array<Totals, 3> stages_after = StageTotals(*metrics.registry());
+  double* stage_ms[3] = {&result.gather_ms, &result.backend_ms, &result.scatter_ms};
+  for (int i = 0; i < 3; ++i) {
+    const double n = stages_after[i].count - stages_before[i].count;
+    *stage_ms[i] = n > 0 ? 1e3 * (stages_after[i].sum - stages_before[i].sum) / n : 0;
+  }
   result.samples_per_s = static_cast<double>(batches * rows) / wall_s;
   result.ms_per_batch = variant.workers == 1
                             ? absl::ToDoubleMilliseconds(latency_sum) / batches
@@ -336,8 +381,9 @@ int Main() {
     reinterpret_cast<float*>(input.data())[i] = uniform(rng);
   }
 
-  std::cout << absl::StrFormat("%6s  %-18s %12s %12s %8s %12s\n", "batch", "variant",
-                               "ceiling_ms", "server_ms", "ratio", "samples/s");
+  std::cout << absl::StrFormat("%6s  %-18s %11s %10s %6s %10s %10s %10s %10s\n", "batch",
+                               "variant", "ceiling_ms", "server_ms", "ratio", "samples/s",
+                               "gather_ms", "backend_ms", "scatter_ms");
   for (int64_t rows : *sizes) {
     double ceiling_low = 0, ceiling_fp32 = 0;
     for (auto [backend, ceiling] : {std::pair{low->get(), &ceiling_low},
@@ -361,9 +407,10 @@ int Main() {
         return 1;
       }
       const double ceiling = is_fp32 ? ceiling_fp32 : ceiling_low;
-      std::cout << absl::StrFormat("%6d  %-18s %12.4f %12.4f %8.2f %12.0f\n", rows,
-                                   variant.Name(), ceiling, server->ms_per_batch,
-                                   server->ms_per_batch / ceiling, server->samples_per_s);
+      std::cout << absl::StrFormat(
+          "%6d  %-18s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f\n", rows, variant.Name(),
+          ceiling, server->ms_per_batch, server->ms_per_batch / ceiling, server->samples_per_s,
+          server->gather_ms, server->backend_ms, server->scatter_ms);
       std::cout.flush();
     }
   }
