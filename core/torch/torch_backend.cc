@@ -225,18 +225,23 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
     if (options.optimize_for_inference) {
       optimized = torch_support::OptimizeForInference(served, impl->metadata.name);
     }
+    absl::Status optimized_check;
     if (optimized.has_value()) {
-      absl::Status s = impl->InstallAndCheck(*optimized, options);
-      if (s.ok()) {
+      optimized_check = impl->InstallAndCheck(*optimized, options);
+      if (optimized_check.ok()) {
         impl->optimized = true;
         return std::unique_ptr<TorchBackend>(new TorchBackend(std::move(impl)));
       }
+    }
+    // A model that fails with the frozen module too is broken either way: its own error says
+    // why, and the optimised module's failure is not worth a log line.
+    if (absl::Status s = impl->InstallAndCheck(served, options); !s.ok()) return s;
+    if (!optimized_check.ok()) {
       std::fprintf(stderr,
                    "coalesce: model '%s': the optimize_for_inference module failed its check "
-                   "(%s); trying the frozen module\n",
-                   impl->metadata.name.c_str(), std::string(s.message()).c_str());
+                   "(%s); serving the frozen module\n",
+                   impl->metadata.name.c_str(), std::string(optimized_check.message()).c_str());
     }
-    if (absl::Status s = impl->InstallAndCheck(served, options); !s.ok()) return s;
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", impl->metadata.name, "' failed its dry run: ", ErrorText(e)));
