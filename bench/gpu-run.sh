@@ -4,8 +4,9 @@
 # ../shared/gpu/fetch-debs.sh .gpudeps on a machine with apt:
 #   bash bench/gpu-run.sh OUT_DIR
 # Builds against the wheel's LibTorch, then runs bench/run.sh (coalesce vs unbatched, echo
-# ceiling, model ceiling, Python peer) and bench/policy.sh (deadline vs fixed policy), writing
-# every table and log into OUT_DIR.
+# ceiling, model ceiling, Python peer), bench/policy.sh (deadline vs fixed policy) and
+# coalesce-engine-bench (executor + backend vs model ceiling, no RPC), writing every table and
+# log into OUT_DIR.
 set -euo pipefail
 out=${1:?usage: bench/gpu-run.sh OUT_DIR}
 mkdir -p "$out"
@@ -19,3 +20,5 @@ BUILD=build-cuda OUT_DIR="$out/run" CONFIGS=${CONFIGS:-"unbatched coalesce echo 
 BUILD=build-cuda OUT_DIR="$out/policy" DEADLINE_MS=${DEADLINE_MS:-10} FIXED_DELAY_US=${FIXED_DELAY_US:-1000} \
   WARMUP_S=${WARMUP_S:-2} DURATION_S=${DURATION_S:-4} BENCH_THREADS=4 BENCH_CHANNELS=8 \
   bench/policy.sh 2>"$out/policy.log"
+build-cuda/bench/coalesce-engine-bench --device=cuda --duration_s=${ENGINE_DURATION_S:-1} \
+  >"$out/engine.txt" 2>"$out/engine.log"

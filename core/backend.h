@@ -3,9 +3,10 @@
 
 #include <cstdint>
 #include <functional>
-#include <vector>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
@@ -59,6 +60,27 @@ class Backend {
   virtual std::shared_ptr<char> AllocateStaging(int64_t bytes) {
     return std::shared_ptr<char>(new char[bytes], std::default_delete<char[]>());
   }
+
+  // The accelerator memory the backend's allocator holds, in bytes.
+  struct MemoryUsage {
+    // Held by live tensors.
+    int64_t in_use_bytes = 0;
+    // Taken from the device by the allocator: in use plus cached for reuse.
+    int64_t reserved_bytes = 0;
+  };
+  // Sampled when metrics are scraped, from any thread; must be cheap and must not block on the
+  // device. Empty when the backend cannot tell (CPU memory is in the process's resident size).
+  virtual std::optional<MemoryUsage> DeviceMemory() const { return std::nullopt; }
+
+  // Whether the backend serves from a fallback because its device failed.
+  struct FallbackState {
+    // Batches that failed on the device and were answered by the fallback, since load.
+    int64_t fallbacks = 0;
+    // Serving from the fallback now (until a recheck finds the device healthy again).
+    bool on_fallback = false;
+  };
+  // Sampled like DeviceMemory(). A backend without a fallback reports zeros.
+  virtual FallbackState Fallback() const { return {}; }
 };
 
 }  // namespace coalesce

@@ -47,7 +47,9 @@ void Executor::Stop() {
 }
 
 char* Executor::Reserve(Staging& staging, int64_t bytes) {
-  if (bytes > staging.bytes) {
+  const bool hit = options_.pool_staging && staging.data != nullptr && bytes <= staging.bytes;
+  metrics_->RecordStaging(hit);
+  if (!hit) {
     staging.data = backend_->AllocateStaging(bytes);
     staging.bytes = bytes;
   }
@@ -62,11 +64,11 @@ void Executor::WorkerLoop(int worker) {
   buffers.outputs.resize(metadata.outputs.size());
   // Variable-size tensors get their buffers from the first batch that needs them, and keep
   // them (grown to the largest seen).
-  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+  for (size_t i = 0; options_.pool_staging && i < metadata.inputs.size(); ++i) {
     if (metadata.inputs[i].HasVariableDims()) continue;
     Reserve(buffers.inputs[i], max_rows * metadata.inputs[i].RowBytes());
   }
-  for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+  for (size_t o = 0; options_.pool_staging && o < metadata.outputs.size(); ++o) {
     if (metadata.outputs[o].HasVariableDims()) continue;
     Reserve(buffers.outputs[o], max_rows * metadata.outputs[o].RowBytes());
   }
@@ -219,6 +221,11 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     options_.statistics->RecordBatch(rows, gather, took, scatter);
   }
   for (auto& request : batch.requests) request->Finish(status);
+  if (!options_.pool_staging) {
+    // Unpooled: this batch's memory goes now, and the next batch allocates its own.
+    for (Staging& staging : buffers.inputs) staging = Staging();
+    for (Staging& staging : buffers.outputs) staging = Staging();
+  }
 }
 
 }  // namespace coalesce

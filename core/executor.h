@@ -28,7 +28,9 @@ namespace coalesce {
 // buffers (a single-request batch is passed through without a copy), calls the backend, copies
 // each request's rows of every requested output into that request's response, and answers every
 // request of the batch. Buffers belong to one worker, come from the backend (pinned memory on
-// CUDA) and are sized for a full batch when the worker starts: no batch allocates.
+// CUDA) and are sized for a full batch when the worker starts: no batch allocates (unless
+// Options::pool_staging is off). Each request for staging memory is counted in the model's
+// metrics as a pool hit (reused) or miss (allocated).
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
 // batcher's). `Stop()` is called once, by the owner.
@@ -46,6 +48,10 @@ class Executor : public BatchSink {
     // Receives each request's queueing time and each batch's stage times. May be null; not
     // owned.
     ModelStatistics* statistics = nullptr;
+    // Keep each worker's staging buffers from batch to batch (reserved once at start-up). Off,
+    // every batch allocates fresh staging memory from the backend and frees it afterwards:
+    // only for measuring what pooling saves (bench/engine_bench.cc).
+    bool pool_staging = true;
   };
 
   // `backend`, `metrics` and `clock` must outlive the executor.
@@ -73,7 +79,8 @@ class Executor : public BatchSink {
   };
 
   // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
-  // rows, which validation refuses, could make it grow after start-up).
+  // rows, which validation refuses, could make it grow after start-up); with pooling off, always
+  // fresh. Counts a pool hit or miss.
   char* Reserve(Staging& staging, int64_t bytes);
 
   Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -103,6 +104,30 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                       .Name("coalesce_throughput_samples_per_second")
                       .Help("Samples run per second between the last two scrapes.")
                       .Register(*registry_)),
+      staging_pool_(prometheus::BuildCounter()
+                        .Name("coalesce_staging_pool_total")
+                        .Help("Executor requests for staging memory: result=hit reused the "
+                              "worker's pooled buffer, result=miss allocated one (each worker's "
+                              "start-up reservations, or every batch with pooling off).")
+                        .Register(*registry_)),
+      device_fallbacks_(prometheus::BuildCounter()
+                            .Name("coalesce_device_fallbacks_total")
+                            .Help("Batches that failed on the accelerator and were answered by "
+                                  "the model's fp32 CPU fallback.")
+                            .Register(*registry_)),
+      on_fallback_(prometheus::BuildGauge()
+                       .Name("coalesce_model_on_fallback")
+                       .Help("1 while the model serves from its CPU fallback after a device "
+                             "failure, 0 on its device. Sampled at scrape time.")
+                       .Register(*registry_)),
+      device_memory_(prometheus::BuildGauge()
+                         .Name("coalesce_device_memory_bytes")
+                         .Help("Accelerator memory of the model's device allocator: kind=in_use "
+                               "held by tensors, kind=reserved taken from the device (in use "
+                               "plus cached). On CUDA the caching allocator is per device, so "
+                               "models on one device report the same values. Absent on CPU. "
+                               "Sampled at scrape time.")
+                         .Register(*registry_)),
       resident_memory_(prometheus::BuildGauge()
                            .Name("coalesce_process_resident_memory_bytes")
                            .Help("Resident memory of the server process.")
@@ -169,8 +194,13 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
       tracker.throughput = &throughput_.Add({{"model", model}});
     }
   }
+  m->staging_hits_ = &staging_pool_.Add({{"model", model}, {"result", "hit"}});
+  m->staging_misses_ = &staging_pool_.Add({{"model", model}, {"result", "miss"}});
+  m->device_fallbacks_ = &device_fallbacks_.Add({{"model", model}});
+  m->on_fallback_ = &on_fallback_.Add({{"model", model}});
   m->model_ = model;
   m->predicted_family_ = &predicted_batch_duration_;
+  m->device_memory_family_ = &device_memory_;
   return m;
 }
 
@@ -205,6 +235,24 @@ void ModelMetrics::RecordStages(absl::Duration gather, absl::Duration scatter) {
 void ModelMetrics::SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) {
   predicted_family_->Add({{"model", model_}, {"batch_size", std::to_string(rows)}})
       .Set(absl::ToDoubleSeconds(predicted));
+}
+
+void ModelMetrics::SampleBackend(const Backend& backend) {
+  const Backend::FallbackState fallback = backend.Fallback();
+  {
+    absl::MutexLock lock(&sample_mu_);
+    if (fallback.fallbacks > fallbacks_sampled_) {
+      device_fallbacks_->Increment(static_cast<double>(fallback.fallbacks - fallbacks_sampled_));
+      fallbacks_sampled_ = fallback.fallbacks;
+    }
+  }
+  on_fallback_->Set(fallback.on_fallback ? 1 : 0);
+  if (std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory()) {
+    device_memory_family_->Add({{"model", model_}, {"kind", "in_use"}})
+        .Set(static_cast<double>(memory->in_use_bytes));
+    device_memory_family_->Add({{"model", model_}, {"kind", "reserved"}})
+        .Set(static_cast<double>(memory->reserved_bytes));
+  }
 }
 
 }  // namespace coalesce

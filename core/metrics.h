@@ -2,6 +2,7 @@
 #define COALESCE_CORE_METRICS_H_
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/backend.h"
 
 namespace coalesce {
 
@@ -63,6 +65,10 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& queue_depth_;
   prometheus::Family<prometheus::Histogram>& queue_duration_;
   prometheus::Family<prometheus::Gauge>& throughput_;
+  prometheus::Family<prometheus::Counter>& staging_pool_;
+  prometheus::Family<prometheus::Counter>& device_fallbacks_;
+  prometheus::Family<prometheus::Gauge>& on_fallback_;
+  prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Gauge& resident_memory_;
 
   // Per model name: its inferences counter, throughput gauge, and the counter's value when
@@ -102,6 +108,14 @@ class ModelMetrics {
   void SetQueueDepth(int64_t depth) { queue_depth_->Set(static_cast<double>(depth)); }
   // The latency model's current estimate for batches of `rows` rows.
   void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted);
+  // One request for staging memory by an executor worker: a hit reused the worker's buffer, a
+  // miss had to allocate.
+  void RecordStaging(bool hit) { (hit ? staging_hits_ : staging_misses_)->Increment(); }
+  // Samples the backend's fallback state and device memory; called before each scrape. The
+  // fallback counter advances by what this backend counted since the last sample, so versions
+  // of one model that share these series add up. Device memory is exported only where the
+  // backend knows it (see Backend::DeviceMemory()).
+  void SampleBackend(const Backend& backend);
 
  private:
   friend class ServerMetrics;
@@ -126,9 +140,19 @@ class ModelMetrics {
   prometheus::Summary* latency_summary_ = nullptr;
   prometheus::Gauge* queue_depth_ = nullptr;
   prometheus::Histogram* queue_duration_ = nullptr;
-  // Created on first use per batch size; the family is thread-safe.
+  prometheus::Counter* staging_hits_ = nullptr;
+  prometheus::Counter* staging_misses_ = nullptr;
+  prometheus::Counter* device_fallbacks_ = nullptr;
+  prometheus::Gauge* on_fallback_ = nullptr;
+  // Created on first use (per batch size; per kind once the backend reports memory); the
+  // families are thread-safe.
   std::string model_;
   prometheus::Family<prometheus::Gauge>* predicted_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* device_memory_family_ = nullptr;
+
+  absl::Mutex sample_mu_;
+  // The backend's fallback count at the last SampleBackend().
+  int64_t fallbacks_sampled_ ABSL_GUARDED_BY(sample_mu_) = 0;
 };
 
 }  // namespace coalesce

@@ -203,6 +203,11 @@ absl::Status ServedModel::Submit(std::unique_ptr<InferRequest>& request) {
   return queue_->Push(request);
 }
 
+void ServedModel::SampleGauges() {
+  metrics_->SetQueueDepth(queue_depth());
+  metrics_->SampleBackend(*backend_);
+}
+
 void ServedModel::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   if (batcher_ != nullptr) batcher_->Stop();

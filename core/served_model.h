@@ -76,6 +76,10 @@ class ServedModel {
   // Requests waiting for a batch: queued or pending in the batcher. Any thread.
   int64_t queue_depth() const { return queue_->size(); }
 
+  // Sets the series sampled before each scrape: queue depth, and the backend's fallback state
+  // and device memory (ModelMetrics::SampleBackend()). Any thread.
+  void SampleGauges();
+
   // Stops taking requests, runs every request already queued, and joins the threads.
   // Idempotent.
   void Shutdown();

@@ -90,7 +90,10 @@ void Server::SampleGauges() {
     auto& [metrics, total] = depth[model->metadata().name];
     metrics = &model->metrics();
     total += model->queue_depth();
+    // Backend figures (device memory, fallbacks) and the version's own queue depth...
+    model->SampleGauges();
   }
+  // ...which the sum over versions then replaces.
   for (const auto& [name, entry] : depth) entry.first->SetQueueDepth(entry.second);
 }
 

@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
+#include "tests/metric_value.h"
 
 namespace coalesce {
 namespace {
@@ -124,6 +125,13 @@ class ExecutorTest : public ::testing::Test {
   std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("affine");
   FakeClock clock_;
   AffineBackend backend_;
+
+  // coalesce_staging_pool_total{model="affine", result=`result`}.
+  double StagingCount(const std::string& result) {
+    return MetricValue(*metrics_.registry(), "coalesce_staging_pool_total",
+                       {{"model", "affine"}, {"result", result}})
+        .value_or(-1);
+  }
 };
 
 TEST_F(ExecutorTest, GathersRowsInOrderAndScattersEachRequestsRows) {
@@ -220,6 +228,40 @@ TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
   std::vector<const char*> buffers = backend_.input_buffers();
   ASSERT_EQ(buffers.size(), 5u);
   for (const char* buffer : buffers) EXPECT_EQ(buffer, buffers[0]);
+  // The pool's counters say the same: 1 worker x 3 tensors missed at start-up, and each of the
+  // 5 batches (at most max_batch_size rows, several requests) hit for all 3 tensors.
+  EXPECT_EQ(StagingCount("miss"), 1 * 3);
+  EXPECT_EQ(StagingCount("hit"), 5 * 3);
+}
+
+TEST_F(ExecutorTest, EveryWorkerReservesItsStagingOnceAtStartUp) {
+  auto executor = *Executor::Create(Workers(2), &backend_, model_metrics_.get(), &clock_);
+  executor->Stop();  // Both workers have started (and reserved) once Stop() has joined them.
+  EXPECT_EQ(backend_.allocations(), 2 * 3);
+  EXPECT_EQ(StagingCount("miss"), 2 * 3);
+  EXPECT_EQ(StagingCount("hit"), 0);
+}
+
+TEST_F(ExecutorTest, UnpooledStagingAllocatesForEveryBatch) {
+  Executor::Options options = Workers(1);
+  options.pool_staging = false;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  constexpr int kBatches = 4;
+  for (int round = 0; round < kBatches; ++round) {
+    Call a({1, 2}), b({3, 4});
+    absl::BlockingCounter counter(2);
+    Batch batch;
+    batch.requests.push_back(MakeCall(a, counter));
+    batch.requests.push_back(MakeCall(b, counter));
+    batch.rows = 2;
+    executor->Dispatch(std::move(batch));
+    counter.Wait();
+    EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9})) << round;
+  }
+  // Nothing at start-up; every batch allocates its input and both outputs.
+  EXPECT_EQ(backend_.allocations(), kBatches * 3);
+  EXPECT_EQ(StagingCount("miss"), kBatches * 3);
+  EXPECT_EQ(StagingCount("hit"), 0);
 }
 
 TEST_F(ExecutorTest, CreateRejectsZeroWorkers) {

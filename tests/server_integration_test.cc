@@ -167,6 +167,11 @@ TEST_F(ServerIntegrationTest, ConcurrentSingleSamplesAreBatchedAndAnsweredCorrec
   // least the model and gRPC (tens of MB); the p99 summary saw the requests.
   EXPECT_EQ(MetricValue(metrics, "coalesce_queue_depth{model=\"demo\"}"), 0);
   EXPECT_GT(MetricValue(metrics, "coalesce_process_resident_memory_bytes"), 20e6);
+  // The CPU device never failed; every batch reused its worker's staging memory.
+  EXPECT_EQ(MetricValue(metrics, "coalesce_device_fallbacks_total{model=\"demo\"}"), 0);
+  EXPECT_EQ(MetricValue(metrics, "coalesce_model_on_fallback{model=\"demo\"}"), 0);
+  EXPECT_GE(MetricValue(metrics, "coalesce_staging_pool_total{model=\"demo\",result=\"hit\"}"),
+            batches);
   EXPECT_EQ(MetricValue(metrics, "coalesce_request_latency_seconds_count{model=\"demo\"}"),
             kClients * kPerClient);
   EXPECT_GT(MetricValue(metrics,

@@ -7,6 +7,7 @@
 
 #include "core/demo_model.h"
 #include "gtest/gtest.h"
+#include "tests/fake_clock.h"
 
 namespace coalesce {
 namespace {
@@ -167,6 +168,149 @@ TEST(TorchBackendTest, LoadReportsAFileThatIsNotTorchScript) {
   ASSERT_FALSE(backend.ok());
   EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(backend.status().message().find("/nonexistent/model.pt"), std::string::npos);
+}
+
+// The largest difference between two outputs of equal size.
+double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
+  double max_difference = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    max_difference = std::max(max_difference, double{std::fabs(a[i] - b[i])});
+  }
+  return max_difference;
+}
+
+// The served module in bf16, so that its answers are told apart from the fp32 CPU fallback's.
+std::unique_ptr<TorchBackend> Bf16Demo(absl::Duration recheck_interval, Clock* clock = nullptr) {
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.precision = "bf16";
+  options.max_precision_error = 0.1;
+  options.device_recheck_interval = recheck_interval;
+  options.clock = clock;
+  auto backend = TorchBackend::CreateDemo(options, 8);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  return *std::move(backend);
+}
+
+TEST(TorchBackendTest, DeviceFailureIsAnsweredByTheFp32CpuFallback) {
+  auto backend = Bf16Demo(absl::InfiniteDuration());
+  std::vector<float> input = RandomInput(3, 21);
+  const std::vector<float> fp32 = RunDemo(*CpuDemo(), input, 3);
+  EXPECT_GT(MaxDifference(RunDemo(*backend, input, 3), fp32), 1e-3);  // Served in bf16.
+  EXPECT_EQ(backend->fallbacks(), 0);
+  EXPECT_FALSE(backend->on_fallback());
+
+  backend->InjectDeviceFailuresForTesting(1);
+  std::vector<float> failed_batch = RunDemo(*backend, input, 3);  // Asserts OK inside.
+  EXPECT_LE(MaxDifference(failed_batch, fp32), 1e-5);  // The fp32 fallback's answer.
+  EXPECT_EQ(backend->fallbacks(), 1);
+  EXPECT_TRUE(backend->on_fallback());
+  const Backend::FallbackState state = backend->Fallback();
+  EXPECT_EQ(state.fallbacks, 1);
+  EXPECT_TRUE(state.on_fallback);
+
+  // Later batches stay on the fallback without failing again (the interval is infinite).
+  EXPECT_LE(MaxDifference(RunDemo(*backend, input, 3), fp32), 1e-5);
+  EXPECT_EQ(backend->fallbacks(), 1);
+  EXPECT_TRUE(backend->on_fallback());
+}
+
+TEST(TorchBackendTest, FallbackAnswersMatchTheDoublePrecisionReference) {
+  auto backend = Bf16Demo(absl::InfiniteDuration());
+  backend->InjectDeviceFailuresForTesting(1);
+  std::vector<float> input = RandomInput(2, 5);
+  std::vector<float> output = RunDemo(*backend, input, 2);
+  ASSERT_EQ(backend->fallbacks(), 1);
+  DemoModel::Weights w = DemoModel::MakeWeights();
+  for (int64_t token : {int64_t{0}, int64_t{32 + 7}}) {
+    std::vector<double> ref = ReferenceToken(w, &input[token * DemoModel::kWidth]);
+    for (int64_t k = 0; k < DemoModel::kWidth; ++k) {
+      ASSERT_NEAR(output[token * DemoModel::kWidth + k], ref[k], 1e-4) << token << " " << k;
+    }
+  }
+}
+
+TEST(TorchBackendTest, ReturnsToTheDeviceOnceTheRecheckIntervalHasPassed) {
+  FakeClock clock;
+  auto backend = Bf16Demo(absl::Seconds(30), &clock);
+  std::vector<float> input = RandomInput(1, 8);
+  const std::vector<float> fp32 = RunDemo(*CpuDemo(), input, 1);
+  backend->InjectDeviceFailuresForTesting(1);
+  RunDemo(*backend, input, 1);
+  ASSERT_TRUE(backend->on_fallback());
+
+  clock.Advance(absl::Seconds(29));
+  EXPECT_LE(MaxDifference(RunDemo(*backend, input, 1), fp32), 1e-5);  // Not yet rechecked.
+  EXPECT_TRUE(backend->on_fallback());
+
+  clock.Advance(absl::Seconds(1));
+  std::vector<float> rechecked = RunDemo(*backend, input, 1);
+  EXPECT_FALSE(backend->on_fallback());
+  EXPECT_GT(MaxDifference(rechecked, fp32), 1e-3);  // bf16 again: the device answered...
+  EXPECT_LT(MaxDifference(rechecked, fp32), 5e-2);  // ...correctly.
+  EXPECT_EQ(backend->fallbacks(), 1);
+}
+
+TEST(TorchBackendTest, FailedRecheckStaysOnTheFallbackAndCountsAgain) {
+  auto backend = Bf16Demo(absl::InfiniteDuration());
+  std::vector<float> input = RandomInput(2, 9);
+  const std::vector<float> fp32 = RunDemo(*CpuDemo(), input, 2);
+  backend->InjectDeviceFailuresForTesting(2);
+  RunDemo(*backend, input, 2);
+  EXPECT_EQ(backend->fallbacks(), 1);
+
+  backend->RecheckDevice();  // The device fails once more: answered by the fallback.
+  EXPECT_LE(MaxDifference(RunDemo(*backend, input, 2), fp32), 1e-5);
+  EXPECT_EQ(backend->fallbacks(), 2);
+  EXPECT_TRUE(backend->on_fallback());
+
+  RunDemo(*backend, input, 2);  // No recheck due: stays on the fallback, nothing counted.
+  EXPECT_EQ(backend->fallbacks(), 2);
+
+  backend->RecheckDevice();  // The device is healthy now.
+  EXPECT_GT(MaxDifference(RunDemo(*backend, input, 2), fp32), 1e-3);
+  EXPECT_FALSE(backend->on_fallback());
+  EXPECT_EQ(backend->fallbacks(), 2);
+}
+
+TEST(TorchBackendTest, RefusesNegativeRecheckInterval) {
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.device_recheck_interval = absl::Seconds(-1);
+  auto backend = TorchBackend::CreateDemo(options, 4);
+  ASSERT_FALSE(backend.ok());
+  EXPECT_EQ(backend.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(backend.status().message().find("-1s"), std::string::npos) << backend.status();
+}
+
+TEST(TorchBackendTest, OptimizedForInferenceAnswersLikeTheFrozenModule) {
+  auto optimized = CpuDemo();
+  EXPECT_TRUE(optimized->optimized());
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.optimize_for_inference = false;
+  auto frozen = TorchBackend::CreateDemo(options, 32);
+  ASSERT_TRUE(frozen.ok()) << frozen.status();
+  EXPECT_FALSE((*frozen)->optimized());
+  std::vector<float> input = RandomInput(4, 13);
+  EXPECT_LE(MaxDifference(RunDemo(*optimized, input, 4), RunDemo(**frozen, input, 4)), 1e-5);
+}
+
+TEST(TorchBackendTest, ReportsNoDeviceMemoryOnCpu) {
+  EXPECT_FALSE(CpuDemo()->DeviceMemory().has_value());
+}
+
+TEST(TorchBackendTest, ResidentBatchesRunTheModel) {
+  FakeClock clock;  // Stands still: the measured time is exactly zero.
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.clock = &clock;
+  auto backend = TorchBackend::CreateDemo(options, 8);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  absl::StatusOr<absl::Duration> took = (*backend)->TimeResidentBatches(1, 8, 3);
+  ASSERT_TRUE(took.ok()) << took.status();
+  EXPECT_EQ(*took, absl::ZeroDuration());
+  EXPECT_EQ((*backend)->fallbacks(), 0);
 }
 
 }  // namespace

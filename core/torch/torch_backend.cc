@@ -5,22 +5,14 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-#if defined(__APPLE__)
-#include <torch/mps.h>
-#endif
 #if defined(COALESCE_WITH_CUDA)
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 #include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <functional>
-#include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,282 +21,14 @@
 #include "absl/strings/str_format.h"
 #include "core/demo_model.h"
 #include "core/device.h"
+#include "core/torch/torch_backend_impl.h"
+#include "core/torch/torch_support.h"
 
 namespace coalesce {
 namespace {
 
-torch::ScalarType ScalarTypeOf(DataType dtype) {
-  switch (dtype) {
-    case DataType::kBool:
-      return torch::kBool;
-    case DataType::kUint8:
-      return torch::kUInt8;
-    case DataType::kInt8:
-      return torch::kInt8;
-    case DataType::kInt16:
-      return torch::kInt16;
-    case DataType::kInt32:
-      return torch::kInt32;
-    case DataType::kInt64:
-      return torch::kInt64;
-    case DataType::kFp16:
-      return torch::kHalf;
-    case DataType::kBf16:
-      return torch::kBFloat16;
-    case DataType::kFp32:
-      return torch::kFloat;
-    case DataType::kFp64:
-      return torch::kDouble;
-    case DataType::kUint16:
-    case DataType::kUint32:
-    case DataType::kUint64:
-      break;
-  }
-  return torch::kByte;  // Unsigned wider types: refused at load (see CheckSupported).
-}
-
-bool IsFloating(DataType dtype) {
-  return dtype == DataType::kFp16 || dtype == DataType::kBf16 || dtype == DataType::kFp32 ||
-         dtype == DataType::kFp64;
-}
-
-torch::ScalarType ComputeType(Precision precision) {
-  switch (precision) {
-    case Precision::kFp16:
-      return torch::kHalf;
-    case Precision::kBf16:
-      return torch::kBFloat16;
-    case Precision::kFp32:
-      break;
-  }
-  return torch::kFloat;
-}
-
-// LibTorch 1.13 has no uint16/32/64 tensors.
-absl::Status CheckSupported(const ModelMetadata& metadata) {
-  for (const auto* specs : {&metadata.inputs, &metadata.outputs}) {
-    for (const TensorSpec& spec : *specs) {
-      if (spec.dtype == DataType::kUint16 || spec.dtype == DataType::kUint32 ||
-          spec.dtype == DataType::kUint64) {
-        return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name, "': tensor '",
-                                                       spec.name, "' is ",
-                                                       DataTypeName(spec.dtype),
-                                                       ", which LibTorch cannot hold"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-bool MpsAvailable() {
-#if defined(__APPLE__)
-  return torch::mps::is_available();
-#else
-  return false;
-#endif
-}
-
-// Serialises device submission on MPS (see the class comment).
-std::mutex& MpsSubmissionMutex() {
-  static auto* mu = new std::mutex();
-  return *mu;
-}
-
-std::string ErrorText(const std::exception& e) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
-    return c10_error->what_without_backtrace();
-  }
-  return e.what();
-}
-
-torch::Tensor TensorFrom(const std::vector<float>& values, std::vector<int64_t> shape) {
-  return torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat).clone();
-}
-
-torch::jit::Module BuildDemoModule() {
-  DemoModel::Weights w = DemoModel::MakeWeights();
-  torch::jit::Module module("coalesce_demo");
-  module.register_parameter("w1", TensorFrom(w.w1, {DemoModel::kWidth, DemoModel::kHidden}),
-                            false);
-  module.register_parameter("b1", TensorFrom(w.b1, {DemoModel::kHidden}), false);
-  module.register_parameter("w2", TensorFrom(w.w2, {DemoModel::kHidden, DemoModel::kWidth}),
-                            false);
-  module.register_parameter("b2", TensorFrom(w.b2, {DemoModel::kWidth}), false);
-  module.define(R"(
-    def forward(self, x):
-        h = torch.relu(torch.matmul(x, self.w1) + self.b1)
-        return torch.matmul(h, self.w2) + self.b2
-  )");
-  return module;
-}
-
-}  // namespace
-
-// What one executor worker runs with: its own copy of the module (no state shared between
-// workers), and on CUDA its own stream, so two workers' copies and kernels overlap.
-struct WorkerState {
-  torch::jit::Module module;
-#if defined(COALESCE_WITH_CUDA)
-  std::optional<c10::cuda::CUDAStream> stream;
-#endif
-};
-
-struct TorchBackend::Impl {
-  ModelMetadata metadata;
-  // The module as loaded (fp32, CPU): the precision check's reference and the fallback.
-  torch::jit::Module cpu_module;
-  std::vector<WorkerState> workers;
-  DeviceKind device_kind = DeviceKind::kCpu;
-  Precision precision = Precision::kFp32;
-  torch::Device device{torch::kCPU};
-  torch::ScalarType compute_type = torch::kFloat;
-  double precision_error = 0;
-  // Set once the device failed; from then on every batch runs on cpu_module.
-  std::atomic<bool> fell_back{false};
-  std::atomic<int64_t> fallbacks{0};
-
-  // Where output `o` of `shape` (batch dimension first) goes: `bytes` bytes of host memory.
-  using OutputSink =
-      std::function<char*(int o, const std::vector<int64_t>& shape, int64_t bytes)>;
-
-  absl::Status Run(int worker, int64_t rows, absl::Span<const char* const> inputs,
-                   absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
-  // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
-  // `input_dims` are each input's dims without the batch dimension.
-  absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
-                     int64_t rows, absl::Span<const char* const> inputs,
-                     absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
-  // The spec dims of every input (a fixed-size model's input_dims).
-  std::vector<std::vector<int64_t>> SpecInputDims() const;
-  // A sink into `outputs`, for fixed-size outputs of exactly their spec's shape.
-  OutputSink FixedSink(int64_t rows, absl::Span<char* const> outputs) const;
-};
-
-std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
-  std::vector<std::vector<int64_t>> dims;
-  for (const TensorSpec& spec : metadata.inputs) dims.push_back(spec.dims);
-  return dims;
-}
-
-TorchBackend::Impl::OutputSink TorchBackend::Impl::FixedSink(
-    int64_t rows, absl::Span<char* const> outputs) const {
-  return [outputs](int o, const std::vector<int64_t>&, int64_t) { return outputs[o]; };
-}
-
-absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
-                                     absl::Span<const char* const> inputs,
-                                     absl::Span<const std::vector<int64_t>> input_dims,
-                                     const OutputSink& sink) {
-  if (!fell_back.load(std::memory_order_acquire)) {
-    try {
-      WorkerState& state = workers[worker % workers.size()];
-#if defined(COALESCE_WITH_CUDA)
-      std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-      if (state.stream.has_value()) stream_guard.emplace(*state.stream);
-#endif
-      std::unique_lock<std::mutex> mps_lock;
-      if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
-      return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink);
-    } catch (const std::exception& e) {
-      if (device_kind == DeviceKind::kCpu) throw;
-      // The device failed (an error, out of memory): serve from the CPU rather than fail
-      // every request from now on.
-      fell_back.store(true, std::memory_order_release);
-      fallbacks.fetch_add(1, std::memory_order_relaxed);
-      std::fprintf(stderr, "coalesce: model '%s' failed on %s (%s); falling back to CPU\n",
-                   metadata.name.c_str(), std::string(DeviceKindName(device_kind)).c_str(),
-                   ErrorText(e).c_str());
-    }
-  }
-  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
-               sink);
-}
-
-absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
-                                       torch::ScalarType compute, int64_t rows,
-                                       absl::Span<const char* const> inputs,
-                                       absl::Span<const std::vector<int64_t>> input_dims,
-                                       const OutputSink& sink) {
-  c10::InferenceMode inference_mode;
-  std::vector<torch::jit::IValue> args;
-  args.reserve(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const TensorSpec& spec = metadata.inputs[i];
-    std::vector<int64_t> shape = {rows};
-    shape.insert(shape.end(), input_dims[i].begin(), input_dims[i].end());
-    torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape,
-                                          ScalarTypeOf(spec.dtype));
-    // Copied to the device as sent (asynchronously from pinned staging memory), then converted
-    // there; to() returns the same tensor when nothing changes (fp32 on CPU: the model reads
-    // the gathered buffer itself).
-    torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
-    args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
-  }
-  torch::jit::IValue result = module.forward(std::move(args));
-
-  std::vector<torch::Tensor> tensors;
-  if (result.isTensor()) {
-    tensors.push_back(result.toTensor());
-  } else if (result.isTuple()) {
-    for (const auto& element : result.toTuple()->elements()) {
-      if (!element.isTensor()) {
-        return absl::InternalError(
-            absl::StrCat("model '", metadata.name, "' returned a tuple holding a non-tensor"));
-      }
-      tensors.push_back(element.toTensor());
-    }
-  } else {
-    return absl::InternalError(absl::StrCat("model '", metadata.name,
-                                            "' returned neither a tensor nor a tuple"));
-  }
-  if (tensors.size() != metadata.outputs.size()) {
-    return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned ",
-                                            tensors.size(), " outputs, its config declares ",
-                                            metadata.outputs.size()));
-  }
-  for (size_t o = 0; o < tensors.size(); ++o) {
-    const TensorSpec& spec = metadata.outputs[o];
-    std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
-    // The config's dims, with the batch dimension first and -1 matching any size.
-    bool matches = got.size() == spec.dims.size() + 1 && got[0] == rows;
-    for (size_t d = 0; matches && d < spec.dims.size(); ++d) {
-      matches = spec.dims[d] < 0 || spec.dims[d] == got[d + 1];
-    }
-    if (!matches) {
-      std::vector<int64_t> expected = {rows};
-      expected.insert(expected.end(), spec.dims.begin(), spec.dims.end());
-      return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned shape ",
-                                              ShapeToString(got), " for output '", spec.name,
-                                              "', expected ", ShapeToString(expected)));
-    }
-    const int64_t bytes = DimsElements(got) * DataTypeSize(spec.dtype);
-    // Converts dtype and copies device -> host in one step on this worker's stream; the copy
-    // into pageable memory waits for the result: that is the synchronisation, not a
-    // device-wide synchronise.
-    torch::from_blob(sink(static_cast<int>(o), got, bytes), got, ScalarTypeOf(spec.dtype))
-        .copy_(tensors[o]);
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
-// Random input bytes for `rows` rows of `spec`: floating values uniform in [-1, 1), other types
-// zero (a safe index, a false flag).
-std::vector<char> RandomRows(const TensorSpec& spec, const std::vector<int64_t>& dims,
-                             int64_t rows) {
-  torch::Tensor values;
-  std::vector<int64_t> shape = {rows};
-  shape.insert(shape.end(), dims.begin(), dims.end());
-  if (IsFloating(spec.dtype)) {
-    values = (torch::rand(shape) * 2 - 1).to(ScalarTypeOf(spec.dtype));
-  } else {
-    values = torch::zeros(shape, ScalarTypeOf(spec.dtype));
-  }
-  std::vector<char> bytes(values.nbytes());
-  std::memcpy(bytes.data(), values.data_ptr(), bytes.size());
-  return bytes;
-}
+using torch_support::ErrorText;
+using torch_support::ScalarTypeOf;
 
 }  // namespace
 
@@ -322,7 +46,7 @@ absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
   std::vector<std::vector<char>> in;
   std::vector<const char*> in_ptrs;
   for (size_t i = 0; i < md.inputs.size(); ++i) {
-    in.push_back(RandomRows(md.inputs[i], dims[i], kRows));
+    in.push_back(torch_support::RandomRows(md.inputs[i], dims[i], kRows));
     in_ptrs.push_back(in.back().data());
   }
   // Outputs land in vectors sized by what the model returns; their shapes are compared below.
@@ -395,34 +119,7 @@ std::shared_ptr<char> TorchBackend::AllocateStaging(int64_t bytes) {
 
 double TorchBackend::precision_error() const { return impl_->precision_error; }
 
-int64_t TorchBackend::fallbacks() const {
-  return impl_->fallbacks.load(std::memory_order_relaxed);
-}
-
-absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
-                                   absl::Span<char* const> outputs) {
-  try {
-    return impl_->Run(worker, rows, inputs, impl_->SpecInputDims(),
-                      impl_->FixedSink(rows, outputs));
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
-  }
-}
-
-absl::Status TorchBackend::ExecuteVariable(int worker, int64_t rows,
-                                           absl::Span<const char* const> inputs,
-                                           const VariableBatch& batch) {
-  try {
-    return impl_->Run(worker, rows, inputs, batch.input_dims,
-                      [&batch](int o, const std::vector<int64_t>&, int64_t bytes) {
-                        return batch.output_buffer(o, bytes);
-                      });
-  } catch (const std::exception& e) {
-    return absl::InternalError(
-        absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
-  }
-}
+bool TorchBackend::optimized() const { return impl_->optimized; }
 
 absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::CreateDemo(const Options& options,
                                                                        int64_t max_batch_size) {
@@ -432,7 +129,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::CreateDemo(const Opt
   }
   torch::jit::Module module;
   try {
-    module = BuildDemoModule();
+    module = torch_support::BuildDemoModule();
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("building the demo model failed: ", ErrorText(e)));
   }
@@ -456,21 +153,48 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Load(const std::stri
   return Initialize(std::move(impl), options);
 }
 
+absl::Status TorchBackend::Impl::InstallAndCheck(const torch::jit::Module& served,
+                                                 const Options& options) {
+  Impl& impl = *this;
+  impl.workers.clear();
+  for (int w = 0; w < options.num_workers; ++w) {
+    WorkerState state;
+    state.module = served.clone();
+#if defined(COALESCE_WITH_CUDA)
+    if (impl.device_kind == DeviceKind::kCuda) {
+      state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, impl.device.index());
+    }
+#endif
+    impl.workers.push_back(std::move(state));
+  }
+  try {
+    return WarmUpAndCheck(impl, options);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", impl.metadata.name, "' failed its dry run: ", ErrorText(e)));
+  }
+}
+
 absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::unique_ptr<Impl> impl,
                                                                    const Options& options) {
   if (options.num_workers < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_workers must be at least 1, got ", options.num_workers));
   }
-  if (absl::Status s = CheckSupported(impl->metadata); !s.ok()) return s;
-  absl::StatusOr<DeviceKind> device =
-      ResolveDevice(options.device, MpsAvailable(), torch::cuda::is_available());
+  if (options.device_recheck_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device_recheck_interval must not be negative, got ",
+                     absl::FormatDuration(options.device_recheck_interval)));
+  }
+  if (absl::Status s = torch_support::CheckSupported(impl->metadata); !s.ok()) return s;
+  absl::StatusOr<DeviceKind> device = ResolveDevice(
+      options.device, torch_support::MpsAvailable(), torch::cuda::is_available());
   if (!device.ok()) return device.status();
   absl::StatusOr<Precision> precision = ResolvePrecision(options.precision, *device);
   if (!precision.ok()) return precision.status();
   impl->device_kind = *device;
   impl->precision = *precision;
-  impl->compute_type = ComputeType(*precision);
+  impl->compute_type = torch_support::ComputeType(*precision);
   switch (*device) {
     case DeviceKind::kCpu:
       impl->device = torch::Device(torch::kCPU);
@@ -487,6 +211,8 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
     int cores = std::max(1u, std::thread::hardware_concurrency());
     torch::set_num_threads(std::max(1, cores / options.num_workers));
   }
+  impl->recheck_interval = options.device_recheck_interval;
+  impl->clock = options.clock != nullptr ? options.clock : Clock::Real();
   try {
     impl->cpu_module.eval();
     // The served module: moved and cast, then frozen (parameters become constants, so the
@@ -495,18 +221,27 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
     served.to(impl->device, impl->compute_type);
     served.eval();
     served = torch::jit::freeze(served);
-    for (int w = 0; w < options.num_workers; ++w) {
-      WorkerState state;
-      state.module = served.clone();
-#if defined(COALESCE_WITH_CUDA)
-      if (*device == DeviceKind::kCuda) {
-        state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false,
-                                                    impl->device.index());
-      }
-#endif
-      impl->workers.push_back(std::move(state));
+    std::optional<torch::jit::Module> optimized;
+    if (options.optimize_for_inference) {
+      optimized = torch_support::OptimizeForInference(served, impl->metadata.name);
     }
-    if (absl::Status s = WarmUpAndCheck(*impl, options); !s.ok()) return s;
+    absl::Status optimized_check;
+    if (optimized.has_value()) {
+      optimized_check = impl->InstallAndCheck(*optimized, options);
+      if (optimized_check.ok()) {
+        impl->optimized = true;
+        return std::unique_ptr<TorchBackend>(new TorchBackend(std::move(impl)));
+      }
+    }
+    // A model that fails with the frozen module too is broken either way: its own error says
+    // why, and the optimised module's failure is not worth a log line.
+    if (absl::Status s = impl->InstallAndCheck(served, options); !s.ok()) return s;
+    if (!optimized_check.ok()) {
+      std::fprintf(stderr,
+                   "coalesce: model '%s': the optimize_for_inference module failed its check "
+                   "(%s); serving the frozen module\n",
+                   impl->metadata.name.c_str(), std::string(optimized_check.message()).c_str());
+    }
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model '", impl->metadata.name, "' failed its dry run: ", ErrorText(e)));

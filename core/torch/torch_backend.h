@@ -5,10 +5,13 @@
 // rest of the project compiles fast and never meets the PyTorch wheel's bundled fmt.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/backend.h"
+#include "core/clock.h"
 
 namespace coalesce {
 
@@ -21,10 +24,18 @@ namespace coalesce {
 // submission from several threads crashes Metal, device work is serialised by a process-wide
 // mutex; host-side gather and scatter of the other worker still overlap with it.
 //
-// Each worker has its own copy of the (frozen) module and, on CUDA, its own stream. If the device
-// fails, the model falls back to its fp32 CPU copy, so requests keep being answered.
+// Each worker has its own copy of the module, frozen and passed through optimize_for_inference
+// (where that works), and on CUDA its own stream.
 //
-// Thread-safe: `Execute()` runs concurrently from the executor's workers.
+// Device failure: a batch whose device run throws (an error, out of memory) is answered by the
+// fp32 CPU copy of the model, and the model stays on that fallback; every
+// `device_recheck_interval` one batch tries the device again, and if it succeeds the model
+// returns to the device. Both transitions are logged to stderr; Fallback() reports them for
+// the metrics. On the CPU device a throwing model is an error of the model, not retried on the
+// same CPU, except for failures injected by tests (InjectDeviceFailuresForTesting()).
+//
+// Thread-safe: every method may be called from any thread; `Execute()` runs concurrently from
+// the executor's workers, each with its own worker index.
 class TorchBackend : public Backend {
  public:
   struct Options {
@@ -39,6 +50,17 @@ class TorchBackend : public Backend {
     // CPU reference on random inputs, as max |served - reference| / max |reference|. Above it,
     // loading fails rather than serve wrong answers. The roadmap measured fp16 within 1e-2.
     double max_precision_error = 1e-2;
+    // Pass the frozen module through torch::jit::optimize_for_inference (operator folding and
+    // fusion). If that throws, or the result fails the dry run or the precision check, the
+    // plain frozen module is served instead (logged); see optimized().
+    bool optimize_for_inference = true;
+    // After a device failure, how long the model serves from its CPU fallback before one batch
+    // tries the device again. Zero retries with the next batch; absl::InfiniteDuration() never
+    // returns (until RecheckDevice()). Must not be negative.
+    absl::Duration device_recheck_interval = absl::Seconds(30);
+    // The time the recheck interval is measured in; null means Clock::Real(). Not owned; must
+    // outlive the backend.
+    Clock* clock = nullptr;
   };
 
   // The built-in demo model (core/demo_model.h) with the given max_batch_size.
@@ -62,11 +84,34 @@ class TorchBackend : public Backend {
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
 
+  // CUDA: the caching allocator's bytes on this model's device (shared with every model on
+  // it). CPU and MPS: nothing (see torch_support.cc for why).
+  std::optional<MemoryUsage> DeviceMemory() const override;
+  FallbackState Fallback() const override;
+
   // The precision check's result at load (see Options::max_precision_error).
   double precision_error() const;
-  // Batches that failed on the device and were run on the CPU instead. After the first, the
-  // model stays on the CPU.
+  // Whether the served module is the optimize_for_inference one (not just frozen).
+  bool optimized() const;
+  // Batches that failed on the device and were run on the CPU instead (Fallback().fallbacks).
   int64_t fallbacks() const;
+  // Whether the model serves from its CPU fallback now.
+  bool on_fallback() const;
+  // On the fallback, lets the next batch try the device at once instead of after the recheck
+  // interval. No effect on a model on its device.
+  void RecheckDevice();
+
+  // TEST ONLY. The next `n` batches that would run on the device throw there instead, as a
+  // failing device does, so tests exercise the fallback and the return to the device on any
+  // machine: on a CPU-only machine, the served (frozen, maybe bf16) module plays the device.
+  void InjectDeviceFailuresForTesting(int n);
+
+  // BENCHMARKS ONLY (bench/engine_bench.cc): the model's ceiling. Puts random inputs for `rows`
+  // rows on the device once, already in the compute precision, then runs worker `worker`'s
+  // module `iterations` times, copying each result to host memory (the synchronisation point,
+  // as in Execute()). Returns the time of those runs by Options::clock, the input set-up
+  // excluded. Never falls back.
+  absl::StatusOr<absl::Duration> TimeResidentBatches(int worker, int64_t rows, int iterations);
 
  private:
   struct Impl;

@@ -1,0 +1,440 @@
+// coalesce-engine-bench: the execution engine against the model's ceiling, in-process, no RPC.
+//
+//   coalesce-engine-bench --device=auto --duration_s=1 [--warmup_s=0.3]
+//       [--batch_sizes=1,8,32,128,256]
+//
+// For each batch size B and compute precision, two numbers:
+//   ceiling  TorchBackend::TimeResidentBatches(): the served module's forward on inputs already
+//            on the device in the compute precision, each result copied to the host (the
+//            synchronisation point, as in bench/model_ceiling.cc); mean ms per batch.
+//   server   the server's own Executor and TorchBackend (with its metrics) fed batches of B
+//            one-row requests, as the batcher hands them over. A batch runs from Dispatch() to
+//            its last request's answer: gather into staging, host->device copy and conversion,
+//            forward, device->host copy, scatter into each response, answers.
+// Variants: precision (fp16 on CUDA and MPS; bf16 on CPU, which has no fp16 matmul; and fp32),
+// pooled vs unpooled staging (Executor::Options::pool_staging), 1 vs 2 workers. With 1 worker
+// one batch is in flight and server ms/batch is the mean time from dispatch to the last answer.
+// With 2 workers two batches are in flight and server ms/batch is wall time over batches (the
+// inverse of throughput), so the two batches' overlap can take the ratio below 1. samples/s is
+// always the server's throughput: rows answered over wall time.
+//
+// gather/backend/scatter_ms split the server's time by the executor's own stage metrics (means
+// over the timed batches): what the engine adds around the model shows there.
+//
+// The table goes to stdout; progress and the devices to stderr.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/executor.h"
+#include "core/metrics.h"
+#include "core/torch/torch_backend.h"
+
+ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
+ABSL_FLAG(double, duration_s, 1.0, "Timed seconds per ceiling and per table row.");
+ABSL_FLAG(double, warmup_s, 0.3, "Untimed seconds before each timed window.");
+ABSL_FLAG(std::string, batch_sizes, "1,8,32,128,256", "Comma-separated batch sizes.");
+ABSL_FLAG(bool, exercise_fallback, true,
+          "After the table, inject one device failure into the low-precision backend, check "
+          "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
+          "model back, and print the backend's device memory (stderr).");
+
+namespace coalesce {
+namespace {
+
+struct Variant {
+  std::string precision;  // "fp32", or the low precision ("fp16"/"bf16").
+  bool pooled = true;
+  int workers = 1;
+  std::string Name() const {
+    return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w");
+  }
+};
+
+absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
+  std::vector<int64_t> sizes;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int64_t size = 0;
+    if (!absl::SimpleAtoi(item, &size) || size < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--batch_sizes: '", item, "' is not a positive integer (in '", text, "')"));
+    }
+    sizes.push_back(size);
+  }
+  if (sizes.empty()) return absl::InvalidArgumentError("--batch_sizes is empty");
+  return sizes;
+}
+
+// Mean ms per batch of the model alone. The first calls double their iterations until one
+// takes the warm-up time; the timed call then runs about `window`.
+absl::StatusOr<double> CeilingMs(TorchBackend& backend, int64_t rows, absl::Duration warmup,
+                                 absl::Duration window) {
+  int iterations = 1;
+  absl::Duration took;
+  while (true) {
+    absl::StatusOr<absl::Duration> run = backend.TimeResidentBatches(0, rows, iterations);
+    if (!run.ok()) return run.status();
+    took = *run;
+    if (took >= warmup || iterations >= (1 << 20)) break;
+    iterations *= 2;
+  }
+  const double per_batch = absl::ToDoubleSeconds(took) / iterations;
+  const int timed = static_cast<int>(
+      std::clamp(absl::ToDoubleSeconds(window) / std::max(per_batch, 1e-9), 3.0, 1e7));
+  absl::StatusOr<absl::Duration> run = backend.TimeResidentBatches(0, rows, timed);
+  if (!run.ok()) return run.status();
+  return absl::ToDoubleMilliseconds(*run) / timed;
+}
+
+// One batch in flight: its requests' responses and when the last answer came.
+struct BatchRun {
+  std::vector<std::string> outputs;
+  std::atomic<int64_t> left{0};
+  absl::Time dispatched;
+  absl::Time answered;  // Written by the last answer, before `done`.
+  absl::Notification done;
+  absl::Mutex mu;
+  absl::Status status ABSL_GUARDED_BY(mu);
+
+  void Answer(absl::Status s) {
+    if (!s.ok()) {
+      absl::MutexLock lock(&mu);
+      status.Update(s);
+    }
+    if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      answered = absl::Now();
+      done.Notify();
+    }
+  }
+  absl::Status Status() {
+    absl::MutexLock lock(&mu);
+    return status;
+  }
+};
+
+// `rows` one-row requests whose inputs are the rows of `input` and whose answers go to `run`.
+Batch MakeBatch(BatchRun& run, const std::vector<char>& input, int64_t row_bytes, int64_t rows) {
+  run.outputs.assign(rows, std::string());
+  run.left.store(rows);
+  Batch batch;
+  batch.rows = rows;
+  const absl::Time now = absl::Now();
+  for (int64_t r = 0; r < rows; ++r) {
+    InferRequest::Options options;
+    options.rows = 1;
+    options.inputs = {absl::string_view(input.data() + r * row_bytes, row_bytes)};
+    options.outputs = {&run.outputs[r]};
+    options.arrival = now;
+    batch.requests.push_back(std::make_unique<InferRequest>(
+        std::move(options), [&run](absl::Status s) { run.Answer(std::move(s)); }));
+  }
+  return batch;
+}
+
+struct ServerResult {
+  double ms_per_batch = 0;
+  double samples_per_s = 0;
+  // Mean ms per batch of the executor's stages (its own metrics): gathering inputs into
+  // staging, the backend call, scattering outputs into the responses and answering.
+  double gather_ms = 0;
+  double backend_ms = 0;
+  double scatter_ms = 0;
+};
+
+// Sum and count of the histogram series `name` (with `stage` as its stage label, if not empty).
+struct Totals {
+  double sum = 0;
+  double count = 0;
+};
+Totals HistogramTotals(const prometheus::Registry& registry, const std::string& name,
+                       const std::string& stage) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      bool match = stage.empty();
+      for (const auto& label : metric.label) match |= label.name == "stage" && label.value == stage;
+      if (match) {
+        return {metric.histogram.sample_sum, static_cast<double>(metric.histogram.sample_count)};
+      }
+    }
+  }
+  return {};
+}
+
+// The executor's stage totals so far: gather, backend, scatter.
+std::array<Totals, 3> StageTotals(const prometheus::Registry& registry) {
+  return {HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "gather"),
+          HistogramTotals(registry, "coalesce_compute_duration_seconds", ""),
+          HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "scatter")};
+}
+
+// The largest difference between the server's answer for row `r` and the backend's own, over the
+// largest value of the latter: the engine must answer what the model computes.
+absl::Status CheckAnswer(TorchBackend& backend, const std::vector<char>& input, int64_t row_bytes,
+                         int64_t r, const std::string& answer) {
+  std::vector<float> expected(answer.size() / sizeof(float));
+  const char* in = input.data() + r * row_bytes;
+  char* out = reinterpret_cast<char*>(expected.data());
+  if (absl::Status s = backend.Execute(0, 1, {&in, 1}, {&out, 1}); !s.ok()) return s;
+  if (answer.size() != expected.size() * sizeof(float)) {
+    return absl::InternalError(absl::StrCat("row ", r, ": answer of ", answer.size(), " bytes"));
+  }
+  std::vector<float> got(expected.size());
+  std::memcpy(got.data(), answer.data(), answer.size());
+  double max_diff = 0, max_ref = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    max_diff = std::max(max_diff, std::fabs(double{got[i]} - expected[i]));
+    max_ref = std::max(max_ref, std::fabs(double{expected[i]}));
+  }
+  // Batched kernels may sum in another order; fp16 and bf16 round differently per batch size.
+  if (!(max_diff <= 2e-2 * std::max(max_ref, 1e-6))) {
+    return absl::InternalError(absl::StrFormat(
+        "row %d: answer differs from the model's by %.3g (largest value %.3g)", r, max_diff,
+        max_ref));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant& variant,
+                                           const std::vector<char>& input, int64_t rows,
+                                           absl::Duration warmup, absl::Duration window) {
+  ServerMetrics metrics(std::make_shared<prometheus::Registry>());
+  std::unique_ptr<ModelMetrics> model_metrics = metrics.ForModel("demo");
+  Executor::Options options;
+  options.num_workers = variant.workers;
+  options.pool_staging = variant.pooled;
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(options, &backend, model_metrics.get(), Clock::Real());
+  if (!executor.ok()) return executor.status();
+  const int64_t row_bytes = backend.metadata().inputs[0].RowBytes();
+
+  // The next batch is built while the ones in flight run, as the batcher would have it ready.
+  auto next = std::make_unique<BatchRun>();
+  Batch ready = MakeBatch(*next, input, row_bytes, rows);
+  std::deque<std::unique_ptr<BatchRun>> in_flight;
+  const absl::Time start = absl::Now() + warmup;
+  const absl::Time stop = start + window;
+  ServerResult result;
+  bool timing = false;
+  absl::Time timed_from, last;
+  int64_t batches = 0;
+  absl::Duration latency_sum;
+  absl::Status status;
+  std::unique_ptr<BatchRun> finished;
+  std::array<Totals, 3> stages_before;
+  while (status.ok()) {
+    while (static_cast<int>(in_flight.size()) < variant.workers) {
+      next->dispatched = absl::Now();
+      (*executor)->Dispatch(std::move(ready));
+      in_flight.push_back(std::move(next));
+      next = std::make_unique<BatchRun>();
+      ready = MakeBatch(*next, input, row_bytes, rows);
+    }
+    finished = std::move(in_flight.front());
+    in_flight.pop_front();
+    finished->done.WaitForNotification();
+    status = finished->Status();
+    last = finished->answered;
+    if (timing) {
+      ++batches;
+      latency_sum += finished->answered - finished->dispatched;
+      if (last >= stop) break;
+    } else if (last >= start) {
+      timing = true;
+      timed_from = last;
+      stages_before = StageTotals(*metrics.registry());
+    }
+  }
+  for (auto& run : in_flight) run->done.WaitForNotification();
+  (*executor)->Stop();
+  for (auto& request : ready.requests) request->Finish(absl::CancelledError("benchmark over"));
+  if (!status.ok()) return status;
+  for (int64_t r : {int64_t{0}, rows - 1}) {
+    if (absl::Status s = CheckAnswer(backend, input, row_bytes, r, finished->outputs[r]);
+        !s.ok()) {
+      return s;
+    }
+  }
+  const double wall_s = absl::ToDoubleSeconds(last - timed_from);
+  // Every batch that ran after timing began, including any still in flight then.
+  const std::array<Totals, 3> stages_after = StageTotals(*metrics.registry());
+  double* stage_ms[3] = {&result.gather_ms, &result.backend_ms, &result.scatter_ms};
+  for (int i = 0; i < 3; ++i) {
+    const double n = stages_after[i].count - stages_before[i].count;
+    *stage_ms[i] = n > 0 ? 1e3 * (stages_after[i].sum - stages_before[i].sum) / n : 0;
+  }
+  result.samples_per_s = static_cast<double>(batches * rows) / wall_s;
+  result.ms_per_batch = variant.workers == 1
+                            ? absl::ToDoubleMilliseconds(latency_sum) / batches
+                            : 1e3 * wall_s / static_cast<double>(batches);
+  return result;
+}
+
+std::string MemoryText(const TorchBackend& backend) {
+  std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory();
+  if (!memory.has_value()) return "not reported on this device";
+  return absl::StrFormat("in use %.1f MiB, reserved %.1f MiB", memory->in_use_bytes / 1048576.0,
+                         memory->reserved_bytes / 1048576.0);
+}
+
+// The device-failure path on this machine's real device: one injected failure falls back to the
+// fp32 CPU module, a recheck returns to the device.
+absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& input) {
+  const TensorSpec& out_spec = backend.metadata().outputs[0];
+  std::vector<char> out(out_spec.RowBytes() * 2);
+  const char* in = input.data();
+  char* out_ptr = out.data();
+  backend.InjectDeviceFailuresForTesting(1);
+  if (absl::Status s = backend.Execute(0, 2, {&in, 1}, {&out_ptr, 1}); !s.ok()) return s;
+  if (backend.fallbacks() != 1 || !backend.on_fallback()) {
+    return absl::InternalError(absl::StrCat("after an injected failure: fallbacks ",
+                                            backend.fallbacks(), ", on fallback ",
+                                            backend.on_fallback()));
+  }
+  backend.RecheckDevice();
+  if (absl::Status s = backend.Execute(0, 2, {&in, 1}, {&out_ptr, 1}); !s.ok()) return s;
+  if (backend.on_fallback()) return absl::InternalError("still on the fallback after a recheck");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(const std::string& device,
+                                                          const std::string& precision,
+                                                          int64_t max_rows) {
+  TorchBackend::Options options;
+  options.device = device;
+  options.precision = precision;
+  options.num_workers = 2;
+  // bf16 lands near 5e-2 on this model (tests/torch_backend_test.cc); fp16 within the default.
+  if (precision == "bf16") options.max_precision_error = 0.1;
+  return TorchBackend::CreateDemo(options, max_rows);
+}
+
+int Main() {
+  absl::StatusOr<std::vector<int64_t>> sizes = ParseBatchSizes(absl::GetFlag(FLAGS_batch_sizes));
+  const double duration_s = absl::GetFlag(FLAGS_duration_s);
+  const double warmup_s = absl::GetFlag(FLAGS_warmup_s);
+  if (!sizes.ok()) {
+    std::cerr << "coalesce-engine-bench: " << sizes.status().message() << "\n";
+    return 2;
+  }
+  if (!(duration_s > 0) || !(warmup_s >= 0)) {
+    std::cerr << "coalesce-engine-bench: need --duration_s > 0 (got " << duration_s
+              << ") and --warmup_s >= 0 (got " << warmup_s << ")\n";
+    return 2;
+  }
+  const absl::Duration window = absl::Seconds(duration_s);
+  const absl::Duration warmup = absl::Seconds(warmup_s);
+  const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
+  const std::string device = absl::GetFlag(FLAGS_device);
+
+  // The low precision follows the device: fp16 where the device has it, bf16 on the CPU.
+  absl::StatusOr<std::unique_ptr<TorchBackend>> low = MakeBackend(device, "fp16", max_rows);
+  std::string low_name = "fp16";
+  if (!low.ok()) {
+    low = MakeBackend(device, "bf16", max_rows);
+    low_name = "bf16";
+  }
+  absl::StatusOr<std::unique_ptr<TorchBackend>> fp32 = MakeBackend(device, "fp32", max_rows);
+  for (const auto* backend : {&low, &fp32}) {
+    if (!backend->ok()) {
+      std::cerr << "coalesce-engine-bench: " << backend->status().message() << "\n";
+      return 1;
+    }
+  }
+  for (const auto* backend : {&low, &fp32}) {
+    std::cerr << "coalesce-engine-bench: demo model on " << (**backend)->DeviceDescription()
+              << ((**backend)->optimized() ? ", optimize_for_inference" : ", frozen only")
+              << ", precision error " << (**backend)->precision_error() << std::endl;
+  }
+  const std::vector<Variant> variants = {
+      {low_name, true, 1}, {"fp32", true, 1}, {low_name, false, 1}, {low_name, true, 2}};
+
+  std::vector<char> input((*low)->metadata().inputs[0].RowBytes() * max_rows);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (size_t i = 0; i < input.size() / sizeof(float); ++i) {
+    reinterpret_cast<float*>(input.data())[i] = uniform(rng);
+  }
+
+  std::cout << absl::StrFormat("%6s  %-18s %11s %10s %6s %10s %10s %10s %10s\n", "batch",
+                               "variant", "ceiling_ms", "server_ms", "ratio", "samples/s",
+                               "gather_ms", "backend_ms", "scatter_ms");
+  for (int64_t rows : *sizes) {
+    double ceiling_low = 0, ceiling_fp32 = 0;
+    for (auto [backend, ceiling] : {std::pair{low->get(), &ceiling_low},
+                                    std::pair{fp32->get(), &ceiling_fp32}}) {
+      absl::StatusOr<double> ms = CeilingMs(*backend, rows, warmup, window);
+      if (!ms.ok()) {
+        std::cerr << "coalesce-engine-bench: ceiling at batch " << rows << ": "
+                  << ms.status().message() << "\n";
+        return 1;
+      }
+      *ceiling = *ms;
+    }
+    for (const Variant& variant : variants) {
+      const bool is_fp32 = variant.precision == "fp32";
+      TorchBackend& backend = is_fp32 ? **fp32 : **low;
+      absl::StatusOr<ServerResult> server =
+          MeasureServer(backend, variant, input, rows, warmup, window);
+      if (!server.ok()) {
+        std::cerr << "coalesce-engine-bench: " << variant.Name() << " at batch " << rows << ": "
+                  << server.status().message() << "\n";
+        return 1;
+      }
+      const double ceiling = is_fp32 ? ceiling_fp32 : ceiling_low;
+      std::cout << absl::StrFormat(
+          "%6d  %-18s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f\n", rows, variant.Name(),
+          ceiling, server->ms_per_batch, server->ms_per_batch / ceiling, server->samples_per_s,
+          server->gather_ms, server->backend_ms, server->scatter_ms);
+      std::cout.flush();
+    }
+  }
+  std::cerr << "coalesce-engine-bench: device memory after the runs: " << MemoryText(**low)
+            << std::endl;
+  if (absl::GetFlag(FLAGS_exercise_fallback)) {
+    absl::Status s = ExerciseFallback(**low, input);
+    std::cerr << "coalesce-engine-bench: injected device failure: "
+              << (s.ok() ? "answered by the CPU fallback, back on the device after a recheck"
+                         : std::string(s.message()))
+              << std::endl;
+    if (!s.ok()) return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace coalesce
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Times the server's per-batch path (executor + TorchBackend, no RPC) against the demo "
+      "model's ceiling at each batch size.\n"
+      "Example: coalesce-engine-bench --device=cuda --duration_s=1 --batch_sizes=1,32,256");
+  absl::ParseCommandLine(argc, argv);
+  return coalesce::Main();
+}

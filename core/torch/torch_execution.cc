@@ -1,0 +1,320 @@
+#include "core/torch/torch_backend.h"
+
+// No protobuf-generated header may be included here: a PyTorch wheel ships its own
+// google/protobuf headers, which would shadow the system ones the protos were generated for.
+#include <torch/script.h>
+#include <torch/torch.h>
+#if defined(COALESCE_WITH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/torch/torch_backend_impl.h"
+#include "core/torch/torch_support.h"
+
+namespace coalesce {
+namespace {
+
+using torch_support::ErrorText;
+using torch_support::IsFloating;
+using torch_support::ScalarTypeOf;
+
+// Serialises device submission on MPS (see the class comment).
+std::mutex& MpsSubmissionMutex() {
+  static auto* mu = new std::mutex();
+  return *mu;
+}
+
+// What InjectDeviceFailuresForTesting() makes the device path throw.
+class InjectedDeviceFailure : public std::runtime_error {
+ public:
+  InjectedDeviceFailure() : std::runtime_error("injected device failure (test)") {}
+};
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
+  std::vector<std::vector<int64_t>> dims;
+  for (const TensorSpec& spec : metadata.inputs) dims.push_back(spec.dims);
+  return dims;
+}
+
+TorchBackend::Impl::OutputSink TorchBackend::Impl::FixedSink(
+    int64_t rows, absl::Span<char* const> outputs) const {
+  return [outputs](int o, const std::vector<int64_t>&, int64_t) { return outputs[o]; };
+}
+
+bool TorchBackend::Impl::TakeInjectedFailure() {
+  int left = injected_failures.load(std::memory_order_relaxed);
+  while (left > 0 && !injected_failures.compare_exchange_weak(left, left - 1)) {
+  }
+  return left > 0;
+}
+
+bool TorchBackend::Impl::ShouldTryDevice(bool* probe) {
+  *probe = false;
+  if (!fell_back.load(std::memory_order_acquire)) return true;
+  absl::MutexLock lock(&fallback_mu);
+  if (!fell_back.load(std::memory_order_relaxed)) return true;
+  if (probing || clock->Now() < next_recheck) return false;
+  probing = true;
+  *probe = true;
+  return true;
+}
+
+void TorchBackend::Impl::FellBack(const std::exception& e, bool probe) {
+  bool first;
+  {
+    absl::MutexLock lock(&fallback_mu);
+    first = !fell_back.exchange(true, std::memory_order_acq_rel);
+    if (probe) probing = false;
+    // A failure of a batch that was already running when the first one fell back does not
+    // push the recheck further out.
+    if (first || probe) next_recheck = clock->Now() + recheck_interval;
+  }
+  fallbacks.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "coalesce: model '%s' failed on %s (%s); %s\n", metadata.name.c_str(),
+               std::string(DeviceKindName(device_kind)).c_str(), ErrorText(e).c_str(),
+               probe ? "staying on the CPU fallback" : "falling back to CPU");
+}
+
+void TorchBackend::Impl::Recovered() {
+  {
+    absl::MutexLock lock(&fallback_mu);
+    probing = false;
+    fell_back.store(false, std::memory_order_release);
+  }
+  std::fprintf(stderr, "coalesce: model '%s' ran on %s again; leaving the CPU fallback\n",
+               metadata.name.c_str(), std::string(DeviceKindName(device_kind)).c_str());
+}
+
+absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
+                                             absl::Span<const char* const> inputs,
+                                             absl::Span<const std::vector<int64_t>> input_dims,
+                                             const OutputSink& sink) {
+  if (TakeInjectedFailure()) throw InjectedDeviceFailure();
+  WorkerState& state = workers[worker % workers.size()];
+#if defined(COALESCE_WITH_CUDA)
+  std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+  if (state.stream.has_value()) stream_guard.emplace(*state.stream);
+#endif
+  std::unique_lock<std::mutex> mps_lock;
+  if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
+  return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink);
+}
+
+absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
+                                     absl::Span<const char* const> inputs,
+                                     absl::Span<const std::vector<int64_t>> input_dims,
+                                     const OutputSink& sink) {
+  bool probe = false;
+  if (ShouldTryDevice(&probe)) {
+    try {
+      absl::Status status = RunOnDevice(worker, rows, inputs, input_dims, sink);
+      // The device answered (an error status is the model's, which the CPU would repeat).
+      if (probe) Recovered();
+      return status;
+    } catch (const std::exception& e) {
+      const bool injected = dynamic_cast<const InjectedDeviceFailure*>(&e) != nullptr;
+      if (device_kind == DeviceKind::kCpu && !injected) {
+        if (probe) {
+          absl::MutexLock lock(&fallback_mu);
+          probing = false;
+        }
+        throw;
+      }
+      // The device failed (an error, out of memory): serve from the CPU rather than fail
+      // every request from now on.
+      FellBack(e, probe);
+    }
+  }
+  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
+               sink);
+}
+
+absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
+                                       torch::ScalarType compute, int64_t rows,
+                                       absl::Span<const char* const> inputs,
+                                       absl::Span<const std::vector<int64_t>> input_dims,
+                                       const OutputSink& sink) {
+  c10::InferenceMode inference_mode;
+  std::vector<torch::jit::IValue> args;
+  args.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorSpec& spec = metadata.inputs[i];
+    std::vector<int64_t> shape = {rows};
+    shape.insert(shape.end(), input_dims[i].begin(), input_dims[i].end());
+    torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape,
+                                          ScalarTypeOf(spec.dtype));
+    // Copied to the device as sent (asynchronously from pinned staging memory), then converted
+    // there; to() returns the same tensor when nothing changes (fp32 on CPU: the model reads
+    // the gathered buffer itself).
+    torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
+    args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
+  }
+  torch::jit::IValue result = module.forward(std::move(args));
+
+  std::vector<torch::Tensor> tensors;
+  if (result.isTensor()) {
+    tensors.push_back(result.toTensor());
+  } else if (result.isTuple()) {
+    for (const auto& element : result.toTuple()->elements()) {
+      if (!element.isTensor()) {
+        return absl::InternalError(
+            absl::StrCat("model '", metadata.name, "' returned a tuple holding a non-tensor"));
+      }
+      tensors.push_back(element.toTensor());
+    }
+  } else {
+    return absl::InternalError(absl::StrCat("model '", metadata.name,
+                                            "' returned neither a tensor nor a tuple"));
+  }
+  if (tensors.size() != metadata.outputs.size()) {
+    return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned ",
+                                            tensors.size(), " outputs, its config declares ",
+                                            metadata.outputs.size()));
+  }
+  for (size_t o = 0; o < tensors.size(); ++o) {
+    const TensorSpec& spec = metadata.outputs[o];
+    std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
+    // The config's dims, with the batch dimension first and -1 matching any size.
+    bool matches = got.size() == spec.dims.size() + 1 && got[0] == rows;
+    for (size_t d = 0; matches && d < spec.dims.size(); ++d) {
+      matches = spec.dims[d] < 0 || spec.dims[d] == got[d + 1];
+    }
+    if (!matches) {
+      std::vector<int64_t> expected = {rows};
+      expected.insert(expected.end(), spec.dims.begin(), spec.dims.end());
+      return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned shape ",
+                                              ShapeToString(got), " for output '", spec.name,
+                                              "', expected ", ShapeToString(expected)));
+    }
+    const int64_t bytes = DimsElements(got) * DataTypeSize(spec.dtype);
+    // Converted to the wire type where the result is (a blocking copy_ between devices would
+    // convert on the host, after the copy, with a temporary host tensor), then copied to the
+    // host on this worker's stream; the blocking copy waits for the result: that is the
+    // synchronisation, not a device-wide synchronise.
+    torch::from_blob(sink(static_cast<int>(o), got, bytes), got, ScalarTypeOf(spec.dtype))
+        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)));
+  }
+  return absl::OkStatus();
+}
+
+int64_t TorchBackend::fallbacks() const {
+  return impl_->fallbacks.load(std::memory_order_relaxed);
+}
+
+bool TorchBackend::on_fallback() const {
+  return impl_->fell_back.load(std::memory_order_acquire);
+}
+
+Backend::FallbackState TorchBackend::Fallback() const {
+  FallbackState state;
+  state.fallbacks = fallbacks();
+  state.on_fallback = on_fallback();
+  return state;
+}
+
+std::optional<Backend::MemoryUsage> TorchBackend::DeviceMemory() const {
+  return torch_support::DeviceMemoryOf(impl_->device_kind, impl_->device);
+}
+
+void TorchBackend::RecheckDevice() {
+  absl::MutexLock lock(&impl_->fallback_mu);
+  impl_->next_recheck = absl::InfinitePast();
+}
+
+void TorchBackend::InjectDeviceFailuresForTesting(int n) {
+  impl_->injected_failures.store(std::max(0, n), std::memory_order_relaxed);
+}
+
+absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int64_t rows,
+                                                                 int iterations) {
+  Impl& impl = *impl_;
+  try {
+    WorkerState& state = impl.workers[worker % impl.workers.size()];
+#if defined(COALESCE_WITH_CUDA)
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+    if (state.stream.has_value()) stream_guard.emplace(*state.stream);
+#endif
+    std::unique_lock<std::mutex> mps_lock;
+    if (impl.device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
+    c10::InferenceMode inference_mode;
+    std::vector<torch::jit::IValue> args;
+    for (const TensorSpec& spec : impl.metadata.inputs) {
+      std::vector<int64_t> shape = {rows};
+      for (int64_t dim : spec.dims) shape.push_back(dim < 0 ? 1 : dim);
+      std::vector<char> bytes = torch_support::RandomRows(spec, {shape.begin() + 1, shape.end()},
+                                                          rows);
+      torch::Tensor on_device =
+          torch::from_blob(bytes.data(), shape, ScalarTypeOf(spec.dtype)).to(impl.device);
+      args.emplace_back(IsFloating(spec.dtype) ? on_device.to(impl.compute_type) : on_device);
+    }
+    // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed.
+    std::vector<torch::Tensor> host;
+    absl::Time start;
+    for (int i = -1; i < iterations; ++i) {
+      if (i == 0) start = impl.clock->Now();  // Run -1 sizes the host buffers, untimed.
+      torch::jit::IValue result = state.module.forward(args);
+      std::vector<torch::Tensor> outputs;
+      if (result.isTensor()) {
+        outputs.push_back(result.toTensor());
+      } else {
+        for (const auto& element : result.toTuple()->elements()) {
+          outputs.push_back(element.toTensor());
+        }
+      }
+      for (size_t o = 0; o < outputs.size(); ++o) {
+        if (host.size() <= o) {
+          host.push_back(torch::empty(
+              outputs[o].sizes(),
+              torch::TensorOptions()
+                  .dtype(ScalarTypeOf(impl.metadata.outputs[o].dtype))
+                  .pinned_memory(impl.device_kind == DeviceKind::kCuda)));
+        }
+        host[o].copy_(outputs[o].to(host[o].scalar_type()));  // As RunOn() does.
+      }
+    }
+    return impl.clock->Now() - start;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
+                                            "' failed on resident inputs: ", ErrorText(e)));
+  }
+}
+
+absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                                   absl::Span<char* const> outputs) {
+  try {
+    return impl_->Run(worker, rows, inputs, impl_->SpecInputDims(),
+                      impl_->FixedSink(rows, outputs));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
+  }
+}
+
+absl::Status TorchBackend::ExecuteVariable(int worker, int64_t rows,
+                                           absl::Span<const char* const> inputs,
+                                           const VariableBatch& batch) {
+  try {
+    return impl_->Run(worker, rows, inputs, batch.input_dims,
+                      [&batch](int o, const std::vector<int64_t>&, int64_t bytes) {
+                        return batch.output_buffer(o, bytes);
+                      });
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
+  }
+}
+
+}  // namespace coalesce

@@ -1,0 +1,57 @@
+#ifndef COALESCE_CORE_TORCH_TORCH_SUPPORT_H_
+#define COALESCE_CORE_TORCH_TORCH_SUPPORT_H_
+
+// Helpers of the LibTorch backend that need Torch types. Included only by core/torch/*.cc; no
+// protobuf-generated header may be included next to it (a PyTorch wheel bundles its own
+// google/protobuf headers).
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/backend.h"
+#include "core/device.h"
+#include "core/model_metadata.h"
+
+namespace coalesce {
+namespace torch_support {
+
+// The tensor type holding `dtype` (torch::kByte for the unsigned wider types, which
+// CheckSupported() refuses).
+torch::ScalarType ScalarTypeOf(DataType dtype);
+bool IsFloating(DataType dtype);
+torch::ScalarType ComputeType(Precision precision);
+
+// LibTorch 1.13 has no uint16/32/64 tensors: INVALID_ARGUMENT naming the tensor.
+absl::Status CheckSupported(const ModelMetadata& metadata);
+
+bool MpsAvailable();
+
+// An exception's message, without LibTorch's C++ backtrace.
+std::string ErrorText(const std::exception& e);
+
+// The built-in demo model (core/demo_model.h) as a TorchScript module, fp32, on the CPU.
+torch::jit::Module BuildDemoModule();
+
+// Random input bytes for `rows` rows of `spec` with `dims` (without the batch dimension):
+// floating values uniform in [-1, 1), other types zero (a safe index, a false flag).
+std::vector<char> RandomRows(const TensorSpec& spec, const std::vector<int64_t>& dims,
+                             int64_t rows);
+
+// `frozen` (a frozen module) passed through torch::jit::optimize_for_inference, or nothing if
+// that throws (the reason is logged to stderr). `frozen` itself is left as it was.
+std::optional<torch::jit::Module> OptimizeForInference(const torch::jit::Module& frozen,
+                                                       const std::string& model);
+
+// The caching allocator's memory on `device` (CUDA builds); nothing for CPU and MPS.
+std::optional<Backend::MemoryUsage> DeviceMemoryOf(DeviceKind kind, const torch::Device& device);
+
+}  // namespace torch_support
+}  // namespace coalesce
+
+#endif  // COALESCE_CORE_TORCH_TORCH_SUPPORT_H_

@@ -1,0 +1,120 @@
+// The series ModelMetrics samples from a backend at scrape time: device fallbacks and device
+// memory (core/metrics.h), and ServedModel::SampleGauges(), which the server calls before each
+// scrape.
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/metrics.h"
+#include "core/served_model.h"
+#include "gtest/gtest.h"
+#include "tests/fake_clock.h"
+#include "tests/metric_value.h"
+
+namespace coalesce {
+namespace {
+
+// Reports whatever fallback state and device memory the test sets; never runs a batch.
+class ReportingBackend : public Backend {
+ public:
+  ReportingBackend() {
+    metadata_.name = "reporting";
+    metadata_.max_batch_size = 4;
+    metadata_.inputs.push_back({"IN", DataType::kFp32, {1}});
+    metadata_.outputs.push_back({"OUT", DataType::kFp32, {1}});
+  }
+  const ModelMetadata& metadata() const override { return metadata_; }
+  absl::Status Execute(int, int64_t, absl::Span<const char* const>,
+                       absl::Span<char* const>) override {
+    return absl::UnimplementedError("ReportingBackend runs no batches");
+  }
+  std::string DeviceDescription() const override { return "reporting"; }
+  std::optional<MemoryUsage> DeviceMemory() const override { return memory; }
+  FallbackState Fallback() const override { return fallback; }
+
+  std::optional<MemoryUsage> memory;
+  FallbackState fallback;
+
+ private:
+  ModelMetadata metadata_;
+};
+
+class ModelMetricsTest : public ::testing::Test {
+ protected:
+  std::optional<double> Value(const std::string& name,
+                              std::map<std::string, std::string> labels) {
+    return MetricValue(*metrics_.registry(), name, labels);
+  }
+
+  ServerMetrics metrics_{std::make_shared<prometheus::Registry>()};
+};
+
+TEST_F(ModelMetricsTest, FallbackCounterAndGaugeFollowTheBackend) {
+  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo");
+  ReportingBackend backend;
+  m->SampleBackend(backend);
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 0);
+  EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "demo"}}), 0);
+
+  backend.fallback = {2, true};
+  m->SampleBackend(backend);
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 2);
+  EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "demo"}}), 1);
+
+  backend.fallback = {3, false};  // One more failure, then back on the device.
+  m->SampleBackend(backend);
+  m->SampleBackend(backend);  // Sampling again adds nothing.
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 3);
+  EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "demo"}}), 0);
+}
+
+TEST_F(ModelMetricsTest, VersionsOfOneModelAddTheirFallbacks) {
+  std::unique_ptr<ModelMetrics> v1 = metrics_.ForModel("demo");
+  std::unique_ptr<ModelMetrics> v2 = metrics_.ForModel("demo");
+  ReportingBackend b1, b2;
+  b1.fallback = {2, true};
+  b2.fallback = {1, true};
+  v1->SampleBackend(b1);
+  v2->SampleBackend(b2);
+  b2.fallback = {4, true};
+  v2->SampleBackend(b2);
+  v1->SampleBackend(b1);
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 2 + 4);
+}
+
+TEST_F(ModelMetricsTest, DeviceMemoryIsExportedOnlyWhereTheBackendKnowsIt) {
+  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo");
+  ReportingBackend backend;
+  m->SampleBackend(backend);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "demo"}, {"kind", "in_use"}}),
+            std::nullopt);
+
+  backend.memory = Backend::MemoryUsage{100 << 20, 300 << 20};
+  m->SampleBackend(backend);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "demo"}, {"kind", "in_use"}}),
+            100 << 20);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "demo"}, {"kind", "reserved"}}),
+            300 << 20);
+}
+
+TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
+  auto backend = std::make_unique<ReportingBackend>();
+  ReportingBackend* reporting = backend.get();
+  reporting->fallback = {5, true};
+  reporting->memory = Backend::MemoryUsage{7, 9};
+  FakeClock clock;
+  ServedModel::Options options;
+  options.profile = false;  // Its backend runs no batches.
+  auto model = ServedModel::Create(options, std::move(backend), &metrics_, &clock);
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->SampleGauges();
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "reporting"}}), 5);
+  EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "reporting"}}), 1);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "reporting"}, {"kind", "reserved"}}),
+            9);
+  EXPECT_EQ(Value("coalesce_queue_depth", {{"model", "reporting"}}), 0);
+}
+
+}  // namespace
+}  // namespace coalesce
