@@ -30,7 +30,8 @@ ifeq ($(shell uname -s),Linux)
 SANITIZER_TESTS := test-asan test-tsan test-fuzz
 endif
 
-.PHONY: all deps configure build run test test-normal test-asan test-tsan test-fuzz bench clean
+.PHONY: all deps configure build run test test-normal test-asan test-tsan test-fuzz bench clean \
+  install-launchd
 
 all: build
 
@@ -88,6 +89,11 @@ test-fuzz: deps
 	    "executions, $$(sed -n 's/^stat::new_units_added: *//p' build-fuzz/$$f.log) new inputs," \
 	    "$$(ls build-fuzz/corpus/$$f | wc -l) in corpus, no crash"; \
 	done
+
+# macOS: installs coalesce-server as a launchd agent of the logged-in user and starts it
+# (deploy/launchd/README.md). PREFIX=/usr/local by default.
+install-launchd: build
+	BUILD=$(BUILD) deploy/launchd/install.sh
 
 bench: build
 	scripts/install-deps.sh --bench
