@@ -1,5 +1,6 @@
 #include "server/inference_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -86,17 +87,28 @@ InferenceService::InferenceService(ModelRegistry* registry, ModelRepository* rep
     : registry_(registry), repository_(repository), clock_(clock) {}
 
 InferenceService::~InferenceService() {
-  std::vector<std::thread> threads;
+  std::vector<Background> threads;
   {
     absl::MutexLock lock(&background_mu_);
     threads.swap(background_);
   }
-  for (std::thread& t : threads) t.join();
+  for (Background& b : threads) b.thread.join();
 }
 
 void InferenceService::RunInBackground(std::function<void()> work) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
   absl::MutexLock lock(&background_mu_);
-  background_.emplace_back(std::move(work));
+  // Join those that finished; a done flag is set as the work's last step, so a join waits only
+  // for the thread to exit.
+  auto finished = std::partition(background_.begin(), background_.end(),
+                                 [](const Background& b) { return !b.done->load(); });
+  for (auto it = finished; it != background_.end(); ++it) it->thread.join();
+  background_.erase(finished, background_.end());
+  background_.push_back({std::thread([work = std::move(work), done] {
+                           work();
+                           done->store(true);
+                         }),
+                         done});
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerLive(grpc::CallbackServerContext* context,

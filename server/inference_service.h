@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -118,8 +119,14 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   Clock* const clock_;
   std::atomic<bool> ready_{false};
   Authorizer authorizer_;
+  // A thread of RunInBackground() and whether its work is done (then it is joined on the next
+  // call, so that finished threads do not pile up over a long life).
+  struct Background {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
   absl::Mutex background_mu_;
-  std::vector<std::thread> background_ ABSL_GUARDED_BY(background_mu_);
+  std::vector<Background> background_ ABSL_GUARDED_BY(background_mu_);
 };
 
 // The one conversion from absl::Status to grpc::Status (the codes share their numbers).
