@@ -1,13 +1,52 @@
 #include "core/executor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace coalesce {
+namespace {
+
+// memcpy with non-temporal stores: the bytes go to memory without staying in this core's cache
+// (see Executor::Options::streaming_gather). Visible to other threads and to DMA once
+// StreamingFence() has run on this thread.
+void StreamingCopy(char* dst, const char* src, size_t n) {
+#if defined(__SSE2__)
+  const size_t head = std::min(n, (16 - reinterpret_cast<uintptr_t>(dst) % 16) % 16);
+  std::memcpy(dst, src, head);
+  dst += head;
+  src += head;
+  n -= head;
+  for (; n >= 64; n -= 64, src += 64, dst += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 48), d);
+  }
+#endif
+  std::memcpy(dst, src, n);
+}
+
+// Orders this thread's streaming stores before its later stores (the copy pool's completion).
+void StreamingFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
                                                            ModelMetrics* metrics, Clock* clock) {
@@ -279,12 +318,19 @@ void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
     }
     bytes += offset;
   }
+  const bool streaming = options_.streaming_gather;
   ForEachRequest(batch, bytes, [&](size_t j) {
     const InferRequest& request = *batch.requests[j];
     for (size_t i = 0; i < inputs.size(); ++i) {
       absl::string_view data = request.input(i);
-      std::memcpy(inputs[i] + offsets[j * inputs.size() + i], data.data(), data.size());
+      char* to = inputs[i] + offsets[j * inputs.size() + i];
+      if (streaming) {
+        StreamingCopy(to, data.data(), data.size());
+      } else {
+        std::memcpy(to, data.data(), data.size());
+      }
     }
+    if (streaming) StreamingFence();
   });
 }
 

@@ -69,6 +69,14 @@ class Executor : public BatchSink {
     // moves `bytes` in total is split into min(copy_threads, requests, bytes / copy_split_bytes)
     // pieces, so under 2 * copy_split_bytes it runs on the worker alone. Must be >= 1.
     int64_t copy_split_bytes = int64_t{256} << 10;
+    // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
+    // elsewhere plain memcpy). The staging buffer is next read by the GPU's DMA engine, not by
+    // a CPU core, and a DMA read of lines still dirty in several cores' caches is slow: on an
+    // H200 host, splitting the gather of 8 MiB over 4 threads with memcpy made the backend's
+    // call 0.18 ms slower (0.41 -> 0.59 ms); with streaming stores it stayed at 0.41
+    // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
+    // that reads them on the CPU.
+    bool streaming_gather = true;
   };
 
   // Options::copy_threads' default on this machine.

@@ -19,14 +19,14 @@ namespace {
 constexpr int kWidth = 1024;  // Floats per row: 4 KiB rows, so a few rows pass copy_split_bytes.
 
 // OUT = 2 * IN + 1 elementwise; ROW = the row's index within the batch. Keeps a copy of every
-// gathered input.
+// gathered input. `width` floats per row.
 class WideBackend : public Backend {
  public:
-  WideBackend() {
+  explicit WideBackend(int width = kWidth) : width_(width) {
     metadata_.name = "wide";
     metadata_.max_batch_size = 64;
-    metadata_.inputs.push_back({"IN", DataType::kFp32, {kWidth}});
-    metadata_.outputs.push_back({"OUT", DataType::kFp32, {kWidth}});
+    metadata_.inputs.push_back({"IN", DataType::kFp32, {width}});
+    metadata_.outputs.push_back({"OUT", DataType::kFp32, {width}});
     metadata_.outputs.push_back({"ROW", DataType::kFp32, {1}});
   }
   const ModelMetadata& metadata() const override { return metadata_; }
@@ -35,10 +35,10 @@ class WideBackend : public Backend {
     const float* in = reinterpret_cast<const float*>(inputs[0]);
     float* out = reinterpret_cast<float*>(outputs[0]);
     float* row = reinterpret_cast<float*>(outputs[1]);
-    for (int64_t i = 0; i < rows * kWidth; ++i) out[i] = 2 * in[i] + 1;
+    for (int64_t i = 0; i < rows * width_; ++i) out[i] = 2 * in[i] + 1;
     for (int64_t r = 0; r < rows; ++r) row[r] = static_cast<float>(r);
     absl::MutexLock lock(&mu_);
-    gathered_.emplace_back(in, in + rows * kWidth);
+    gathered_.emplace_back(in, in + rows * width_);
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
@@ -49,6 +49,7 @@ class WideBackend : public Backend {
   }
 
  private:
+  const int width_;
   ModelMetadata metadata_;
   absl::Mutex mu_;
   std::vector<std::vector<float>> gathered_ ABSL_GUARDED_BY(mu_);
@@ -56,10 +57,11 @@ class WideBackend : public Backend {
 
 // One request of `rows` rows whose values start at `first` and count up; its answers.
 struct Call {
-  Call(int64_t rows, float first) : input(rows * kWidth) {
+  Call(int64_t rows, float first, int width) : width(width), input(rows * width) {
     for (size_t i = 0; i < input.size(); ++i) input[i] = first + static_cast<float>(i);
   }
-  int64_t rows() const { return static_cast<int64_t>(input.size()) / kWidth; }
+  int64_t rows() const { return static_cast<int64_t>(input.size()) / width; }
+  int width;
   std::vector<float> input;
   std::string out;
   std::string row;
@@ -70,11 +72,11 @@ struct Call {
 // The requests' row counts: different sizes, so a wrong offset shows.
 const std::vector<int64_t> kRows = {1, 3, 2, 5, 1, 4, 2, 6, 1, 7, 3, 1, 2, 8, 1, 2};
 
-std::vector<std::unique_ptr<Call>> MakeCalls(float first) {
+std::vector<std::unique_ptr<Call>> MakeCalls(float first, int width = kWidth) {
   std::vector<std::unique_ptr<Call>> calls;
   for (int64_t rows : kRows) {
-    calls.push_back(std::make_unique<Call>(rows, first));
-    first += static_cast<float>(rows * kWidth);
+    calls.push_back(std::make_unique<Call>(rows, first, width));
+    first += static_cast<float>(rows * width);
   }
   return calls;
 }
@@ -210,6 +212,32 @@ TEST_F(ExecutorCopyTest, TwoWorkersShareOneCopyPool) {
       EXPECT_EQ(out.front(), 2 * call->input.front() + 1) << "batch " << b;
       EXPECT_EQ(out.back(), 2 * call->input.back() + 1) << "batch " << b;
     }
+  }
+}
+
+TEST_F(ExecutorCopyTest, StreamingGatherCopiesRowsOfAnySizeExactly) {
+  // 3-float rows (12 bytes): most requests start and end off a 16-byte boundary, so the
+  // streaming copy's unaligned head and tail are exercised along with its 64-byte body.
+  WideBackend narrow(3);
+  for (bool streaming : {true, false}) {
+    Executor::Options options;
+    options.num_workers = 1;
+    options.copy_threads = 3;
+    options.copy_split_bytes = 16;
+    options.streaming_gather = streaming;
+    auto executor = *Executor::Create(options, &narrow, model_metrics_.get(), &clock_);
+    std::vector<std::unique_ptr<Call>> calls = MakeCalls(0.25f, 3);
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+    executor->Dispatch(MakeBatch(calls, counter));
+    counter.Wait();
+
+    std::vector<float> stacked;
+    for (const auto& call : calls) {
+      stacked.insert(stacked.end(), call->input.begin(), call->input.end());
+      EXPECT_EQ(call->answers, 1);
+    }
+    EXPECT_EQ(narrow.gathered().back(), stacked) << "streaming " << streaming;
+    EXPECT_EQ(executor->parallel_copies(), 2) << "streaming " << streaming;
   }
 }
 
