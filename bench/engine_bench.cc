@@ -1,18 +1,25 @@
 // coalesce-engine-bench: the execution engine against the model's ceiling, in-process, no RPC.
 //
 //   coalesce-engine-bench --device=auto --duration_s=1 [--warmup_s=0.3]
-//       [--batch_sizes=1,8,32,128,256]
+//       [--batch_sizes=1,8,32,128,256] [--copy_threads=N]
 //
-// For each batch size B and compute precision, two numbers:
+// For each batch size B and compute precision, three numbers:
 //   ceiling  TorchBackend::TimeResidentBatches(): the served module's forward on inputs already
 //            on the device in the compute precision, each result copied to the host (the
 //            synchronisation point, as in bench/model_ceiling.cc); mean ms per batch.
+//   host     TorchBackend::TimeHostBatches(): the same module run by the backend's own batch
+//            path from a host (pinned) buffer of wire-type inputs into a host buffer:
+//            host->device copy, conversion, forward, conversion, device->host copy. No gather,
+//            scatter or answers: the floor for any server that receives its inputs as bytes.
 //   server   the server's own Executor and TorchBackend (with its metrics) fed batches of B
 //            one-row requests, as the batcher hands them over. A batch runs from Dispatch() to
 //            its last request's answer: gather into staging, host->device copy and conversion,
 //            forward, device->host copy, scatter into each response, answers.
 // Variants: precision (fp16 on CUDA and MPS; bf16 on CPU, which has no fp16 matmul; and fp32),
-// pooled vs unpooled staging (Executor::Options::pool_staging), 1 vs 2 workers. With 1 worker
+// pooled vs unpooled staging (Executor::Options::pool_staging), 1 vs 2 workers, and the threads
+// that copy a batch's gather and scatter (Executor::Options::copy_threads, "1c" = the worker
+// alone, "Nc" = --copy_threads). ratio is server over ceiling, host_ratio server over host.
+// With 1 worker
 // one batch is in flight and server ms/batch is the mean time from dispatch to the last answer.
 // With 2 workers two batches are in flight and server ms/batch is wall time over batches (the
 // inverse of throughput), so the two batches' overlap can take the ratio below 1. samples/s is
@@ -59,6 +66,10 @@ ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cu
 ABSL_FLAG(double, duration_s, 1.0, "Timed seconds per ceiling and per table row.");
 ABSL_FLAG(double, warmup_s, 0.3, "Untimed seconds before each timed window.");
 ABSL_FLAG(std::string, batch_sizes, "1,8,32,128,256", "Comma-separated batch sizes.");
+ABSL_FLAG(int, copy_threads, -1,
+          "Threads that copy a batch's gather and scatter in the Nc variants (the worker "
+          "included; Executor::Options::copy_threads). -1: the executor's default, min(4, half "
+          "the hardware threads). The 1c variants always copy on the worker alone.");
 ABSL_FLAG(bool, exercise_fallback, true,
           "After the table, inject one device failure into the low-precision backend, check "
           "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
@@ -71,8 +82,10 @@ struct Variant {
   std::string precision;  // "fp32", or the low precision ("fp16"/"bf16").
   bool pooled = true;
   int workers = 1;
+  int copy_threads = 1;  // Executor::Options::copy_threads.
   std::string Name() const {
-    return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w");
+    return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w ",
+                        copy_threads, "c");
   }
 };
 
@@ -90,14 +103,22 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
   return sizes;
 }
 
-// Mean ms per batch of the model alone. The first calls double their iterations until one
-// takes the warm-up time; the timed call then runs about `window`.
-absl::StatusOr<double> CeilingMs(TorchBackend& backend, int64_t rows, absl::Duration warmup,
-                                 absl::Duration window) {
+// Which ceiling CeilingMs() measures.
+enum class Ceiling { kResident, kHost };
+
+// Mean ms per batch of the model alone (kResident) or of the backend's batch path from host
+// buffers (kHost). The first calls double their iterations until one takes the warm-up time;
+// the timed call then runs about `window`.
+absl::StatusOr<double> CeilingMs(TorchBackend& backend, Ceiling ceiling, int64_t rows,
+                                 absl::Duration warmup, absl::Duration window) {
+  auto time = [&](int iterations) {
+    return ceiling == Ceiling::kResident ? backend.TimeResidentBatches(0, rows, iterations)
+                                         : backend.TimeHostBatches(0, rows, iterations);
+  };
   int iterations = 1;
   absl::Duration took;
   while (true) {
-    absl::StatusOr<absl::Duration> run = backend.TimeResidentBatches(0, rows, iterations);
+    absl::StatusOr<absl::Duration> run = time(iterations);
     if (!run.ok()) return run.status();
     took = *run;
     if (took >= warmup || iterations >= (1 << 20)) break;
@@ -106,7 +127,7 @@ absl::StatusOr<double> CeilingMs(TorchBackend& backend, int64_t rows, absl::Dura
   const double per_batch = absl::ToDoubleSeconds(took) / iterations;
   const int timed = static_cast<int>(
       std::clamp(absl::ToDoubleSeconds(window) / std::max(per_batch, 1e-9), 3.0, 1e7));
-  absl::StatusOr<absl::Duration> run = backend.TimeResidentBatches(0, rows, timed);
+  absl::StatusOr<absl::Duration> run = time(timed);
   if (!run.ok()) return run.status();
   return absl::ToDoubleMilliseconds(*run) / timed;
 }
@@ -228,6 +249,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   Executor::Options options;
   options.num_workers = variant.workers;
   options.pool_staging = variant.pooled;
+  options.copy_threads = variant.copy_threads;
   absl::StatusOr<std::unique_ptr<Executor>> executor =
       Executor::Create(options, &backend, model_metrics.get(), Clock::Real());
   if (!executor.ok()) return executor.status();
@@ -371,8 +393,15 @@ int Main() {
               << ((**backend)->optimized() ? ", optimize_for_inference" : ", frozen only")
               << ", precision error " << (**backend)->precision_error() << std::endl;
   }
+  int copy_threads = absl::GetFlag(FLAGS_copy_threads);
+  if (copy_threads < 0) copy_threads = Executor::DefaultCopyThreads();
+  std::cerr << "coalesce-engine-bench: Nc variants copy with " << copy_threads
+            << " threads (worker included)" << std::endl;
+  // The first row of each batch size is the configuration measured before copy threads existed.
   const std::vector<Variant> variants = {
-      {low_name, true, 1}, {"fp32", true, 1}, {low_name, false, 1}, {low_name, true, 2}};
+      {low_name, true, 1, 1},         {low_name, true, 1, copy_threads},
+      {"fp32", true, 1, copy_threads}, {low_name, false, 1, copy_threads},
+      {low_name, true, 2, 1},         {low_name, true, 2, copy_threads}};
 
   std::vector<char> input((*low)->metadata().inputs[0].RowBytes() * max_rows);
   std::mt19937 rng(1);
@@ -381,20 +410,24 @@ int Main() {
     reinterpret_cast<float*>(input.data())[i] = uniform(rng);
   }
 
-  std::cout << absl::StrFormat("%6s  %-18s %11s %10s %6s %10s %10s %10s %10s\n", "batch",
-                               "variant", "ceiling_ms", "server_ms", "ratio", "samples/s",
-                               "gather_ms", "backend_ms", "scatter_ms");
+  std::cout << absl::StrFormat("%6s  %-21s %11s %10s %6s %10s %10s %10s %10s %8s %10s\n",
+                               "batch", "variant", "ceiling_ms", "server_ms", "ratio",
+                               "samples/s", "gather_ms", "backend_ms", "scatter_ms", "host_ms",
+                               "host_ratio");
   for (int64_t rows : *sizes) {
-    double ceiling_low = 0, ceiling_fp32 = 0;
-    for (auto [backend, ceiling] : {std::pair{low->get(), &ceiling_low},
-                                    std::pair{fp32->get(), &ceiling_fp32}}) {
-      absl::StatusOr<double> ms = CeilingMs(*backend, rows, warmup, window);
-      if (!ms.ok()) {
-        std::cerr << "coalesce-engine-bench: ceiling at batch " << rows << ": "
-                  << ms.status().message() << "\n";
-        return 1;
+    // [0]: the low precision, [1]: fp32; resident and host ceilings of each.
+    std::array<std::array<double, 2>, 2> ceilings{};
+    for (int b = 0; b < 2; ++b) {
+      TorchBackend& backend = b == 0 ? **low : **fp32;
+      for (Ceiling kind : {Ceiling::kResident, Ceiling::kHost}) {
+        absl::StatusOr<double> ms = CeilingMs(backend, kind, rows, warmup, window);
+        if (!ms.ok()) {
+          std::cerr << "coalesce-engine-bench: ceiling at batch " << rows << ": "
+                    << ms.status().message() << "\n";
+          return 1;
+        }
+        ceilings[b][kind == Ceiling::kResident ? 0 : 1] = *ms;
       }
-      *ceiling = *ms;
     }
     for (const Variant& variant : variants) {
       const bool is_fp32 = variant.precision == "fp32";
@@ -406,11 +439,13 @@ int Main() {
                   << server.status().message() << "\n";
         return 1;
       }
-      const double ceiling = is_fp32 ? ceiling_fp32 : ceiling_low;
+      const double ceiling = ceilings[is_fp32 ? 1 : 0][0];
+      const double host = ceilings[is_fp32 ? 1 : 0][1];
       std::cout << absl::StrFormat(
-          "%6d  %-18s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f\n", rows, variant.Name(),
-          ceiling, server->ms_per_batch, server->ms_per_batch / ceiling, server->samples_per_s,
-          server->gather_ms, server->backend_ms, server->scatter_ms);
+          "%6d  %-21s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f %8.4f %10.2f\n", rows,
+          variant.Name(), ceiling, server->ms_per_batch, server->ms_per_batch / ceiling,
+          server->samples_per_s, server->gather_ms, server->backend_ms, server->scatter_ms, host,
+          server->ms_per_batch / host);
       std::cout.flush();
     }
   }

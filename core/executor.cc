@@ -1,12 +1,52 @@
 #include "core/executor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace coalesce {
+namespace {
+
+// memcpy with non-temporal stores: the bytes go to memory without staying in this core's cache
+// (see Executor::Options::streaming_gather). Visible to other threads and to DMA once
+// StreamingFence() has run on this thread.
+void StreamingCopy(char* dst, const char* src, size_t n) {
+#if defined(__SSE2__)
+  const size_t head = std::min(n, (16 - reinterpret_cast<uintptr_t>(dst) % 16) % 16);
+  std::memcpy(dst, src, head);
+  dst += head;
+  src += head;
+  n -= head;
+  for (; n >= 64; n -= 64, src += 64, dst += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 48), d);
+  }
+#endif
+  std::memcpy(dst, src, n);
+}
+
+// Orders this thread's streaming stores before its later stores (the copy pool's completion).
+void StreamingFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
                                                            ModelMetrics* metrics, Clock* clock) {
@@ -14,7 +54,22 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
     return absl::InvalidArgumentError(
         absl::StrCat("executor needs at least 1 worker, got ", options.num_workers));
   }
+  if (options.copy_threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("executor copy_threads must be >= 0, got ", options.copy_threads));
+  }
+  if (options.copy_split_bytes < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("executor copy_split_bytes must be >= 1, got ", options.copy_split_bytes));
+  }
   std::unique_ptr<Executor> executor(new Executor(std::move(options), backend, metrics, clock));
+  if (executor->options_.copy_threads > 1) {
+    CopyPool::Options pool;
+    pool.threads = executor->options_.copy_threads - 1;
+    absl::StatusOr<std::unique_ptr<CopyPool>> copy_pool = CopyPool::Create(pool);
+    if (!copy_pool.ok()) return copy_pool.status();
+    executor->copy_pool_ = *std::move(copy_pool);
+  }
   for (int w = 0; w < executor->options_.num_workers; ++w) {
     executor->workers_.emplace_back([e = executor.get(), w] { e->WorkerLoop(w); });
   }
@@ -30,6 +85,11 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
 
 Executor::~Executor() { Stop(); }
 
+int Executor::DefaultCopyThreads() {
+  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(hardware / 2, 1, 4);
+}
+
 void Executor::Dispatch(Batch batch) {
   idle_.fetch_sub(1, std::memory_order_acq_rel);
   absl::MutexLock lock(&mu_);
@@ -44,6 +104,7 @@ void Executor::Stop() {
   for (std::thread& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
+  if (copy_pool_ != nullptr) copy_pool_->Stop();
 }
 
 char* Executor::Reserve(Staging& staging, int64_t bytes) {
@@ -140,20 +201,17 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   // Gather: one memcpy per request and input, or none for a lone request. Every request of a
   // batch has the same input sizes (the batcher groups them), so rows stack contiguously.
   std::vector<const char*> inputs(metadata.inputs.size());
-  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
-    if (single) {
-      inputs[i] = batch.requests[0]->input(i).data();
-      continue;
+  if (single) {
+    for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = batch.requests[0]->input(i).data();
+  } else {
+    std::vector<char*> staging(metadata.inputs.size());
+    for (size_t i = 0; i < staging.size(); ++i) {
+      int64_t bytes = 0;
+      for (const auto& request : batch.requests) bytes += request->input(i).size();
+      staging[i] = Reserve(buffers.inputs[i], bytes);
+      inputs[i] = staging[i];
     }
-    int64_t bytes = 0;
-    for (const auto& request : batch.requests) bytes += request->input(i).size();
-    char* cursor = Reserve(buffers.inputs[i], bytes);
-    inputs[i] = cursor;
-    for (const auto& request : batch.requests) {
-      absl::string_view data = request->input(i);
-      std::memcpy(cursor, data.data(), data.size());
-      cursor += data.size();
-    }
+    Gather(batch, staging);
   }
   // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
   // ran for variable ones.
@@ -200,18 +258,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   }
 
   // Scatter: each request's rows of each output it asked for.
-  if (status.ok()) {
-    int64_t row = 0;
-    for (auto& request : batch.requests) {
-      for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-        std::string* out = request->output(o);
-        if (out == nullptr) continue;
-        int64_t row_bytes = output_bytes[o] / rows;
-        out->assign(outputs[o] + row * row_bytes, request->rows() * row_bytes);
-      }
-      row += request->rows();
-    }
-  }
+  if (status.ok()) Scatter(batch, rows, outputs, output_bytes);
   // Recorded before the answers go out, so that a client reading statistics after its answer
   // sees its batch counted.
   const absl::Duration gather = start - gather_start;
@@ -226,6 +273,88 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     for (Staging& staging : buffers.inputs) staging = Staging();
     for (Staging& staging : buffers.outputs) staging = Staging();
   }
+}
+
+void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
+                              const std::function<void(size_t)>& copy) {
+  const size_t n = batch.requests.size();
+  int64_t pieces = 1;
+  if (copy_pool_ != nullptr) {
+    pieces = std::min<int64_t>({options_.copy_threads, static_cast<int64_t>(n),
+                                bytes / options_.copy_split_bytes});
+  }
+  if (pieces <= 1) {
+    for (size_t j = 0; j < n; ++j) copy(j);
+    return;
+  }
+  parallel_copies_.fetch_add(1, std::memory_order_relaxed);
+  // Piece k takes the requests whose first row lies in [k, k + 1) * rows / pieces: consecutive
+  // requests of about equal bytes, since every row of a batch has the same size.
+  int64_t rows = 0;
+  for (const auto& request : batch.requests) rows += request->rows();
+  std::vector<size_t> first(pieces + 1, n);
+  first[0] = 0;
+  int64_t k = 0, row = 0;
+  for (size_t j = 0; j < n; ++j) {
+    const int64_t piece = std::min(pieces - 1, row * pieces / std::max<int64_t>(rows, 1));
+    while (k < piece) first[++k] = j;
+    row += batch.requests[j]->rows();
+  }
+  copy_pool_->ParallelFor(static_cast<int>(pieces), [&](int piece) {
+    for (size_t j = first[piece]; j < first[piece + 1]; ++j) copy(j);
+  });
+}
+
+void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
+  // Where each request's rows start in each input's staging, so pieces can copy independently.
+  const size_t n = batch.requests.size();
+  std::vector<int64_t> offsets(n * inputs.size());
+  int64_t bytes = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    int64_t offset = 0;
+    for (size_t j = 0; j < n; ++j) {
+      offsets[j * inputs.size() + i] = offset;
+      offset += batch.requests[j]->input(i).size();
+    }
+    bytes += offset;
+  }
+  const bool streaming = options_.streaming_gather;
+  ForEachRequest(batch, bytes, [&](size_t j) {
+    const InferRequest& request = *batch.requests[j];
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      absl::string_view data = request.input(i);
+      char* to = inputs[i] + offsets[j * inputs.size() + i];
+      if (streaming) {
+        StreamingCopy(to, data.data(), data.size());
+      } else {
+        std::memcpy(to, data.data(), data.size());
+      }
+    }
+    if (streaming) StreamingFence();
+  });
+}
+
+void Executor::Scatter(const Batch& batch, int64_t rows, absl::Span<char* const> outputs,
+                       absl::Span<const int64_t> output_bytes) {
+  std::vector<int64_t> first_row(batch.requests.size());
+  int64_t row = 0;
+  for (size_t j = 0; j < batch.requests.size(); ++j) {
+    first_row[j] = row;
+    row += batch.requests[j]->rows();
+  }
+  int64_t bytes = 0;
+  for (int64_t b : output_bytes) bytes += b;
+  // assign() allocates each response and copies into it in one pass; the allocations happen on
+  // the copy threads too (resize() then memcpy would write every byte twice: zeros, then data).
+  ForEachRequest(batch, bytes, [&](size_t j) {
+    const InferRequest& request = *batch.requests[j];
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      std::string* out = request.output(o);
+      if (out == nullptr) continue;
+      const int64_t row_bytes = output_bytes[o] / rows;
+      out->assign(outputs[o] + first_row[j] * row_bytes, request.rows() * row_bytes);
+    }
+  });
 }
 
 }  // namespace coalesce

@@ -15,6 +15,7 @@
 #include "core/backend.h"
 #include "core/batch.h"
 #include "core/clock.h"
+#include "core/copy_pool.h"
 #include "core/latency_model.h"
 #include "core/metrics.h"
 #include "core/model_statistics.h"
@@ -31,6 +32,13 @@ namespace coalesce {
 // CUDA) and are sized for a full batch when the worker starts: no batch allocates (unless
 // Options::pool_staging is off). Each request for staging memory is counted in the model's
 // metrics as a pool hit (reused) or miss (allocated).
+//
+// Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
+// pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
+// pool shared by all workers) and the worker itself copy at once: one core's memcpy bandwidth
+// (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows, 8 MiB each
+// way, at 1.3 ms. Each piece writes only its own requests' bytes; the worker answers the
+// requests, on its own thread, after every piece has finished.
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
 // batcher's). `Stop()` is called once, by the owner.
@@ -52,7 +60,27 @@ class Executor : public BatchSink {
     // every batch allocates fresh staging memory from the backend and frees it afterwards:
     // only for measuring what pooling saves (bench/engine_bench.cc).
     bool pool_staging = true;
+    // Threads that copy one batch's gather or scatter, the worker included: the executor starts
+    // copy_threads - 1 copy threads, shared by all workers. 0 or 1 copies on the worker thread
+    // alone, with no copy thread. Default: min(4, half the hardware threads), at least 1 (so 1
+    // on a 2-core machine, 4 on a 16-core GPU host). Must be >= 0.
+    int copy_threads = DefaultCopyThreads();
+    // The smallest share of a gather or scatter worth handing to another thread: a stage that
+    // moves `bytes` in total is split into min(copy_threads, requests, bytes / copy_split_bytes)
+    // pieces, so under 2 * copy_split_bytes it runs on the worker alone. Must be >= 1.
+    int64_t copy_split_bytes = int64_t{256} << 10;
+    // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
+    // elsewhere plain memcpy). The staging buffer is next read by the GPU's DMA engine, not by
+    // a CPU core, and a DMA read of lines still dirty in several cores' caches is slow: on an
+    // H200 host, splitting the gather of 8 MiB over 4 threads with memcpy made the backend's
+    // call 0.18 ms slower (0.41 -> 0.59 ms); with streaming stores it stayed at 0.41
+    // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
+    // that reads them on the CPU.
+    bool streaming_gather = true;
   };
+
+  // Options::copy_threads' default on this machine.
+  static int DefaultCopyThreads();
 
   // `backend`, `metrics` and `clock` must outlive the executor.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(Options options, Backend* backend,
@@ -63,8 +91,12 @@ class Executor : public BatchSink {
   int idle_workers() const override { return idle_.load(std::memory_order_acquire); }
   void Dispatch(Batch batch) override;
 
-  // Runs every batch already dispatched, then joins the workers. Idempotent.
+  // Runs every batch already dispatched, then joins the workers and the copy threads.
+  // Idempotent.
   void Stop();
+
+  // Gather and scatter stages split over the copy threads so far (for tests and benchmarks).
+  int64_t parallel_copies() const { return parallel_copies_.load(std::memory_order_relaxed); }
 
  private:
   // Staging memory from Backend::AllocateStaging(), sized for a full batch.
@@ -94,6 +126,15 @@ class Executor : public BatchSink {
   absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.
   void DropDead(Batch& batch);
+  // Memcpy every request's input rows into `inputs` (one staging buffer per model input).
+  void Gather(const Batch& batch, absl::Span<char* const> inputs);
+  // Copies each request's rows of every output it asked for out of `outputs`, which hold
+  // `output_bytes` for the batch's `rows` rows.
+  void Scatter(const Batch& batch, int64_t rows, absl::Span<char* const> outputs,
+               absl::Span<const int64_t> output_bytes);
+  // Runs `copy(j)` for every request j of `batch`, which together move `bytes`: on this thread,
+  // or split into pieces of consecutive requests for the copy threads and this thread.
+  void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& copy);
 
   // Constant after construction.
   const Options options_;
@@ -109,6 +150,9 @@ class Executor : public BatchSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::vector<std::thread> workers_;
+  // Null with copy_threads <= 1. Outlives the workers (Stop() joins them first).
+  std::unique_ptr<CopyPool> copy_pool_;
+  std::atomic<int64_t> parallel_copies_{0};
 };
 
 }  // namespace coalesce

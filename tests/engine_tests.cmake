@@ -4,3 +4,9 @@
 add_executable(engine_metrics_tests ${CMAKE_CURRENT_LIST_DIR}/model_metrics_test.cc)
 target_link_libraries(engine_metrics_tests PRIVATE coalesce_core GTest::gtest_main)
 gtest_discover_tests(engine_metrics_tests DISCOVERY_TIMEOUT 60)
+
+# The executor's copy threads (Executor::Options::copy_threads) and their pool: split gather and
+# scatter answer byte for byte as the worker alone. Fakes only, no Torch. Part of core_tests, so
+# that the TSan job (make test-tsan, core_tests only) checks them too.
+target_sources(core_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/copy_pool_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/executor_copy_test.cc)

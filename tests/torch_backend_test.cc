@@ -313,5 +313,28 @@ TEST(TorchBackendTest, ResidentBatchesRunTheModel) {
   EXPECT_EQ((*backend)->fallbacks(), 0);
 }
 
+TEST(TorchBackendTest, HostBatchesRunTheBatchPath) {
+  FakeClock clock;  // Stands still: the measured time is exactly zero.
+  TorchBackend::Options options;
+  options.device = "cpu";
+  options.clock = &clock;
+  auto backend = TorchBackend::CreateDemo(options, 8);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  absl::StatusOr<absl::Duration> took = (*backend)->TimeHostBatches(1, 8, 3);
+  ASSERT_TRUE(took.ok()) << took.status();
+  EXPECT_EQ(*took, absl::ZeroDuration());
+  EXPECT_EQ((*backend)->fallbacks(), 0);
+}
+
+TEST(TorchBackendTest, HostBatchesReportADeviceFailureInsteadOfFallingBack) {
+  auto backend = CpuDemo();
+  backend->InjectDeviceFailuresForTesting(1);
+  absl::StatusOr<absl::Duration> took = backend->TimeHostBatches(0, 4, 2);
+  EXPECT_EQ(took.status().code(), absl::StatusCode::kInternal);
+  EXPECT_NE(took.status().message().find("injected device failure"), std::string::npos)
+      << took.status();
+  EXPECT_EQ(backend->fallbacks(), 0);
+}
+
 }  // namespace
 }  // namespace coalesce

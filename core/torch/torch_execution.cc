@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -289,6 +291,45 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
                                             "' failed on resident inputs: ", ErrorText(e)));
+  }
+}
+
+absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t rows,
+                                                             int iterations) {
+  Impl& impl = *impl_;
+  try {
+    std::vector<std::vector<int64_t>> dims;
+    std::vector<std::shared_ptr<char>> input_memory;
+    std::vector<const char*> inputs;
+    for (const TensorSpec& spec : impl.metadata.inputs) {
+      std::vector<int64_t> spec_dims;
+      for (int64_t dim : spec.dims) spec_dims.push_back(dim < 0 ? 1 : dim);
+      std::vector<char> bytes = torch_support::RandomRows(spec, spec_dims, rows);
+      input_memory.push_back(AllocateStaging(static_cast<int64_t>(bytes.size())));
+      std::memcpy(input_memory.back().get(), bytes.data(), bytes.size());
+      inputs.push_back(input_memory.back().get());
+      dims.push_back(std::move(spec_dims));
+    }
+    // Host staging for each output, sized by the untimed first run.
+    std::vector<std::shared_ptr<char>> output_memory(impl.metadata.outputs.size());
+    std::vector<int64_t> output_bytes(impl.metadata.outputs.size(), 0);
+    Impl::OutputSink sink = [&](int o, const std::vector<int64_t>&, int64_t bytes) {
+      if (output_bytes[o] < bytes) {
+        output_memory[o] = AllocateStaging(bytes);
+        output_bytes[o] = bytes;
+      }
+      return output_memory[o].get();
+    };
+    absl::Time start;
+    for (int i = -1; i < iterations; ++i) {
+      if (i == 0) start = impl.clock->Now();
+      absl::Status status = impl.RunOnDevice(worker, rows, inputs, dims, sink);
+      if (!status.ok()) return status;
+    }
+    return impl.clock->Now() - start;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
+                                            "' failed from host buffers: ", ErrorText(e)));
   }
 }
 

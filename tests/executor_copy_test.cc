@@ -1,0 +1,273 @@
+// The executor's gather and scatter split over its copy threads (Executor::Options::copy_threads):
+// the same bytes, at the same offsets, as the worker thread copying alone.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "core/executor.h"
+#include "gtest/gtest.h"
+#include "tests/fake_clock.h"
+
+namespace coalesce {
+namespace {
+
+constexpr int kWidth = 1024;  // Floats per row: 4 KiB rows, so a few rows pass copy_split_bytes.
+
+// OUT = 2 * IN + 1 elementwise; ROW = the row's index within the batch. Keeps a copy of every
+// gathered input. `width` floats per row.
+class WideBackend : public Backend {
+ public:
+  explicit WideBackend(int width = kWidth) : width_(width) {
+    metadata_.name = "wide";
+    metadata_.max_batch_size = 64;
+    metadata_.inputs.push_back({"IN", DataType::kFp32, {width}});
+    metadata_.outputs.push_back({"OUT", DataType::kFp32, {width}});
+    metadata_.outputs.push_back({"ROW", DataType::kFp32, {1}});
+  }
+  const ModelMetadata& metadata() const override { return metadata_; }
+  absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                       absl::Span<char* const> outputs) override {
+    const float* in = reinterpret_cast<const float*>(inputs[0]);
+    float* out = reinterpret_cast<float*>(outputs[0]);
+    float* row = reinterpret_cast<float*>(outputs[1]);
+    for (int64_t i = 0; i < rows * width_; ++i) out[i] = 2 * in[i] + 1;
+    for (int64_t r = 0; r < rows; ++r) row[r] = static_cast<float>(r);
+    absl::MutexLock lock(&mu_);
+    gathered_.emplace_back(in, in + rows * width_);
+    return absl::OkStatus();
+  }
+  std::string DeviceDescription() const override { return "test"; }
+
+  std::vector<std::vector<float>> gathered() {
+    absl::MutexLock lock(&mu_);
+    return gathered_;
+  }
+
+ private:
+  const int width_;
+  ModelMetadata metadata_;
+  absl::Mutex mu_;
+  std::vector<std::vector<float>> gathered_ ABSL_GUARDED_BY(mu_);
+};
+
+// One request of `rows` rows whose values start at `first` and count up; its answers.
+struct Call {
+  Call(int64_t rows, float first, int width) : width(width), input(rows * width) {
+    for (size_t i = 0; i < input.size(); ++i) input[i] = first + static_cast<float>(i);
+  }
+  int64_t rows() const { return static_cast<int64_t>(input.size()) / width; }
+  int width;
+  std::vector<float> input;
+  std::string out;
+  std::string row;
+  absl::Status status;
+  int answers = 0;  // Written by the worker; read after the batch's counter says all answered.
+};
+
+// The requests' row counts: different sizes, so a wrong offset shows.
+const std::vector<int64_t> kRows = {1, 3, 2, 5, 1, 4, 2, 6, 1, 7, 3, 1, 2, 8, 1, 2};
+
+std::vector<std::unique_ptr<Call>> MakeCalls(float first, int width = kWidth) {
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int64_t rows : kRows) {
+    calls.push_back(std::make_unique<Call>(rows, first, width));
+    first += static_cast<float>(rows * width);
+  }
+  return calls;
+}
+
+Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter& counter) {
+  Batch batch;
+  for (auto& call : calls) {
+    InferRequest::Options options;
+    options.rows = call->rows();
+    options.inputs.emplace_back(reinterpret_cast<const char*>(call->input.data()),
+                                call->input.size() * sizeof(float));
+    options.outputs = {&call->out, &call->row};
+    Call* c = call.get();
+    batch.requests.push_back(
+        std::make_unique<InferRequest>(std::move(options), [c, &counter](absl::Status s) {
+          c->status = std::move(s);
+          ++c->answers;
+          counter.DecrementCount();
+        }));
+    batch.rows += call->rows();
+  }
+  return batch;
+}
+
+std::vector<float> Floats(const std::string& bytes) {
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), bytes.size());
+  return v;
+}
+
+class ExecutorCopyTest : public ::testing::Test {
+ protected:
+  // An executor with `copy_threads`, splitting any stage of two 4 KiB rows or more.
+  std::unique_ptr<Executor> Make(int copy_threads, int workers = 1) {
+    Executor::Options options;
+    options.num_workers = workers;
+    options.copy_threads = copy_threads;
+    options.copy_split_bytes = kWidth * sizeof(float);
+    return *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  }
+  // Runs one batch of MakeCalls(first) and waits for every answer.
+  std::vector<std::unique_ptr<Call>> RunOne(Executor& executor, float first) {
+    std::vector<std::unique_ptr<Call>> calls = MakeCalls(first);
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+    executor.Dispatch(MakeBatch(calls, counter));
+    counter.Wait();
+    return calls;
+  }
+
+  ServerMetrics metrics_{std::make_shared<prometheus::Registry>()};
+  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("wide");
+  FakeClock clock_;
+  WideBackend backend_;
+};
+
+TEST_F(ExecutorCopyTest, SplitCopiesAnswerByteForByteAsTheWorkerAlone) {
+  auto alone = Make(/*copy_threads=*/1);
+  auto split = Make(/*copy_threads=*/4);
+  std::vector<std::unique_ptr<Call>> expected = RunOne(*alone, 0.5f);
+  std::vector<std::unique_ptr<Call>> got = RunOne(*split, 0.5f);
+
+  EXPECT_EQ(alone->parallel_copies(), 0);
+  EXPECT_EQ(split->parallel_copies(), 2);  // The gather and the scatter.
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t j = 0; j < got.size(); ++j) {
+    EXPECT_TRUE(got[j]->status.ok()) << got[j]->status;
+    EXPECT_EQ(got[j]->answers, 1) << "request " << j;
+    EXPECT_EQ(got[j]->out, expected[j]->out) << "request " << j;
+    EXPECT_EQ(got[j]->row, expected[j]->row) << "request " << j;
+  }
+}
+
+TEST_F(ExecutorCopyTest, SplitGatherStacksRequestsOfDifferentSizesInOrder) {
+  auto split = Make(/*copy_threads=*/3);
+  std::vector<std::unique_ptr<Call>> calls = RunOne(*split, 1.0f);
+
+  std::vector<float> stacked;
+  for (const auto& call : calls) {
+    stacked.insert(stacked.end(), call->input.begin(), call->input.end());
+  }
+  ASSERT_EQ(backend_.gathered().size(), 1u);
+  EXPECT_EQ(backend_.gathered()[0], stacked);
+}
+
+TEST_F(ExecutorCopyTest, SplitScatterGivesEachRequestItsOwnRows) {
+  auto split = Make(/*copy_threads=*/4);
+  std::vector<std::unique_ptr<Call>> calls = RunOne(*split, 2.0f);
+
+  int64_t first_row = 0;
+  for (const auto& call : calls) {
+    std::vector<float> want(call->input.size());
+    for (size_t i = 0; i < want.size(); ++i) want[i] = 2 * call->input[i] + 1;
+    std::vector<float> rows(call->rows());
+    for (int64_t r = 0; r < call->rows(); ++r) rows[r] = static_cast<float>(first_row + r);
+    EXPECT_EQ(Floats(call->out), want) << "request starting at row " << first_row;
+    EXPECT_EQ(Floats(call->row), rows) << "request starting at row " << first_row;
+    EXPECT_EQ(call->answers, 1);
+    first_row += call->rows();
+  }
+}
+
+TEST_F(ExecutorCopyTest, SmallBatchCopiesOnTheWorkerThread) {
+  // The batch moves 196 KiB each way (49 rows of 4 KiB), under one piece of 256 KiB.
+  Executor::Options options;
+  options.num_workers = 1;
+  options.copy_threads = 4;
+  options.copy_split_bytes = 64 * kWidth * sizeof(float);
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  std::vector<std::unique_ptr<Call>> calls = RunOne(*executor, 3.0f);
+
+  EXPECT_EQ(executor->parallel_copies(), 0);
+  for (const auto& call : calls) EXPECT_EQ(call->answers, 1);
+  EXPECT_EQ(Floats(calls[0]->out)[0], 2 * 3.0f + 1);
+}
+
+TEST_F(ExecutorCopyTest, TwoWorkersShareOneCopyPool) {
+  auto split = Make(/*copy_threads=*/3, /*workers=*/2);
+  constexpr int kBatches = 12;
+  std::vector<std::vector<std::unique_ptr<Call>>> calls;
+  absl::BlockingCounter counter(kBatches * static_cast<int>(kRows.size()));
+  for (int b = 0; b < kBatches; ++b) {
+    calls.push_back(MakeCalls(static_cast<float>(b)));
+    split->Dispatch(MakeBatch(calls.back(), counter));
+  }
+  counter.Wait();
+
+  EXPECT_EQ(split->parallel_copies(), 2 * kBatches);
+  for (int b = 0; b < kBatches; ++b) {
+    for (const auto& call : calls[b]) {
+      ASSERT_EQ(call->answers, 1);
+      std::vector<float> out = Floats(call->out);
+      ASSERT_EQ(out.size(), call->input.size());
+      EXPECT_EQ(out.front(), 2 * call->input.front() + 1) << "batch " << b;
+      EXPECT_EQ(out.back(), 2 * call->input.back() + 1) << "batch " << b;
+    }
+  }
+}
+
+TEST_F(ExecutorCopyTest, StreamingGatherCopiesRowsOfAnySizeExactly) {
+  // 3-float rows (12 bytes): most requests start and end off a 16-byte boundary, so the
+  // streaming copy's unaligned head and tail are exercised along with its 64-byte body.
+  WideBackend narrow(3);
+  for (bool streaming : {true, false}) {
+    Executor::Options options;
+    options.num_workers = 1;
+    options.copy_threads = 3;
+    options.copy_split_bytes = 16;
+    options.streaming_gather = streaming;
+    auto executor = *Executor::Create(options, &narrow, model_metrics_.get(), &clock_);
+    std::vector<std::unique_ptr<Call>> calls = MakeCalls(0.25f, 3);
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+    executor->Dispatch(MakeBatch(calls, counter));
+    counter.Wait();
+
+    std::vector<float> stacked;
+    for (const auto& call : calls) {
+      stacked.insert(stacked.end(), call->input.begin(), call->input.end());
+      EXPECT_EQ(call->answers, 1);
+    }
+    EXPECT_EQ(narrow.gathered().back(), stacked) << "streaming " << streaming;
+    EXPECT_EQ(executor->parallel_copies(), 2) << "streaming " << streaming;
+  }
+}
+
+TEST_F(ExecutorCopyTest, CreateRejectsNegativeCopyThreads) {
+  Executor::Options options;
+  options.copy_threads = -1;
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(executor.status().message().find("copy_threads must be >= 0, got -1"),
+            std::string::npos)
+      << executor.status();
+}
+
+TEST_F(ExecutorCopyTest, CreateRejectsZeroCopySplitBytes) {
+  Executor::Options options;
+  options.copy_split_bytes = 0;
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(executor.status().message().find("copy_split_bytes must be >= 1, got 0"),
+            std::string::npos)
+      << executor.status();
+}
+
+TEST(ExecutorDefaultsTest, DefaultCopyThreadsIsHalfTheHardwareThreadsUpToFour) {
+  const int hardware = static_cast<int>(std::thread::hardware_concurrency());
+  EXPECT_EQ(Executor::DefaultCopyThreads(), std::clamp(hardware / 2, 1, 4));
+  EXPECT_EQ(Executor::Options().copy_threads, Executor::DefaultCopyThreads());
+}
+
+}  // namespace
+}  // namespace coalesce
