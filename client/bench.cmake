@@ -11,7 +11,7 @@ add_library(coalesce_loadgen STATIC
 # Includes read as "client/load_generator.h".
 target_include_directories(coalesce_loadgen PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(coalesce_loadgen
-  PUBLIC coalesce_proto absl::status absl::statusor absl::strings absl::str_format absl::time
+  PUBLIC coalesce_proto coalesce_client_security absl::status absl::statusor absl::strings absl::str_format absl::time
     absl::synchronization
   PRIVATE absl::random_random Threads::Threads)
 

@@ -61,6 +61,13 @@ ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per level) inste
 ABSL_FLAG(std::string, label, "",
           "Name of this configuration, printed in every row so scripts can join runs "
           "(default: the model name).");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM roots to trust: connect with TLS (the server's --grpc_tls_cert issuer).");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate, for a server with --grpc_tls_client_ca (mutual TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding the server's bearer token, sent as 'authorization: Bearer <token>'.");
 ABSL_FLAG(int, max_requests_in_flight, 1024,
           "Open loop: a send due while this many requests are outstanding is skipped and "
           "counted in the 'skipped' column.");
@@ -150,6 +157,14 @@ absl::StatusOr<Plan> PlanFromFlags() {
 
   LoadGenerator::Options& o = plan.options;
   o.address = absl::GetFlag(FLAGS_address);
+  coalesce::ClientSecurityOptions security;
+  security.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  absl::StatusOr<coalesce::ClientSecurity> loaded = coalesce::ClientSecurity::Load(security);
+  if (!loaded.ok()) return loaded.status();
+  o.security = std::make_shared<const coalesce::ClientSecurity>(*std::move(loaded));
   o.model = absl::GetFlag(FLAGS_model);
   o.model_version = absl::GetFlag(FLAGS_model_version);
   o.batch = absl::GetFlag(FLAGS_batch);

@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/client_security.h"
 #include "proto/inference.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
@@ -30,6 +31,13 @@ ABSL_FLAG(int64_t, batch, 1, "Samples in the request (the first dimension of eve
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random input values (uniform in [-1, 1)).");
 ABSL_FLAG(int64_t, timeout_ms, 10000, "Deadline of the call in milliseconds.");
 ABSL_FLAG(int, print, 8, "How many leading values of each output to print.");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "PEM roots to trust: connect with TLS (the server's --grpc_tls_cert issuer).");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM client certificate, for a server with --grpc_tls_client_ca (mutual TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding the server's bearer token, sent as 'authorization: Bearer <token>'.");
 
 namespace {
 
@@ -102,8 +110,18 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address),
-                                     grpc::InsecureChannelCredentials());
+  coalesce::ClientSecurityOptions security_options;
+  security_options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  security_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  security_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  security_options.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
+  absl::StatusOr<coalesce::ClientSecurity> security =
+      coalesce::ClientSecurity::Load(security_options);
+  if (!security.ok()) {
+    std::cerr << "coalesce-client: " << security.status().message() << "\n";
+    return 2;
+  }
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_address), security->credentials());
   auto stub = GRPCInferenceService::NewStub(channel);
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::milliseconds(absl::GetFlag(FLAGS_timeout_ms));
@@ -115,6 +133,7 @@ int main(int argc, char** argv) {
   {
     grpc::ClientContext context;
     context.set_deadline(deadline);
+    security->Apply(context);
     grpc::Status status = stub->ModelMetadata(&context, metadata_request, &metadata);
     if (!status.ok()) {
       std::cerr << "ModelMetadata failed: " << status.error_code() << " "
@@ -151,6 +170,7 @@ int main(int argc, char** argv) {
   ModelInferResponse response;
   grpc::ClientContext context;
   context.set_deadline(deadline);
+  security->Apply(context);
   grpc::Status status = stub->ModelInfer(&context, request, &response);
   if (!status.ok()) {
     std::cerr << "ModelInfer failed: " << status.error_code() << " " << status.error_message()

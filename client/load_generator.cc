@@ -157,7 +157,11 @@ absl::Status LoadGenerator::Connect() {
     args.SetMaxReceiveMessageSize(-1);
     args.SetMaxSendMessageSize(-1);
     channels_.push_back(
-        grpc::CreateCustomChannel(options_.address, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(options_.address,
+                                  options_.security != nullptr
+                                      ? options_.security->credentials()
+                                      : grpc::InsecureChannelCredentials(),
+                                  args));
     stubs_.push_back(std::make_unique<grpc::GenericStub>(channels_.back()));
   }
   auto stub = inference::GRPCInferenceService::NewStub(channels_[0]);
@@ -169,6 +173,7 @@ absl::Status LoadGenerator::Connect() {
   {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
+    if (options_.security != nullptr) options_.security->Apply(context);
     grpc::Status status = stub->ModelMetadata(&context, metadata_request, &metadata_);
     if (!status.ok()) {
       return FromGrpc(status, absl::StrCat("ModelMetadata of model '", options_.model, "' at ",
@@ -186,6 +191,7 @@ absl::Status LoadGenerator::Connect() {
   {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
+    if (options_.security != nullptr) options_.security->Apply(context);
     inference::ModelInferResponse response;
     grpc::Status status = stub->ModelInfer(&context, *request, &response);
     if (!status.ok()) return FromGrpc(status, "the probe ModelInfer");
@@ -220,6 +226,7 @@ void LoadGenerator::Start(Call* call) {
   absl::Duration budget = absl::FromChrono(level.hard_stop - now);
   if (options_.deadline > absl::ZeroDuration()) budget = std::min(budget, options_.deadline);
   call->context->set_deadline(SystemDeadline(budget));
+  if (options_.security != nullptr) options_.security->Apply(*call->context);
   call->response.Clear();
   call->sent = now;
   call->reader = stubs_[call->channel]->PrepareUnaryCall(call->context.get(), method_, request_,

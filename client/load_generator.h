@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/client_security.h"
 #include "client/latency_recorder.h"
 #include "client/level_result.h"
 #include "proto/inference.grpc.pb.h"
@@ -61,6 +62,8 @@ class LoadGenerator {
   struct Options {
     // Server address, host:port.
     std::string address = "127.0.0.1:8001";
+    // TLS and bearer token (client/client_security.h); null: plaintext, no token.
+    std::shared_ptr<const ClientSecurity> security;
     std::string model = "demo";
     // Empty lets the server choose.
     std::string model_version;

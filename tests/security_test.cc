@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <fstream>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/inference.grpc.pb.h"
+#include "client/client_security.h"
 #include "server/bearer_token_authorizer.h"
 #include "server/server.h"
 #include "tests/echo_test_server.h"
@@ -209,6 +211,68 @@ TEST_F(TokenTest, MetadataCallsNeedTheTokenToo) {
   grpc::Status status =
       GRPCInferenceService::NewStub(channel_)->ServerMetadata(&context, {}, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// coalesce-client and coalesce-bench reach a server with mutual TLS and a token through
+// ClientSecurity, built from the same files their flags name.
+TEST_F(SecurityTest, ClientSecurityFromFilesReachesAMutualTlsServerWithAToken) {
+  auto authorizer = BearerTokenAuthorizer::Create(kToken);
+  ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+  Server::Options options = Tls(/*mutual=*/true);
+  options.authorizer = *authorizer;
+  Start(options);
+  const std::string token_file = certs_->Path("token");
+  std::ofstream(token_file) << "  " << kToken << "\n";
+
+  ClientSecurityOptions files;
+  files.tls_ca_file = certs_->Path("ca.crt");
+  files.tls_cert_file = certs_->Path("client.crt");
+  files.tls_key_file = certs_->Path("client.key");
+  files.auth_token_file = token_file;
+  absl::StatusOr<ClientSecurity> security = ClientSecurity::Load(files);
+  ASSERT_TRUE(security.ok()) << security.status();
+  EXPECT_TRUE(security->tls());
+  auto channel = Channel(security->credentials());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  security->Apply(context);
+  ModelInferResponse response;
+  grpc::Status status =
+      GRPCInferenceService::NewStub(channel)->ModelInfer(&context, EchoRequest(1, 2.5f), &response);
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+
+  // Without the token file: the same TLS channel, refused.
+  files.auth_token_file.clear();
+  absl::StatusOr<ClientSecurity> no_token = ClientSecurity::Load(files);
+  ASSERT_TRUE(no_token.ok());
+  grpc::ClientContext bare;
+  bare.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  no_token->Apply(bare);
+  EXPECT_EQ(GRPCInferenceService::NewStub(Channel(no_token->credentials()))
+                ->ModelInfer(&bare, EchoRequest(1, 2.5f), &response)
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(ClientSecurityTest, RefusesHalfACertificateAndMissingOrEmptyFiles) {
+  ClientSecurityOptions cert_only;
+  cert_only.tls_cert_file = "/nonexistent/client.crt";
+  EXPECT_EQ(ClientSecurity::Load(cert_only).status().code(), absl::StatusCode::kInvalidArgument);
+  ClientSecurityOptions missing;
+  missing.tls_ca_file = "/nonexistent/ca.crt";
+  absl::Status status = ClientSecurity::Load(missing).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(status.message().find("--tls_ca_file"), std::string::npos) << status;
+  const std::string empty = testing::TempDir() + "/coalesce_empty_token";
+  std::ofstream(empty) << " \n";
+  ClientSecurityOptions empty_token;
+  empty_token.auth_token_file = empty;
+  EXPECT_EQ(ClientSecurity::Load(empty_token).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Nothing set: plaintext.
+  absl::StatusOr<ClientSecurity> plain = ClientSecurity::Load({});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls());
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ gtest_discover_tests(security_unit_tests DISCOVERY_TIMEOUT 60)
 
 # TLS, mutual TLS and tokens over loopback, the echo demo model.
 add_executable(security_tests security_test.cc)
-target_link_libraries(security_tests PRIVATE coalesce_server_lib GTest::gtest_main)
+target_link_libraries(security_tests PRIVATE coalesce_server_lib coalesce_client_security
+  GTest::gtest_main)
 gtest_discover_tests(security_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 
 # Oversized messages and draining over loopback.
