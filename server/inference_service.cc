@@ -359,27 +359,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
     grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
-  if (!request->parameters().empty()) {
-    return FinishNow(context, absl::UnimplementedError(
-                                  "RepositoryModelLoad parameters (config override, files) are "
-                                  "not supported; change the repository on disk instead"));
-  }
-  return ChangeRepository(context, request->repository_name(), "RepositoryModelLoad",
-                          request->model_name(), &ModelRepository::Load);
-}
-
-grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
-    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
-    inference::RepositoryModelUnloadResponse*) {
-  return ChangeRepository(context, request->repository_name(), "RepositoryModelUnload",
-                          request->model_name(), &ModelRepository::Unload);
-}
-
-grpc::ServerUnaryReactor* InferenceService::ChangeRepository(
-    grpc::CallbackServerContext* context, const std::string& repository_name, const char* rpc,
-    const std::string& model, absl::Status (ModelRepository::*change)(const std::string&)) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  if (absl::Status s = CheckRepositoryName(repository_name); !s.ok()) {
+  if (absl::Status s = CheckRepositoryName(request->repository_name()); !s.ok()) {
     return FinishNow(context, s);
   }
   if (repository_ == nullptr) {
@@ -387,11 +368,37 @@ grpc::ServerUnaryReactor* InferenceService::ChangeRepository(
                                   "model control needs --model_repository (serving the "
                                   "built-in demo model)"));
   }
-  // A load runs dry runs and profiles: it can take seconds, so it runs off gRPC's threads.
+  if (!request->parameters().empty()) {
+    return FinishNow(context, absl::UnimplementedError(
+                                  "RepositoryModelLoad parameters (config override, files) are "
+                                  "not supported; change the repository on disk instead"));
+  }
+  // Loading runs dry runs and profiles: it can take seconds, so it runs off gRPC's threads.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunInBackground([this, reactor, rpc, model, change] {
-    absl::Status s = (repository_->*change)(model);
-    spdlog::info("{} '{}': {}", rpc, model, s.ok() ? "done" : s.ToString());
+  RunInBackground([this, reactor, name = request->model_name()] {
+    absl::Status s = repository_->Load(name);
+    spdlog::info("RepositoryModelLoad '{}': {}", name, s.ok() ? "loaded" : s.ToString());
+    reactor->Finish(ToGrpcStatus(s));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  if (absl::Status s = CheckRepositoryName(request->repository_name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (repository_ == nullptr) {
+    return FinishNow(context, absl::FailedPreconditionError(
+                                  "model control needs --model_repository (serving the "
+                                  "built-in demo model)"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RunInBackground([this, reactor, name = request->model_name()] {
+    absl::Status s = repository_->Unload(name);
+    spdlog::info("RepositoryModelUnload '{}': {}", name, s.ok() ? "unloaded" : s.ToString());
     reactor->Finish(ToGrpcStatus(s));
   });
   return reactor;

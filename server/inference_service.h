@@ -110,12 +110,6 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
       inference::ModelInferResponse& response) const;
   // NOT_FOUND/INVALID_ARGUMENT unless `repository_name` is empty or this repository's.
   absl::Status CheckRepositoryName(const std::string& repository_name) const;
-  // The body of RepositoryModelLoad/Unload: checks the call, then runs `change` (Load or
-  // Unload) of `model` off gRPC's threads and answers with its status. `rpc` names the call in
-  // the log.
-  grpc::ServerUnaryReactor* ChangeRepository(
-      grpc::CallbackServerContext* context, const std::string& repository_name, const char* rpc,
-      const std::string& model, absl::Status (ModelRepository::*change)(const std::string&));
   // Runs slow work (a model load) on a thread of its own, joined at destruction, so that it
   // holds none of gRPC's callback threads.
   void RunInBackground(std::function<void()> work);
