@@ -1,12 +1,11 @@
 #include "core/model_registry.h"
 
-#include <chrono>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 
 namespace coalesce {
 
@@ -67,16 +66,14 @@ absl::Status ModelRegistry::Replace(const std::string& name,
   return absl::OkStatus();
 }
 
-void ModelRegistry::Retire(std::shared_ptr<ServedModel> model) {
+void ModelRegistry::Retire(std::shared_ptr<ServedModel> model) const {
   // A call that found the model before it left the index holds a reference only between Find()
   // and Submit(), which is microseconds; once the count is ours alone, nobody can submit to it
   // any more, and Shutdown() runs what it already queued.
   // A holder that keeps it longer (a test, a slow statistics call) only delays this, up to a
   // bound: past it the model shuts down anyway, and a late Submit() is answered UNAVAILABLE.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (model.use_count() > 1 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  const absl::Time give_up = clock_->Now() + absl::Seconds(5);
+  while (model.use_count() > 1 && clock_->Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
   model->Shutdown();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "core/clock.h"
 #include "core/served_model.h"
 
 namespace coalesce {
@@ -27,7 +28,8 @@ namespace coalesce {
 // Thread-safe.
 class ModelRegistry {
  public:
-  ModelRegistry() = default;
+  // `clock` bounds how long a retiring model waits for its holders; must outlive the registry.
+  explicit ModelRegistry(Clock* clock = Clock::Real()) : clock_(clock) {}
   // Shuts every model down (see ShutdownAll()).
   ~ModelRegistry();
 
@@ -59,7 +61,9 @@ class ModelRegistry {
   using Versions = std::map<int64_t, std::shared_ptr<ServedModel>>;
 
   // Waits until nobody but `model`'s last owner holds it, then shuts it down.
-  static void Retire(std::shared_ptr<ServedModel> model);
+  void Retire(std::shared_ptr<ServedModel> model) const;
+
+  Clock* const clock_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, Versions, std::less<>> models_ ABSL_GUARDED_BY(mu_);
