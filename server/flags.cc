@@ -37,6 +37,10 @@ ABSL_FLAG(std::vector<std::string>, load_model, {},
           "Models to load at start in explicit mode (comma-separated; '*' for all).");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
 ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
+ABSL_FLAG(bool, cuda_graphs, false,
+          "CUDA only: run each batch size's copy-in, forward and copy-out from a CUDA graph "
+          "captured after its first two batches (one launch instead of one per operation). A "
+          "model that cannot be captured runs without graphs (logged).");
 ABSL_FLAG(int64_t, max_batch_size, 256, "Largest batch, in samples, of the demo model.");
 ABSL_FLAG(std::string, batch_policy, "deadline",
           "deadline: batches sized by a latency model to meet each request's deadline, started "

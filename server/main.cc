@@ -46,6 +46,7 @@ TorchBackend::Options TorchOptionsFromFlags() {
   options.device = absl::GetFlag(FLAGS_device);
   options.precision = absl::GetFlag(FLAGS_precision);
   options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   options.max_precision_error = absl::GetFlag(FLAGS_max_precision_error);
   return options;
 }

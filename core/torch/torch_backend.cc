@@ -110,11 +110,15 @@ std::string TorchBackend::DeviceDescription() const {
 
 std::shared_ptr<char> TorchBackend::AllocateStaging(int64_t bytes) {
   if (impl_->device_kind != DeviceKind::kCuda) return Backend::AllocateStaging(bytes);
-  torch::Tensor pinned =
+  torch::Tensor memory =
       torch::empty({bytes}, torch::TensorOptions().dtype(torch::kByte).pinned_memory(true));
+  char* start = static_cast<char*>(memory.data_ptr());
+  impl_->pinned->Add(start, bytes);
   // The deleter owns the tensor: the memory lives exactly as long as the pointer.
-  return std::shared_ptr<char>(static_cast<char*>(pinned.data_ptr()),
-                               [pinned](char*) mutable { pinned.reset(); });
+  return std::shared_ptr<char>(start, [memory, pinned = impl_->pinned](char* p) mutable {
+    pinned->Remove(p);
+    memory.reset();
+  });
 }
 
 double TorchBackend::precision_error() const { return impl_->precision_error; }
@@ -212,6 +216,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
     torch::set_num_threads(std::max(1, cores / options.num_workers));
   }
   impl->recheck_interval = options.device_recheck_interval;
+  impl->cuda_graphs = options.cuda_graphs && *device == DeviceKind::kCuda;
   impl->clock = options.clock != nullptr ? options.clock : Clock::Real();
   try {
     impl->cpu_module.eval();

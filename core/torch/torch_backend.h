@@ -54,6 +54,13 @@ class TorchBackend : public Backend {
     // fusion). If that throws, or the result fails the dry run or the precision check, the
     // plain frozen module is served instead (logged); see optimized().
     bool optimize_for_inference = true;
+    // CUDA only: replay each worker's batch path (host->device copy, conversion, forward,
+    // conversion, device->host copy) from a CUDA graph captured per batch size, one launch
+    // instead of one per operation. A batch size is captured after it ran twice eagerly, and
+    // only for the executor's page-locked staging buffers. A model that cannot be captured
+    // (it reads device values on the host, e.g. data-dependent control flow) makes the first
+    // capture fail: logged, and the model runs eagerly from then on. Ignored on CPU and MPS.
+    bool cuda_graphs = false;
     // After a device failure, how long the model serves from its CPU fallback before one batch
     // tries the device again. Zero retries with the next batch; absl::InfiniteDuration() never
     // returns (until RecheckDevice()). Must not be negative.
@@ -97,6 +104,13 @@ class TorchBackend : public Backend {
   int64_t fallbacks() const;
   // Whether the model serves from its CPU fallback now.
   bool on_fallback() const;
+  // What Options::cuda_graphs did so far, over all workers.
+  struct GraphStats {
+    int64_t captured = 0;  // Graphs captured.
+    int64_t replays = 0;   // Batches run by replaying one.
+    bool failed = false;   // A capture failed; graphs are off since.
+  };
+  GraphStats cuda_graphs() const;
   // On the fallback, lets the next batch try the device at once instead of after the recheck
   // interval. No effect on a model on its device.
   void RecheckDevice();

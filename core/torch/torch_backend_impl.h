@@ -9,12 +9,16 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 #if defined(COALESCE_WITH_CUDA)
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -22,19 +26,43 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/address_ranges.h"
 #include "core/clock.h"
 #include "core/device.h"
 #include "core/torch/torch_backend.h"
 
 namespace coalesce {
 
+// One worker's CUDA graphs (TorchBackend::Options::cuda_graphs): a batch path captured per
+// batch size and host buffers, after kEagerRunsBeforeCapture ordinary runs of the same key
+// (the first runs of a TorchScript module profile and optimise it, and cuBLAS sets up its
+// workspace for the stream; neither may happen inside a capture). All graphs of a worker share
+// one memory pool: they run one at a time on the worker's stream, and no tensor outlives a
+// run (inputs come from host memory, outputs go to host memory).
+struct WorkerGraphs {
+  static constexpr int kEagerRunsBeforeCapture = 2;
+  // Keys (graphs or counts of eager runs) kept per worker; past it, new keys run eagerly.
+  static constexpr size_t kMaxKeys = 512;
+#if defined(COALESCE_WITH_CUDA)
+  struct Entry {
+    int eager_runs = 0;
+    std::unique_ptr<at::cuda::CUDAGraph> graph;  // Null until captured.
+  };
+  // Rows, then each input's and each output's host address.
+  std::map<std::vector<uintptr_t>, Entry> entries;
+  std::optional<at::cuda::MempoolId_t> pool;
+#endif
+};
+
 // What one executor worker runs with: its own copy of the module (no state shared between
-// workers), and on CUDA its own stream, so two workers' copies and kernels overlap.
+// workers), and on CUDA its own stream, so two workers' copies and kernels overlap, and its
+// graphs.
 struct WorkerState {
   torch::jit::Module module;
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStream> stream;
 #endif
+  WorkerGraphs graphs;
 };
 
 // Everything a TorchBackend holds. Members above `fell_back` are constant once Initialize()
@@ -54,6 +82,17 @@ struct TorchBackend::Impl {
   bool optimized = false;
   absl::Duration recheck_interval = absl::Seconds(30);
   Clock* clock = nullptr;
+  // Options::cuda_graphs, on a CUDA device.
+  bool cuda_graphs = false;
+  // The page-locked staging memory handed out by AllocateStaging() and not yet freed: CUDA
+  // graphs run only on buffers inside it. Shared with the memory's deleters, which may run
+  // after the backend is gone.
+  std::shared_ptr<AddressRanges> pinned = std::make_shared<AddressRanges>();
+
+  // Set when a capture failed: every worker runs eagerly from then on.
+  std::atomic<bool> graphs_failed{false};
+  std::atomic<int64_t> graph_captures{0};
+  std::atomic<int64_t> graph_replays{0};
 
   // Read without the lock on every batch; written under fallback_mu.
   std::atomic<bool> fell_back{false};
@@ -70,18 +109,31 @@ struct TorchBackend::Impl {
   using OutputSink =
       std::function<char*(int o, const std::vector<int64_t>& shape, int64_t bytes)>;
 
+  // `fixed_outputs`: the output buffers of a fixed-size batch (what `sink` returns), which
+  // makes the batch eligible for a CUDA graph; empty for variable sizes.
   absl::Status Run(int worker, int64_t rows, absl::Span<const char* const> inputs,
-                   absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
-  // Runs worker `worker`'s module on the device, on its stream (CUDA) or under the submission
-  // lock (MPS). Throws what the device throws.
+                   absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink,
+                   absl::Span<char* const> fixed_outputs);
+  // Runs worker `worker`'s module on the device, on its stream (CUDA, from a graph where one
+  // applies) or under the submission lock (MPS). Throws what the device throws.
   absl::Status RunOnDevice(int worker, int64_t rows, absl::Span<const char* const> inputs,
                            absl::Span<const std::vector<int64_t>> input_dims,
-                           const OutputSink& sink);
+                           const OutputSink& sink, absl::Span<char* const> fixed_outputs);
   // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
-  // `input_dims` are each input's dims without the batch dimension.
+  // `input_dims` are each input's dims without the batch dimension. `capturing`: inside a CUDA
+  // graph capture, where the device->host copies must not wait (the caller synchronises after
+  // replaying the graph).
   absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
                      int64_t rows, absl::Span<const char* const> inputs,
-                     absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink);
+                     absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink,
+                     bool capturing = false);
+  // The CUDA graph path of a fixed-size batch on `state`'s stream: replays the batch's graph,
+  // or captures it once the key has run eagerly often enough, and waits for the outputs.
+  // Nothing (the caller runs eagerly) when graphs are off or failed, the buffers are not
+  // page-locked staging, the key has not run often enough, or the worker has too many keys.
+  std::optional<absl::Status> RunGraph(WorkerState& state, int64_t rows,
+                                       absl::Span<const char* const> inputs,
+                                       absl::Span<char* const> outputs);
   // Whether this batch should run on the device: always while healthy; on the fallback, one
   // batch per recheck interval, which sets `*probe`.
   bool ShouldTryDevice(bool* probe);

@@ -5,8 +5,10 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 #if defined(COALESCE_WITH_CUDA)
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 #include <algorithm>
@@ -103,26 +105,107 @@ void TorchBackend::Impl::Recovered() {
 absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
                                              absl::Span<const char* const> inputs,
                                              absl::Span<const std::vector<int64_t>> input_dims,
-                                             const OutputSink& sink) {
+                                             const OutputSink& sink,
+                                             absl::Span<char* const> fixed_outputs) {
   if (TakeInjectedFailure()) throw InjectedDeviceFailure();
   WorkerState& state = workers[worker % workers.size()];
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
   if (state.stream.has_value()) stream_guard.emplace(*state.stream);
+  if (!fixed_outputs.empty()) {
+    std::optional<absl::Status> graphed = RunGraph(state, rows, inputs, fixed_outputs);
+    if (graphed.has_value()) return *std::move(graphed);
+  }
 #endif
   std::unique_lock<std::mutex> mps_lock;
   if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
   return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink);
 }
 
+std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int64_t rows,
+                                                         absl::Span<const char* const> inputs,
+                                                         absl::Span<char* const> outputs) {
+#if defined(COALESCE_WITH_CUDA)
+  if (!cuda_graphs || !state.stream.has_value() ||
+      graphs_failed.load(std::memory_order_relaxed)) {
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!pinned->Contains(inputs[i], rows * metadata.inputs[i].RowBytes())) return std::nullopt;
+  }
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (!pinned->Contains(outputs[o], rows * metadata.outputs[o].RowBytes())) return std::nullopt;
+  }
+  std::vector<uintptr_t> key = {static_cast<uintptr_t>(rows)};
+  for (const char* in : inputs) key.push_back(reinterpret_cast<uintptr_t>(in));
+  for (char* out : outputs) key.push_back(reinterpret_cast<uintptr_t>(out));
+  WorkerGraphs& graphs = state.graphs;
+  auto found = graphs.entries.find(key);
+  if (found == graphs.entries.end()) {
+    if (graphs.entries.size() >= WorkerGraphs::kMaxKeys) return std::nullopt;
+    found = graphs.entries.emplace(std::move(key), WorkerGraphs::Entry()).first;
+  }
+  WorkerGraphs::Entry& entry = found->second;
+  if (entry.graph == nullptr) {
+    if (entry.eager_runs < WorkerGraphs::kEagerRunsBeforeCapture) {
+      ++entry.eager_runs;
+      return std::nullopt;
+    }
+    if (!graphs.pool.has_value()) graphs.pool = at::cuda::graph_pool_handle();
+    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    absl::Status captured;
+    try {
+      // Thread-local mode: the other workers keep running (and allocating) while this one
+      // captures; only this thread's calls are checked.
+      graph->capture_begin(*graphs.pool, cudaStreamCaptureModeThreadLocal);
+      try {
+        captured = RunOn(state.module, device, compute_type, rows, inputs, SpecInputDims(),
+                         FixedSink(rows, outputs), /*capturing=*/true);
+      } catch (...) {
+        try {
+          graph->capture_end();
+        } catch (...) {
+          // The capture was invalidated; ending it is all that was needed.
+        }
+        throw;
+      }
+      graph->capture_end();
+    } catch (const std::exception& e) {
+      // A model that synchronises (reads a device value on the host, such as data-dependent
+      // control flow) cannot be captured. The stream may have been left unusable.
+      if (!graphs_failed.exchange(true)) {
+        std::fprintf(stderr,
+                     "coalesce: model '%s': CUDA graph capture failed (%s); running without "
+                     "graphs\n",
+                     metadata.name.c_str(), ErrorText(e).c_str());
+      }
+      state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+      return std::nullopt;
+    }
+    // A model error (a wrong output shape) is reported by the eager run that follows.
+    if (!captured.ok()) return std::nullopt;
+    entry.graph = std::move(graph);
+    graph_captures.fetch_add(1, std::memory_order_relaxed);
+  }
+  entry.graph->replay();
+  // The outputs' device->host copies are the graph's last work on this stream.
+  state.stream->synchronize();
+  graph_replays.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+#else
+  return std::nullopt;
+#endif
+}
+
 absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
                                      absl::Span<const char* const> inputs,
                                      absl::Span<const std::vector<int64_t>> input_dims,
-                                     const OutputSink& sink) {
+                                     const OutputSink& sink,
+                                     absl::Span<char* const> fixed_outputs) {
   bool probe = false;
   if (ShouldTryDevice(&probe)) {
     try {
-      absl::Status status = RunOnDevice(worker, rows, inputs, input_dims, sink);
+      absl::Status status = RunOnDevice(worker, rows, inputs, input_dims, sink, fixed_outputs);
       // The device answered (an error status is the model's, which the CPU would repeat).
       if (probe) Recovered();
       return status;
@@ -148,7 +231,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                        torch::ScalarType compute, int64_t rows,
                                        absl::Span<const char* const> inputs,
                                        absl::Span<const std::vector<int64_t>> input_dims,
-                                       const OutputSink& sink) {
+                                       const OutputSink& sink, bool capturing) {
   c10::InferenceMode inference_mode;
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
@@ -205,15 +288,24 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     // Converted to the wire type where the result is (a blocking copy_ between devices would
     // convert on the host, after the copy, with a temporary host tensor), then copied to the
     // host on this worker's stream; the blocking copy waits for the result: that is the
-    // synchronisation, not a device-wide synchronise.
+    // synchronisation, not a device-wide synchronise. In a capture the copy is recorded
+    // instead, and RunGraph() waits for the stream after replaying it.
     torch::from_blob(sink(static_cast<int>(o), got, bytes), got, ScalarTypeOf(spec.dtype))
-        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)));
+        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)), /*non_blocking=*/capturing);
   }
   return absl::OkStatus();
 }
 
 int64_t TorchBackend::fallbacks() const {
   return impl_->fallbacks.load(std::memory_order_relaxed);
+}
+
+TorchBackend::GraphStats TorchBackend::cuda_graphs() const {
+  GraphStats stats;
+  stats.captured = impl_->graph_captures.load(std::memory_order_relaxed);
+  stats.replays = impl_->graph_replays.load(std::memory_order_relaxed);
+  stats.failed = impl_->graphs_failed.load(std::memory_order_relaxed);
+  return stats;
 }
 
 bool TorchBackend::on_fallback() const {
@@ -320,11 +412,17 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t
       }
       return output_memory[o].get();
     };
+    // From the second run on, a fixed-size model's outputs are known buffers, as the
+    // executor's are, so the batch path may use its CUDA graphs.
+    std::vector<char*> fixed_outputs;
     absl::Time start;
     for (int i = -1; i < iterations; ++i) {
       if (i == 0) start = impl.clock->Now();
-      absl::Status status = impl.RunOnDevice(worker, rows, inputs, dims, sink);
+      absl::Status status = impl.RunOnDevice(worker, rows, inputs, dims, sink, fixed_outputs);
       if (!status.ok()) return status;
+      if (i == -1 && !impl.metadata.HasVariableDims()) {
+        for (const auto& memory : output_memory) fixed_outputs.push_back(memory.get());
+      }
     }
     return impl.clock->Now() - start;
   } catch (const std::exception& e) {
@@ -337,7 +435,7 @@ absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const ch
                                    absl::Span<char* const> outputs) {
   try {
     return impl_->Run(worker, rows, inputs, impl_->SpecInputDims(),
-                      impl_->FixedSink(rows, outputs));
+                      impl_->FixedSink(rows, outputs), outputs);
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
@@ -351,7 +449,8 @@ absl::Status TorchBackend::ExecuteVariable(int worker, int64_t rows,
     return impl_->Run(worker, rows, inputs, batch.input_dims,
                       [&batch](int o, const std::vector<int64_t>&, int64_t bytes) {
                         return batch.output_buffer(o, bytes);
-                      });
+                      },
+                      /*fixed_outputs=*/{});
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("model '", impl_->metadata.name, "' failed: ", ErrorText(e)));
