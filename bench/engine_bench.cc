@@ -1,7 +1,7 @@
 // coalesce-engine-bench: the execution engine against the model's ceiling, in-process, no RPC.
 //
 //   coalesce-engine-bench --device=auto --duration_s=1 [--warmup_s=0.3]
-//       [--batch_sizes=1,8,32,128,256] [--copy_threads=N]
+//       [--batch_sizes=1,8,32,128,256] [--copy_threads=N] [--extra_variants=3w4c,2w8c]
 //
 // For each batch size B and compute precision, three numbers:
 //   ceiling  TorchBackend::TimeResidentBatches(): the served module's forward on inputs already
@@ -16,9 +16,12 @@
 //            its last request's answer: gather into staging, host->device copy and conversion,
 //            forward, device->host copy, scatter into each response, answers.
 // Variants: precision (fp16 on CUDA and MPS; bf16 on CPU, which has no fp16 matmul; and fp32),
-// pooled vs unpooled staging (Executor::Options::pool_staging), 1 vs 2 workers, and the threads
+// pooled vs unpooled staging (Executor::Options::pool_staging), 1 vs 2 workers, the threads
 // that copy a batch's gather and scatter (Executor::Options::copy_threads, "1c" = the worker
-// alone, "Nc" = --copy_threads). ratio is server over ceiling, host_ratio server over host.
+// alone, "Nc" = --copy_threads), and on CUDA the batch path replayed from CUDA graphs
+// ("graphs", TorchBackend::Options::cuda_graphs; their host ceiling uses the graphs too, their
+// resident ceiling is the module's forward as for the others). ratio is server over ceiling,
+// host_ratio server over host.
 // With 1 worker
 // one batch is in flight and server ms/batch is the mean time from dispatch to the last answer.
 // With 2 workers two batches are in flight and server ms/batch is wall time over batches (the
@@ -53,6 +56,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -70,6 +74,10 @@ ABSL_FLAG(int, copy_threads, -1,
           "Threads that copy a batch's gather and scatter in the Nc variants (the worker "
           "included; Executor::Options::copy_threads). -1: the executor's default, min(4, half "
           "the hardware threads). The 1c variants always copy on the worker alone.");
+ABSL_FLAG(std::string, extra_variants, "",
+          "More rows per batch size, in the low precision with pooled staging: comma-separated "
+          "WwCc items, e.g. 3w4c,2w8c (W workers, C copy threads, the worker included), with a "
+          "'g' at the end for CUDA graphs (3w4cg).");
 ABSL_FLAG(bool, exercise_fallback, true,
           "After the table, inject one device failure into the low-precision backend, check "
           "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
@@ -83,9 +91,10 @@ struct Variant {
   bool pooled = true;
   int workers = 1;
   int copy_threads = 1;  // Executor::Options::copy_threads.
+  bool graphs = false;   // TorchBackend::Options::cuda_graphs (CUDA only).
   std::string Name() const {
     return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w ",
-                        copy_threads, "c");
+                        copy_threads, "c", graphs ? " graphs" : "");
   }
 };
 
@@ -101,6 +110,26 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
   }
   if (sizes.empty()) return absl::InvalidArgumentError("--batch_sizes is empty");
   return sizes;
+}
+
+// --extra_variants: "3w4c,2w8cg" -> pooled variants of `precision` ("g": with CUDA graphs).
+absl::StatusOr<std::vector<Variant>> ParseExtraVariants(absl::string_view text,
+                                                        const std::string& precision) {
+  std::vector<Variant> variants;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> parts = absl::StrSplit(item, 'w');
+    Variant variant{precision, true, 0, 0};
+    if (parts.size() == 2) variant.graphs = absl::ConsumeSuffix(&parts[1], "g");
+    if (parts.size() != 2 || !absl::ConsumeSuffix(&parts[1], "c") ||
+        !absl::SimpleAtoi(parts[0], &variant.workers) ||
+        !absl::SimpleAtoi(parts[1], &variant.copy_threads) || variant.workers < 1 ||
+        variant.copy_threads < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--extra_variants: '", item, "' is not WwCc with W, C >= 1 (e.g. 3w4c)"));
+    }
+    variants.push_back(variant);
+  }
+  return variants;
 }
 
 // Which ceiling CeilingMs() measures.
@@ -346,11 +375,13 @@ absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& in
 
 absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(const std::string& device,
                                                           const std::string& precision,
-                                                          int64_t max_rows) {
+                                                          int64_t max_rows, int workers,
+                                                          bool graphs) {
   TorchBackend::Options options;
   options.device = device;
   options.precision = precision;
-  options.num_workers = 2;
+  options.cuda_graphs = graphs;
+  options.num_workers = workers;
   // bf16 lands near 5e-2 on this model (tests/torch_backend_test.cc); fp16 within the default.
   if (precision == "bf16") options.max_precision_error = 0.1;
   return TorchBackend::CreateDemo(options, max_rows);
@@ -364,6 +395,13 @@ int Main() {
     std::cerr << "coalesce-engine-bench: " << sizes.status().message() << "\n";
     return 2;
   }
+  // Their precision is set once the device's low precision is known.
+  absl::StatusOr<std::vector<Variant>> extra =
+      ParseExtraVariants(absl::GetFlag(FLAGS_extra_variants), "");
+  if (!extra.ok()) {
+    std::cerr << "coalesce-engine-bench: " << extra.status().message() << "\n";
+    return 2;
+  }
   if (!(duration_s > 0) || !(warmup_s >= 0)) {
     std::cerr << "coalesce-engine-bench: need --duration_s > 0 (got " << duration_s
               << ") and --warmup_s >= 0 (got " << warmup_s << ")\n";
@@ -374,53 +412,89 @@ int Main() {
   const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
   const std::string device = absl::GetFlag(FLAGS_device);
 
-  // The low precision follows the device: fp16 where the device has it, bf16 on the CPU.
-  absl::StatusOr<std::unique_ptr<TorchBackend>> low = MakeBackend(device, "fp16", max_rows);
+  int max_workers = 2;
+  for (const Variant& variant : *extra) max_workers = std::max(max_workers, variant.workers);
+  // The backends by precision: [0] the low precision (fp16 where the device has it, bf16 on
+  // the CPU), [1] fp32, [2] the low precision with CUDA graphs (CUDA only).
+  std::array<std::unique_ptr<TorchBackend>, 3> backends;
   std::string low_name = "fp16";
-  if (!low.ok()) {
-    low = MakeBackend(device, "bf16", max_rows);
-    low_name = "bf16";
-  }
-  absl::StatusOr<std::unique_ptr<TorchBackend>> fp32 = MakeBackend(device, "fp32", max_rows);
-  for (const auto* backend : {&low, &fp32}) {
-    if (!backend->ok()) {
-      std::cerr << "coalesce-engine-bench: " << backend->status().message() << "\n";
-      return 1;
+  {
+    absl::StatusOr<std::unique_ptr<TorchBackend>> low =
+        MakeBackend(device, "fp16", max_rows, max_workers, false);
+    if (!low.ok()) {
+      low = MakeBackend(device, "bf16", max_rows, max_workers, false);
+      low_name = "bf16";
+    }
+    absl::StatusOr<std::unique_ptr<TorchBackend>> fp32 =
+        MakeBackend(device, "fp32", max_rows, max_workers, false);
+    for (auto* made : {&low, &fp32}) {
+      if (!made->ok()) {
+        std::cerr << "coalesce-engine-bench: " << made->status().message() << "\n";
+        return 1;
+      }
+    }
+    backends[0] = *std::move(low);
+    backends[1] = *std::move(fp32);
+    if (backends[0]->DeviceDescription().rfind("cuda", 0) == 0) {
+      absl::StatusOr<std::unique_ptr<TorchBackend>> graphs =
+          MakeBackend(device, low_name, max_rows, max_workers, true);
+      if (!graphs.ok()) {
+        std::cerr << "coalesce-engine-bench: " << graphs.status().message() << "\n";
+        return 1;
+      }
+      backends[2] = *std::move(graphs);
     }
   }
-  for (const auto* backend : {&low, &fp32}) {
-    std::cerr << "coalesce-engine-bench: demo model on " << (**backend)->DeviceDescription()
-              << ((**backend)->optimized() ? ", optimize_for_inference" : ", frozen only")
-              << ", precision error " << (**backend)->precision_error() << std::endl;
+  for (const auto& backend : backends) {
+    if (backend == nullptr) continue;
+    std::cerr << "coalesce-engine-bench: demo model on " << backend->DeviceDescription()
+              << (backend->optimized() ? ", optimize_for_inference" : ", frozen only")
+              << ", precision error " << backend->precision_error() << std::endl;
   }
   int copy_threads = absl::GetFlag(FLAGS_copy_threads);
   if (copy_threads < 0) copy_threads = Executor::DefaultCopyThreads();
   std::cerr << "coalesce-engine-bench: Nc variants copy with " << copy_threads
             << " threads (worker included)" << std::endl;
   // The first row of each batch size is the configuration measured before copy threads existed.
-  const std::vector<Variant> variants = {
+  std::vector<Variant> variants = {
       {low_name, true, 1, 1},         {low_name, true, 1, copy_threads},
       {"fp32", true, 1, copy_threads}, {low_name, false, 1, copy_threads},
       {low_name, true, 2, 1},         {low_name, true, 2, copy_threads}};
+  if (backends[2] != nullptr) {
+    variants.push_back({low_name, true, 1, copy_threads, true});
+    variants.push_back({low_name, true, 2, copy_threads, true});
+  }
+  for (Variant& variant : *extra) {
+    variant.precision = low_name;
+    if (variant.graphs && backends[2] == nullptr) {
+      std::cerr << "coalesce-engine-bench: --extra_variants: CUDA graphs need a CUDA device\n";
+      return 2;
+    }
+  }
+  variants.insert(variants.end(), extra->begin(), extra->end());
+  auto backend_of = [](const Variant& variant) {
+    return variant.graphs ? 2 : variant.precision == "fp32" ? 1 : 0;
+  };
 
-  std::vector<char> input((*low)->metadata().inputs[0].RowBytes() * max_rows);
+  std::vector<char> input(backends[0]->metadata().inputs[0].RowBytes() * max_rows);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (size_t i = 0; i < input.size() / sizeof(float); ++i) {
     reinterpret_cast<float*>(input.data())[i] = uniform(rng);
   }
 
-  std::cout << absl::StrFormat("%6s  %-21s %11s %10s %6s %10s %10s %10s %10s %8s %10s\n",
+  std::cout << absl::StrFormat("%6s  %-28s %11s %10s %6s %10s %10s %10s %10s %8s %10s\n",
                                "batch", "variant", "ceiling_ms", "server_ms", "ratio",
                                "samples/s", "gather_ms", "backend_ms", "scatter_ms", "host_ms",
                                "host_ratio");
   for (int64_t rows : *sizes) {
-    // [0]: the low precision, [1]: fp32; resident and host ceilings of each.
-    std::array<std::array<double, 2>, 2> ceilings{};
-    for (int b = 0; b < 2; ++b) {
-      TorchBackend& backend = b == 0 ? **low : **fp32;
+    // Per backend: the resident ceiling (the module's own forward, never a graph) and the
+    // host ceiling (the backend's batch path, from its graphs where it has them).
+    std::array<std::array<double, 2>, 3> ceilings{};
+    for (size_t b = 0; b < backends.size(); ++b) {
+      if (backends[b] == nullptr) continue;
       for (Ceiling kind : {Ceiling::kResident, Ceiling::kHost}) {
-        absl::StatusOr<double> ms = CeilingMs(backend, kind, rows, warmup, window);
+        absl::StatusOr<double> ms = CeilingMs(*backends[b], kind, rows, warmup, window);
         if (!ms.ok()) {
           std::cerr << "coalesce-engine-bench: ceiling at batch " << rows << ": "
                     << ms.status().message() << "\n";
@@ -430,29 +504,34 @@ int Main() {
       }
     }
     for (const Variant& variant : variants) {
-      const bool is_fp32 = variant.precision == "fp32";
-      TorchBackend& backend = is_fp32 ? **fp32 : **low;
+      const int b = backend_of(variant);
       absl::StatusOr<ServerResult> server =
-          MeasureServer(backend, variant, input, rows, warmup, window);
+          MeasureServer(*backends[b], variant, input, rows, warmup, window);
       if (!server.ok()) {
         std::cerr << "coalesce-engine-bench: " << variant.Name() << " at batch " << rows << ": "
                   << server.status().message() << "\n";
         return 1;
       }
-      const double ceiling = ceilings[is_fp32 ? 1 : 0][0];
-      const double host = ceilings[is_fp32 ? 1 : 0][1];
+      const double ceiling = ceilings[b][0];
+      const double host = ceilings[b][1];
       std::cout << absl::StrFormat(
-          "%6d  %-21s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f %8.4f %10.2f\n", rows,
+          "%6d  %-28s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f %8.4f %10.2f\n", rows,
           variant.Name(), ceiling, server->ms_per_batch, server->ms_per_batch / ceiling,
           server->samples_per_s, server->gather_ms, server->backend_ms, server->scatter_ms, host,
           server->ms_per_batch / host);
       std::cout.flush();
     }
   }
-  std::cerr << "coalesce-engine-bench: device memory after the runs: " << MemoryText(**low)
+  if (backends[2] != nullptr) {
+    const TorchBackend::GraphStats graphs = backends[2]->cuda_graphs();
+    std::cerr << "coalesce-engine-bench: CUDA graphs: " << graphs.captured << " captured, "
+              << graphs.replays << " batches replayed"
+              << (graphs.failed ? ", a capture FAILED (graphs off since)" : "") << std::endl;
+  }
+  std::cerr << "coalesce-engine-bench: device memory after the runs: " << MemoryText(*backends[0])
             << std::endl;
   if (absl::GetFlag(FLAGS_exercise_fallback)) {
-    absl::Status s = ExerciseFallback(**low, input);
+    absl::Status s = ExerciseFallback(*backends[0], input);
     std::cerr << "coalesce-engine-bench: injected device failure: "
               << (s.ok() ? "answered by the CPU fallback, back on the device after a recheck"
                          : std::string(s.message()))
