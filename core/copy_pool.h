@@ -16,7 +16,8 @@
 namespace coalesce {
 
 // A small fixed set of threads that run the pieces of a fork-join loop: the executor's gather
-// and scatter, whose memcpy of a large batch is bound by one core's memory bandwidth.
+// and scatter, whose memcpy of a large batch is bound by one core's memory bandwidth, and its
+// answers, which serialise each response on the answering thread.
 //
 // ParallelFor(n, piece) runs piece(0) .. piece(n - 1), each exactly once, on the pool's threads
 // and on the calling thread, and returns when all have returned. The caller takes pieces too,
@@ -27,7 +28,8 @@ namespace coalesce {
 // Thread-safety: ParallelFor() may be called from several threads at once (the executor's
 // workers share one pool); their pieces interleave on the pool's threads. Stop() is called once,
 // by the owner, with no ParallelFor() in progress. A piece must not throw, and must not call
-// ParallelFor() on the same pool.
+// ParallelFor() on the same pool. It should not block either: it holds a pool thread that every
+// caller shares (the executor's answer pieces run requests' done callbacks; see Executor).
 class CopyPool {
  public:
   struct Options {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <thread>
 #include <utility>
 
@@ -267,7 +268,10 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   if (options_.statistics != nullptr && status.ok()) {
     options_.statistics->RecordBatch(rows, gather, took, scatter);
   }
-  for (auto& request : batch.requests) request->Finish(status);
+  // Each answer serialises its response on the answering thread: split like the scatter.
+  const int64_t answer_bytes =
+      status.ok() ? std::accumulate(output_bytes.begin(), output_bytes.end(), int64_t{0}) : 0;
+  ForEachRequest(batch, answer_bytes, [&](size_t j) { batch.requests[j]->Finish(status); });
   if (!options_.pool_staging) {
     // Unpooled: this batch's memory goes now, and the next batch allocates its own.
     for (Staging& staging : buffers.inputs) staging = Staging();
@@ -276,7 +280,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
 }
 
 void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
-                              const std::function<void(size_t)>& copy) {
+                              const std::function<void(size_t)>& work) {
   const size_t n = batch.requests.size();
   int64_t pieces = 1;
   if (copy_pool_ != nullptr) {
@@ -284,7 +288,7 @@ void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
                                 bytes / options_.copy_split_bytes});
   }
   if (pieces <= 1) {
-    for (size_t j = 0; j < n; ++j) copy(j);
+    for (size_t j = 0; j < n; ++j) work(j);
     return;
   }
   parallel_copies_.fetch_add(1, std::memory_order_relaxed);
@@ -301,7 +305,7 @@ void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
     row += batch.requests[j]->rows();
   }
   copy_pool_->ParallelFor(static_cast<int>(pieces), [&](int piece) {
-    for (size_t j = first[piece]; j < first[piece + 1]; ++j) copy(j);
+    for (size_t j = first[piece]; j < first[piece + 1]; ++j) work(j);
   });
 }
 

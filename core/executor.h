@@ -37,11 +37,19 @@ namespace coalesce {
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
 // pool shared by all workers) and the worker itself copy at once: one core's memcpy bandwidth
 // (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows, 8 MiB each
-// way, at 1.3 ms. Each piece writes only its own requests' bytes; the worker answers the
-// requests, on its own thread, after every piece has finished.
+// way, at 1.3 ms. Each piece writes only its own requests' bytes.
+//
+// The answers are split the same way, by the scatter's bytes (a failed batch has none, so it
+// answers on the worker alone): each answer serialises its response on the thread that gives it
+// (in the server, the gRPC reactor's Finish), 8 MiB in all for those 256 rows. They go out only
+// after every scatter piece has finished and the batch's statistics are recorded, so that a
+// client reading ModelStatistics after its answer sees its batch counted.
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
-// batcher's). `Stop()` is called once, by the owner.
+// batcher's). `Stop()` is called once, by the owner. Requests' done callbacks run on the workers
+// and on the copy threads, concurrently with each other (those of one batch too) and with other
+// batches' copies. A done callback must not throw, block, or call into the executor: it holds a
+// copy thread that every worker shares.
 class Executor : public BatchSink {
  public:
   struct Options {
@@ -60,14 +68,16 @@ class Executor : public BatchSink {
     // every batch allocates fresh staging memory from the backend and frees it afterwards:
     // only for measuring what pooling saves (bench/engine_bench.cc).
     bool pool_staging = true;
-    // Threads that copy one batch's gather or scatter, the worker included: the executor starts
-    // copy_threads - 1 copy threads, shared by all workers. 0 or 1 copies on the worker thread
-    // alone, with no copy thread. Default: min(4, half the hardware threads), at least 1 (so 1
-    // on a 2-core machine, 4 on a 16-core GPU host). Must be >= 0.
+    // Threads that copy one batch's gather or scatter and give its answers, the worker included:
+    // the executor starts copy_threads - 1 copy threads, shared by all workers. 0 or 1 does
+    // everything on the worker thread alone, with no copy thread. Default: min(4, half the
+    // hardware threads), at least 1 (so 1 on a 2-core machine, 4 on a 16-core GPU host). Must be
+    // >= 0.
     int copy_threads = DefaultCopyThreads();
     // The smallest share of a gather or scatter worth handing to another thread: a stage that
     // moves `bytes` in total is split into min(copy_threads, requests, bytes / copy_split_bytes)
-    // pieces, so under 2 * copy_split_bytes it runs on the worker alone. Must be >= 1.
+    // pieces, so under 2 * copy_split_bytes it runs on the worker alone. The answers count the
+    // scatter's bytes. Must be >= 1.
     int64_t copy_split_bytes = int64_t{256} << 10;
     // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
     // elsewhere plain memcpy). The staging buffer is next read by the GPU's DMA engine, not by
@@ -95,7 +105,8 @@ class Executor : public BatchSink {
   // Idempotent.
   void Stop();
 
-  // Gather and scatter stages split over the copy threads so far (for tests and benchmarks).
+  // Gather, scatter and answer stages split over the copy threads so far (for tests and
+  // benchmarks).
   int64_t parallel_copies() const { return parallel_copies_.load(std::memory_order_relaxed); }
 
  private:
@@ -132,9 +143,9 @@ class Executor : public BatchSink {
   // `output_bytes` for the batch's `rows` rows.
   void Scatter(const Batch& batch, int64_t rows, absl::Span<char* const> outputs,
                absl::Span<const int64_t> output_bytes);
-  // Runs `copy(j)` for every request j of `batch`, which together move `bytes`: on this thread,
+  // Runs `work(j)` for every request j of `batch`, which together move `bytes`: on this thread,
   // or split into pieces of consecutive requests for the copy threads and this thread.
-  void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& copy);
+  void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& work);
 
   // Constant after construction.
   const Options options_;

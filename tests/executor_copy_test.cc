@@ -1,15 +1,21 @@
-// The executor's gather and scatter split over its copy threads (Executor::Options::copy_threads):
-// the same bytes, at the same offsets, as the worker thread copying alone.
+// The executor's gather, scatter and answers split over its copy threads
+// (Executor::Options::copy_threads): the same bytes, at the same offsets, as the worker thread
+// copying alone, and every request answered once.
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "core/executor.h"
+#include "core/model_statistics.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 
@@ -66,7 +72,7 @@ struct Call {
   std::string out;
   std::string row;
   absl::Status status;
-  int answers = 0;  // Written by the worker; read after the batch's counter says all answered.
+  int answers = 0;  // Written by whichever thread answers; read after the counter says all did.
 };
 
 // The requests' row counts: different sizes, so a wrong offset shows.
@@ -81,7 +87,9 @@ std::vector<std::unique_ptr<Call>> MakeCalls(float first, int width = kWidth) {
   return calls;
 }
 
-Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter& counter) {
+// Each request's done callback runs `on_answer` (if set), then records the answer.
+Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter& counter,
+                std::function<void()> on_answer = nullptr) {
   Batch batch;
   for (auto& call : calls) {
     InferRequest::Options options;
@@ -90,8 +98,9 @@ Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter
                                 call->input.size() * sizeof(float));
     options.outputs = {&call->out, &call->row};
     Call* c = call.get();
-    batch.requests.push_back(
-        std::make_unique<InferRequest>(std::move(options), [c, &counter](absl::Status s) {
+    batch.requests.push_back(std::make_unique<InferRequest>(
+        std::move(options), [c, &counter, on_answer](absl::Status s) {
+          if (on_answer) on_answer();
           c->status = std::move(s);
           ++c->answers;
           counter.DecrementCount();
@@ -100,6 +109,40 @@ Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter
   }
   return batch;
 }
+
+// The threads that answered. The first answer waits until another thread has answered, so a
+// split answer stage always shows two threads, and answers all on one thread time out (a
+// failure, not a hang).
+class AnswerThreads {
+ public:
+  void Answered() {
+    bool first, second;
+    {
+      absl::MutexLock lock(&mu_);
+      first = threads_.empty();
+      second = threads_.insert(std::this_thread::get_id()).second && threads_.size() == 2;
+    }
+    if (second) other_answered_.Notify();
+    if (first && !other_answered_.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+      absl::MutexLock lock(&mu_);
+      timed_out_ = true;
+    }
+  }
+  size_t threads() {
+    absl::MutexLock lock(&mu_);
+    return threads_.size();
+  }
+  bool timed_out() {
+    absl::MutexLock lock(&mu_);
+    return timed_out_;
+  }
+
+ private:
+  absl::Notification other_answered_;
+  absl::Mutex mu_;
+  std::set<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
+  bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 std::vector<float> Floats(const std::string& bytes) {
   std::vector<float> v(bytes.size() / sizeof(float));
@@ -110,10 +153,12 @@ std::vector<float> Floats(const std::string& bytes) {
 class ExecutorCopyTest : public ::testing::Test {
  protected:
   // An executor with `copy_threads`, splitting any stage of two 4 KiB rows or more.
-  std::unique_ptr<Executor> Make(int copy_threads, int workers = 1) {
+  std::unique_ptr<Executor> Make(int copy_threads, int workers = 1,
+                                 ModelStatistics* statistics = nullptr) {
     Executor::Options options;
     options.num_workers = workers;
     options.copy_threads = copy_threads;
+    options.statistics = statistics;
     options.copy_split_bytes = kWidth * sizeof(float);
     return *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
   }
@@ -139,7 +184,7 @@ TEST_F(ExecutorCopyTest, SplitCopiesAnswerByteForByteAsTheWorkerAlone) {
   std::vector<std::unique_ptr<Call>> got = RunOne(*split, 0.5f);
 
   EXPECT_EQ(alone->parallel_copies(), 0);
-  EXPECT_EQ(split->parallel_copies(), 2);  // The gather and the scatter.
+  EXPECT_EQ(split->parallel_copies(), 3);  // The gather, the scatter and the answers.
   ASSERT_EQ(got.size(), expected.size());
   for (size_t j = 0; j < got.size(); ++j) {
     EXPECT_TRUE(got[j]->status.ok()) << got[j]->status;
@@ -203,7 +248,7 @@ TEST_F(ExecutorCopyTest, TwoWorkersShareOneCopyPool) {
   }
   counter.Wait();
 
-  EXPECT_EQ(split->parallel_copies(), 2 * kBatches);
+  EXPECT_EQ(split->parallel_copies(), 3 * kBatches);
   for (int b = 0; b < kBatches; ++b) {
     for (const auto& call : calls[b]) {
       ASSERT_EQ(call->answers, 1);
@@ -237,7 +282,53 @@ TEST_F(ExecutorCopyTest, StreamingGatherCopiesRowsOfAnySizeExactly) {
       EXPECT_EQ(call->answers, 1);
     }
     EXPECT_EQ(narrow.gathered().back(), stacked) << "streaming " << streaming;
-    EXPECT_EQ(executor->parallel_copies(), 2) << "streaming " << streaming;
+    EXPECT_EQ(executor->parallel_copies(), 3) << "streaming " << streaming;
+  }
+}
+
+TEST_F(ExecutorCopyTest, SplitAnswersRunOnSeveralThreadsAndAnswerEachRequestOnce) {
+  auto split = Make(/*copy_threads=*/4);
+  AnswerThreads answer_threads;
+  std::vector<std::unique_ptr<Call>> calls = MakeCalls(4.0f);
+  absl::BlockingCounter counter(static_cast<int>(calls.size()));
+  split->Dispatch(MakeBatch(calls, counter, [&] { answer_threads.Answered(); }));
+  counter.Wait();
+  split->Stop();  // Every piece has returned: a second answer would show below.
+
+  EXPECT_FALSE(answer_threads.timed_out())
+      << "no other thread answered while the first answer waited";
+  EXPECT_GT(answer_threads.threads(), 1u);
+  EXPECT_EQ(split->parallel_copies(), 3);  // The gather, the scatter and the answers.
+  for (size_t j = 0; j < calls.size(); ++j) {
+    const Call& call = *calls[j];
+    EXPECT_EQ(call.answers, 1) << "request " << j;
+    EXPECT_TRUE(call.status.ok()) << call.status;
+    std::vector<float> want(call.input.size());
+    for (size_t i = 0; i < want.size(); ++i) want[i] = 2 * call.input[i] + 1;
+    EXPECT_EQ(Floats(call.out), want) << "request " << j;
+  }
+}
+
+TEST_F(ExecutorCopyTest, EveryAnswerSeesItsBatchInTheStatistics) {
+  for (int copy_threads : {1, 4}) {
+    ModelStatistics statistics;
+    auto executor = Make(copy_threads, /*workers=*/1, &statistics);
+    absl::Mutex mu;
+    uint64_t fewest_batches = std::numeric_limits<uint64_t>::max();
+    std::vector<std::unique_ptr<Call>> calls = MakeCalls(5.0f);
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+    executor->Dispatch(MakeBatch(calls, counter, [&] {
+      const uint64_t batches = statistics.Get().execution_count;
+      absl::MutexLock lock(&mu);
+      fewest_batches = std::min(fewest_batches, batches);
+    }));
+    counter.Wait();
+    executor->Stop();
+
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(fewest_batches, 1u) << "copy_threads " << copy_threads;
+    EXPECT_EQ(executor->parallel_copies(), copy_threads > 1 ? 3 : 0)
+        << "copy_threads " << copy_threads;
   }
 }
 
