@@ -25,12 +25,14 @@ StreamInferReactor::StreamInferReactor(InferenceService* service,
 void StreamInferReactor::OnReadDone(bool ok) {
   if (!ok) {
     // The client half-closed, cancelled, or sent something gRPC could not parse.
+    reading_.reset();
+    Next next;
     {
       absl::MutexLock lock(&mu_);
       reads_done_ = true;
+      next = DecideNext();
     }
-    reading_.reset();
-    Advance();
+    Do(next);
     return;
   }
   {
@@ -66,17 +68,20 @@ void StreamInferReactor::Answered(std::unique_ptr<Call> call, const absl::Status
   }
   // The request's inputs point into call->request; the request is finished now, so the message
   // is free to go out with the answer.
+  Next next;
   {
     absl::MutexLock lock(&mu_);
     --running_;
     if (!broken_ && !cancelled_.load(std::memory_order_acquire)) {
       answers_.push_back(std::move(call));
     }
+    next = DecideNext();
   }
-  Advance();
+  Do(next);
 }
 
 void StreamInferReactor::OnWriteDone(bool ok) {
+  Next next;
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
@@ -85,37 +90,37 @@ void StreamInferReactor::OnWriteDone(bool ok) {
       broken_ = true;
       answers_.clear();
     }
+    next = DecideNext();
   }
-  Advance();
+  Do(next);
 }
 
 void StreamInferReactor::OnCancel() { cancelled_.store(true, std::memory_order_release); }
 
 void StreamInferReactor::OnDone() { delete this; }
 
-void StreamInferReactor::Advance() {
-  const inference::ModelStreamInferResponse* write = nullptr;
-  bool finish = false;
-  grpc::Status status = grpc::Status::OK;
-  {
-    absl::MutexLock lock(&mu_);
+StreamInferReactor::Next StreamInferReactor::DecideNext() {
+  Next next;
+  if (cancelled_.load(std::memory_order_acquire)) {
+    // Nothing more goes out; the answer being written stays until its write completes.
+    answers_.erase(answers_.begin() + (writing_ ? 1 : 0), answers_.end());
+  }
+  if (!writing_ && !answers_.empty()) {
+    writing_ = true;
+    next.write = &answers_.front()->response;
+  } else if (!writing_ && answers_.empty() && reads_done_ && running_ == 0 && !finished_) {
+    finished_ = true;
+    next.finish = true;
     if (cancelled_.load(std::memory_order_acquire)) {
-      // Nothing more goes out; the answer being written stays until its write completes.
-      answers_.erase(answers_.begin() + (writing_ ? 1 : 0), answers_.end());
-    }
-    if (!writing_ && !answers_.empty()) {
-      writing_ = true;
-      write = &answers_.front()->response;
-    } else if (!writing_ && answers_.empty() && reads_done_ && running_ == 0 && !finished_) {
-      finished_ = true;
-      finish = true;
-      if (cancelled_.load(std::memory_order_acquire)) {
-        status = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream");
-      }
+      next.status = grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream");
     }
   }
-  if (write != nullptr) StartWrite(write);
-  if (finish) Finish(status);
+  return next;
+}
+
+void StreamInferReactor::Do(const Next& next) {
+  if (next.write != nullptr) StartWrite(next.write);
+  if (next.finish) Finish(next.status);
 }
 
 }  // namespace coalesce

@@ -57,9 +57,18 @@ class StreamInferReactor final
   void Start(std::unique_ptr<Call> call);
   // Queues `call`'s answer for writing.
   void Answered(std::unique_ptr<Call> call, const absl::Status& status);
-  // What to do next, decided under mu_ and done outside it (gRPC calls are not made under
-  // our lock): start the next write, or finish the stream.
-  void Advance();
+  // What a callback does after it leaves mu_: start the next write, finish the stream, or
+  // nothing. Decided in the same critical section as the callback's own change to the state:
+  // once a thread unlocks, another may finish the stream and gRPC may delete the reactor, so
+  // after unlocking a thread touches the reactor only for the write or finish it decided on
+  // (a write in flight keeps the stream from finishing).
+  struct Next {
+    const inference::ModelStreamInferResponse* write = nullptr;
+    bool finish = false;
+    grpc::Status status;
+  };
+  Next DecideNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Do(const Next& next);
 
   InferenceService* const service_;
   grpc::CallbackServerContext* const context_;
