@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/model_metadata.h"
 
@@ -71,6 +72,20 @@ class Backend {
   // Sampled when metrics are scraped, from any thread; must be cheap and must not block on the
   // device. Empty when the backend cannot tell (CPU memory is in the process's resident size).
   virtual std::optional<MemoryUsage> DeviceMemory() const { return std::nullopt; }
+
+  // Where a batch's time on an accelerator went, measured on the device.
+  struct DeviceStages {
+    // Inputs copied from host staging to the device and converted to the compute precision.
+    absl::Duration copy_in;
+    // The model's forward.
+    absl::Duration forward;
+    // Outputs converted to their wire type and copied to host staging.
+    absl::Duration copy_out;
+  };
+  // The stages of the batch `worker` last ran through Execute() or ExecuteVariable(), if the
+  // backend timed it, and only once: the executor calls this on the worker's thread right after
+  // a successful call. A backend may time only some batches. The default times none.
+  virtual std::optional<DeviceStages> TakeDeviceStages(int worker) { return std::nullopt; }
 
   // Whether the backend serves from a fallback because its device failed.
   struct FallbackState {

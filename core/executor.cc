@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <numeric>
 #include <thread>
 #include <utility>
@@ -252,6 +253,11 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   const absl::Time scatter_start = clock_->Now();
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
+  if (status.ok()) {
+    if (std::optional<Backend::DeviceStages> stages = backend_->TakeDeviceStages(worker)) {
+      metrics_->RecordDeviceStages(*stages);
+    }
+  }
   if (status.ok() && options_.latency != nullptr) {
     options_.latency->Observe(rows, took);
     int64_t size = options_.latency->SizeFor(rows);

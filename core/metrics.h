@@ -96,6 +96,8 @@ class ModelMetrics {
   // The executor's own time around a batch: gathering inputs before it, scattering outputs
   // (and answering) after it.
   void RecordStages(absl::Duration gather, absl::Duration scatter);
+  // A batch's stages on the device, where the backend timed them (Backend::TakeDeviceStages()).
+  void RecordDeviceStages(const Backend::DeviceStages& stages);
   // Requests dropped before they cost compute.
   void RecordShed() { shed_->Increment(); }
   void RecordCancelled() { cancelled_->Increment(); }
@@ -129,6 +131,9 @@ class ModelMetrics {
   prometheus::Histogram* compute_duration_ = nullptr;
   prometheus::Histogram* gather_duration_ = nullptr;
   prometheus::Histogram* scatter_duration_ = nullptr;
+  prometheus::Histogram* copy_in_duration_ = nullptr;
+  prometheus::Histogram* forward_duration_ = nullptr;
+  prometheus::Histogram* copy_out_duration_ = nullptr;
   prometheus::Counter* inferences_ = nullptr;
   prometheus::Counter* batches_ = nullptr;
   prometheus::Counter* shed_ = nullptr;

@@ -1,6 +1,10 @@
 #include "core/executor.h"
 
+#include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
@@ -50,6 +54,9 @@ class AffineBackend : public Backend {
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
+  // Reports `stages` for every batch it ran, failed or not (the executor must take them only
+  // from successful ones).
+  std::optional<DeviceStages> TakeDeviceStages(int worker) override { return stages; }
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override {
     absl::MutexLock lock(&mu_);
     ++allocations_;
@@ -71,6 +78,7 @@ class AffineBackend : public Backend {
   }
 
   bool fail = false;
+  std::optional<DeviceStages> stages;
   // When set, Execute() waits for it, so a test can look at the executor mid-batch.
   absl::Notification* gate = nullptr;
 
@@ -126,6 +134,32 @@ class ExecutorTest : public ::testing::Test {
   FakeClock clock_;
   AffineBackend backend_;
 
+  // Count and sum of coalesce_batch_stage_duration_seconds{model="affine", stage=`stage`}.
+  std::pair<uint64_t, double> StageHistogram(const std::string& stage) {
+    for (const prometheus::MetricFamily& family : metrics_.registry()->Collect()) {
+      if (family.name != "coalesce_batch_stage_duration_seconds") continue;
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const auto& label : metric.label) {
+          if (label.name == "stage" && label.value == stage) {
+            return {metric.histogram.sample_count, metric.histogram.sample_sum};
+          }
+        }
+      }
+    }
+    return {0, -1};
+  }
+
+  // Runs one batch of one request and waits for its answer.
+  void RunOneBatch(Executor& executor) {
+    Call a({1, 2});
+    absl::BlockingCounter counter(1);
+    Batch batch;
+    batch.requests.push_back(MakeCall(a, counter));
+    batch.rows = 1;
+    executor.Dispatch(std::move(batch));
+    counter.Wait();
+  }
+
   // coalesce_staging_pool_total{model="affine", result=`result`}.
   double StagingCount(const std::string& result) {
     return MetricValue(*metrics_.registry(), "coalesce_staging_pool_total",
@@ -178,6 +212,24 @@ TEST_F(ExecutorTest, BackendErrorFailsEveryRequestOfTheBatchOnce) {
     EXPECT_EQ(call->status.message(), "injected failure");
     EXPECT_TRUE(call->out.empty());
   }
+}
+
+TEST_F(ExecutorTest, RecordsTheDeviceStagesTheBackendTimed) {
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  RunOneBatch(*executor);  // The backend times nothing yet: no stage is recorded.
+  EXPECT_EQ(StageHistogram("copy_in").first, 0u);
+  backend_.stages = Backend::DeviceStages{absl::Milliseconds(1), absl::Milliseconds(2),
+                                          absl::Milliseconds(4)};
+  RunOneBatch(*executor);
+  RunOneBatch(*executor);
+  backend_.fail = true;  // A failed batch's stages are not taken.
+  RunOneBatch(*executor);
+  executor->Stop();
+  EXPECT_EQ(StageHistogram("copy_in"), std::make_pair(uint64_t{2}, 0.002));
+  EXPECT_EQ(StageHistogram("forward"), std::make_pair(uint64_t{2}, 0.004));
+  EXPECT_EQ(StageHistogram("copy_out"), std::make_pair(uint64_t{2}, 0.008));
+  // The executor's own stages count every batch.
+  EXPECT_EQ(StageHistogram("gather").first, 4u);
 }
 
 TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {

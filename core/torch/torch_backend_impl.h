@@ -54,15 +54,38 @@ struct WorkerGraphs {
 #endif
 };
 
+// A worker's timing events, which split a sampled batch's time on the device into stages
+// (Backend::DeviceStages). CUDA only; elsewhere empty and never used.
+struct StageEvents {
+  // The points recorded on the worker's stream, in order.
+  enum Mark { kStart, kCopiedIn, kForwardDone, kCopiedOut, kMarks };
+  // One batch in this many of a worker is timed: recording and reading four events costs a
+  // few microseconds, a tenth of a small batch.
+  static constexpr int64_t kSampleEvery = 16;
+#if defined(COALESCE_WITH_CUDA)
+  StageEvents();
+  void Record(Mark mark);
+  // Waits for kCopiedOut (not the whole device), then reads the stages.
+  Backend::DeviceStages Wait();
+
+  std::vector<at::cuda::CUDAEvent> events;  // kMarks events, with timing enabled.
+#endif
+};
+
 // What one executor worker runs with: its own copy of the module (no state shared between
-// workers), and on CUDA its own stream, so two workers' copies and kernels overlap, and its
-// graphs.
+// workers), and on CUDA its own stream, so two workers' copies and kernels overlap, its graphs
+// and its timing.
 struct WorkerState {
   torch::jit::Module module;
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStream> stream;
 #endif
   WorkerGraphs graphs;
+  // Eager device batches run, for sampling; the events (made on first use); the last timed
+  // batch's stages, until TakeDeviceStages() takes them.
+  int64_t device_batches = 0;
+  std::unique_ptr<StageEvents> timing;
+  std::optional<Backend::DeviceStages> last_stages;
 };
 
 // Everything a TorchBackend holds. Members above `fell_back` are constant once Initialize()
@@ -122,11 +145,13 @@ struct TorchBackend::Impl {
   // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
   // `input_dims` are each input's dims without the batch dimension. `capturing`: inside a CUDA
   // graph capture, where the device->host copies must not wait (the caller synchronises after
-  // replaying the graph).
+  // replaying the graph). `timing` (CUDA, not capturing): record the stages' events and, on
+  // success, put the stages in `*stages`.
   absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
                      int64_t rows, absl::Span<const char* const> inputs,
                      absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink,
-                     bool capturing = false);
+                     bool capturing = false, StageEvents* timing = nullptr,
+                     std::optional<Backend::DeviceStages>* stages = nullptr);
   // The CUDA graph path of a fixed-size batch on `state`'s stream: replays the batch's graph,
   // or captures it once the key has run eagerly often enough, and waits for the outputs.
   // Nothing (the caller runs eagerly) when graphs are off or failed, the buffers are not

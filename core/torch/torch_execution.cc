@@ -45,7 +45,35 @@ class InjectedDeviceFailure : public std::runtime_error {
   InjectedDeviceFailure() : std::runtime_error("injected device failure (test)") {}
 };
 
+// Records `mark` on the current stream when the batch is timed.
+void Mark(StageEvents* timing, StageEvents::Mark mark) {
+#if defined(COALESCE_WITH_CUDA)
+  if (timing != nullptr) timing->Record(mark);
+#endif
+}
+
 }  // namespace
+
+#if defined(COALESCE_WITH_CUDA)
+StageEvents::StageEvents() {
+  events.reserve(kMarks);
+  for (int m = 0; m < kMarks; ++m) events.emplace_back(cudaEventDefault);
+}
+
+void StageEvents::Record(Mark mark) { events[mark].record(c10::cuda::getCurrentCUDAStream()); }
+
+Backend::DeviceStages StageEvents::Wait() {
+  events[kCopiedOut].synchronize();
+  auto between = [this](Mark from, Mark to) {
+    return absl::Milliseconds(events[from].elapsed_time(events[to]));
+  };
+  Backend::DeviceStages stages;
+  stages.copy_in = between(kStart, kCopiedIn);
+  stages.forward = between(kCopiedIn, kForwardDone);
+  stages.copy_out = between(kForwardDone, kCopiedOut);
+  return stages;
+}
+#endif
 
 std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
   std::vector<std::vector<int64_t>> dims;
@@ -117,9 +145,17 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
     if (graphed.has_value()) return *std::move(graphed);
   }
 #endif
+  state.last_stages.reset();
+  StageEvents* timing = nullptr;
+  if (device_kind == DeviceKind::kCuda &&
+      ++state.device_batches % StageEvents::kSampleEvery == 0) {
+    if (state.timing == nullptr) state.timing = std::make_unique<StageEvents>();
+    timing = state.timing.get();
+  }
   std::unique_lock<std::mutex> mps_lock;
   if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
-  return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink);
+  return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink,
+               /*capturing=*/false, timing, &state.last_stages);
 }
 
 std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int64_t rows,
@@ -231,8 +267,11 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                        torch::ScalarType compute, int64_t rows,
                                        absl::Span<const char* const> inputs,
                                        absl::Span<const std::vector<int64_t>> input_dims,
-                                       const OutputSink& sink, bool capturing) {
+                                       const OutputSink& sink, bool capturing,
+                                       StageEvents* timing,
+                                       std::optional<Backend::DeviceStages>* stages) {
   c10::InferenceMode inference_mode;
+  Mark(timing, StageEvents::kStart);
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -247,6 +286,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
     args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
   }
+  Mark(timing, StageEvents::kCopiedIn);
   torch::jit::IValue result = module.forward(std::move(args));
 
   std::vector<torch::Tensor> tensors;
@@ -269,6 +309,8 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                             tensors.size(), " outputs, its config declares ",
                                             metadata.outputs.size()));
   }
+  // Every output's shape is checked before any is copied: an error leaves no copy in flight.
+  std::vector<std::vector<int64_t>> shapes;
   for (size_t o = 0; o < tensors.size(); ++o) {
     const TensorSpec& spec = metadata.outputs[o];
     std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
@@ -284,16 +326,35 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                               ShapeToString(got), " for output '", spec.name,
                                               "', expected ", ShapeToString(expected)));
     }
-    const int64_t bytes = DimsElements(got) * DataTypeSize(spec.dtype);
-    // Converted to the wire type where the result is (a blocking copy_ between devices would
-    // convert on the host, after the copy, with a temporary host tensor), then copied to the
-    // host on this worker's stream; the blocking copy waits for the result: that is the
-    // synchronisation, not a device-wide synchronise. In a capture the copy is recorded
-    // instead, and RunGraph() waits for the stream after replaying it.
-    torch::from_blob(sink(static_cast<int>(o), got, bytes), got, ScalarTypeOf(spec.dtype))
-        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)), /*non_blocking=*/capturing);
+    shapes.push_back(std::move(got));
   }
+  Mark(timing, StageEvents::kForwardDone);
+  // Converted to the wire type where the result is (a blocking copy_ between devices would
+  // convert on the host, after the copy, with a temporary host tensor), then copied to the host
+  // on this worker's stream; the blocking copy waits for the result: that is the
+  // synchronisation, not a device-wide synchronise. In a capture the copies are recorded
+  // instead, and RunGraph() waits for the stream after replaying them; a timed batch waits for
+  // its last event.
+  const bool wait_later = capturing || timing != nullptr;
+  for (size_t o = 0; o < tensors.size(); ++o) {
+    const TensorSpec& spec = metadata.outputs[o];
+    const int64_t bytes = DimsElements(shapes[o]) * DataTypeSize(spec.dtype);
+    torch::from_blob(sink(static_cast<int>(o), shapes[o], bytes), shapes[o],
+                     ScalarTypeOf(spec.dtype))
+        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)), /*non_blocking=*/wait_later);
+  }
+#if defined(COALESCE_WITH_CUDA)
+  if (timing != nullptr) {
+    Mark(timing, StageEvents::kCopiedOut);
+    *stages = timing->Wait();
+  }
+#endif
   return absl::OkStatus();
+}
+
+std::optional<Backend::DeviceStages> TorchBackend::TakeDeviceStages(int worker) {
+  WorkerState& state = impl_->workers[worker % impl_->workers.size()];
+  return std::exchange(state.last_stages, std::nullopt);
 }
 
 int64_t TorchBackend::fallbacks() const {
