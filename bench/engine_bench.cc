@@ -29,7 +29,9 @@
 // always the server's throughput: rows answered over wall time.
 //
 // gather/backend/scatter_ms split the server's time by the executor's own stage metrics (means
-// over the timed batches): what the engine adds around the model shows there.
+// over the timed batches): what the engine adds around the model shows there. in/fwd/out_ms
+// split the backend call on the device (CUDA events, 1 batch in 16, none for graph replays):
+// host->device copy and conversion, forward, conversion and device->host copy.
 //
 // The table goes to stdout; progress and the devices to stderr.
 #include <algorithm>
@@ -214,6 +216,11 @@ struct ServerResult {
   double gather_ms = 0;
   double backend_ms = 0;
   double scatter_ms = 0;
+  // The backend call's stages on the device, from the batches it timed (CUDA, not graph
+  // replays; 0 where none was timed).
+  double copy_in_ms = 0;
+  double forward_ms = 0;
+  double copy_out_ms = 0;
 };
 
 // Sum and count of the histogram series `name` (with `stage` as its stage label, if not empty).
@@ -236,11 +243,17 @@ Totals HistogramTotals(const prometheus::Registry& registry, const std::string& 
   return {};
 }
 
-// The executor's stage totals so far: gather, backend, scatter.
-std::array<Totals, 3> StageTotals(const prometheus::Registry& registry) {
-  return {HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "gather"),
+// The stage totals so far: gather, backend, scatter, and the device's copy_in, forward,
+// copy_out.
+constexpr int kStages = 6;
+std::array<Totals, kStages> StageTotals(const prometheus::Registry& registry) {
+  const std::string stages = "coalesce_batch_stage_duration_seconds";
+  return {HistogramTotals(registry, stages, "gather"),
           HistogramTotals(registry, "coalesce_compute_duration_seconds", ""),
-          HistogramTotals(registry, "coalesce_batch_stage_duration_seconds", "scatter")};
+          HistogramTotals(registry, stages, "scatter"),
+          HistogramTotals(registry, stages, "copy_in"),
+          HistogramTotals(registry, stages, "forward"),
+          HistogramTotals(registry, stages, "copy_out")};
 }
 
 // The largest difference between the server's answer for row `r` and the backend's own, over the
@@ -297,7 +310,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   absl::Duration latency_sum;
   absl::Status status;
   std::unique_ptr<BatchRun> finished;
-  std::array<Totals, 3> stages_before;
+  std::array<Totals, kStages> stages_before;
   while (status.ok()) {
     while (static_cast<int>(in_flight.size()) < variant.workers) {
       next->dispatched = absl::Now();
@@ -333,9 +346,10 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   }
   const double wall_s = absl::ToDoubleSeconds(last - timed_from);
   // Every batch that ran after timing began, including any still in flight then.
-  const std::array<Totals, 3> stages_after = StageTotals(*metrics.registry());
-  double* stage_ms[3] = {&result.gather_ms, &result.backend_ms, &result.scatter_ms};
-  for (int i = 0; i < 3; ++i) {
+  const std::array<Totals, kStages> stages_after = StageTotals(*metrics.registry());
+  double* stage_ms[kStages] = {&result.gather_ms,  &result.backend_ms,  &result.scatter_ms,
+                               &result.copy_in_ms, &result.forward_ms, &result.copy_out_ms};
+  for (int i = 0; i < kStages; ++i) {
     const double n = stages_after[i].count - stages_before[i].count;
     *stage_ms[i] = n > 0 ? 1e3 * (stages_after[i].sum - stages_before[i].sum) / n : 0;
   }
@@ -483,10 +497,10 @@ int Main() {
     reinterpret_cast<float*>(input.data())[i] = uniform(rng);
   }
 
-  std::cout << absl::StrFormat("%6s  %-28s %11s %10s %6s %10s %10s %10s %10s %8s %10s\n",
-                               "batch", "variant", "ceiling_ms", "server_ms", "ratio",
-                               "samples/s", "gather_ms", "backend_ms", "scatter_ms", "host_ms",
-                               "host_ratio");
+  std::cout << absl::StrFormat(
+      "%6s  %-28s %11s %10s %6s %10s %10s %10s %10s %8s %10s %7s %7s %7s\n", "batch", "variant",
+      "ceiling_ms", "server_ms", "ratio", "samples/s", "gather_ms", "backend_ms", "scatter_ms",
+      "host_ms", "host_ratio", "in_ms", "fwd_ms", "out_ms");
   for (int64_t rows : *sizes) {
     // Per backend: the resident ceiling (the module's own forward, never a graph) and the
     // host ceiling (the backend's batch path, from its graphs where it has them).
@@ -515,10 +529,12 @@ int Main() {
       const double ceiling = ceilings[b][0];
       const double host = ceilings[b][1];
       std::cout << absl::StrFormat(
-          "%6d  %-28s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f %8.4f %10.2f\n", rows,
-          variant.Name(), ceiling, server->ms_per_batch, server->ms_per_batch / ceiling,
+          "%6d  %-28s %11.4f %10.4f %6.2f %10.0f %10.4f %10.4f %10.4f %8.4f %10.2f %7.4f %7.4f "
+          "%7.4f\n",
+          rows, variant.Name(), ceiling, server->ms_per_batch, server->ms_per_batch / ceiling,
           server->samples_per_s, server->gather_ms, server->backend_ms, server->scatter_ms, host,
-          server->ms_per_batch / host);
+          server->ms_per_batch / host, server->copy_in_ms, server->forward_ms,
+          server->copy_out_ms);
       std::cout.flush();
     }
   }
