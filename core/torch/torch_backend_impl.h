@@ -9,6 +9,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 #if defined(COALESCE_WITH_CUDA)
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
