@@ -73,6 +73,9 @@ struct StageEvents {
 #endif
 };
 
+// Records `mark` on the current stream when `timing` is not null (a timed batch).
+void MarkStage(StageEvents* timing, StageEvents::Mark mark);
+
 // What one executor worker runs with: its own copy of the module (no state shared between
 // workers), and on CUDA its own stream, so two workers' copies and kernels overlap, its graphs
 // and its timing.

@@ -5,10 +5,8 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 #if defined(COALESCE_WITH_CUDA)
-#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime_api.h>
 #endif
 
 #include <algorithm>
@@ -33,47 +31,13 @@ using torch_support::ErrorText;
 using torch_support::IsFloating;
 using torch_support::ScalarTypeOf;
 
-// Serialises device submission on MPS (see the class comment).
-std::mutex& MpsSubmissionMutex() {
-  static auto* mu = new std::mutex();
-  return *mu;
-}
-
 // What InjectDeviceFailuresForTesting() makes the device path throw.
 class InjectedDeviceFailure : public std::runtime_error {
  public:
   InjectedDeviceFailure() : std::runtime_error("injected device failure (test)") {}
 };
 
-// Records `mark` on the current stream when the batch is timed.
-void Mark(StageEvents* timing, StageEvents::Mark mark) {
-#if defined(COALESCE_WITH_CUDA)
-  if (timing != nullptr) timing->Record(mark);
-#endif
-}
-
 }  // namespace
-
-#if defined(COALESCE_WITH_CUDA)
-StageEvents::StageEvents() {
-  events.reserve(kMarks);
-  for (int m = 0; m < kMarks; ++m) events.emplace_back(cudaEventDefault);
-}
-
-void StageEvents::Record(Mark mark) { events[mark].record(c10::cuda::getCurrentCUDAStream()); }
-
-Backend::DeviceStages StageEvents::Wait() {
-  events[kCopiedOut].synchronize();
-  auto between = [this](Mark from, Mark to) {
-    return absl::Milliseconds(events[from].elapsed_time(events[to]));
-  };
-  Backend::DeviceStages stages;
-  stages.copy_in = between(kStart, kCopiedIn);
-  stages.forward = between(kCopiedIn, kForwardDone);
-  stages.copy_out = between(kForwardDone, kCopiedOut);
-  return stages;
-}
-#endif
 
 std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
   std::vector<std::vector<int64_t>> dims;
@@ -153,84 +117,9 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
     timing = state.timing.get();
   }
   std::unique_lock<std::mutex> mps_lock;
-  if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
+  if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
   return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink,
                /*capturing=*/false, timing, &state.last_stages);
-}
-
-std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int64_t rows,
-                                                         absl::Span<const char* const> inputs,
-                                                         absl::Span<char* const> outputs) {
-#if defined(COALESCE_WITH_CUDA)
-  if (!cuda_graphs || !state.stream.has_value() ||
-      graphs_failed.load(std::memory_order_relaxed)) {
-    return std::nullopt;
-  }
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!pinned->Contains(inputs[i], rows * metadata.inputs[i].RowBytes())) return std::nullopt;
-  }
-  for (size_t o = 0; o < outputs.size(); ++o) {
-    if (!pinned->Contains(outputs[o], rows * metadata.outputs[o].RowBytes())) return std::nullopt;
-  }
-  std::vector<uintptr_t> key = {static_cast<uintptr_t>(rows)};
-  for (const char* in : inputs) key.push_back(reinterpret_cast<uintptr_t>(in));
-  for (char* out : outputs) key.push_back(reinterpret_cast<uintptr_t>(out));
-  WorkerGraphs& graphs = state.graphs;
-  auto found = graphs.entries.find(key);
-  if (found == graphs.entries.end()) {
-    if (graphs.entries.size() >= WorkerGraphs::kMaxKeys) return std::nullopt;
-    found = graphs.entries.emplace(std::move(key), WorkerGraphs::Entry()).first;
-  }
-  WorkerGraphs::Entry& entry = found->second;
-  if (entry.graph == nullptr) {
-    if (entry.eager_runs < WorkerGraphs::kEagerRunsBeforeCapture) {
-      ++entry.eager_runs;
-      return std::nullopt;
-    }
-    if (!graphs.pool.has_value()) graphs.pool = at::cuda::graph_pool_handle();
-    auto graph = std::make_unique<at::cuda::CUDAGraph>();
-    absl::Status captured;
-    try {
-      // Thread-local mode: the other workers keep running (and allocating) while this one
-      // captures; only this thread's calls are checked.
-      graph->capture_begin(*graphs.pool, cudaStreamCaptureModeThreadLocal);
-      try {
-        captured = RunOn(state.module, device, compute_type, rows, inputs, SpecInputDims(),
-                         FixedSink(rows, outputs), /*capturing=*/true);
-      } catch (...) {
-        try {
-          graph->capture_end();
-        } catch (...) {
-          // The capture was invalidated; ending it is all that was needed.
-        }
-        throw;
-      }
-      graph->capture_end();
-    } catch (const std::exception& e) {
-      // A model that synchronises (reads a device value on the host, such as data-dependent
-      // control flow) cannot be captured. The stream may have been left unusable.
-      if (!graphs_failed.exchange(true)) {
-        std::fprintf(stderr,
-                     "coalesce: model '%s': CUDA graph capture failed (%s); running without "
-                     "graphs\n",
-                     metadata.name.c_str(), ErrorText(e).c_str());
-      }
-      state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
-      return std::nullopt;
-    }
-    // A model error (a wrong output shape) is reported by the eager run that follows.
-    if (!captured.ok()) return std::nullopt;
-    entry.graph = std::move(graph);
-    graph_captures.fetch_add(1, std::memory_order_relaxed);
-  }
-  entry.graph->replay();
-  // The outputs' device->host copies are the graph's last work on this stream.
-  state.stream->synchronize();
-  graph_replays.fetch_add(1, std::memory_order_relaxed);
-  return absl::OkStatus();
-#else
-  return std::nullopt;
-#endif
 }
 
 absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
@@ -271,7 +160,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                        StageEvents* timing,
                                        std::optional<Backend::DeviceStages>* stages) {
   c10::InferenceMode inference_mode;
-  Mark(timing, StageEvents::kStart);
+  MarkStage(timing, StageEvents::kStart);
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -286,7 +175,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
     args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
   }
-  Mark(timing, StageEvents::kCopiedIn);
+  MarkStage(timing, StageEvents::kCopiedIn);
   torch::jit::IValue result = module.forward(std::move(args));
 
   std::vector<torch::Tensor> tensors;
@@ -328,7 +217,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     }
     shapes.push_back(std::move(got));
   }
-  Mark(timing, StageEvents::kForwardDone);
+  MarkStage(timing, StageEvents::kForwardDone);
   // Converted to the wire type where the result is (a blocking copy_ between devices would
   // convert on the host, after the copy, with a temporary host tensor), then copied to the host
   // on this worker's stream; the blocking copy waits for the result: that is the
@@ -345,7 +234,7 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
   }
 #if defined(COALESCE_WITH_CUDA)
   if (timing != nullptr) {
-    Mark(timing, StageEvents::kCopiedOut);
+    MarkStage(timing, StageEvents::kCopiedOut);
     *stages = timing->Wait();
   }
 #endif
@@ -391,105 +280,6 @@ void TorchBackend::RecheckDevice() {
 
 void TorchBackend::InjectDeviceFailuresForTesting(int n) {
   impl_->injected_failures.store(std::max(0, n), std::memory_order_relaxed);
-}
-
-absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int64_t rows,
-                                                                 int iterations) {
-  Impl& impl = *impl_;
-  try {
-    WorkerState& state = impl.workers[worker % impl.workers.size()];
-#if defined(COALESCE_WITH_CUDA)
-    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-    if (state.stream.has_value()) stream_guard.emplace(*state.stream);
-#endif
-    std::unique_lock<std::mutex> mps_lock;
-    if (impl.device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(MpsSubmissionMutex());
-    c10::InferenceMode inference_mode;
-    std::vector<torch::jit::IValue> args;
-    for (const TensorSpec& spec : impl.metadata.inputs) {
-      std::vector<int64_t> shape = {rows};
-      for (int64_t dim : spec.dims) shape.push_back(dim < 0 ? 1 : dim);
-      std::vector<char> bytes = torch_support::RandomRows(spec, {shape.begin() + 1, shape.end()},
-                                                          rows);
-      torch::Tensor on_device =
-          torch::from_blob(bytes.data(), shape, ScalarTypeOf(spec.dtype)).to(impl.device);
-      args.emplace_back(IsFloating(spec.dtype) ? on_device.to(impl.compute_type) : on_device);
-    }
-    // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed.
-    std::vector<torch::Tensor> host;
-    absl::Time start;
-    for (int i = -1; i < iterations; ++i) {
-      if (i == 0) start = impl.clock->Now();  // Run -1 sizes the host buffers, untimed.
-      torch::jit::IValue result = state.module.forward(args);
-      std::vector<torch::Tensor> outputs;
-      if (result.isTensor()) {
-        outputs.push_back(result.toTensor());
-      } else {
-        for (const auto& element : result.toTuple()->elements()) {
-          outputs.push_back(element.toTensor());
-        }
-      }
-      for (size_t o = 0; o < outputs.size(); ++o) {
-        if (host.size() <= o) {
-          host.push_back(torch::empty(
-              outputs[o].sizes(),
-              torch::TensorOptions()
-                  .dtype(ScalarTypeOf(impl.metadata.outputs[o].dtype))
-                  .pinned_memory(impl.device_kind == DeviceKind::kCuda)));
-        }
-        host[o].copy_(outputs[o].to(host[o].scalar_type()));  // As RunOn() does.
-      }
-    }
-    return impl.clock->Now() - start;
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
-                                            "' failed on resident inputs: ", ErrorText(e)));
-  }
-}
-
-absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t rows,
-                                                             int iterations) {
-  Impl& impl = *impl_;
-  try {
-    std::vector<std::vector<int64_t>> dims;
-    std::vector<std::shared_ptr<char>> input_memory;
-    std::vector<const char*> inputs;
-    for (const TensorSpec& spec : impl.metadata.inputs) {
-      std::vector<int64_t> spec_dims;
-      for (int64_t dim : spec.dims) spec_dims.push_back(dim < 0 ? 1 : dim);
-      std::vector<char> bytes = torch_support::RandomRows(spec, spec_dims, rows);
-      input_memory.push_back(AllocateStaging(static_cast<int64_t>(bytes.size())));
-      std::memcpy(input_memory.back().get(), bytes.data(), bytes.size());
-      inputs.push_back(input_memory.back().get());
-      dims.push_back(std::move(spec_dims));
-    }
-    // Host staging for each output, sized by the untimed first run.
-    std::vector<std::shared_ptr<char>> output_memory(impl.metadata.outputs.size());
-    std::vector<int64_t> output_bytes(impl.metadata.outputs.size(), 0);
-    Impl::OutputSink sink = [&](int o, const std::vector<int64_t>&, int64_t bytes) {
-      if (output_bytes[o] < bytes) {
-        output_memory[o] = AllocateStaging(bytes);
-        output_bytes[o] = bytes;
-      }
-      return output_memory[o].get();
-    };
-    // From the second run on, a fixed-size model's outputs are known buffers, as the
-    // executor's are, so the batch path may use its CUDA graphs.
-    std::vector<char*> fixed_outputs;
-    absl::Time start;
-    for (int i = -1; i < iterations; ++i) {
-      if (i == 0) start = impl.clock->Now();
-      absl::Status status = impl.RunOnDevice(worker, rows, inputs, dims, sink, fixed_outputs);
-      if (!status.ok()) return status;
-      if (i == -1 && !impl.metadata.HasVariableDims()) {
-        for (const auto& memory : output_memory) fixed_outputs.push_back(memory.get());
-      }
-    }
-    return impl.clock->Now() - start;
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
-                                            "' failed from host buffers: ", ErrorText(e)));
-  }
 }
 
 absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,

@@ -85,6 +85,11 @@ absl::Status CheckSupported(const ModelMetadata& metadata) {
   return absl::OkStatus();
 }
 
+std::mutex& MpsSubmissionMutex() {
+  static auto* mu = new std::mutex();
+  return *mu;
+}
+
 bool MpsAvailable() {
 #if defined(__APPLE__)
   return torch::mps::is_available();

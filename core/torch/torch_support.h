@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ torch::ScalarType ComputeType(Precision precision);
 absl::Status CheckSupported(const ModelMetadata& metadata);
 
 bool MpsAvailable();
+
+// Serialises device submission on MPS, process-wide (see TorchBackend's class comment).
+std::mutex& MpsSubmissionMutex();
 
 // An exception's message, without LibTorch's C++ backtrace.
 std::string ErrorText(const std::exception& e);

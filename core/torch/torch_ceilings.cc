@@ -1,0 +1,130 @@
+#include "core/torch/torch_backend.h"
+
+// No protobuf-generated header may be included here: a PyTorch wheel ships its own
+// google/protobuf headers, which would shadow the system ones the protos were generated for.
+#include <torch/script.h>
+#include <torch/torch.h>
+#if defined(COALESCE_WITH_CUDA)
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/torch/torch_backend_impl.h"
+#include "core/torch/torch_support.h"
+
+// The benchmark-only ceilings (bench/engine_bench.cc): the model alone, and the backend's batch
+// path alone.
+
+namespace coalesce {
+
+using torch_support::ErrorText;
+using torch_support::IsFloating;
+using torch_support::ScalarTypeOf;
+
+absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int64_t rows,
+                                                                 int iterations) {
+  Impl& impl = *impl_;
+  try {
+    WorkerState& state = impl.workers[worker % impl.workers.size()];
+#if defined(COALESCE_WITH_CUDA)
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+    if (state.stream.has_value()) stream_guard.emplace(*state.stream);
+#endif
+    std::unique_lock<std::mutex> mps_lock;
+    if (impl.device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
+    c10::InferenceMode inference_mode;
+    std::vector<torch::jit::IValue> args;
+    for (const TensorSpec& spec : impl.metadata.inputs) {
+      std::vector<int64_t> shape = {rows};
+      for (int64_t dim : spec.dims) shape.push_back(dim < 0 ? 1 : dim);
+      std::vector<char> bytes = torch_support::RandomRows(spec, {shape.begin() + 1, shape.end()},
+                                                          rows);
+      torch::Tensor on_device =
+          torch::from_blob(bytes.data(), shape, ScalarTypeOf(spec.dtype)).to(impl.device);
+      args.emplace_back(IsFloating(spec.dtype) ? on_device.to(impl.compute_type) : on_device);
+    }
+    // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed.
+    std::vector<torch::Tensor> host;
+    absl::Time start;
+    for (int i = -1; i < iterations; ++i) {
+      if (i == 0) start = impl.clock->Now();  // Run -1 sizes the host buffers, untimed.
+      torch::jit::IValue result = state.module.forward(args);
+      std::vector<torch::Tensor> outputs;
+      if (result.isTensor()) {
+        outputs.push_back(result.toTensor());
+      } else {
+        for (const auto& element : result.toTuple()->elements()) {
+          outputs.push_back(element.toTensor());
+        }
+      }
+      for (size_t o = 0; o < outputs.size(); ++o) {
+        if (host.size() <= o) {
+          host.push_back(torch::empty(
+              outputs[o].sizes(),
+              torch::TensorOptions()
+                  .dtype(ScalarTypeOf(impl.metadata.outputs[o].dtype))
+                  .pinned_memory(impl.device_kind == DeviceKind::kCuda)));
+        }
+        host[o].copy_(outputs[o].to(host[o].scalar_type()));  // As RunOn() does.
+      }
+    }
+    return impl.clock->Now() - start;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
+                                            "' failed on resident inputs: ", ErrorText(e)));
+  }
+}
+
+absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t rows,
+                                                             int iterations) {
+  Impl& impl = *impl_;
+  try {
+    std::vector<std::vector<int64_t>> dims;
+    std::vector<std::shared_ptr<char>> input_memory;
+    std::vector<const char*> inputs;
+    for (const TensorSpec& spec : impl.metadata.inputs) {
+      std::vector<int64_t> spec_dims;
+      for (int64_t dim : spec.dims) spec_dims.push_back(dim < 0 ? 1 : dim);
+      std::vector<char> bytes = torch_support::RandomRows(spec, spec_dims, rows);
+      input_memory.push_back(AllocateStaging(static_cast<int64_t>(bytes.size())));
+      std::memcpy(input_memory.back().get(), bytes.data(), bytes.size());
+      inputs.push_back(input_memory.back().get());
+      dims.push_back(std::move(spec_dims));
+    }
+    // Host staging for each output, sized by the untimed first run.
+    std::vector<std::shared_ptr<char>> output_memory(impl.metadata.outputs.size());
+    std::vector<int64_t> output_bytes(impl.metadata.outputs.size(), 0);
+    Impl::OutputSink sink = [&](int o, const std::vector<int64_t>&, int64_t bytes) {
+      if (output_bytes[o] < bytes) {
+        output_memory[o] = AllocateStaging(bytes);
+        output_bytes[o] = bytes;
+      }
+      return output_memory[o].get();
+    };
+    // From the second run on, a fixed-size model's outputs are known buffers, as the
+    // executor's are, so the batch path may use its CUDA graphs.
+    std::vector<char*> fixed_outputs;
+    absl::Time start;
+    for (int i = -1; i < iterations; ++i) {
+      if (i == 0) start = impl.clock->Now();
+      absl::Status status = impl.RunOnDevice(worker, rows, inputs, dims, sink, fixed_outputs);
+      if (!status.ok()) return status;
+      if (i == -1 && !impl.metadata.HasVariableDims()) {
+        for (const auto& memory : output_memory) fixed_outputs.push_back(memory.get());
+      }
+    }
+    return impl.clock->Now() - start;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("model '", impl.metadata.name,
+                                            "' failed from host buffers: ", ErrorText(e)));
+  }
+}
+
+}  // namespace coalesce
