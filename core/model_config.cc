@@ -149,6 +149,7 @@ absl::StatusOr<ModelConfigOverrides> ApplyModelConfig(const inference::ModelConf
   ServedModel::Options& model = overrides.model;
   if (plan->instances > 0) model.num_workers = static_cast<int>(plan->instances);
   overrides.device = plan->device;
+  overrides.cuda_graphs = config.optimization().cuda().graphs();
   if (!config.has_dynamic_batching()) return overrides;
 
   const inference::ModelDynamicBatching& batching = config.dynamic_batching();

@@ -50,7 +50,8 @@ struct ParsedModelConfig {
 //  - an instance_group count < 0, or a total above 256 instances;
 //  - a version_policy `specific` with no versions or a negative one;
 //  - a default_model_filename that is not a plain file name (a path, "." or "..").
-// Fields recognised but not acted on (optimization, model_warmup, gpus, label_filename, ...) and
+// Fields recognised but not acted on (optimization other than cuda.graphs, model_warmup, gpus,
+// label_filename, ...) and
 // names the schema does not know are accepted with a warning each.
 absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                    absl::string_view model_dir_name);
@@ -67,6 +68,10 @@ struct ModelConfigOverrides {
   // "cpu", "cuda" ("mps" on macOS) for KIND_CPU / KIND_GPU groups; "" (the server's --device)
   // with no instance_group or only KIND_AUTO groups.
   std::string device;
+  // optimization { cuda { graphs: true } }: CUDA graphs for this model (TorchBackend's
+  // cuda_graphs) even where the server's --cuda_graphs is off. False (proto3 cannot tell unset
+  // from false) keeps the server's setting.
+  bool cuda_graphs = false;
 };
 
 // Applies a validated config on top of `defaults` (from the server's flags). A value the config
@@ -78,6 +83,7 @@ struct ModelConfigOverrides {
 //  - default_queue_policy.default_timeout_microseconds -> model.scheduling.default_timeout
 //  - default_queue_policy.max_queue_size -> model.max_queue_size
 //  - instance_group: the sum of counts (0 counts as 1) -> model.num_workers; kinds -> device.
+//  - optimization.cuda.graphs -> cuda_graphs.
 // INVALID_ARGUMENT for a config that ParseModelConfig would refuse in these fields.
 absl::StatusOr<ModelConfigOverrides> ApplyModelConfig(const inference::ModelConfig& config,
                                                       const ServedModel::Options& defaults);

@@ -38,7 +38,6 @@ struct IgnoredField {
 };
 constexpr IgnoredField kIgnoredFields[] = {
     {"runtime", "coalesce always runs the model with its LibTorch backend"},
-    {"optimization", "coalesce chooses precision and pinned buffers itself"},
     {"cc_model_filenames", "default_model_filename is loaded on every device"},
     {"metric_tags", "metrics carry only the `model` label"},
     {"model_warmup", "coalesce profiles every batch size at load instead"},
@@ -399,6 +398,14 @@ absl::Status CheckTopLevel(const ModelConfig& config, std::vector<std::string>& 
     if (is_set(ignored.name)) {
       warnings.push_back(absl::StrCat(ignored.name, ": ignored; ", ignored.reason));
     }
+  }
+  // optimization.cuda.graphs is used (ApplyModelConfig); the rest of the block is not.
+  inference::ModelOptimizationPolicy rest = config.optimization();
+  rest.mutable_cuda()->set_graphs(false);
+  if (rest.cuda().ByteSizeLong() == 0) rest.clear_cuda();
+  if (rest.ByteSizeLong() > 0) {
+    warnings.push_back("optimization: ignored except cuda.graphs; coalesce chooses precision and "
+                       "pinned buffers itself");
   }
   return absl::OkStatus();
 }

@@ -288,8 +288,12 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
       return absl::NotFoundError(absl::StrCat("model '", model, "' version ", version,
                                               ": no file ", file.filename().string()));
     }
-    absl::StatusOr<std::unique_ptr<Backend>> backend = options_.backend_factory(
-        file.string(), *metadata, overrides->device, overrides->model.num_workers);
+    BackendSettings settings;
+    settings.device = overrides->device;
+    settings.num_workers = overrides->model.num_workers;
+    settings.cuda_graphs = overrides->cuda_graphs;
+    absl::StatusOr<std::unique_ptr<Backend>> backend =
+        options_.backend_factory(file.string(), *metadata, settings);
     if (!backend.ok()) return backend.status();
     absl::StatusOr<std::unique_ptr<ServedModel>> model_version =
         ServedModel::Create(overrides->model, *std::move(backend), metrics_, clock_);

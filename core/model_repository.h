@@ -42,12 +42,19 @@ namespace coalesce {
 // and unloads are serialised.
 class ModelRepository {
  public:
+  // What a model's config asks of its backend, besides its metadata.
+  struct BackendSettings {
+    // "" for the server's default, or the config's instance_group kind ("cpu", "cuda"...).
+    std::string device;
+    // Executor workers that will call the backend.
+    int num_workers = 1;
+    // optimization.cuda.graphs: CUDA graphs whatever the server's default.
+    bool cuda_graphs = false;
+  };
   // Turns one model version on disk into a backend. `path` is the model file; the metadata
-  // comes from the config. `device` is "" for the server's default, or the config's
-  // instance_group kind ("cpu", "cuda"...). Called with no lock held; may be slow.
+  // comes from the config. Called with no lock held; may be slow.
   using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(
-      const std::string& path, const ModelMetadata& metadata, const std::string& device,
-      int num_workers)>;
+      const std::string& path, const ModelMetadata& metadata, const BackendSettings& settings)>;
 
   struct Options {
     // The repository folder. Must exist.

@@ -8,11 +8,12 @@ namespace coalesce {
 
 ModelRepository::BackendFactory TorchBackendFactory(const TorchBackend::Options& defaults) {
   return [defaults](const std::string& path, const ModelMetadata& metadata,
-                    const std::string& device,
-                    int num_workers) -> absl::StatusOr<std::unique_ptr<Backend>> {
+                    const ModelRepository::BackendSettings& settings)
+             -> absl::StatusOr<std::unique_ptr<Backend>> {
     TorchBackend::Options options = defaults;
-    if (!device.empty()) options.device = device;
-    options.num_workers = num_workers;
+    if (!settings.device.empty()) options.device = settings.device;
+    options.num_workers = settings.num_workers;
+    if (settings.cuda_graphs) options.cuda_graphs = true;
     auto backend = TorchBackend::Load(path, metadata, options);
     if (!backend.ok()) return backend.status();
     return std::unique_ptr<Backend>(*std::move(backend));

@@ -121,8 +121,8 @@ TEST(ParseModelConfigTest, ParsesRealWorldTritonPytorchConfig) {
   EXPECT_EQ(c.parameters().at("DISABLE_OPTIMIZED_EXECUTION").string_value(), "true");
   EXPECT_EQ(ModelFileName(c), "resnet.pt");
   EXPECT_THAT(parsed->warnings,
-              ElementsAre("optimization: ignored; coalesce chooses precision and pinned buffers "
-                          "itself",
+              ElementsAre("optimization: ignored except cuda.graphs; coalesce chooses precision "
+                          "and pinned buffers itself",
                           "input 'INPUT__0' format: FORMAT_NCHW is informational and ignored",
                           "output 'OUTPUT__0' label_filename: ignored; coalesce does not serve "
                           "the classification extension"));
@@ -512,6 +512,32 @@ TEST(ApplyModelConfigTest, MapsDynamicBatchingAndInstanceGroups) {
   EXPECT_EQ(m.scheduling.default_timeout, absl::Microseconds(250000));
   EXPECT_EQ(m.scheduling.priority_levels, 3);
   EXPECT_EQ(m.scheduling.default_priority, 2);
+}
+
+TEST(ApplyModelConfigTest, CudaGraphsFromTheOptimizationBlock) {
+  const std::string with_graphs =
+      MinimalConfig() + "optimization { cuda { graphs: true } }\n";
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(with_graphs, "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  // Nothing else in the block: nothing ignored to warn about.
+  EXPECT_THAT(parsed->warnings, IsEmpty());
+  absl::StatusOr<ModelConfigOverrides> overrides = ApplyModelConfig(parsed->config, Defaults());
+  ASSERT_TRUE(overrides.ok()) << overrides.status();
+  EXPECT_TRUE(overrides->cuda_graphs);
+
+  const std::string graphs_and_more =
+      MinimalConfig() + "optimization { cuda { graphs: true busy_wait_events: true } }\n";
+  parsed = ParseModelConfig(graphs_and_more, "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(parsed->warnings,
+              ElementsAre("optimization: ignored except cuda.graphs; coalesce chooses precision "
+                          "and pinned buffers itself"));
+
+  parsed = ParseModelConfig(MinimalConfig(), "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  overrides = ApplyModelConfig(parsed->config, Defaults());
+  ASSERT_TRUE(overrides.ok()) << overrides.status();
+  EXPECT_FALSE(overrides->cuda_graphs);
 }
 
 TEST(ApplyModelConfigTest, WithoutDynamicBatchingOrGroupsKeepsServerDefaults) {
