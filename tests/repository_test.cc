@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/model_repository.h"
 #include "core/torch/torch_backend.h"
 #include "proto/inference.grpc.pb.h"
@@ -498,6 +500,49 @@ TEST_F(RepositoryTest, VersionsResolveAsTritonDoesWithTheLatestByDefault) {
   ASSERT_TRUE(stub_->ModelMetadata(&context, request, &metadata).ok());
   EXPECT_EQ(std::vector<std::string>(metadata.versions().begin(), metadata.versions().end()),
             (std::vector<std::string>{"1", "2"}));
+}
+
+TEST_F(RepositoryTest, TheConfigsGroupsAndCudaGraphsReachTheBackendFactory) {
+  const fs::path root =
+      fs::path(testing::TempDir()) / absl::StrCat("coalesce_settings_", getpid());
+  fs::remove_all(root);
+  WriteModel(root, "graphs",
+             ScaleConfig("graphs") +
+                 "instance_group [ { count: 3 kind: KIND_CPU } ]\n"
+                 "optimization { cuda { graphs: true } }\n",
+             1, ScaleForward(1));
+  WriteModel(root, "plain", ScaleConfig("plain"), 1, ScaleForward(1));
+  auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
+  ModelRegistry registry;
+  ModelRepository::Options options;
+  options.root = root.string();
+  options.model_defaults.num_workers = 2;
+  TorchBackend::Options torch;
+  torch.device = "cpu";
+  std::map<std::string, ModelRepository::BackendSettings> seen;
+  absl::Mutex mu;
+  options.backend_factory = [&, real = TorchBackendFactory(torch)](
+                                const std::string& path, const ModelMetadata& metadata,
+                                const ModelRepository::BackendSettings& settings) {
+    {
+      absl::MutexLock lock(&mu);
+      seen[metadata.name] = settings;
+    }
+    return real(path, metadata, settings);
+  };
+  auto repository = ModelRepository::Create(options, &registry, metrics.get(), Clock::Real());
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen["graphs"].device, "cpu");
+  EXPECT_EQ(seen["graphs"].num_workers, 3);
+  EXPECT_TRUE(seen["graphs"].cuda_graphs);
+  EXPECT_EQ(seen["plain"].device, "");
+  EXPECT_EQ(seen["plain"].num_workers, 2);
+  EXPECT_FALSE(seen["plain"].cuda_graphs);
+  // Both serve (graphs are a CUDA option: the CPU backend ignores them).
+  EXPECT_TRUE(registry.Find("graphs", "").ok());
+  EXPECT_TRUE(registry.Find("plain", "").ok());
 }
 
 TEST_F(RepositoryTest, PollingLoadsNewModelsReloadsChangedOnesAndUnloadsRemovedOnes) {
