@@ -10,7 +10,8 @@
 //   host     TorchBackend::TimeHostBatches(): the same module run by the backend's own batch
 //            path from a host (pinned) buffer of wire-type inputs into a host buffer:
 //            host->device copy, conversion, forward, conversion, device->host copy. No gather,
-//            scatter or answers: the floor for any server that receives its inputs as bytes.
+//            scatter or answers: one batch at a time, what a server that receives its inputs as
+//            bytes pays per batch unless it overlaps batches on several streams.
 //   server   the server's own Executor and TorchBackend (with its metrics) fed batches of B
 //            one-row requests, as the batcher hands them over. A batch runs from Dispatch() to
 //            its last request's answer: gather into staging, host->device copy and conversion,

@@ -130,11 +130,12 @@ class TorchBackend : public Backend {
   // excluded. Never falls back.
   absl::StatusOr<absl::Duration> TimeResidentBatches(int worker, int64_t rows, int iterations);
 
-  // BENCHMARKS ONLY (bench/engine_bench.cc): the floor for a server that receives its inputs as
-  // bytes. Puts random inputs for `rows` rows, in their wire type, into staging memory (pinned on
-  // CUDA) once, then runs worker `worker`'s batch path `iterations` times from there into host
-  // staging memory, exactly as Execute() does on the device: host->device copy, conversion to
-  // the compute precision, forward, conversion to the wire type, device->host copy. No gather,
+  // BENCHMARKS ONLY (bench/engine_bench.cc): what a server that receives its inputs as bytes
+  // pays per batch, one batch at a time. Puts random inputs for `rows` rows, in their wire type,
+  // into staging memory (pinned on CUDA) once, then runs worker `worker`'s batch path
+  // `iterations` times from there into host staging memory, exactly as Execute() does on the
+  // device (from a CUDA graph, with Options::cuda_graphs): host->device copy, conversion to the
+  // compute precision, forward, conversion to the wire type, device->host copy. No gather,
   // scatter or answers. Returns the time of those runs by Options::clock, the set-up and one
   // untimed first run excluded. Never falls back.
   absl::StatusOr<absl::Duration> TimeHostBatches(int worker, int64_t rows, int iterations);
