@@ -38,7 +38,9 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
     if (state.stream.has_value()) stream_guard.emplace(*state.stream);
 #endif
     std::unique_lock<std::mutex> mps_lock;
-    if (impl.device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
+    if (impl.device_kind == DeviceKind::kMps) {
+      mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
+    }
     c10::InferenceMode inference_mode;
     std::vector<torch::jit::IValue> args;
     for (const TensorSpec& spec : impl.metadata.inputs) {

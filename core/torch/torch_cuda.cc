@@ -103,7 +103,8 @@ std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int
       graph->capture_end();
     } catch (const std::exception& e) {
       // A model that synchronises (reads a device value on the host, such as data-dependent
-      // control flow) cannot be captured. The stream may have been left unusable.
+      // control flow) cannot be captured. The stream may have been left unusable: the worker
+      // gets another (RunOnDevice() moves its guard there).
       if (!graphs_failed.exchange(true)) {
         std::fprintf(stderr,
                      "coalesce: model '%s': CUDA graph capture failed (%s); running without "
@@ -113,8 +114,12 @@ std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int
       state.stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
       return std::nullopt;
     }
-    // A model error (a wrong output shape) is reported by the eager run that follows.
-    if (!captured.ok()) return std::nullopt;
+    // A model error (a wrong output shape) is reported by the eager run that follows; the key
+    // runs eagerly twice more before the next try.
+    if (!captured.ok()) {
+      entry.eager_runs = 0;
+      return std::nullopt;
+    }
     entry.graph = std::move(graph);
     graph_captures.fetch_add(1, std::memory_order_relaxed);
   }

@@ -101,15 +101,17 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
                                              absl::Span<char* const> fixed_outputs) {
   if (TakeInjectedFailure()) throw InjectedDeviceFailure();
   WorkerState& state = workers[worker % workers.size()];
+  state.last_stages.reset();  // Stages of an earlier batch that nobody took.
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
   if (state.stream.has_value()) stream_guard.emplace(*state.stream);
   if (!fixed_outputs.empty()) {
     std::optional<absl::Status> graphed = RunGraph(state, rows, inputs, fixed_outputs);
     if (graphed.has_value()) return *std::move(graphed);
+    // A failed capture gave the worker a new stream.
+    if (stream_guard.has_value()) stream_guard->reset_stream(*state.stream);
   }
 #endif
-  state.last_stages.reset();
   StageEvents* timing = nullptr;
   if (device_kind == DeviceKind::kCuda &&
       ++state.device_batches % StageEvents::kSampleEvery == 0) {
@@ -117,7 +119,9 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
     timing = state.timing.get();
   }
   std::unique_lock<std::mutex> mps_lock;
-  if (device_kind == DeviceKind::kMps) mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
+  if (device_kind == DeviceKind::kMps) {
+    mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
+  }
   return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink,
                /*capturing=*/false, timing, &state.last_stages);
 }
