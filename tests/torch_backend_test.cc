@@ -2,12 +2,15 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/demo_model.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
+#include "tests/torchscript_models.h"
 
 namespace coalesce {
 namespace {
@@ -336,6 +339,100 @@ TEST(TorchBackendTest, HostBatchesReportADeviceFailureInsteadOfFallingBack) {
   EXPECT_NE(took.status().message().find("injected device failure"), std::string::npos)
       << took.status();
   EXPECT_EQ(backend->fallbacks(), 0);
+}
+
+}  // namespace
+}  // namespace coalesce
+
+namespace coalesce {
+namespace {
+
+// CUDA graphs: on the GPU machine ("auto" finds CUDA) these tests exercise capture, replay and a
+// failed capture; on a machine without CUDA (CI) they check that the option changes nothing.
+bool OnCuda(const TorchBackend& backend) {
+  return backend.DeviceDescription().rfind("cuda", 0) == 0;
+}
+
+TEST(TorchBackendTest, CudaGraphReplaysAnswerLikeTheEagerPath) {
+  TorchBackend::Options options;
+  options.device = "auto";
+  options.cuda_graphs = true;
+  auto made = TorchBackend::CreateDemo(options, 8);
+  ASSERT_TRUE(made.ok()) << made.status();
+  TorchBackend& backend = **made;
+  constexpr int64_t kRows = 8;
+  // Graphs run only on the backend's own staging (page-locked on CUDA), as the executor's is.
+  std::shared_ptr<char> in = backend.AllocateStaging(kRows * kRow * sizeof(float));
+  std::shared_ptr<char> out = backend.AllocateStaging(kRows * kRow * sizeof(float));
+  for (int round = 0; round < 5; ++round) {
+    std::vector<float> input = RandomInput(kRows, 100 + round);
+    std::memcpy(in.get(), input.data(), input.size() * sizeof(float));
+    const char* in_ptr = in.get();
+    char* out_ptr = out.get();
+    ASSERT_TRUE(backend.Execute(0, kRows, {&in_ptr, 1}, {&out_ptr, 1}).ok());
+    std::vector<float> got(kRows * kRow);
+    std::memcpy(got.data(), out.get(), got.size() * sizeof(float));
+    // The same module on plain heap memory: never a graph.
+    std::vector<float> eager = RunDemo(backend, input, kRows);
+    double max_diff = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      max_diff = std::max(max_diff, std::fabs(double{got[i]} - eager[i]));
+    }
+    EXPECT_LE(max_diff, 1e-6) << "round " << round;
+  }
+  const TorchBackend::GraphStats graphs = backend.cuda_graphs();
+  if (OnCuda(backend)) {
+    // Rounds 0 and 1 run eagerly, round 2 captures and replays, rounds 3 and 4 replay.
+    EXPECT_EQ(graphs.captured, 1);
+    EXPECT_EQ(graphs.replays, 3);
+    EXPECT_FALSE(graphs.failed);
+  } else {
+    EXPECT_EQ(graphs.captured, 0);
+    EXPECT_EQ(graphs.replays, 0);
+  }
+}
+
+TEST(TorchBackendTest, AModelThatReadsTheDeviceOnTheHostRunsWithoutGraphs) {
+  const std::string path = testing::TempDir() + "/coalesce_sync_model.pt";
+  // Data-dependent control flow: bool() reads the sum on the host, which a capture refuses.
+  ASSERT_TRUE(SaveTorchScript(path,
+                              "\ndef forward(self, x):\n    if bool(x.sum() > 0.0):\n"
+                              "        return x * 2.0\n    return x * 3.0\n")
+                  .ok());
+  ModelMetadata metadata;
+  metadata.name = "sync";
+  metadata.max_batch_size = 4;
+  metadata.inputs.push_back({"X", DataType::kFp32, {4}});
+  metadata.outputs.push_back({"Y", DataType::kFp32, {4}});
+  TorchBackend::Options options;
+  options.device = "auto";
+  options.cuda_graphs = true;
+  auto made = TorchBackend::Load(path, metadata, options);
+  ASSERT_TRUE(made.ok()) << made.status();
+  TorchBackend& backend = **made;
+  std::shared_ptr<char> in = backend.AllocateStaging(4 * sizeof(float));
+  std::shared_ptr<char> out = backend.AllocateStaging(4 * sizeof(float));
+  for (int round = 0; round < 6; ++round) {
+    // Exact in fp16 too; the sign of the sum picks the branch.
+    const float sign = round % 2 == 0 ? 1.0f : -1.0f;
+    const float x[4] = {0.5f * sign, 1.25f * sign, -0.75f * sign, 2.0f * sign};
+    std::memcpy(in.get(), x, sizeof(x));
+    const char* in_ptr = in.get();
+    char* out_ptr = out.get();
+    absl::Status status = backend.Execute(0, 1, {&in_ptr, 1}, {&out_ptr, 1});
+    ASSERT_TRUE(status.ok()) << "round " << round << ": " << status;
+    float y[4];
+    std::memcpy(y, out.get(), sizeof(y));
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(y[i], x[i] * (sign > 0 ? 2.0f : 3.0f)) << "round " << round << " element " << i;
+    }
+  }
+  const TorchBackend::GraphStats graphs = backend.cuda_graphs();
+  // On CUDA the third run tried to capture and failed; every run answered eagerly.
+  EXPECT_EQ(graphs.failed, OnCuda(backend));
+  EXPECT_EQ(graphs.captured, 0);
+  EXPECT_EQ(graphs.replays, 0);
+  EXPECT_EQ(backend.fallbacks(), 0);
 }
 
 }  // namespace
