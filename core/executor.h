@@ -87,6 +87,12 @@ class Executor : public BatchSink {
     // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
     // that reads them on the CPU.
     bool streaming_gather = true;
+    // BENCHMARKS ONLY (bench/engine_bench.cc): leave out the gather (the backend reads whatever
+    // staging holds) or the scatter (responses stay empty). The answers are wrong; the time is
+    // what an engine that received requests in staging, or answered from staging without a
+    // copy, could reach.
+    bool skip_gather_for_benchmark = false;
+    bool skip_scatter_for_benchmark = false;
   };
 
   // Options::copy_threads' default on this machine.

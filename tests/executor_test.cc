@@ -232,6 +232,46 @@ TEST_F(ExecutorTest, RecordsTheDeviceStagesTheBackendTimed) {
   EXPECT_EQ(StageHistogram("gather").first, 4u);
 }
 
+TEST_F(ExecutorTest, BenchmarkSkipsLeaveOutTheirCopyAndStillAnswerEveryRequest) {
+  Executor::Options options = Workers(1);
+  options.skip_scatter_for_benchmark = true;
+  auto no_scatter = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 2}), b({3, 4});
+  {
+    absl::BlockingCounter counter(2);
+    Batch batch;
+    batch.requests.push_back(MakeCall(a, counter));
+    batch.requests.push_back(MakeCall(b, counter));
+    batch.rows = 2;
+    no_scatter->Dispatch(std::move(batch));
+    counter.Wait();
+  }
+  for (Call* call : {&a, &b}) {
+    EXPECT_TRUE(call->status.ok()) << call->status;
+    EXPECT_EQ(call->answers, 1);
+    EXPECT_TRUE(call->out.empty());  // The backend ran; nothing was copied out.
+  }
+  no_scatter->Stop();
+
+  options.skip_scatter_for_benchmark = false;
+  options.skip_gather_for_benchmark = true;
+  auto no_gather = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  Call c({5, 6}), d({7, 8});
+  absl::BlockingCounter counter(2);
+  Batch batch;
+  batch.requests.push_back(MakeCall(c, counter));
+  batch.requests.push_back(MakeCall(d, counter));
+  batch.rows = 2;
+  no_gather->Dispatch(std::move(batch));
+  counter.Wait();
+  // The backend ran on whatever staging held, and its rows were copied out.
+  for (Call* call : {&c, &d}) {
+    EXPECT_TRUE(call->status.ok()) << call->status;
+    EXPECT_EQ(call->answers, 1);
+    EXPECT_EQ(call->out.size(), 2 * sizeof(float));
+  }
+}
+
 TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
   absl::Mutex mu;
   int idle_calls = 0;
