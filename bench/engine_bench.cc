@@ -66,6 +66,7 @@
 #include "absl/time/time.h"
 #include "core/clock.h"
 #include "core/executor.h"
+#include "core/half.h"
 #include "core/metrics.h"
 #include "core/torch/torch_backend.h"
 
@@ -83,6 +84,9 @@ ABSL_FLAG(std::string, extra_variants, "",
           "any of: g (CUDA graphs), i (no gather), s (no scatter), e.g. 3w4cg, 6w4cgs. Without "
           "the gather or the scatter the answers are not checked (they are wrong): such rows "
           "bound what a zero-copy path could reach.");
+ABSL_FLAG(bool, stage_fp16, true,
+          "TorchBackend::Options::stage_fp16 for every backend: on CUDA in fp16, FP32 tensors "
+          "cross PCIe as FP16, converted on the host. false: as FP32, converted on the device.");
 ABSL_FLAG(bool, exercise_fallback, true,
           "After the table, inject one device failure into the low-precision backend, check "
           "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
@@ -278,9 +282,21 @@ std::array<Totals, kStages> StageTotals(const prometheus::Registry& registry) {
 absl::Status CheckAnswer(TorchBackend& backend, const std::vector<char>& input, int64_t row_bytes,
                          int64_t r, const std::string& answer) {
   std::vector<float> expected(answer.size() / sizeof(float));
-  const char* in = input.data() + r * row_bytes;
-  char* out = reinterpret_cast<char*>(expected.data());
+  const char* row = input.data() + r * row_bytes;
+  // The backend's own batch path takes and gives staging types (FP16 with stage_fp16 on CUDA).
+  const bool half_in = backend.InputStagingType(0) == DataType::kFp16;
+  const bool half_out = backend.OutputStagingType(0) == DataType::kFp16;
+  std::vector<uint16_t> in_halves(half_in ? row_bytes / sizeof(float) : 0);
+  if (half_in) {
+    FloatsToHalves(in_halves.data(), reinterpret_cast<const float*>(row), in_halves.size(),
+                   /*streaming=*/false);
+  }
+  std::vector<uint16_t> out_halves(half_out ? expected.size() : 0);
+  const char* in = half_in ? reinterpret_cast<const char*>(in_halves.data()) : row;
+  char* out = half_out ? reinterpret_cast<char*>(out_halves.data())
+                       : reinterpret_cast<char*>(expected.data());
   if (absl::Status s = backend.Execute(0, 1, {&in, 1}, {&out, 1}); !s.ok()) return s;
+  if (half_out) HalvesToFloats(expected.data(), out_halves.data(), out_halves.size());
   if (answer.size() != expected.size() * sizeof(float)) {
     return absl::InternalError(absl::StrCat("row ", r, ": answer of ", answer.size(), " bytes"));
   }
@@ -417,6 +433,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(const std::string& dev
   options.device = device;
   options.precision = precision;
   options.cuda_graphs = graphs;
+  options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.num_workers = workers;
   // bf16 lands near 5e-2 on this model (tests/torch_backend_test.cc); fp16 within the default.
   if (precision == "bf16") options.max_precision_error = 0.1;

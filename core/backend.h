@@ -28,9 +28,10 @@ class Backend {
   // Constant after construction.
   virtual const ModelMetadata& metadata() const = 0;
 
-  // Runs the model on `rows` samples. `inputs[i]` holds `rows` rows of model input i in its wire
-  // datatype, contiguous and row-major; `outputs[i]` has room for `rows` rows of output i and
-  // receives them in the same layout. An error fails every request of the batch.
+  // Runs the model on `rows` samples. `inputs[i]` holds `rows` rows of model input i in its
+  // staging type (InputStagingType(), the wire datatype unless the backend asks otherwise),
+  // contiguous and row-major; `outputs[i]` has room for `rows` rows of output i in its staging
+  // type and receives them in the same layout. An error fails every request of the batch.
   virtual absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                absl::Span<char* const> outputs) = 0;
 
@@ -50,6 +51,13 @@ class Backend {
                                        const VariableBatch& batch) {
     return absl::UnimplementedError("this backend runs fixed-size tensors only");
   }
+
+  // The type input `i` (output `o`) is staged in: what Execute() reads (writes). Default: the
+  // wire type. The one other choice the executor supports is FP16 for an FP32 tensor of fixed
+  // dims: it narrows inputs while it gathers and widens outputs while it scatters (core/half.h),
+  // so that a backend computing in fp16 on an accelerator moves half the bytes over PCIe.
+  virtual DataType InputStagingType(int i) const { return metadata().inputs[i].dtype; }
+  virtual DataType OutputStagingType(int o) const { return metadata().outputs[o].dtype; }
 
   // Where the model runs and in what precision, for logs ("cpu fp32", "cuda fp16").
   virtual std::string DeviceDescription() const = 0;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/half.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -65,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
         absl::StrCat("executor copy_split_bytes must be >= 1, got ", options.copy_split_bytes));
   }
   std::unique_ptr<Executor> executor(new Executor(std::move(options), backend, metrics, clock));
+  if (absl::Status s = executor->ResolveStagingTypes(); !s.ok()) return s;
   if (executor->options_.copy_threads > 1) {
     CopyPool::Options pool;
     pool.threads = executor->options_.copy_threads - 1;
@@ -86,6 +88,44 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
       idle_(options_.num_workers) {}
 
 Executor::~Executor() { Stop(); }
+
+absl::Status Executor::ResolveStagingTypes() {
+  const ModelMetadata& metadata = backend_->metadata();
+  auto resolve = [&](const TensorSpec& spec, DataType staged,
+                     const char* kind) -> absl::StatusOr<bool> {
+    if (staged == spec.dtype) return false;
+    if (spec.dtype == DataType::kFp32 && staged == DataType::kFp16 && !spec.HasVariableDims()) {
+      return true;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", metadata.name, "' ", kind, " '", spec.name, "': the backend stages ",
+        DataTypeName(spec.dtype), " as ", DataTypeName(staged),
+        "; the executor converts only FP32 tensors of fixed dims to FP16"));
+  };
+  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+    absl::StatusOr<bool> half =
+        resolve(metadata.inputs[i], backend_->InputStagingType(static_cast<int>(i)), "input");
+    if (!half.ok()) return half.status();
+    half_inputs_.push_back(*half);
+  }
+  for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+    absl::StatusOr<bool> half =
+        resolve(metadata.outputs[o], backend_->OutputStagingType(static_cast<int>(o)), "output");
+    if (!half.ok()) return half.status();
+    half_outputs_.push_back(*half);
+  }
+  return absl::OkStatus();
+}
+
+int64_t Executor::InputStagingRowBytes(size_t i) const {
+  const int64_t wire = backend_->metadata().inputs[i].RowBytes();
+  return half_inputs_[i] ? wire / 2 : wire;
+}
+
+int64_t Executor::OutputStagingRowBytes(size_t o) const {
+  const int64_t wire = backend_->metadata().outputs[o].RowBytes();
+  return half_outputs_[o] ? wire / 2 : wire;
+}
 
 int Executor::DefaultCopyThreads() {
   const int hardware = static_cast<int>(std::thread::hardware_concurrency());
@@ -129,11 +169,11 @@ void Executor::WorkerLoop(int worker) {
   // them (grown to the largest seen).
   for (size_t i = 0; options_.pool_staging && i < metadata.inputs.size(); ++i) {
     if (metadata.inputs[i].HasVariableDims()) continue;
-    Reserve(buffers.inputs[i], max_rows * metadata.inputs[i].RowBytes());
+    Reserve(buffers.inputs[i], max_rows * InputStagingRowBytes(i));
   }
   for (size_t o = 0; options_.pool_staging && o < metadata.outputs.size(); ++o) {
     if (metadata.outputs[o].HasVariableDims()) continue;
-    Reserve(buffers.outputs[o], max_rows * metadata.outputs[o].RowBytes());
+    Reserve(buffers.outputs[o], max_rows * OutputStagingRowBytes(o));
   }
   while (true) {
     Batch batch;
@@ -191,7 +231,10 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   if (batch.requests.empty()) return;
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
-  const bool single = batch.requests.size() == 1;
+  // A lone request is passed through without a copy, unless an input must be narrowed.
+  const bool narrows = std::find(half_inputs_.begin(), half_inputs_.end(), true) !=
+                       half_inputs_.end();
+  const bool single = batch.requests.size() == 1 && !narrows;
   const bool variable = metadata.HasVariableDims();
   const absl::Time gather_start = clock_->Now();
   for (const auto& request : batch.requests) {
@@ -210,6 +253,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     for (size_t i = 0; i < staging.size(); ++i) {
       int64_t bytes = 0;
       for (const auto& request : batch.requests) bytes += request->input(i).size();
+      if (half_inputs_[i]) bytes /= 2;
       staging[i] = Reserve(buffers.inputs[i], bytes);
       inputs[i] = staging[i];
     }
@@ -221,7 +265,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   std::vector<int64_t> output_bytes(metadata.outputs.size(), 0);
   if (!variable) {
     for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-      output_bytes[o] = rows * metadata.outputs[o].RowBytes();
+      output_bytes[o] = rows * OutputStagingRowBytes(o);
       outputs[o] = Reserve(buffers.outputs[o], output_bytes[o]);
     }
   }
@@ -326,7 +370,8 @@ void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
     int64_t offset = 0;
     for (size_t j = 0; j < n; ++j) {
       offsets[j * inputs.size() + i] = offset;
-      offset += batch.requests[j]->input(i).size();
+      const int64_t size = static_cast<int64_t>(batch.requests[j]->input(i).size());
+      offset += half_inputs_[i] ? size / 2 : size;
     }
     bytes += offset;
   }
@@ -336,7 +381,11 @@ void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
     for (size_t i = 0; i < inputs.size(); ++i) {
       absl::string_view data = request.input(i);
       char* to = inputs[i] + offsets[j * inputs.size() + i];
-      if (streaming) {
+      if (half_inputs_[i]) {
+        FloatsToHalves(reinterpret_cast<uint16_t*>(to),
+                       reinterpret_cast<const float*>(data.data()), data.size() / sizeof(float),
+                       streaming);
+      } else if (streaming) {
         StreamingCopy(to, data.data(), data.size());
       } else {
         std::memcpy(to, data.data(), data.size());
@@ -363,8 +412,18 @@ void Executor::Scatter(const Batch& batch, int64_t rows, absl::Span<char* const>
     for (size_t o = 0; o < outputs.size(); ++o) {
       std::string* out = request.output(o);
       if (out == nullptr) continue;
-      const int64_t row_bytes = output_bytes[o] / rows;
-      out->assign(outputs[o] + first_row[j] * row_bytes, request.rows() * row_bytes);
+      const int64_t row_bytes = output_bytes[o] / rows;  // In the staging type.
+      const char* from = outputs[o] + first_row[j] * row_bytes;
+      if (half_outputs_[o]) {
+        // Widened into a response of twice the staged bytes (resize() zeroes it first: C++17
+        // has no uninitialised resize; the zeroes stay in this core's cache).
+        const int64_t halves = request.rows() * row_bytes / 2;
+        out->resize(halves * sizeof(float));
+        HalvesToFloats(reinterpret_cast<float*>(out->data()),
+                       reinterpret_cast<const uint16_t*>(from), halves);
+      } else {
+        out->assign(from, request.rows() * row_bytes);
+      }
     }
   });
 }

@@ -127,6 +127,12 @@ class Executor : public BatchSink {
     std::vector<Staging> outputs;
   };
 
+  // Checks the backend's staging types and fills half_inputs_ and half_outputs_.
+  absl::Status ResolveStagingTypes();
+  // Bytes of one row of input `i` or output `o` in its staging type.
+  int64_t InputStagingRowBytes(size_t i) const;
+  int64_t OutputStagingRowBytes(size_t o) const;
+
   // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
   // rows, which validation refuses, could make it grow after start-up); with pooling off, always
   // fresh. Counts a pool hit or miss.
@@ -165,6 +171,11 @@ class Executor : public BatchSink {
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Per input and output: staged as FP16 for an FP32 wire type (Backend::InputStagingType()),
+  // narrowed in the gather and widened in the scatter. Constant after Create().
+  std::vector<bool> half_inputs_;
+  std::vector<bool> half_outputs_;
 
   std::vector<std::thread> workers_;
   // Null with copy_threads <= 1. Outlives the workers (Stop() joins them first).

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/executor.h"
+#include "core/half.h"
 #include "core/model_statistics.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
@@ -36,8 +37,26 @@ class WideBackend : public Backend {
     metadata_.outputs.push_back({"ROW", DataType::kFp32, {1}});
   }
   const ModelMetadata& metadata() const override { return metadata_; }
+  // With `half`, IN and OUT are staged as FP16 (ROW stays FP32), as a GPU backend computing in
+  // fp16 asks; OUT = 2 * IN + 1 computed on the widened values and narrowed again.
+  DataType InputStagingType(int i) const override {
+    return half ? DataType::kFp16 : DataType::kFp32;
+  }
+  DataType OutputStagingType(int o) const override {
+    return half && o == 0 ? DataType::kFp16 : DataType::kFp32;
+  }
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override {
+    if (half) {
+      const uint16_t* in = reinterpret_cast<const uint16_t*>(inputs[0]);
+      uint16_t* out = reinterpret_cast<uint16_t*>(outputs[0]);
+      float* row = reinterpret_cast<float*>(outputs[1]);
+      for (int64_t i = 0; i < rows * width_; ++i) {
+        out[i] = FloatToHalf(2 * HalfToFloat(in[i]) + 1);
+      }
+      for (int64_t r = 0; r < rows; ++r) row[r] = static_cast<float>(r);
+      return absl::OkStatus();
+    }
     const float* in = reinterpret_cast<const float*>(inputs[0]);
     float* out = reinterpret_cast<float*>(outputs[0]);
     float* row = reinterpret_cast<float*>(outputs[1]);
@@ -48,6 +67,8 @@ class WideBackend : public Backend {
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
+
+  bool half = false;
 
   std::vector<std::vector<float>> gathered() {
     absl::MutexLock lock(&mu_);
@@ -330,6 +351,73 @@ TEST_F(ExecutorCopyTest, EveryAnswerSeesItsBatchInTheStatistics) {
     EXPECT_EQ(executor->parallel_copies(), copy_threads > 1 ? 3 : 0)
         << "copy_threads " << copy_threads;
   }
+}
+
+TEST_F(ExecutorCopyTest, Fp16StagingNarrowsInputsAndWidensOutputsOnEveryPath) {
+  backend_.half = true;
+  // What each answer must hold: the backend's fp16 arithmetic on the narrowed input, widened.
+  auto expected_out = [](const Call& call) {
+    std::vector<float> out;
+    for (float x : call.input) {
+      out.push_back(HalfToFloat(FloatToHalf(2 * HalfToFloat(FloatToHalf(x)) + 1)));
+    }
+    return out;
+  };
+  for (int copy_threads : {1, 4}) {
+    auto executor = Make(copy_threads);
+    // Values past 2048 are not all halves: the narrowing shows.
+    std::vector<std::unique_ptr<Call>> calls = RunOne(*executor, 1000.25f);
+    int64_t first_row = 0;
+    for (size_t j = 0; j < calls.size(); ++j) {
+      const Call& call = *calls[j];
+      EXPECT_TRUE(call.status.ok()) << call.status;
+      EXPECT_EQ(call.answers, 1);
+      ASSERT_EQ(call.out.size(), call.input.size() * sizeof(float)) << "request " << j;
+      EXPECT_EQ(Floats(call.out), expected_out(call)) << "copy_threads " << copy_threads
+                                                      << " request " << j;
+      // ROW is staged as FP32 and comes back as it was written.
+      std::vector<float> rows;
+      for (int64_t r = 0; r < call.rows(); ++r) {
+        rows.push_back(static_cast<float>(first_row + r));
+      }
+      EXPECT_EQ(Floats(call.row), rows) << "request " << j;
+      first_row += call.rows();
+    }
+    EXPECT_EQ(executor->parallel_copies(), copy_threads > 1 ? 3 : 0);
+  }
+  // A lone request is gathered too (narrowed), not passed through.
+  auto executor = Make(1);
+  Call lone(2, 3000.5f, kWidth);
+  absl::BlockingCounter counter(1);
+  Batch batch;
+  InferRequest::Options options;
+  options.rows = lone.rows();
+  options.inputs.emplace_back(reinterpret_cast<const char*>(lone.input.data()),
+                              lone.input.size() * sizeof(float));
+  options.outputs = {&lone.out, &lone.row};
+  batch.requests.push_back(std::make_unique<InferRequest>(std::move(options), [&](absl::Status s) {
+    lone.status = std::move(s);
+    counter.DecrementCount();
+  }));
+  batch.rows = lone.rows();
+  executor->Dispatch(std::move(batch));
+  counter.Wait();
+  EXPECT_TRUE(lone.status.ok()) << lone.status;
+  EXPECT_EQ(Floats(lone.out), expected_out(lone));
+}
+
+TEST_F(ExecutorCopyTest, CreateRefusesAStagingConversionItCannotDo) {
+  class Bf16Staging : public WideBackend {
+   public:
+    DataType InputStagingType(int i) const override { return DataType::kBf16; }
+  } bf16;
+  Executor::Options options;
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(options, &bf16, model_metrics_.get(), &clock_);
+  EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(executor.status().message(),
+            "model 'wide' input 'IN': the backend stages FP32 as BF16; the executor converts "
+            "only FP32 tensors of fixed dims to FP16");
 }
 
 TEST_F(ExecutorCopyTest, CreateRejectsNegativeCopyThreads) {

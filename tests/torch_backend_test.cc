@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/demo_model.h"
+#include "core/half.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/torchscript_models.h"
@@ -357,6 +358,7 @@ TEST(TorchBackendTest, CudaGraphReplaysAnswerLikeTheEagerPath) {
   TorchBackend::Options options;
   options.device = "auto";
   options.cuda_graphs = true;
+  options.stage_fp16 = false;  // FP32 in and out, as RunDemo() passes them.
   auto made = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(made.ok()) << made.status();
   TorchBackend& backend = **made;
@@ -407,6 +409,7 @@ TEST(TorchBackendTest, AModelThatReadsTheDeviceOnTheHostRunsWithoutGraphs) {
   TorchBackend::Options options;
   options.device = "auto";
   options.cuda_graphs = true;
+  options.stage_fp16 = false;
   auto made = TorchBackend::Load(path, metadata, options);
   ASSERT_TRUE(made.ok()) << made.status();
   TorchBackend& backend = **made;
@@ -433,6 +436,37 @@ TEST(TorchBackendTest, AModelThatReadsTheDeviceOnTheHostRunsWithoutGraphs) {
   EXPECT_EQ(graphs.captured, 0);
   EXPECT_EQ(graphs.replays, 0);
   EXPECT_EQ(backend.fallbacks(), 0);
+}
+
+TEST(TorchBackendTest, Fp16StagingOnlyOnCudaAndItsAnswersMatchFp32Staging) {
+  TorchBackend::Options options;
+  options.device = "auto";
+  auto staged = TorchBackend::CreateDemo(options, 8);
+  ASSERT_TRUE(staged.ok()) << staged.status();
+  options.stage_fp16 = false;
+  auto wire = TorchBackend::CreateDemo(options, 8);
+  ASSERT_TRUE(wire.ok()) << wire.status();
+  EXPECT_EQ((*wire)->InputStagingType(0), DataType::kFp32);
+  const DataType expected = OnCuda(**staged) ? DataType::kFp16 : DataType::kFp32;
+  EXPECT_EQ((*staged)->InputStagingType(0), expected);
+  EXPECT_EQ((*staged)->OutputStagingType(0), expected);
+  if (expected != DataType::kFp16) return;  // Nothing else differs off CUDA (checked above).
+
+  constexpr int64_t kRows = 4;
+  std::vector<float> input = RandomInput(kRows, 11);
+  std::vector<float> reference = RunDemo(**wire, input, kRows);
+  std::vector<uint16_t> in(input.size()), out(input.size());
+  FloatsToHalves(in.data(), input.data(), in.size(), /*streaming=*/false);
+  const char* in_ptr = reinterpret_cast<const char*>(in.data());
+  char* out_ptr = reinterpret_cast<char*>(out.data());
+  ASSERT_TRUE((*staged)->Execute(0, kRows, {&in_ptr, 1}, {&out_ptr, 1}).ok());
+  std::vector<float> got(out.size());
+  HalvesToFloats(got.data(), out.data(), out.size());
+  // The same fp16 computation; only the output's last rounding (to fp16 on the device before
+  // the copy, instead of after it on the host) may differ: within one fp16 unit.
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_LE(std::fabs(got[i] - reference[i]), std::fabs(reference[i]) * 1e-3 + 1e-6) << i;
+  }
 }
 
 }  // namespace

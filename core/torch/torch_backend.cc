@@ -64,7 +64,7 @@ absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
   for (int round = 0; round < 3; ++round) {
     for (size_t w = 0; w < impl.workers.size(); ++w) {
       absl::Status s = impl.RunOn(impl.workers[w].module, impl.device, impl.compute_type, kRows,
-                                  in_ptrs, dims, out_sink);
+                                  in_ptrs, dims, out_sink, /*staged=*/false);
       if (!s.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("model '", md.name, "' failed its dry run: ", s.message()));
@@ -72,7 +72,7 @@ absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
     }
   }
   absl::Status s = impl.RunOn(impl.cpu_module, torch::Device(torch::kCPU), torch::kFloat, kRows,
-                              in_ptrs, dims, ref_sink);
+                              in_ptrs, dims, ref_sink, /*staged=*/false);
   if (!s.ok()) return s;
   double max_diff = 0, max_ref = 0;
   for (size_t o = 0; o < md.outputs.size(); ++o) {
@@ -217,6 +217,16 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
   }
   impl->recheck_interval = options.device_recheck_interval;
   impl->cuda_graphs = options.cuda_graphs && *device == DeviceKind::kCuda;
+  const bool stage_fp16 = options.stage_fp16 && *device == DeviceKind::kCuda &&
+                          impl->compute_type == torch::kHalf &&
+                          !impl->metadata.HasVariableDims();
+  auto staging = [stage_fp16](const TensorSpec& spec) {
+    return stage_fp16 && spec.dtype == DataType::kFp32 ? DataType::kFp16 : spec.dtype;
+  };
+  for (const TensorSpec& spec : impl->metadata.inputs) impl->input_staging.push_back(staging(spec));
+  for (const TensorSpec& spec : impl->metadata.outputs) {
+    impl->output_staging.push_back(staging(spec));
+  }
   impl->clock = options.clock != nullptr ? options.clock : Clock::Real();
   try {
     impl->cpu_module.eval();

@@ -61,6 +61,11 @@ class TorchBackend : public Backend {
     // (it reads device values on the host, e.g. data-dependent control flow) makes the first
     // capture fail: logged, and the model runs eagerly from then on. Ignored on CPU and MPS.
     bool cuda_graphs = false;
+    // CUDA in fp16 only: stage FP32 inputs and outputs as FP16 (InputStagingType()), so the
+    // executor narrows them while gathering and widens them while scattering, on the host, and
+    // half the bytes cross PCIe. Narrowing rounds to nearest even, as the device's conversion
+    // did, so answers are the same; the CPU fallback's fp32 answers are then rounded to fp16.
+    bool stage_fp16 = true;
     // After a device failure, how long the model serves from its CPU fallback before one batch
     // tries the device again. Zero retries with the next batch; absl::InfiniteDuration() never
     // returns (until RecheckDevice()). Must not be negative.
@@ -90,6 +95,9 @@ class TorchBackend : public Backend {
   std::string DeviceDescription() const override;
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
+  // FP16 for FP32 tensors with Options::stage_fp16 on CUDA in fp16; the wire type otherwise.
+  DataType InputStagingType(int i) const override;
+  DataType OutputStagingType(int o) const override;
 
   // CUDA: the caching allocator's bytes on this model's device (shared with every model on
   // it). CPU and MPS: nothing (see torch_support.cc for why).

@@ -111,6 +111,10 @@ struct TorchBackend::Impl {
   Clock* clock = nullptr;
   // Options::cuda_graphs, on a CUDA device.
   bool cuda_graphs = false;
+  // Each input's and output's staging type (Backend::InputStagingType()): FP16 for FP32
+  // tensors with Options::stage_fp16 on CUDA in fp16, else the wire type.
+  std::vector<DataType> input_staging;
+  std::vector<DataType> output_staging;
   // The page-locked staging memory handed out by AllocateStaging() and not yet freed: CUDA
   // graphs run only on buffers inside it. Shared with the memory's deleters, which may run
   // after the backend is gone.
@@ -151,10 +155,12 @@ struct TorchBackend::Impl {
   // graph capture, where the device->host copies must not wait (the caller synchronises after
   // replaying the graph). `timing` (CUDA, not capturing): record the stages' events and, on
   // success, put the stages in `*stages`.
+  // `staged`: inputs and outputs are in their staging types (the batch path), not their wire
+  // types (the load-time checks).
   absl::Status RunOn(torch::jit::Module& module, torch::Device on, torch::ScalarType compute,
                      int64_t rows, absl::Span<const char* const> inputs,
                      absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink,
-                     bool capturing = false, StageEvents* timing = nullptr,
+                     bool staged, bool capturing = false, StageEvents* timing = nullptr,
                      std::optional<Backend::DeviceStages>* stages = nullptr);
   // The CUDA graph path of a fixed-size batch on `state`'s stream: replays the batch's graph,
   // or captures it once the key has run eagerly often enough, and waits for the outputs.

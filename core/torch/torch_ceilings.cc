@@ -13,9 +13,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/half.h"
 #include "core/torch/torch_backend_impl.h"
 #include "core/torch/torch_support.h"
 
@@ -91,10 +93,19 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t
     std::vector<std::vector<int64_t>> dims;
     std::vector<std::shared_ptr<char>> input_memory;
     std::vector<const char*> inputs;
-    for (const TensorSpec& spec : impl.metadata.inputs) {
+    for (size_t i = 0; i < impl.metadata.inputs.size(); ++i) {
+      const TensorSpec& spec = impl.metadata.inputs[i];
       std::vector<int64_t> spec_dims;
       for (int64_t dim : spec.dims) spec_dims.push_back(dim < 0 ? 1 : dim);
       std::vector<char> bytes = torch_support::RandomRows(spec, spec_dims, rows);
+      // In the staging type, as the executor would have gathered them.
+      if (impl.input_staging[i] == DataType::kFp16 && spec.dtype == DataType::kFp32) {
+        std::vector<char> halves(bytes.size() / 2);
+        FloatsToHalves(reinterpret_cast<uint16_t*>(halves.data()),
+                       reinterpret_cast<const float*>(bytes.data()), bytes.size() / sizeof(float),
+                       /*streaming=*/false);
+        bytes = std::move(halves);
+      }
       input_memory.push_back(AllocateStaging(static_cast<int64_t>(bytes.size())));
       std::memcpy(input_memory.back().get(), bytes.data(), bytes.size());
       inputs.push_back(input_memory.back().get());

@@ -62,10 +62,14 @@ std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int
     return std::nullopt;
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!pinned->Contains(inputs[i], rows * metadata.inputs[i].RowBytes())) return std::nullopt;
+    const int64_t bytes =
+        rows * metadata.inputs[i].RowElements() * DataTypeSize(input_staging[i]);
+    if (!pinned->Contains(inputs[i], bytes)) return std::nullopt;
   }
   for (size_t o = 0; o < outputs.size(); ++o) {
-    if (!pinned->Contains(outputs[o], rows * metadata.outputs[o].RowBytes())) return std::nullopt;
+    const int64_t bytes =
+        rows * metadata.outputs[o].RowElements() * DataTypeSize(output_staging[o]);
+    if (!pinned->Contains(outputs[o], bytes)) return std::nullopt;
   }
   std::vector<uintptr_t> key = {static_cast<uintptr_t>(rows)};
   for (const char* in : inputs) key.push_back(reinterpret_cast<uintptr_t>(in));
@@ -91,7 +95,7 @@ std::optional<absl::Status> TorchBackend::Impl::RunGraph(WorkerState& state, int
       graph->capture_begin(*graphs.pool, cudaStreamCaptureModeThreadLocal);
       try {
         captured = RunOn(state.module, device, compute_type, rows, inputs, SpecInputDims(),
-                         FixedSink(rows, outputs), /*capturing=*/true);
+                         FixedSink(rows, outputs), /*staged=*/true, /*capturing=*/true);
       } catch (...) {
         try {
           graph->capture_end();

@@ -123,7 +123,7 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
     mps_lock = std::unique_lock(torch_support::MpsSubmissionMutex());
   }
   return RunOn(state.module, device, compute_type, rows, inputs, input_dims, sink,
-               /*capturing=*/false, timing, &state.last_stages);
+               /*staged=*/true, /*capturing=*/false, timing, &state.last_stages);
 }
 
 absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
@@ -152,15 +152,16 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
       FellBack(e, probe);
     }
   }
+  // Staged FP16 inputs are widened for the fp32 module, its outputs narrowed into staging.
   return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
-               sink);
+               sink, /*staged=*/true);
 }
 
 absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
                                        torch::ScalarType compute, int64_t rows,
                                        absl::Span<const char* const> inputs,
                                        absl::Span<const std::vector<int64_t>> input_dims,
-                                       const OutputSink& sink, bool capturing,
+                                       const OutputSink& sink, bool staged, bool capturing,
                                        StageEvents* timing,
                                        std::optional<Backend::DeviceStages>* stages) {
   c10::InferenceMode inference_mode;
@@ -171,8 +172,8 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     const TensorSpec& spec = metadata.inputs[i];
     std::vector<int64_t> shape = {rows};
     shape.insert(shape.end(), input_dims[i].begin(), input_dims[i].end());
-    torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape,
-                                          ScalarTypeOf(spec.dtype));
+    const DataType type = staged ? input_staging[i] : spec.dtype;
+    torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape, ScalarTypeOf(type));
     // Copied to the device as sent (asynchronously from pinned staging memory), then converted
     // there; to() returns the same tensor when nothing changes (fp32 on CPU: the model reads
     // the gathered buffer itself).
@@ -230,11 +231,10 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
   // its last event.
   const bool wait_later = capturing || timing != nullptr;
   for (size_t o = 0; o < tensors.size(); ++o) {
-    const TensorSpec& spec = metadata.outputs[o];
-    const int64_t bytes = DimsElements(shapes[o]) * DataTypeSize(spec.dtype);
-    torch::from_blob(sink(static_cast<int>(o), shapes[o], bytes), shapes[o],
-                     ScalarTypeOf(spec.dtype))
-        .copy_(tensors[o].to(ScalarTypeOf(spec.dtype)), /*non_blocking=*/wait_later);
+    const DataType type = staged ? output_staging[o] : metadata.outputs[o].dtype;
+    const int64_t bytes = DimsElements(shapes[o]) * DataTypeSize(type);
+    torch::from_blob(sink(static_cast<int>(o), shapes[o], bytes), shapes[o], ScalarTypeOf(type))
+        .copy_(tensors[o].to(ScalarTypeOf(type)), /*non_blocking=*/wait_later);
   }
 #if defined(COALESCE_WITH_CUDA)
   if (timing != nullptr) {
@@ -244,6 +244,10 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
 #endif
   return absl::OkStatus();
 }
+
+DataType TorchBackend::InputStagingType(int i) const { return impl_->input_staging[i]; }
+
+DataType TorchBackend::OutputStagingType(int o) const { return impl_->output_staging[o]; }
 
 std::optional<Backend::DeviceStages> TorchBackend::TakeDeviceStages(int worker) {
   WorkerState& state = impl_->workers[worker % impl_->workers.size()];
