@@ -37,6 +37,10 @@ ABSL_FLAG(std::vector<std::string>, load_model, {},
           "Models to load at start in explicit mode (comma-separated; '*' for all).");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
 ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
+ABSL_FLAG(bool, stage_fp16, true,
+          "CUDA in fp16 only: FP32 tensors cross PCIe as FP16, narrowed and widened on the host "
+          "while gathering and scattering (the same rounding the device applied). false: as "
+          "FP32, converted on the device.");
 ABSL_FLAG(bool, cuda_graphs, false,
           "CUDA only: run each batch size's copy-in, forward and copy-out from a CUDA graph "
           "captured after its first two batches (one launch instead of one per operation). A "

@@ -26,6 +26,7 @@ ABSL_DECLARE_FLAG(std::vector<std::string>, load_model);
 ABSL_DECLARE_FLAG(int, repository_poll_secs);
 ABSL_DECLARE_FLAG(int, workers);
 ABSL_DECLARE_FLAG(bool, cuda_graphs);
+ABSL_DECLARE_FLAG(bool, stage_fp16);
 ABSL_DECLARE_FLAG(int64_t, max_batch_size);
 ABSL_DECLARE_FLAG(std::string, batch_policy);
 ABSL_DECLARE_FLAG(int64_t, max_queue_delay_us);

@@ -47,6 +47,7 @@ TorchBackend::Options TorchOptionsFromFlags() {
   options.precision = absl::GetFlag(FLAGS_precision);
   options.num_workers = absl::GetFlag(FLAGS_workers);
   options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+  options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.max_precision_error = absl::GetFlag(FLAGS_max_precision_error);
   return options;
 }
