@@ -54,7 +54,8 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
           torch::from_blob(bytes.data(), shape, ScalarTypeOf(spec.dtype)).to(impl.device);
       args.emplace_back(IsFloating(spec.dtype) ? on_device.to(impl.compute_type) : on_device);
     }
-    // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed.
+    // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed,
+    // and in the output's staging type (FP16 with Options::stage_fp16), as the batch path copies.
     std::vector<torch::Tensor> host;
     absl::Time start;
     for (int i = -1; i < iterations; ++i) {
@@ -73,7 +74,7 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
           host.push_back(torch::empty(
               outputs[o].sizes(),
               torch::TensorOptions()
-                  .dtype(ScalarTypeOf(impl.metadata.outputs[o].dtype))
+                  .dtype(ScalarTypeOf(impl.output_staging[o]))
                   .pinned_memory(impl.device_kind == DeviceKind::kCuda)));
         }
         host[o].copy_(outputs[o].to(host[o].scalar_type()));  // As RunOn() does.
