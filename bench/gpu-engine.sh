@@ -15,7 +15,8 @@ export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 bench/host_bandwidth.py | tee "$out/bandwidth.txt"
 build-cuda/bench/coalesce-engine-bench --device=cuda --duration_s=0.6 --warmup_s=0.3 \
-  --extra_variants=3w4c,4w4c,6w4c,3w4cg,4w4cg,6w4cg >"$out/engine.txt" 2>"$out/engine.err"
+  --extra_variants="${EXTRA_VARIANTS:-3w4c,4w4c,6w4c,3w4cg,4w4cg,6w4cg}" >"$out/engine.txt" \
+  2>"$out/engine.err"
 cat "$out/engine.txt"
 tail -n 6 "$out/engine.err"
 
