@@ -243,8 +243,9 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
   }
 
-  // Gather: one memcpy per request and input, or none for a lone request. Every request of a
-  // batch has the same input sizes (the batcher groups them), so rows stack contiguously.
+  // Gather: one copy per request and input (narrowing FP32 to FP16 where staged so), or none for
+  // a lone request. Every request of a batch has the same input sizes (the batcher groups them),
+  // so rows stack contiguously.
   std::vector<const char*> inputs(metadata.inputs.size());
   if (single) {
     for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = batch.requests[0]->input(i).data();
