@@ -149,15 +149,22 @@ class ExecutorTest : public ::testing::Test {
     return {0, -1};
   }
 
-  // Runs one batch of one request and waits for its answer.
-  void RunOneBatch(Executor& executor) {
-    Call a({1, 2});
-    absl::BlockingCounter counter(1);
+  // Runs `calls` (each asking for both outputs) as one batch and waits for every answer.
+  static void RunBatch(Executor& executor, const std::vector<Call*>& calls) {
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
     Batch batch;
-    batch.requests.push_back(MakeCall(a, counter));
-    batch.rows = 1;
+    for (Call* call : calls) {
+      batch.requests.push_back(MakeCall(*call, counter));
+      batch.rows += static_cast<int64_t>(call->input.size() / 2);
+    }
     executor.Dispatch(std::move(batch));
     counter.Wait();
+  }
+
+  // Runs one batch of one request and waits for its answer.
+  static void RunOneBatch(Executor& executor) {
+    Call a({1, 2});
+    RunBatch(executor, {&a});
   }
 
   // coalesce_staging_pool_total{model="affine", result=`result`}.
@@ -199,13 +206,7 @@ TEST_F(ExecutorTest, BackendErrorFailsEveryRequestOfTheBatchOnce) {
   backend_.fail = true;
   auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2}), b({3, 4});
-  absl::BlockingCounter counter(2);
-  Batch batch;
-  batch.requests.push_back(MakeCall(a, counter));
-  batch.requests.push_back(MakeCall(b, counter));
-  batch.rows = 2;
-  executor->Dispatch(std::move(batch));
-  counter.Wait();
+  RunBatch(*executor, {&a, &b});
   for (Call* call : {&a, &b}) {
     EXPECT_EQ(call->answers, 1);
     EXPECT_EQ(call->status.code(), absl::StatusCode::kInternal);
@@ -237,15 +238,7 @@ TEST_F(ExecutorTest, BenchmarkSkipsLeaveOutTheirCopyAndStillAnswerEveryRequest) 
   options.skip_scatter_for_benchmark = true;
   auto no_scatter = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2}), b({3, 4});
-  {
-    absl::BlockingCounter counter(2);
-    Batch batch;
-    batch.requests.push_back(MakeCall(a, counter));
-    batch.requests.push_back(MakeCall(b, counter));
-    batch.rows = 2;
-    no_scatter->Dispatch(std::move(batch));
-    counter.Wait();
-  }
+  RunBatch(*no_scatter, {&a, &b});
   for (Call* call : {&a, &b}) {
     EXPECT_TRUE(call->status.ok()) << call->status;
     EXPECT_EQ(call->answers, 1);
@@ -257,13 +250,7 @@ TEST_F(ExecutorTest, BenchmarkSkipsLeaveOutTheirCopyAndStillAnswerEveryRequest) 
   options.skip_gather_for_benchmark = true;
   auto no_gather = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
   Call c({5, 6}), d({7, 8});
-  absl::BlockingCounter counter(2);
-  Batch batch;
-  batch.requests.push_back(MakeCall(c, counter));
-  batch.requests.push_back(MakeCall(d, counter));
-  batch.rows = 2;
-  no_gather->Dispatch(std::move(batch));
-  counter.Wait();
+  RunBatch(*no_gather, {&c, &d});
   // The backend ran on whatever staging held, and its rows were copied out.
   for (Call* call : {&c, &d}) {
     EXPECT_TRUE(call->status.ok()) << call->status;
@@ -302,17 +289,8 @@ TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
   for (int round = 0; round < 5; ++round) {
     Call a({1, 2}), b({3, 4, 5, 6});  // Sizes vary: 3 rows, then ...
     Call c({float(round), 0});
-    absl::BlockingCounter counter(round % 2 == 0 ? 2 : 3);
-    Batch batch;
-    batch.requests.push_back(MakeCall(a, counter));
-    batch.requests.push_back(MakeCall(b, counter));
-    batch.rows = 3;
-    if (round % 2 == 1) {
-      batch.requests.push_back(MakeCall(c, counter));
-      batch.rows = 4;
-    }
-    executor->Dispatch(std::move(batch));
-    counter.Wait();
+    RunBatch(*executor, round % 2 == 0 ? std::vector<Call*>{&a, &b}
+                                       : std::vector<Call*>{&a, &b, &c});
     EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9, 11, 13})) << round;
   }
   // One staging buffer per input and output, allocated when the worker started, never again.
@@ -341,13 +319,7 @@ TEST_F(ExecutorTest, UnpooledStagingAllocatesForEveryBatch) {
   constexpr int kBatches = 4;
   for (int round = 0; round < kBatches; ++round) {
     Call a({1, 2}), b({3, 4});
-    absl::BlockingCounter counter(2);
-    Batch batch;
-    batch.requests.push_back(MakeCall(a, counter));
-    batch.requests.push_back(MakeCall(b, counter));
-    batch.rows = 2;
-    executor->Dispatch(std::move(batch));
-    counter.Wait();
+    RunBatch(*executor, {&a, &b});
     EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9})) << round;
   }
   // Nothing at start-up; every batch allocates its input and both outputs.
