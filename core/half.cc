@@ -1,26 +1,17 @@
 #include "core/half.h"
 
-#include <cstring>
-
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
 
+#include "absl/base/casts.h"
+
 namespace coalesce {
 namespace {
 
-uint32_t Bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  return bits;
-}
-
-float FromBits(uint32_t bits) {
-  float value;
-  std::memcpy(&value, &bits, sizeof(value));
-  return value;
-}
+uint32_t Bits(float value) { return absl::bit_cast<uint32_t>(value); }
+float FromBits(uint32_t bits) { return absl::bit_cast<float>(bits); }
 
 #if defined(__x86_64__)
 // F16C and AVX, and an OS that saves the YMM registers. By cpuid, not

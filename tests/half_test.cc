@@ -2,21 +2,15 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "absl/base/casts.h"
 #include "gtest/gtest.h"
 
 namespace coalesce {
 namespace {
-
-uint32_t Bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  return bits;
-}
 
 // A half's value from its definition, in double: an independent reference.
 double Reference(uint16_t half) {
@@ -44,7 +38,9 @@ TEST(HalfTest, WideningIsExactForEveryHalf) {
       continue;
     }
     ASSERT_EQ(double{widened[h]}, Reference(static_cast<uint16_t>(h))) << h;
-    ASSERT_EQ(Bits(HalfToFloat(static_cast<uint16_t>(h))), Bits(widened[h])) << h;
+    ASSERT_EQ(absl::bit_cast<uint32_t>(HalfToFloat(static_cast<uint16_t>(h))),
+              absl::bit_cast<uint32_t>(widened[h]))
+        << h;
     // Every half is a float: narrowing it back gives the same half.
     ASSERT_EQ(FloatToHalf(widened[h]), h) << h;
   }
@@ -121,7 +117,9 @@ TEST(HalfTest, VectorPathsMatchTheScalarOnesAtAnyAlignment) {
       std::vector<float> widened(n);
       HalvesToFloats(widened.data(), halves.data() + offset, n);
       for (size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(Bits(widened[i]), Bits(HalfToFloat(halves[offset + i]))) << i;
+        ASSERT_EQ(absl::bit_cast<uint32_t>(widened[i]),
+                  absl::bit_cast<uint32_t>(HalfToFloat(halves[offset + i])))
+            << i;
       }
     }
   }
