@@ -117,9 +117,8 @@ absl::Status Executor::ResolveStagingTypes() {
   return absl::OkStatus();
 }
 
-int64_t Executor::InputStagingRowBytes(size_t i) const {
-  const int64_t wire = backend_->metadata().inputs[i].RowBytes();
-  return half_inputs_[i] ? wire / 2 : wire;
+int64_t Executor::StagedInputBytes(size_t i, int64_t wire_bytes) const {
+  return half_inputs_[i] ? wire_bytes / 2 : wire_bytes;
 }
 
 int64_t Executor::OutputStagingRowBytes(size_t o) const {
@@ -169,7 +168,7 @@ void Executor::WorkerLoop(int worker) {
   // them (grown to the largest seen).
   for (size_t i = 0; options_.pool_staging && i < metadata.inputs.size(); ++i) {
     if (metadata.inputs[i].HasVariableDims()) continue;
-    Reserve(buffers.inputs[i], max_rows * InputStagingRowBytes(i));
+    Reserve(buffers.inputs[i], StagedInputBytes(i, max_rows * metadata.inputs[i].RowBytes()));
   }
   for (size_t o = 0; options_.pool_staging && o < metadata.outputs.size(); ++o) {
     if (metadata.outputs[o].HasVariableDims()) continue;
@@ -254,8 +253,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     for (size_t i = 0; i < staging.size(); ++i) {
       int64_t bytes = 0;
       for (const auto& request : batch.requests) bytes += request->input(i).size();
-      if (half_inputs_[i]) bytes /= 2;
-      staging[i] = Reserve(buffers.inputs[i], bytes);
+      staging[i] = Reserve(buffers.inputs[i], StagedInputBytes(i, bytes));
       inputs[i] = staging[i];
     }
     if (!options_.skip_gather_for_benchmark) Gather(batch, staging);
@@ -371,8 +369,7 @@ void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
     int64_t offset = 0;
     for (size_t j = 0; j < n; ++j) {
       offsets[j * inputs.size() + i] = offset;
-      const int64_t size = static_cast<int64_t>(batch.requests[j]->input(i).size());
-      offset += half_inputs_[i] ? size / 2 : size;
+      offset += StagedInputBytes(i, static_cast<int64_t>(batch.requests[j]->input(i).size()));
     }
     bytes += offset;
   }

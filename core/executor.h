@@ -129,8 +129,9 @@ class Executor : public BatchSink {
 
   // Checks the backend's staging types and fills half_inputs_ and half_outputs_.
   absl::Status ResolveStagingTypes();
-  // Bytes of one row of input `i` or output `o` in its staging type.
-  int64_t InputStagingRowBytes(size_t i) const;
+  // What `wire_bytes` of input `i` take in its staging type.
+  int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
+  // Bytes of one row of output `o` in its staging type.
   int64_t OutputStagingRowBytes(size_t o) const;
 
   // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size

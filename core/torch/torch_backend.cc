@@ -223,7 +223,9 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
   auto staging = [stage_fp16](const TensorSpec& spec) {
     return stage_fp16 && spec.dtype == DataType::kFp32 ? DataType::kFp16 : spec.dtype;
   };
-  for (const TensorSpec& spec : impl->metadata.inputs) impl->input_staging.push_back(staging(spec));
+  for (const TensorSpec& spec : impl->metadata.inputs) {
+    impl->input_staging.push_back(staging(spec));
+  }
   for (const TensorSpec& spec : impl->metadata.outputs) {
     impl->output_staging.push_back(staging(spec));
   }
