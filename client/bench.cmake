@@ -16,6 +16,7 @@ target_link_libraries(coalesce_loadgen
   PRIVATE absl::random_random Threads::Threads)
 
 add_executable(coalesce-bench ${CMAKE_CURRENT_LIST_DIR}/coalesce_bench.cc)
-target_link_libraries(coalesce-bench PRIVATE coalesce_loadgen absl::flags absl::flags_parse
+target_link_libraries(coalesce-bench PRIVATE coalesce_loadgen coalesce_client_security_flags
+  absl::flags absl::flags_parse
   absl::flags_usage absl::flags_config absl::flags_reflection absl::strings absl::str_format
   absl::synchronization absl::time)

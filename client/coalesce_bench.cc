@@ -32,6 +32,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "client/arrival_schedule.h"
+#include "client/client_security_flags.h"
 #include "client/level_list.h"
 #include "client/load_generator.h"
 #include "client/result_writer.h"
@@ -61,13 +62,6 @@ ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per level) inste
 ABSL_FLAG(std::string, label, "",
           "Name of this configuration, printed in every row so scripts can join runs "
           "(default: the model name).");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM roots to trust: connect with TLS (the server's --grpc_tls_cert issuer).");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate, for a server with --grpc_tls_client_ca (mutual TLS).");
-ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
-ABSL_FLAG(std::string, auth_token_file, "",
-          "File holding the server's bearer token, sent as 'authorization: Bearer <token>'.");
 ABSL_FLAG(int, max_requests_in_flight, 1024,
           "Open loop: a send due while this many requests are outstanding is skipped and "
           "counted in the 'skipped' column.");
@@ -157,12 +151,8 @@ absl::StatusOr<Plan> PlanFromFlags() {
 
   LoadGenerator::Options& o = plan.options;
   o.address = absl::GetFlag(FLAGS_address);
-  coalesce::ClientSecurityOptions security;
-  security.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
-  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-  security.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
-  security.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
-  absl::StatusOr<coalesce::ClientSecurity> loaded = coalesce::ClientSecurity::Load(security);
+  absl::StatusOr<coalesce::ClientSecurity> loaded =
+      coalesce::ClientSecurity::Load(coalesce::ClientSecurityOptionsFromFlags());
   if (!loaded.ok()) return loaded.status();
   o.security = std::make_shared<const coalesce::ClientSecurity>(*std::move(loaded));
   o.model = absl::GetFlag(FLAGS_model);
@@ -261,10 +251,12 @@ class ProgressReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --help lists the flags of the file named after the program; ours is spelled with '_'.
+  // --help lists the flags of the file named after the program (ours is spelled with '_') and
+  // the shared security flags.
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "client/coalesce_bench.cc");
+    return absl::EndsWith(path, "client/coalesce_bench.cc") ||
+           absl::EndsWith(path, "client/client_security_flags.cc");
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);

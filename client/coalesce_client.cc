@@ -21,7 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "client/client_security.h"
+#include "client/client_security_flags.h"
 #include "proto/inference.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
@@ -31,13 +31,6 @@ ABSL_FLAG(int64_t, batch, 1, "Samples in the request (the first dimension of eve
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random input values (uniform in [-1, 1)).");
 ABSL_FLAG(int64_t, timeout_ms, 10000, "Deadline of the call in milliseconds.");
 ABSL_FLAG(int, print, 8, "How many leading values of each output to print.");
-ABSL_FLAG(std::string, tls_ca_file, "",
-          "PEM roots to trust: connect with TLS (the server's --grpc_tls_cert issuer).");
-ABSL_FLAG(std::string, tls_cert_file, "",
-          "PEM client certificate, for a server with --grpc_tls_client_ca (mutual TLS).");
-ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
-ABSL_FLAG(std::string, auth_token_file, "",
-          "File holding the server's bearer token, sent as 'authorization: Bearer <token>'.");
 
 namespace {
 
@@ -101,22 +94,19 @@ int main(int argc, char** argv) {
       "Sends one ModelInfer request to a server that speaks the Open Inference Protocol and "
       "prints each output's shape and first values.\n"
       "Example: coalesce-client --address=127.0.0.1:8001 --model=demo --batch=4");
-  // --help lists this file's flags (abseil's default looks for a file named after the binary).
+  // --help lists this file's flags (abseil's default looks for a file named after the binary)
+  // and the shared security flags.
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "client/coalesce_client.cc");
+    return absl::EndsWith(file, "client/coalesce_client.cc") ||
+           absl::EndsWith(file, "client/client_security_flags.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
 
-  coalesce::ClientSecurityOptions security_options;
-  security_options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
-  security_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-  security_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
-  security_options.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   absl::StatusOr<coalesce::ClientSecurity> security =
-      coalesce::ClientSecurity::Load(security_options);
+      coalesce::ClientSecurity::Load(coalesce::ClientSecurityOptionsFromFlags());
   if (!security.ok()) {
     std::cerr << "coalesce-client: " << security.status().message() << "\n";
     return 2;
