@@ -3,10 +3,14 @@
 //   coalesce-model-ceiling --device=auto --precision=auto --workers=2 --seconds=2
 //       [--batch_sizes=1,8,32,64,128,256] [--csv]
 //
-// One TorchBackend, the server's own, built with the same --device and --precision flags, runs
-// the demo model from --workers threads at once, each with its own worker index and its own
-// random input and output buffers, as the server's executor calls it. Each Execute() copies its
-// output back to the host, which is the synchronisation point, so one call is one batch's time.
+// One TorchBackend, the server's own, built with the same --device, --precision, --stage_fp16
+// and --cuda_graphs flags, runs the demo model from --workers threads at once, each with its own
+// worker index and its own random input and output buffers, as the server's executor calls it:
+// in the backend's staging memory (page-locked on CUDA) and staging types (FP16 for the FP32
+// tensors on CUDA with --stage_fp16, as the server's executor hands them over). What the server
+// adds around this (the gather, the scatter, the answers) is what coalesce-engine-bench shows.
+// Each Execute() copies its output back to the host, which is the synchronisation point, so one
+// call is one batch's time.
 // For each batch size, --warmup_s of untimed calls, then every call of the next --seconds is
 // timed; the table gives the median and p90 milliseconds per batch and the samples per second of
 // all workers together.
@@ -16,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -35,13 +40,22 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/data_type.h"
+#include "core/half.h"
 #include "core/model_metadata.h"
 #include "core/torch/torch_backend.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
 ABSL_FLAG(std::string, precision, "auto",
-          "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. Inputs stay FP32, as on "
-          "the wire, and are converted on the device like the server does.");
+          "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. Inputs are converted to it "
+          "on the device, as in the server.");
+ABSL_FLAG(bool, cuda_graphs, false,
+          "As the server's --cuda_graphs: on CUDA, each worker replays its batch path from a "
+          "CUDA graph per batch size.");
+ABSL_FLAG(bool, stage_fp16, true,
+          "As the server's --stage_fp16: on CUDA in fp16, FP32 tensors cross PCIe as FP16 (the "
+          "inputs are handed over already narrowed, as the server's executor does). false: as "
+          "FP32.");
 ABSL_FLAG(std::string, batch_sizes, "1,8,32,64,128,256",
           "Comma-separated batch sizes (samples per Execute call), one row each.");
 ABSL_FLAG(double, seconds, 2.0, "Timed seconds per batch size.");
@@ -54,6 +68,7 @@ ABSL_FLAG(std::string, label, "model", "Name printed in every CSV row.");
 
 namespace {
 
+using coalesce::DataType;
 using coalesce::TorchBackend;
 
 absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
@@ -72,25 +87,43 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
 
 // One worker's buffers: `max_rows` rows of every input (random) and output.
 struct WorkerBuffers {
-  std::vector<std::vector<char>> inputs, outputs;
+  std::vector<std::shared_ptr<char>> memory;
   std::vector<const char*> input_ptrs;
   std::vector<char*> output_ptrs;
 
-  WorkerBuffers(const coalesce::ModelMetadata& metadata, int64_t max_rows, uint32_t seed) {
+  // The backend's own staging memory (page-locked on CUDA), as the server's executor gathers
+  // into, in the backend's staging types: what Execute() reads and writes.
+  WorkerBuffers(TorchBackend& backend, int64_t max_rows, uint32_t seed) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-    for (const coalesce::TensorSpec& spec : metadata.inputs) {
-      std::vector<char>& buffer = inputs.emplace_back(spec.RowBytes() * max_rows);
-      if (spec.dtype == coalesce::DataType::kFp32) {
-        float* values = reinterpret_cast<float*>(buffer.data());
-        for (size_t i = 0; i < buffer.size() / sizeof(float); ++i) values[i] = uniform(rng);
+    const coalesce::ModelMetadata& metadata = backend.metadata();
+    for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+      const coalesce::TensorSpec& spec = metadata.inputs[i];
+      const int64_t elements = spec.RowBytes() / coalesce::DataTypeSize(spec.dtype) * max_rows;
+      const DataType staged = backend.InputStagingType(static_cast<int>(i));
+      const int64_t bytes = elements * coalesce::DataTypeSize(staged);
+      char* buffer = memory.emplace_back(backend.AllocateStaging(bytes)).get();
+      if (spec.dtype == DataType::kFp32) {
+        std::vector<float> values(elements);
+        for (float& value : values) value = uniform(rng);
+        if (staged == DataType::kFp16) {
+          coalesce::FloatsToHalves(reinterpret_cast<uint16_t*>(buffer), values.data(),
+                                   values.size(), /*streaming=*/false);
+        } else {
+          std::memcpy(buffer, values.data(), bytes);
+        }
       } else {
-        for (char& byte : buffer) byte = static_cast<char>(rng() & 0x3f);
+        for (int64_t b = 0; b < bytes; ++b) buffer[b] = static_cast<char>(rng() & 0x3f);
       }
-      input_ptrs.push_back(buffer.data());
+      input_ptrs.push_back(buffer);
     }
-    for (const coalesce::TensorSpec& spec : metadata.outputs) {
-      output_ptrs.push_back(outputs.emplace_back(spec.RowBytes() * max_rows).data());
+    for (size_t o = 0; o < metadata.outputs.size(); ++o) {
+      const coalesce::TensorSpec& spec = metadata.outputs[o];
+      const int64_t elements = spec.RowBytes() / coalesce::DataTypeSize(spec.dtype) * max_rows;
+      const DataType staged = backend.OutputStagingType(static_cast<int>(o));
+      output_ptrs.push_back(
+          memory.emplace_back(backend.AllocateStaging(elements * coalesce::DataTypeSize(staged)))
+              .get());
     }
   }
 };
@@ -193,6 +226,8 @@ int main(int argc, char** argv) {
   options.device = absl::GetFlag(FLAGS_device);
   options.precision = absl::GetFlag(FLAGS_precision);
   options.num_workers = workers;
+  options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
+  options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   absl::StatusOr<std::unique_ptr<TorchBackend>> backend =
       TorchBackend::CreateDemo(options, max_rows);
   if (!backend.ok()) {
@@ -206,7 +241,7 @@ int main(int argc, char** argv) {
 
   std::vector<WorkerBuffers> buffers;
   for (int w = 0; w < workers; ++w) {
-    buffers.emplace_back((*backend)->metadata(), max_rows, /*seed=*/1 + w);
+    buffers.emplace_back(**backend, max_rows, /*seed=*/1 + w);
   }
 
   const bool csv = absl::GetFlag(FLAGS_csv);
