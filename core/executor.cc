@@ -271,7 +271,10 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
 
   absl::Duration predicted =
       options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
-  const absl::Time start = clock_->Now();
+  const absl::Time gathered = clock_->Now();
+  // Waiting for the other workers' backend calls is neither gather nor backend time.
+  if (options_.exclusive_backend) backend_mu_.Lock();
+  const absl::Time start = options_.exclusive_backend ? clock_->Now() : gathered;
   absl::Status status;
   if (variable) {
     Backend::VariableBatch shapes;
@@ -294,6 +297,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
   }
   const absl::Time scatter_start = clock_->Now();
+  if (options_.exclusive_backend) backend_mu_.Unlock();
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
   if (status.ok()) {
@@ -313,7 +317,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   }
   // Recorded before the answers go out, so that a client reading statistics after its answer
   // sees its batch counted.
-  const absl::Duration gather = start - gather_start;
+  const absl::Duration gather = gathered - gather_start;
   const absl::Duration scatter = clock_->Now() - scatter_start;
   metrics_->RecordStages(gather, scatter);
   if (options_.statistics != nullptr && status.ok()) {

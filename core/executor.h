@@ -87,6 +87,13 @@ class Executor : public BatchSink {
     // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
     // that reads them on the CPU.
     bool streaming_gather = true;
+    // At most one backend call at a time: a worker that has gathered its batch waits until no
+    // other worker is in the backend (the wait is not timed as the backend's). Two workers then
+    // take turns, each gathering and scattering while the other's batch is on the device,
+    // instead of drifting into step (both on the device at once, slowing each other, then both
+    // on the host while the device idles). Off, the workers' backend calls overlap freely,
+    // which more workers need to overlap copies with compute. See docs/engine.md.
+    bool exclusive_backend = false;
     // BENCHMARKS ONLY (bench/engine_bench.cc): leave out the gather (the backend reads whatever
     // staging holds) or the scatter (responses stay empty). The answers are wrong; the time is
     // what an engine that received requests in staging, or answered from staging without a
@@ -172,6 +179,8 @@ class Executor : public BatchSink {
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Held around each backend call with Options::exclusive_backend.
+  absl::Mutex backend_mu_;
 
   // Per input and output: staged as FP16 for an FP32 wire type (Backend::InputStagingType()),
   // narrowed in the gather and widened in the scatter. Constant after Create().

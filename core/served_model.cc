@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   RequestQueue* queue_ptr = model->queue_.get();
   Executor::Options executor_options;
   executor_options.num_workers = options.num_workers;
+  executor_options.exclusive_backend = options.exclusive_backend;
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
   executor_options.latency = model->latency_.get();
   executor_options.statistics = &model->statistics_;

@@ -35,6 +35,8 @@ class ServedModel {
   struct Options {
     // Executor worker threads. Must be >= 1.
     int num_workers = 2;
+    // Executor::Options::exclusive_backend: one worker in the backend at a time.
+    bool exclusive_backend = false;
     // Requests queued before Submit() answers RESOURCE_EXHAUSTED. Must be >= 1.
     int64_t max_queue_size = 4096;
     // "deadline": DeadlinePolicy (latency-model sizing, shedding, eager dispatch).

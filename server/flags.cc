@@ -37,6 +37,10 @@ ABSL_FLAG(std::vector<std::string>, load_model, {},
           "Models to load at start in explicit mode (comma-separated; '*' for all).");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
 ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
+ABSL_FLAG(bool, exclusive_backend, false,
+          "One worker of a model in its backend at a time: the others gather and scatter "
+          "meanwhile. Helps a compute-bound model limited to few workers (each holds a copy of "
+          "the weights); slows a model whose time is mostly copies. See docs/engine.md.");
 ABSL_FLAG(bool, stage_fp16, true,
           "CUDA in fp16 only: FP32 tensors cross PCIe as FP16, narrowed and widened on the host "
           "while gathering and scattering (the same rounding the device applied). false: as "
@@ -211,6 +215,7 @@ std::vector<std::string> FlagProblems() {
 ServedModel::Options ModelOptionsFromFlags() {
   ServedModel::Options options;
   options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.exclusive_backend = absl::GetFlag(FLAGS_exclusive_backend);
   options.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.batch_policy = absl::GetFlag(FLAGS_batch_policy);
   options.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));

@@ -1,5 +1,6 @@
 #include "core/executor.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -10,6 +11,8 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
@@ -33,6 +36,17 @@ class AffineBackend : public Backend {
   const ModelMetadata& metadata() const override { return metadata_; }
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override {
+    {
+      absl::MutexLock lock(&mu_);
+      max_in_backend_ = std::max(max_in_backend_, ++in_backend_);
+    }
+    absl::Status status = Compute(rows, inputs, outputs);
+    absl::MutexLock lock(&mu_);
+    --in_backend_;
+    return status;
+  }
+  absl::Status Compute(int64_t rows, absl::Span<const char* const> inputs,
+                       absl::Span<char* const> outputs) {
     if (gate != nullptr) gate->WaitForNotification();
     {
       absl::MutexLock lock(&mu_);
@@ -76,6 +90,21 @@ class AffineBackend : public Backend {
     absl::MutexLock lock(&mu_);
     return batch_sizes_;
   }
+  // Calls inside Execute() now, and the most there were at once.
+  int in_backend() {
+    absl::MutexLock lock(&mu_);
+    return in_backend_;
+  }
+  int max_in_backend() {
+    absl::MutexLock lock(&mu_);
+    return max_in_backend_;
+  }
+  // Waits until at least `n` calls are inside Execute() at once.
+  void AwaitInBackend(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n] { return in_backend_ >= n; };
+    mu_.Await(absl::Condition(&reached));
+  }
 
   bool fail = false;
   std::optional<DeviceStages> stages;
@@ -88,6 +117,8 @@ class AffineBackend : public Backend {
   std::vector<int64_t> batch_sizes_ ABSL_GUARDED_BY(mu_);
   std::vector<const char*> input_buffers_ ABSL_GUARDED_BY(mu_);
   int allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_backend_ ABSL_GUARDED_BY(mu_) = 0;
+  int max_in_backend_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // One request's input, output buffers and answer.
@@ -282,6 +313,71 @@ TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
   EXPECT_EQ(executor->idle_workers(), 1);
   absl::MutexLock lock(&mu);
   EXPECT_EQ(idle_calls, 1);
+}
+
+TEST_F(ExecutorTest, WorkersOverlapTheirBackendCallsByDefault) {
+  absl::Notification gate;
+  backend_.gate = &gate;
+  auto executor = *Executor::Create(Workers(2), &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 2}), b({3, 4});
+  absl::BlockingCounter counter(2);
+  for (Call* call : {&a, &b}) {
+    Batch batch;
+    batch.requests.push_back(MakeCall(*call, counter));
+    batch.rows = 1;
+    executor->Dispatch(std::move(batch));
+  }
+  backend_.AwaitInBackend(2);  // Both batches are in the backend at once.
+  gate.Notify();
+  counter.Wait();
+  EXPECT_EQ(backend_.max_in_backend(), 2);
+  EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
+}
+
+TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
+  absl::Notification gate;
+  backend_.gate = &gate;
+  Executor::Options options = Workers(2);
+  options.exclusive_backend = true;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  const double hits_before = StagingCount("hit");
+  Call a({1, 2}), b({3, 4});
+  absl::BlockingCounter counter(2);
+  for (Call* call : {&a, &b}) {
+    Batch batch;
+    batch.requests.push_back(MakeCall(*call, counter));
+    batch.rows = 1;
+    executor->Dispatch(std::move(batch));
+  }
+  backend_.AwaitInBackend(1);
+  // The other worker has reserved its two output buffers (pool hits) after its gather: it is at
+  // the backend's door. Given time, it must not get in while the first batch is there.
+  while (StagingCount("hit") < hits_before + 4) absl::SleepFor(absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(backend_.in_backend(), 1);
+  gate.Notify();
+  counter.Wait();
+  EXPECT_EQ(Floats(a.out), (std::vector<float>{3, 5}));
+  EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
+  // More rounds of two batches at once: never two in the backend, every answer right.
+  for (int round = 0; round < 20; ++round) {
+    std::vector<Call> calls;
+    for (int i = 0; i < 4; ++i) calls.emplace_back(std::vector<float>{float(round), float(i)});
+    absl::BlockingCounter round_counter(4);
+    for (int half = 0; half < 2; ++half) {
+      Batch batch;
+      for (int i = 2 * half; i < 2 * half + 2; ++i) {
+        batch.requests.push_back(MakeCall(calls[i], round_counter));
+      }
+      batch.rows = 2;
+      executor->Dispatch(std::move(batch));
+    }
+    round_counter.Wait();
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * round + 1, 2.0f * i + 1}));
+    }
+  }
+  EXPECT_EQ(backend_.max_in_backend(), 1);
 }
 
 TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
