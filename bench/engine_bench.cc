@@ -2,7 +2,11 @@
 //
 //   coalesce-engine-bench --device=auto --duration_s=1 [--warmup_s=0.3]
 //       [--batch_sizes=1,8,32,128,256] [--copy_threads=N] [--extra_variants=3w4c,2w8c]
+//       [--model_dir=REPOSITORY/MODEL]
 //
+// The model is the built-in demo, or with --model_dir a model folder of a repository
+// (config.pbtxt and a version folder) with one FP32 input and one FP32 output of fixed dims, as
+// bench/make_mlp_model.py writes.
 // For each batch size B and compute precision, three numbers:
 //   ceiling  TorchBackend::TimeResidentBatches(): the served module's forward on inputs already
 //            on the device in the compute precision, each result copied to the host (the
@@ -42,10 +46,12 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,6 +74,7 @@
 #include "core/executor.h"
 #include "core/half.h"
 #include "core/metrics.h"
+#include "core/model_config.h"
 #include "core/torch/torch_backend.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
@@ -81,12 +88,20 @@ ABSL_FLAG(int, copy_threads, -1,
 ABSL_FLAG(std::string, extra_variants, "",
           "More rows per batch size, in the low precision with pooled staging: comma-separated "
           "WwCc items, e.g. 3w4c,2w8c (W workers, C copy threads, the worker included), then "
-          "any of: g (CUDA graphs), i (no gather), s (no scatter), e.g. 3w4cg, 6w4cgs. Without "
+          "any of: g (CUDA graphs), x (one worker in the backend at a time), i (no gather), s "
+          "(no scatter), e.g. 3w4cg, 2w4cgx, 6w4cgs. Without "
           "the gather or the scatter the answers are not checked (they are wrong): such rows "
           "bound what a zero-copy path could reach.");
+ABSL_FLAG(bool, default_variants, true,
+          "Measure the default rows (precisions, pooling, 1 and 2 workers); false: only "
+          "--extra_variants.");
 ABSL_FLAG(bool, stage_fp16, true,
           "TorchBackend::Options::stage_fp16 for every backend: on CUDA in fp16, FP32 tensors "
           "cross PCIe as FP16, converted on the host. false: as FP32, converted on the device.");
+ABSL_FLAG(std::string, model_dir, "",
+          "A model folder of a repository (config.pbtxt, VERSION/model.pt) to measure instead of "
+          "the built-in demo: one FP32 input and one FP32 output, fixed dims.");
+ABSL_FLAG(int, model_version, 1, "With --model_dir: the version folder to load.");
 ABSL_FLAG(bool, exercise_fallback, true,
           "After the table, inject one device failure into the low-precision backend, check "
           "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
@@ -104,9 +119,10 @@ struct Variant {
   // Executor::Options::skip_gather/scatter_for_benchmark: bounds for a zero-copy path.
   bool skip_gather = false;
   bool skip_scatter = false;
+  bool exclusive = false;  // Executor::Options::exclusive_backend.
   std::string Name() const {
     return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w ",
-                        copy_threads, "c", graphs ? " graphs" : "",
+                        copy_threads, "c", graphs ? " graphs" : "", exclusive ? " excl" : "",
                         skip_gather ? " -gather" : "", skip_scatter ? " -scatter" : "");
   }
 };
@@ -126,7 +142,7 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
 }
 
 // --extra_variants: "3w4c,2w8cg" -> pooled variants of `precision`. Letters after the c: g with
-// CUDA graphs, i without the gather, s without the scatter.
+// CUDA graphs, x with one backend call at a time, i without the gather, s without the scatter.
 absl::StatusOr<std::vector<Variant>> ParseExtraVariants(absl::string_view text,
                                                         const std::string& precision) {
   std::vector<Variant> variants;
@@ -136,6 +152,7 @@ absl::StatusOr<std::vector<Variant>> ParseExtraVariants(absl::string_view text,
     while (parts.size() == 2 && !parts[1].empty()) {
       const char last = parts[1].back();
       bool* flag = last == 'g' ? &variant.graphs
+                   : last == 'x' ? &variant.exclusive
                    : last == 'i' ? &variant.skip_gather
                    : last == 's' ? &variant.skip_scatter
                                  : nullptr;
@@ -327,6 +344,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   options.copy_threads = variant.copy_threads;
   options.skip_gather_for_benchmark = variant.skip_gather;
   options.skip_scatter_for_benchmark = variant.skip_scatter;
+  options.exclusive_backend = variant.exclusive;
   absl::StatusOr<std::unique_ptr<Executor>> executor =
       Executor::Create(options, &backend, model_metrics.get(), Clock::Real());
   if (!executor.ok()) return executor.status();
@@ -425,18 +443,60 @@ absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& in
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(const std::string& device,
-                                                          const std::string& precision,
-                                                          int64_t max_rows, int workers,
-                                                          bool graphs) {
+// The --model_dir model's file and metadata; NOT_FOUND or INVALID_ARGUMENT, naming the problem,
+// for a folder the benchmark cannot run: no config, a config the server would refuse, a batch
+// size below `max_rows`, other than one FP32 input and one FP32 output, or variable dims.
+struct ModelOnDisk {
+  std::string file;
+  ModelMetadata metadata;
+};
+absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, int64_t max_rows) {
+  std::ifstream in(dir + "/config.pbtxt");
+  if (!in) return absl::NotFoundError(absl::StrCat("--model_dir: no ", dir, "/config.pbtxt"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string name = dir;
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  name = name.substr(name.find_last_of('/') + 1);
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(text.str(), name);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_dir: ", dir, "/config.pbtxt: ", parsed.status().message()));
+  }
+  absl::StatusOr<ModelMetadata> metadata =
+      MetadataFromConfig(parsed->config, std::to_string(version));
+  if (!metadata.ok()) return metadata.status();
+  const bool one_each = metadata->inputs.size() == 1 && metadata->outputs.size() == 1;
+  if (!one_each || metadata->inputs[0].dtype != DataType::kFp32 ||
+      metadata->outputs[0].dtype != DataType::kFp32 || metadata->inputs[0].RowBytes() <= 0 ||
+      metadata->outputs[0].RowBytes() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model_dir: model '", name, "' needs one FP32 input and one FP32 output with fixed "
+        "dims for this benchmark"));
+  }
+  if (metadata->max_batch_size < max_rows) {
+    return absl::InvalidArgumentError(absl::StrCat("--model_dir: model '", name,
+                                                   "' has max_batch_size ",
+                                                   metadata->max_batch_size, ", below batch ",
+                                                   max_rows, " of --batch_sizes"));
+  }
+  return ModelOnDisk{absl::StrCat(dir, "/", version, "/", ModelFileName(parsed->config)),
+                     *std::move(metadata)};
+}
+
+// The demo model, or `model` where given.
+absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(
+    const std::optional<ModelOnDisk>& model, const std::string& device,
+    const std::string& precision, int64_t max_rows, int workers, bool graphs) {
   TorchBackend::Options options;
   options.device = device;
   options.precision = precision;
   options.cuda_graphs = graphs;
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.num_workers = workers;
-  // bf16 lands near 5e-2 on this model (tests/torch_backend_test.cc); fp16 within the default.
+  // bf16 lands near 5e-2 on the demo (tests/torch_backend_test.cc); fp16 within the default.
   if (precision == "bf16") options.max_precision_error = 0.1;
+  if (model.has_value()) return TorchBackend::Load(model->file, model->metadata, options);
   return TorchBackend::CreateDemo(options, max_rows);
 }
 
@@ -464,6 +524,16 @@ int Main() {
   const absl::Duration warmup = absl::Seconds(warmup_s);
   const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
   const std::string device = absl::GetFlag(FLAGS_device);
+  std::optional<ModelOnDisk> model;
+  if (const std::string dir = absl::GetFlag(FLAGS_model_dir); !dir.empty()) {
+    absl::StatusOr<ModelOnDisk> read =
+        ReadModelDir(dir, absl::GetFlag(FLAGS_model_version), max_rows);
+    if (!read.ok()) {
+      std::cerr << "coalesce-engine-bench: " << read.status().message() << "\n";
+      return 2;
+    }
+    model = *std::move(read);
+  }
 
   int max_workers = 2;
   for (const Variant& variant : *extra) max_workers = std::max(max_workers, variant.workers);
@@ -473,13 +543,13 @@ int Main() {
   std::string low_name = "fp16";
   {
     absl::StatusOr<std::unique_ptr<TorchBackend>> low =
-        MakeBackend(device, "fp16", max_rows, max_workers, false);
+        MakeBackend(model, device, "fp16", max_rows, max_workers, false);
     if (!low.ok()) {
-      low = MakeBackend(device, "bf16", max_rows, max_workers, false);
+      low = MakeBackend(model, device, "bf16", max_rows, max_workers, false);
       low_name = "bf16";
     }
     absl::StatusOr<std::unique_ptr<TorchBackend>> fp32 =
-        MakeBackend(device, "fp32", max_rows, max_workers, false);
+        MakeBackend(model, device, "fp32", max_rows, max_workers, false);
     for (auto* made : {&low, &fp32}) {
       if (!made->ok()) {
         std::cerr << "coalesce-engine-bench: " << made->status().message() << "\n";
@@ -490,7 +560,7 @@ int Main() {
     backends[1] = *std::move(fp32);
     if (backends[0]->DeviceDescription().rfind("cuda", 0) == 0) {
       absl::StatusOr<std::unique_ptr<TorchBackend>> graphs =
-          MakeBackend(device, low_name, max_rows, max_workers, true);
+          MakeBackend(model, device, low_name, max_rows, max_workers, true);
       if (!graphs.ok()) {
         std::cerr << "coalesce-engine-bench: " << graphs.status().message() << "\n";
         return 1;
@@ -500,7 +570,8 @@ int Main() {
   }
   for (const auto& backend : backends) {
     if (backend == nullptr) continue;
-    std::cerr << "coalesce-engine-bench: demo model on " << backend->DeviceDescription()
+    std::cerr << "coalesce-engine-bench: model '" << backend->metadata().name << "' on "
+              << backend->DeviceDescription()
               << (backend->optimized() ? ", optimize_for_inference" : ", frozen only")
               << ", precision error " << backend->precision_error() << std::endl;
   }
@@ -517,6 +588,7 @@ int Main() {
     variants.push_back({low_name, true, 1, copy_threads, true});
     variants.push_back({low_name, true, 2, copy_threads, true});
   }
+  if (!absl::GetFlag(FLAGS_default_variants)) variants.clear();
   for (Variant& variant : *extra) {
     variant.precision = low_name;
     if (variant.graphs && backends[2] == nullptr) {
@@ -525,6 +597,10 @@ int Main() {
     }
   }
   variants.insert(variants.end(), extra->begin(), extra->end());
+  if (variants.empty()) {
+    std::cerr << "coalesce-engine-bench: --nodefault_variants needs --extra_variants\n";
+    return 2;
+  }
   auto backend_of = [](const Variant& variant) {
     return variant.graphs ? 2 : variant.precision == "fp32" ? 1 : 0;
   };
@@ -601,8 +677,8 @@ int Main() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Times the server's per-batch path (executor + TorchBackend, no RPC) against the demo "
-      "model's ceiling at each batch size.\n"
+      "Times the server's per-batch path (executor + TorchBackend, no RPC) against the model's "
+      "ceiling (the demo, or --model_dir) at each batch size.\n"
       "Example: coalesce-engine-bench --device=cuda --duration_s=1 --batch_sizes=1,32,256");
   absl::ParseCommandLine(argc, argv);
   return coalesce::Main();
