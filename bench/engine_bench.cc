@@ -46,12 +46,10 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,11 +68,11 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/model_dir.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/half.h"
 #include "core/metrics.h"
-#include "core/model_config.h"
 #include "core/torch/torch_backend.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
@@ -443,45 +441,19 @@ absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& in
   return absl::OkStatus();
 }
 
-// The --model_dir model's file and metadata; NOT_FOUND or INVALID_ARGUMENT, naming the problem,
-// for a folder the benchmark cannot run: no config, a config the server would refuse, a batch
-// size below `max_rows`, other than one FP32 input and one FP32 output, or variable dims.
-struct ModelOnDisk {
-  std::string file;
-  ModelMetadata metadata;
-};
-absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, int64_t max_rows) {
-  std::ifstream in(dir + "/config.pbtxt");
-  if (!in) return absl::NotFoundError(absl::StrCat("--model_dir: no ", dir, "/config.pbtxt"));
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string name = dir;
-  while (!name.empty() && name.back() == '/') name.pop_back();
-  name = name.substr(name.find_last_of('/') + 1);
-  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(text.str(), name);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--model_dir: ", dir, "/config.pbtxt: ", parsed.status().message()));
-  }
-  absl::StatusOr<ModelMetadata> metadata =
-      MetadataFromConfig(parsed->config, std::to_string(version));
-  if (!metadata.ok()) return metadata.status();
-  const bool one_each = metadata->inputs.size() == 1 && metadata->outputs.size() == 1;
-  if (!one_each || metadata->inputs[0].dtype != DataType::kFp32 ||
-      metadata->outputs[0].dtype != DataType::kFp32 || metadata->inputs[0].RowBytes() <= 0 ||
-      metadata->outputs[0].RowBytes() <= 0) {
+// --model_dir's model, if this benchmark can run it: one FP32 input and one FP32 output.
+absl::StatusOr<ModelOnDisk> ReadOneInOneOutModel(const std::string& dir, int version,
+                                                 int64_t max_rows) {
+  absl::StatusOr<ModelOnDisk> model = ReadModelDir(dir, version, max_rows);
+  if (!model.ok()) return model.status();
+  const ModelMetadata& metadata = model->metadata;
+  if (metadata.inputs.size() != 1 || metadata.outputs.size() != 1 ||
+      metadata.inputs[0].dtype != DataType::kFp32 || metadata.outputs[0].dtype != DataType::kFp32) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--model_dir: model '", name, "' needs one FP32 input and one FP32 output with fixed "
-        "dims for this benchmark"));
+        "--model_dir: model '", metadata.name, "' needs one FP32 input and one FP32 output for "
+        "this benchmark"));
   }
-  if (metadata->max_batch_size < max_rows) {
-    return absl::InvalidArgumentError(absl::StrCat("--model_dir: model '", name,
-                                                   "' has max_batch_size ",
-                                                   metadata->max_batch_size, ", below batch ",
-                                                   max_rows, " of --batch_sizes"));
-  }
-  return ModelOnDisk{absl::StrCat(dir, "/", version, "/", ModelFileName(parsed->config)),
-                     *std::move(metadata)};
+  return model;
 }
 
 // The demo model, or `model` where given.
@@ -527,7 +499,7 @@ int Main() {
   std::optional<ModelOnDisk> model;
   if (const std::string dir = absl::GetFlag(FLAGS_model_dir); !dir.empty()) {
     absl::StatusOr<ModelOnDisk> read =
-        ReadModelDir(dir, absl::GetFlag(FLAGS_model_version), max_rows);
+        ReadOneInOneOutModel(dir, absl::GetFlag(FLAGS_model_version), max_rows);
     if (!read.ok()) {
       std::cerr << "coalesce-engine-bench: " << read.status().message() << "\n";
       return 2;

@@ -1,10 +1,11 @@
-// coalesce-model-ceiling: the demo model's own speed, in-process, with no RPC and no queue.
+// coalesce-model-ceiling: a model's own speed (the demo, or --model_dir), in-process, with no RPC
+// and no queue.
 //
 //   coalesce-model-ceiling --device=auto --precision=auto --workers=2 --seconds=2
-//       [--batch_sizes=1,8,32,64,128,256] [--csv]
+//       [--batch_sizes=1,8,32,64,128,256] [--csv] [--model_dir=REPOSITORY/MODEL]
 //
 // One TorchBackend, the server's own, built with the same --device, --precision, --stage_fp16
-// and --cuda_graphs flags, runs the demo model from --workers threads at once, each with its own
+// and --cuda_graphs flags, runs the model from --workers threads at once, each with its own
 // worker index and its own random input and output buffers, as the server's executor calls it:
 // in the backend's staging memory (page-locked on CUDA) and staging types (FP16 for the FP32
 // tensors on CUDA with --stage_fp16, as the server's executor hands them over). What the server
@@ -40,6 +41,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/model_dir.h"
 #include "core/data_type.h"
 #include "core/half.h"
 #include "core/model_metadata.h"
@@ -65,6 +67,10 @@ ABSL_FLAG(int, workers, 2,
           "--workers; 1 measures a single caller).");
 ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per batch size).");
 ABSL_FLAG(std::string, label, "model", "Name printed in every CSV row.");
+ABSL_FLAG(std::string, model_dir, "",
+          "A model folder of a repository (config.pbtxt, VERSION/model.pt) to run instead of the "
+          "built-in demo; its tensors need fixed dims.");
+ABSL_FLAG(int, model_version, 1, "With --model_dir: the version folder to load.");
 
 namespace {
 
@@ -228,14 +234,25 @@ int main(int argc, char** argv) {
   options.num_workers = workers;
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
-  absl::StatusOr<std::unique_ptr<TorchBackend>> backend =
-      TorchBackend::CreateDemo(options, max_rows);
+  absl::StatusOr<std::unique_ptr<TorchBackend>> backend;
+  if (const std::string dir = absl::GetFlag(FLAGS_model_dir); !dir.empty()) {
+    absl::StatusOr<coalesce::ModelOnDisk> model =
+        coalesce::ReadModelDir(dir, absl::GetFlag(FLAGS_model_version), max_rows);
+    if (!model.ok()) {
+      std::cerr << "coalesce-model-ceiling: " << model.status().message() << "\n";
+      return 2;
+    }
+    backend = TorchBackend::Load(model->file, model->metadata, options);
+  } else {
+    backend = TorchBackend::CreateDemo(options, max_rows);
+  }
   if (!backend.ok()) {
     std::cerr << "coalesce-model-ceiling: " << backend.status().message() << "\n";
     return 1;
   }
   const std::string device = (*backend)->DeviceDescription();
-  std::cerr << "coalesce-model-ceiling: demo model on " << device << ", " << workers
+  std::cerr << "coalesce-model-ceiling: model '" << (*backend)->metadata().name << "' on "
+            << device << ", " << workers
             << " worker(s), " << warmup_s << " s warm-up + " << seconds << " s per batch size"
             << std::endl;
 

@@ -1,0 +1,44 @@
+#include "bench/model_dir.h"
+
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/model_config.h"
+
+namespace coalesce {
+
+absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, int64_t max_rows) {
+  std::ifstream in(dir + "/config.pbtxt");
+  if (!in) return absl::NotFoundError(absl::StrCat("--model_dir: no ", dir, "/config.pbtxt"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string name = dir;
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  name = name.substr(name.find_last_of('/') + 1);
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(text.str(), name);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_dir: ", dir, "/config.pbtxt: ", parsed.status().message()));
+  }
+  absl::StatusOr<ModelMetadata> metadata =
+      MetadataFromConfig(parsed->config, std::to_string(version));
+  if (!metadata.ok()) return metadata.status();
+  if (metadata->HasVariableDims()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model_dir: model '", name, "' has a tensor with variable dims (-1); the benchmarks "
+        "need fixed ones"));
+  }
+  if (metadata->max_batch_size < max_rows) {
+    return absl::InvalidArgumentError(absl::StrCat("--model_dir: model '", name,
+                                                   "' has max_batch_size ",
+                                                   metadata->max_batch_size, ", below batch ",
+                                                   max_rows, " of --batch_sizes"));
+  }
+  return ModelOnDisk{absl::StrCat(dir, "/", version, "/", ModelFileName(parsed->config)),
+                     *std::move(metadata)};
+}
+
+}  // namespace coalesce

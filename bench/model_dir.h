@@ -1,0 +1,27 @@
+#ifndef COALESCE_BENCH_MODEL_DIR_H_
+#define COALESCE_BENCH_MODEL_DIR_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/model_metadata.h"
+
+namespace coalesce {
+
+// A model folder of a repository, as the benchmarks' --model_dir names it: its model file and
+// metadata.
+struct ModelOnDisk {
+  std::string file;
+  ModelMetadata metadata;
+};
+
+// Reads DIR/config.pbtxt as the server would and names DIR/`version`/<model file>. NOT_FOUND or
+// INVALID_ARGUMENT, naming the problem, for a folder a benchmark cannot run: no config, a
+// config the server would refuse, a tensor with variable dims, or a max_batch_size below
+// `max_rows`.
+absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, int64_t max_rows);
+
+}  // namespace coalesce
+
+#endif  // COALESCE_BENCH_MODEL_DIR_H_
