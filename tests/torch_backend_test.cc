@@ -176,6 +176,37 @@ TEST(TorchBackendTest, LoadReportsAFileThatIsNotTorchScript) {
   EXPECT_NE(backend.status().message().find("/nonexistent/model.pt"), std::string::npos);
 }
 
+// A model whose forward() returns something other than one tensor per declared output is refused
+// at load, naming what it returned.
+TEST(TorchBackendTest, LoadRefusesAModelThatDoesNotReturnItsDeclaredOutputs) {
+  ModelMetadata metadata;
+  metadata.name = "odd";
+  metadata.max_batch_size = 2;
+  metadata.inputs.push_back({"X", DataType::kFp32, {4}});
+  metadata.outputs.push_back({"Y", DataType::kFp32, {4}});
+  const struct {
+    const char* forward;
+    const char* error;
+  } cases[] = {
+      {"\ndef forward(self, x):\n    return (x, x * 2.0)\n",
+       "model 'odd' returned 2 outputs, its config declares 1"},
+      {"\ndef forward(self, x):\n    return (x, 3)\n",
+       "model 'odd' returned a tuple holding a non-tensor"},
+      {"\ndef forward(self, x):\n    return [x]\n",
+       "model 'odd' returned neither a tensor nor a tuple"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = testing::TempDir() + "/coalesce_odd_model.pt";
+    ASSERT_TRUE(SaveTorchScript(path, c.forward).ok()) << c.forward;
+    TorchBackend::Options options;
+    options.device = "cpu";
+    auto made = TorchBackend::Load(path, metadata, options);
+    ASSERT_FALSE(made.ok()) << c.forward;
+    EXPECT_NE(made.status().message().find(c.error), std::string::npos)
+        << c.forward << " -> " << made.status();
+  }
+}
+
 // The largest difference between two outputs of equal size.
 double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
   double max_difference = 0;

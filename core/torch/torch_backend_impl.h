@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/address_ranges.h"
@@ -162,6 +163,9 @@ struct TorchBackend::Impl {
                      absl::Span<const std::vector<int64_t>> input_dims, const OutputSink& sink,
                      bool staged, bool capturing = false, StageEvents* timing = nullptr,
                      std::optional<Backend::DeviceStages>* stages = nullptr);
+  // The tensors of a forward's result (a tensor, or a tuple of them), one per output of the
+  // metadata; INTERNAL naming the model otherwise.
+  absl::StatusOr<std::vector<torch::Tensor>> OutputTensors(const torch::jit::IValue& result) const;
   // The CUDA graph path of a fixed-size batch on `state`'s stream: replays the batch's graph,
   // or captures it once the key has run eagerly often enough, and waits for the outputs.
   // Nothing (the caller runs eagerly) when graphs are off or failed, the buffers are not

@@ -60,24 +60,19 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
     absl::Time start;
     for (int i = -1; i < iterations; ++i) {
       if (i == 0) start = impl.clock->Now();  // Run -1 sizes the host buffers, untimed.
-      torch::jit::IValue result = state.module.forward(args);
-      std::vector<torch::Tensor> outputs;
-      if (result.isTensor()) {
-        outputs.push_back(result.toTensor());
-      } else {
-        for (const auto& element : result.toTuple()->elements()) {
-          outputs.push_back(element.toTensor());
-        }
-      }
-      for (size_t o = 0; o < outputs.size(); ++o) {
+      absl::StatusOr<std::vector<torch::Tensor>> outputs =
+          impl.OutputTensors(state.module.forward(args));
+      if (!outputs.ok()) return outputs.status();
+      for (size_t o = 0; o < outputs->size(); ++o) {
+        const torch::Tensor& output = (*outputs)[o];
         if (host.size() <= o) {
           host.push_back(torch::empty(
-              outputs[o].sizes(),
+              output.sizes(),
               torch::TensorOptions()
                   .dtype(ScalarTypeOf(impl.output_staging[o]))
                   .pinned_memory(impl.device_kind == DeviceKind::kCuda)));
         }
-        host[o].copy_(outputs[o].to(host[o].scalar_type()));  // As RunOn() does.
+        host[o].copy_(output.to(host[o].scalar_type()));  // As RunOn() does.
       }
     }
     return impl.clock->Now() - start;

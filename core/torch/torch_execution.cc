@@ -157,6 +157,31 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
                sink, /*staged=*/true);
 }
 
+absl::StatusOr<std::vector<torch::Tensor>> TorchBackend::Impl::OutputTensors(
+    const torch::jit::IValue& result) const {
+  std::vector<torch::Tensor> tensors;
+  if (result.isTensor()) {
+    tensors.push_back(result.toTensor());
+  } else if (result.isTuple()) {
+    for (const auto& element : result.toTuple()->elements()) {
+      if (!element.isTensor()) {
+        return absl::InternalError(
+            absl::StrCat("model '", metadata.name, "' returned a tuple holding a non-tensor"));
+      }
+      tensors.push_back(element.toTensor());
+    }
+  } else {
+    return absl::InternalError(absl::StrCat("model '", metadata.name,
+                                            "' returned neither a tensor nor a tuple"));
+  }
+  if (tensors.size() != metadata.outputs.size()) {
+    return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned ",
+                                            tensors.size(), " outputs, its config declares ",
+                                            metadata.outputs.size()));
+  }
+  return tensors;
+}
+
 absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device on,
                                        torch::ScalarType compute, int64_t rows,
                                        absl::Span<const char* const> inputs,
@@ -181,28 +206,10 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
     args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
   }
   MarkStage(timing, StageEvents::kCopiedIn);
-  torch::jit::IValue result = module.forward(std::move(args));
-
-  std::vector<torch::Tensor> tensors;
-  if (result.isTensor()) {
-    tensors.push_back(result.toTensor());
-  } else if (result.isTuple()) {
-    for (const auto& element : result.toTuple()->elements()) {
-      if (!element.isTensor()) {
-        return absl::InternalError(
-            absl::StrCat("model '", metadata.name, "' returned a tuple holding a non-tensor"));
-      }
-      tensors.push_back(element.toTensor());
-    }
-  } else {
-    return absl::InternalError(absl::StrCat("model '", metadata.name,
-                                            "' returned neither a tensor nor a tuple"));
-  }
-  if (tensors.size() != metadata.outputs.size()) {
-    return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned ",
-                                            tensors.size(), " outputs, its config declares ",
-                                            metadata.outputs.size()));
-  }
+  absl::StatusOr<std::vector<torch::Tensor>> outputs =
+      OutputTensors(module.forward(std::move(args)));
+  if (!outputs.ok()) return outputs.status();
+  std::vector<torch::Tensor>& tensors = *outputs;
   // Every output's shape is checked before any is copied: an error leaves no copy in flight.
   std::vector<std::vector<int64_t>> shapes;
   for (size_t o = 0; o < tensors.size(); ++o) {
