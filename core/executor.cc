@@ -272,32 +272,35 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   absl::Duration predicted =
       options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
   const absl::Time gathered = clock_->Now();
-  // Waiting for the other workers' backend calls is neither gather nor backend time.
-  if (options_.exclusive_backend) backend_mu_.Lock();
-  const absl::Time start = options_.exclusive_backend ? clock_->Now() : gathered;
+  absl::Time start, scatter_start;
   absl::Status status;
-  if (variable) {
-    Backend::VariableBatch shapes;
-    shapes.input_dims = batch.requests[0]->input_dims();
-    shapes.output_buffer = [&](int o, int64_t bytes) {
-      output_bytes[o] = bytes;
-      outputs[o] = Reserve(buffers.outputs[o], bytes);
-      return outputs[o];
-    };
-    status = ExecuteGuarded(
-        [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
-    for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
-      if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
-        status = absl::InternalError(absl::StrCat("model '", metadata.name,
-                                                  "' produced no whole rows for output '",
-                                                  metadata.outputs[o].name, "'"));
+  {
+    // With exclusive_backend, wait until no other worker is in the backend: neither gather nor
+    // backend time.
+    absl::MutexLockMaybe exclusive(options_.exclusive_backend ? &backend_mu_ : nullptr);
+    start = options_.exclusive_backend ? clock_->Now() : gathered;
+    if (variable) {
+      Backend::VariableBatch shapes;
+      shapes.input_dims = batch.requests[0]->input_dims();
+      shapes.output_buffer = [&](int o, int64_t bytes) {
+        output_bytes[o] = bytes;
+        outputs[o] = Reserve(buffers.outputs[o], bytes);
+        return outputs[o];
+      };
+      status = ExecuteGuarded(
+          [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
+      for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
+        if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
+          status = absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                    "' produced no whole rows for output '",
+                                                    metadata.outputs[o].name, "'"));
+        }
       }
+    } else {
+      status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
     }
-  } else {
-    status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
+    scatter_start = clock_->Now();
   }
-  const absl::Time scatter_start = clock_->Now();
-  if (options_.exclusive_backend) backend_mu_.Unlock();
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
   if (status.ok()) {

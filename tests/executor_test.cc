@@ -99,11 +99,12 @@ class AffineBackend : public Backend {
     absl::MutexLock lock(&mu_);
     return max_in_backend_;
   }
-  // Waits until at least `n` calls are inside Execute() at once.
-  void AwaitInBackend(int n) {
+  // Waits until at least `n` calls are inside Execute() at once; false if that did not happen
+  // within 10 s (a test that would otherwise hang fails instead).
+  bool AwaitInBackend(int n) {
     absl::MutexLock lock(&mu_);
     auto reached = [this, n] { return in_backend_ >= n; };
-    mu_.Await(absl::Condition(&reached));
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), absl::Seconds(10));
   }
 
   bool fail = false;
@@ -327,8 +328,9 @@ TEST_F(ExecutorTest, WorkersOverlapTheirBackendCallsByDefault) {
     batch.rows = 1;
     executor->Dispatch(std::move(batch));
   }
-  backend_.AwaitInBackend(2);  // Both batches are in the backend at once.
+  const bool both_in = backend_.AwaitInBackend(2);  // Both batches in the backend at once.
   gate.Notify();
+  ASSERT_TRUE(both_in);
   counter.Wait();
   EXPECT_EQ(backend_.max_in_backend(), 2);
   EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
@@ -349,13 +351,21 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
     batch.rows = 1;
     executor->Dispatch(std::move(batch));
   }
-  backend_.AwaitInBackend(1);
+  const bool one_in = backend_.AwaitInBackend(1);
   // The other worker has reserved its two output buffers (pool hits) after its gather: it is at
-  // the backend's door. Given time, it must not get in while the first batch is there.
-  while (StagingCount("hit") < hits_before + 4) absl::SleepFor(absl::Milliseconds(1));
+  // the backend's door. Given time, it must not get in while the first batch is there (a wait
+  // for something that must not happen: without the lock it gets in at once).
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (StagingCount("hit") < hits_before + 4 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const double hits = StagingCount("hit");
   absl::SleepFor(absl::Milliseconds(100));
-  EXPECT_EQ(backend_.in_backend(), 1);
+  const int in_backend = backend_.in_backend();
   gate.Notify();
+  ASSERT_TRUE(one_in);
+  ASSERT_EQ(hits, hits_before + 4);
+  EXPECT_EQ(in_backend, 1);
   counter.Wait();
   EXPECT_EQ(Floats(a.out), (std::vector<float>{3, 5}));
   EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
