@@ -105,7 +105,7 @@ struct WorkerBuffers {
     const coalesce::ModelMetadata& metadata = backend.metadata();
     for (size_t i = 0; i < metadata.inputs.size(); ++i) {
       const coalesce::TensorSpec& spec = metadata.inputs[i];
-      const int64_t elements = spec.RowBytes() / coalesce::DataTypeSize(spec.dtype) * max_rows;
+      const int64_t elements = spec.RowElements() * max_rows;
       const DataType staged = backend.InputStagingType(static_cast<int>(i));
       const int64_t bytes = elements * coalesce::DataTypeSize(staged);
       char* buffer = memory.emplace_back(backend.AllocateStaging(bytes)).get();
@@ -125,7 +125,7 @@ struct WorkerBuffers {
     }
     for (size_t o = 0; o < metadata.outputs.size(); ++o) {
       const coalesce::TensorSpec& spec = metadata.outputs[o];
-      const int64_t elements = spec.RowBytes() / coalesce::DataTypeSize(spec.dtype) * max_rows;
+      const int64_t elements = spec.RowElements() * max_rows;
       const DataType staged = backend.OutputStagingType(static_cast<int>(o));
       output_ptrs.push_back(
           memory.emplace_back(backend.AllocateStaging(elements * coalesce::DataTypeSize(staged)))
@@ -207,8 +207,8 @@ absl::StatusOr<SizeResult> MeasureBatchSize(TorchBackend& backend,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Runs coalesce's demo model in-process (no RPC) at each batch size and prints ms per batch "
-      "and samples/s: the model's ceiling.\n"
+      "Runs a model (coalesce's demo, or --model_dir) in-process (no RPC) at each batch size and "
+      "prints ms per batch and samples/s: the model's ceiling.\n"
       "Example: coalesce-model-ceiling --batch_sizes=1,32,256 --seconds=2 --workers=2");
   absl::ParseCommandLine(argc, argv);
 

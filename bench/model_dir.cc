@@ -25,7 +25,10 @@ absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, in
   }
   absl::StatusOr<ModelMetadata> metadata =
       MetadataFromConfig(parsed->config, std::to_string(version));
-  if (!metadata.ok()) return metadata.status();
+  if (!metadata.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--model_dir: ", dir, ": ", metadata.status().message()));
+  }
   if (metadata->HasVariableDims()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--model_dir: model '", name, "' has a tensor with variable dims (-1); the benchmarks "
