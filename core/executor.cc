@@ -275,10 +275,14 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   absl::Time start, scatter_start;
   absl::Status status;
   {
-    // With exclusive_backend, wait until no other worker is in the backend: neither gather nor
-    // backend time.
+    // With exclusive_backend, wait until no other worker is in the backend: its own stage, neither
+    // gather nor backend time.
     absl::MutexLockMaybe exclusive(options_.exclusive_backend ? &backend_mu_ : nullptr);
-    start = options_.exclusive_backend ? clock_->Now() : gathered;
+    start = gathered;
+    if (options_.exclusive_backend) {
+      start = clock_->Now();
+      metrics_->RecordBackendWait(start - gathered);
+    }
     if (variable) {
       Backend::VariableBatch shapes;
       shapes.input_dims = batch.requests[0]->input_dims();

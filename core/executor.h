@@ -88,10 +88,10 @@ class Executor : public BatchSink {
     // that reads them on the CPU.
     bool streaming_gather = true;
     // At most one backend call at a time: a worker that has gathered its batch waits until no
-    // other worker is in the backend (the wait is not timed as the backend's). Two workers then
-    // take turns, each gathering and scattering while the other's batch is on the device,
-    // instead of drifting into step (both on the device at once, slowing each other, then both
-    // on the host while the device idles). Off, the workers' backend calls overlap freely,
+    // other worker is in the backend (the wait is stage "backend_wait" in the metrics, not the
+    // backend's time). Two workers then take turns, each gathering and scattering while the
+    // other's batch is on the device, instead of drifting into step (both on the device at
+    // once, slowing each other, then both on the host while the device idles). Off, the workers' backend calls overlap freely,
     // which more workers need to overlap copies with compute. The latency model learns the
     // backend call without the wait, so with this on a batch can finish up to one other
     // backend call later than predicted. See docs/engine.md.

@@ -46,7 +46,9 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                           .Name("coalesce_batch_stage_duration_seconds")
                           .Help("Time per batch by stage. Executor, outside the backend: "
                                 "gathering inputs into the staging buffer (stage=gather), copying "
-                                "outputs into the responses and answering them (stage=scatter). "
+                                "outputs into the responses and answering them (stage=scatter), "
+                                "with --exclusive_backend waiting for another worker's backend "
+                                "call (stage=backend_wait). "
                                 "On the device, for the batches the backend times (CUDA: 1 in "
                                 "16, not graph replays): host-to-device copy and conversion "
                                 "(stage=copy_in), forward (stage=forward), conversion and "
@@ -174,6 +176,8 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
       &stage_duration_.Add({{"model", model}, {"stage", "gather"}}, LatencyBuckets());
   m->scatter_duration_ =
       &stage_duration_.Add({{"model", model}, {"stage", "scatter"}}, LatencyBuckets());
+  m->backend_wait_duration_ =
+      &stage_duration_.Add({{"model", model}, {"stage", "backend_wait"}}, LatencyBuckets());
   m->copy_in_duration_ =
       &stage_duration_.Add({{"model", model}, {"stage", "copy_in"}}, LatencyBuckets());
   m->forward_duration_ =
@@ -240,6 +244,10 @@ void ModelMetrics::RecordBatch(int64_t rows, absl::Duration compute, absl::Durat
 void ModelMetrics::RecordStages(absl::Duration gather, absl::Duration scatter) {
   gather_duration_->Observe(absl::ToDoubleSeconds(gather));
   scatter_duration_->Observe(absl::ToDoubleSeconds(scatter));
+}
+
+void ModelMetrics::RecordBackendWait(absl::Duration wait) {
+  backend_wait_duration_->Observe(absl::ToDoubleSeconds(wait));
 }
 
 void ModelMetrics::RecordDeviceStages(const Backend::DeviceStages& stages) {

@@ -96,6 +96,9 @@ class ModelMetrics {
   // The executor's own time around a batch: gathering inputs before it, scattering outputs
   // (and answering) after it.
   void RecordStages(absl::Duration gather, absl::Duration scatter);
+  // How long a gathered batch waited for another worker's backend call
+  // (Executor::Options::exclusive_backend).
+  void RecordBackendWait(absl::Duration wait);
   // A batch's stages on the device, where the backend timed them (Backend::TakeDeviceStages()).
   void RecordDeviceStages(const Backend::DeviceStages& stages);
   // Requests dropped before they cost compute.
@@ -131,6 +134,7 @@ class ModelMetrics {
   prometheus::Histogram* compute_duration_ = nullptr;
   prometheus::Histogram* gather_duration_ = nullptr;
   prometheus::Histogram* scatter_duration_ = nullptr;
+  prometheus::Histogram* backend_wait_duration_ = nullptr;
   prometheus::Histogram* copy_in_duration_ = nullptr;
   prometheus::Histogram* forward_duration_ = nullptr;
   prometheus::Histogram* copy_out_duration_ = nullptr;

@@ -334,6 +334,8 @@ TEST_F(ExecutorTest, WorkersOverlapTheirBackendCallsByDefault) {
   counter.Wait();
   EXPECT_EQ(backend_.max_in_backend(), 2);
   EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
+  executor->Stop();
+  EXPECT_EQ(StageHistogram("backend_wait").first, 0u);  // Nobody waits for the backend.
 }
 
 TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
@@ -388,6 +390,9 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
     }
   }
   EXPECT_EQ(backend_.max_in_backend(), 1);
+  // Every batch's wait for the backend is its own stage (2 + 20 * 2 batches).
+  executor->Stop();
+  EXPECT_EQ(StageHistogram("backend_wait").first, 42u);
 }
 
 TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
