@@ -91,10 +91,10 @@ class Executor : public BatchSink {
     // other worker is in the backend (the wait is stage "backend_wait" in the metrics, not the
     // backend's time). Two workers then take turns, each gathering and scattering while the
     // other's batch is on the device, instead of drifting into step (both on the device at
-    // once, slowing each other, then both on the host while the device idles). Off, the workers' backend calls overlap freely,
-    // which more workers need to overlap copies with compute. The latency model learns the
-    // backend call without the wait, so with this on a batch can finish up to one other
-    // backend call later than predicted. See docs/engine.md.
+    // once, slowing each other, then both on the host while the device idles). Off, the
+    // workers' backend calls overlap freely, which more workers need to overlap copies with
+    // compute. The latency model learns the backend call without the wait, so with this on a
+    // batch can finish up to one other backend call later than predicted. See docs/engine.md.
     bool exclusive_backend = false;
     // BENCHMARKS ONLY (bench/engine_bench.cc): leave out the gather (the backend reads whatever
     // staging holds) or the scatter (responses stay empty). The answers are wrong; the time is
