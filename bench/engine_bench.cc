@@ -96,10 +96,6 @@ ABSL_FLAG(bool, default_variants, true,
 ABSL_FLAG(bool, stage_fp16, true,
           "TorchBackend::Options::stage_fp16 for every backend: on CUDA in fp16, FP32 tensors "
           "cross PCIe as FP16, converted on the host. false: as FP32, converted on the device.");
-ABSL_FLAG(std::string, model_dir, "",
-          "A model folder of a repository (config.pbtxt, VERSION/model.pt) to measure instead of "
-          "the built-in demo: one FP32 input and one FP32 output, fixed dims.");
-ABSL_FLAG(int, model_version, 1, "With --model_dir: the version folder to load.");
 ABSL_FLAG(bool, exercise_fallback, true,
           "After the table, inject one device failure into the low-precision backend, check "
           "that its batch is answered by the CPU fallback and that RecheckDevice() brings the "
@@ -441,12 +437,12 @@ absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& in
   return absl::OkStatus();
 }
 
-// --model_dir's model, if this benchmark can run it: one FP32 input and one FP32 output.
-absl::StatusOr<ModelOnDisk> ReadOneInOneOutModel(const std::string& dir, int version,
-                                                 int64_t max_rows) {
-  absl::StatusOr<ModelOnDisk> model = ReadModelDir(dir, version, max_rows);
-  if (!model.ok()) return model.status();
-  const ModelMetadata& metadata = model->metadata;
+// --model_dir's model, if any and if this benchmark can run it: one FP32 input and one FP32
+// output.
+absl::StatusOr<std::optional<ModelOnDisk>> OneInOneOutModelFromFlags(int64_t max_rows) {
+  absl::StatusOr<std::optional<ModelOnDisk>> model = ModelDirFromFlags(max_rows);
+  if (!model.ok() || !model->has_value()) return model;
+  const ModelMetadata& metadata = (*model)->metadata;
   if (metadata.inputs.size() != 1 || metadata.outputs.size() != 1 ||
       metadata.inputs[0].dtype != DataType::kFp32 || metadata.outputs[0].dtype != DataType::kFp32) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -496,16 +492,12 @@ int Main() {
   const absl::Duration warmup = absl::Seconds(warmup_s);
   const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
   const std::string device = absl::GetFlag(FLAGS_device);
-  std::optional<ModelOnDisk> model;
-  if (const std::string dir = absl::GetFlag(FLAGS_model_dir); !dir.empty()) {
-    absl::StatusOr<ModelOnDisk> read =
-        ReadOneInOneOutModel(dir, absl::GetFlag(FLAGS_model_version), max_rows);
-    if (!read.ok()) {
-      std::cerr << "coalesce-engine-bench: " << read.status().message() << "\n";
-      return 2;
-    }
-    model = *std::move(read);
+  absl::StatusOr<std::optional<ModelOnDisk>> read = OneInOneOutModelFromFlags(max_rows);
+  if (!read.ok()) {
+    std::cerr << "coalesce-engine-bench: " << read.status().message() << "\n";
+    return 2;
   }
+  const std::optional<ModelOnDisk> model = *std::move(read);
 
   int max_workers = 2;
   for (const Variant& variant : *extra) max_workers = std::max(max_workers, variant.workers);

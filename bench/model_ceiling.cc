@@ -24,6 +24,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -67,10 +68,6 @@ ABSL_FLAG(int, workers, 2,
           "--workers; 1 measures a single caller).");
 ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per batch size).");
 ABSL_FLAG(std::string, label, "model", "Name printed in every CSV row.");
-ABSL_FLAG(std::string, model_dir, "",
-          "A model folder of a repository (config.pbtxt, VERSION/model.pt) to run instead of the "
-          "built-in demo; its tensors need fixed dims.");
-ABSL_FLAG(int, model_version, 1, "With --model_dir: the version folder to load.");
 
 namespace {
 
@@ -234,18 +231,16 @@ int main(int argc, char** argv) {
   options.num_workers = workers;
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
-  absl::StatusOr<std::unique_ptr<TorchBackend>> backend;
-  if (const std::string dir = absl::GetFlag(FLAGS_model_dir); !dir.empty()) {
-    absl::StatusOr<coalesce::ModelOnDisk> model =
-        coalesce::ReadModelDir(dir, absl::GetFlag(FLAGS_model_version), max_rows);
-    if (!model.ok()) {
-      std::cerr << "coalesce-model-ceiling: " << model.status().message() << "\n";
-      return 2;
-    }
-    backend = TorchBackend::Load(model->file, model->metadata, options);
-  } else {
-    backend = TorchBackend::CreateDemo(options, max_rows);
+  absl::StatusOr<std::optional<coalesce::ModelOnDisk>> model =
+      coalesce::ModelDirFromFlags(max_rows);
+  if (!model.ok()) {
+    std::cerr << "coalesce-model-ceiling: " << model.status().message() << "\n";
+    return 2;
   }
+  absl::StatusOr<std::unique_ptr<TorchBackend>> backend =
+      model->has_value()
+          ? TorchBackend::Load((*model)->file, (*model)->metadata, options)
+          : TorchBackend::CreateDemo(options, max_rows);
   if (!backend.ok()) {
     std::cerr << "coalesce-model-ceiling: " << backend.status().message() << "\n";
     return 1;

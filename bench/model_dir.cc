@@ -4,9 +4,15 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/model_config.h"
+
+ABSL_FLAG(std::string, model_dir, "",
+          "A model folder of a repository (config.pbtxt, VERSION/model.pt) to run instead of the "
+          "built-in demo; its tensors need fixed dims.");
+ABSL_FLAG(int, model_version, 1, "With --model_dir: the version folder to load.");
 
 namespace coalesce {
 
@@ -42,6 +48,15 @@ absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, in
   }
   return ModelOnDisk{absl::StrCat(dir, "/", version, "/", ModelFileName(parsed->config)),
                      *std::move(metadata)};
+}
+
+absl::StatusOr<std::optional<ModelOnDisk>> ModelDirFromFlags(int64_t max_rows) {
+  const std::string dir = absl::GetFlag(FLAGS_model_dir);
+  if (dir.empty()) return std::nullopt;
+  absl::StatusOr<ModelOnDisk> model =
+      ReadModelDir(dir, absl::GetFlag(FLAGS_model_version), max_rows);
+  if (!model.ok()) return model.status();
+  return *std::move(model);
 }
 
 }  // namespace coalesce

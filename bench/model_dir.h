@@ -2,6 +2,7 @@
 #define COALESCE_BENCH_MODEL_DIR_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,6 +22,10 @@ struct ModelOnDisk {
 // config the server would refuse, a tensor with variable dims, or a max_batch_size below
 // `max_rows`.
 absl::StatusOr<ModelOnDisk> ReadModelDir(const std::string& dir, int version, int64_t max_rows);
+
+// The flags --model_dir and --model_version (defined here, for every program that links this):
+// nothing without --model_dir (the program runs the built-in demo), else ReadModelDir() of them.
+absl::StatusOr<std::optional<ModelOnDisk>> ModelDirFromFlags(int64_t max_rows);
 
 }  // namespace coalesce
 
