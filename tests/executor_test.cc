@@ -181,15 +181,22 @@ class ExecutorTest : public ::testing::Test {
     return {0, -1};
   }
 
-  // Runs `calls` (each asking for both outputs) as one batch and waits for every answer.
-  static void RunBatch(Executor& executor, const std::vector<Call*>& calls) {
-    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+  // Dispatches `calls` (each asking for both outputs) as one batch, without waiting; each answer
+  // counts `counter` down.
+  static void DispatchBatch(Executor& executor, const std::vector<Call*>& calls,
+                            absl::BlockingCounter& counter) {
     Batch batch;
     for (Call* call : calls) {
       batch.requests.push_back(MakeCall(*call, counter));
       batch.rows += static_cast<int64_t>(call->input.size() / 2);
     }
     executor.Dispatch(std::move(batch));
+  }
+
+  // Runs `calls` (each asking for both outputs) as one batch and waits for every answer.
+  static void RunBatch(Executor& executor, const std::vector<Call*>& calls) {
+    absl::BlockingCounter counter(static_cast<int>(calls.size()));
+    DispatchBatch(executor, calls, counter);
     counter.Wait();
   }
 
@@ -303,10 +310,7 @@ TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {
   auto executor = *Executor::Create(Workers(1, on_idle), &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2});
   absl::BlockingCounter counter(1);
-  Batch batch;
-  batch.requests.push_back(MakeCall(a, counter));
-  batch.rows = 1;
-  executor->Dispatch(std::move(batch));
+  DispatchBatch(*executor, {&a}, counter);
   EXPECT_EQ(executor->idle_workers(), 0);  // Reserved until the batch is done.
   gate.Notify();
   executor->Stop();  // Runs what was dispatched, then joins.
@@ -322,12 +326,7 @@ TEST_F(ExecutorTest, WorkersOverlapTheirBackendCallsByDefault) {
   auto executor = *Executor::Create(Workers(2), &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2}), b({3, 4});
   absl::BlockingCounter counter(2);
-  for (Call* call : {&a, &b}) {
-    Batch batch;
-    batch.requests.push_back(MakeCall(*call, counter));
-    batch.rows = 1;
-    executor->Dispatch(std::move(batch));
-  }
+  for (Call* call : {&a, &b}) DispatchBatch(*executor, {call}, counter);
   const bool both_in = backend_.AwaitInBackend(2);  // Both batches in the backend at once.
   gate.Notify();
   ASSERT_TRUE(both_in);
@@ -347,12 +346,7 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
   const double hits_before = StagingCount("hit");
   Call a({1, 2}), b({3, 4});
   absl::BlockingCounter counter(2);
-  for (Call* call : {&a, &b}) {
-    Batch batch;
-    batch.requests.push_back(MakeCall(*call, counter));
-    batch.rows = 1;
-    executor->Dispatch(std::move(batch));
-  }
+  for (Call* call : {&a, &b}) DispatchBatch(*executor, {call}, counter);
   const bool one_in = backend_.AwaitInBackend(1);
   // The other worker has reserved its two output buffers (pool hits) after its gather: it is at
   // the backend's door. Given time, it must not get in while the first batch is there (a wait
@@ -377,12 +371,7 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
     for (int i = 0; i < 4; ++i) calls.emplace_back(std::vector<float>{float(round), float(i)});
     absl::BlockingCounter round_counter(4);
     for (int half = 0; half < 2; ++half) {
-      Batch batch;
-      for (int i = 2 * half; i < 2 * half + 2; ++i) {
-        batch.requests.push_back(MakeCall(calls[i], round_counter));
-      }
-      batch.rows = 2;
-      executor->Dispatch(std::move(batch));
+      DispatchBatch(*executor, {&calls[2 * half], &calls[2 * half + 1]}, round_counter);
     }
     round_counter.Wait();
     for (int i = 0; i < 4; ++i) {
