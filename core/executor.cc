@@ -278,11 +278,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     // With exclusive_backend, wait until no other worker is in the backend: its own stage, neither
     // gather nor backend time.
     absl::MutexLockMaybe exclusive(options_.exclusive_backend ? &backend_mu_ : nullptr);
-    start = gathered;
-    if (options_.exclusive_backend) {
-      start = clock_->Now();
-      metrics_->RecordBackendWait(start - gathered);
-    }
+    start = options_.exclusive_backend ? clock_->Now() : gathered;
     if (variable) {
       Backend::VariableBatch shapes;
       shapes.input_dims = batch.requests[0]->input_dims();
@@ -305,6 +301,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     }
     scatter_start = clock_->Now();
   }
+  if (options_.exclusive_backend) metrics_->RecordBackendWait(start - gathered);
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
   if (status.ok()) {
