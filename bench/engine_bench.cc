@@ -26,12 +26,12 @@
 // alone, "Nc" = --copy_threads), and on CUDA the batch path replayed from CUDA graphs
 // ("graphs", TorchBackend::Options::cuda_graphs; their host ceiling uses the graphs too, their
 // resident ceiling is the module's forward as for the others). ratio is server over ceiling,
-// host_ratio server over host.
-// With 1 worker
-// one batch is in flight and server ms/batch is the mean time from dispatch to the last answer.
-// With 2 workers two batches are in flight and server ms/batch is wall time over batches (the
-// inverse of throughput), so the two batches' overlap can take the ratio below 1. samples/s is
-// always the server's throughput: rows answered over wall time.
+// host_ratio server over host. Each of the executor's threads holds a batch (workers times
+// batches per worker, "2b/w" in a variant's name, Executor::Options::batches_per_worker). With
+// one thread one batch is in flight and server ms/batch is the mean time from dispatch to the
+// last answer. With N threads N batches are in flight and server ms/batch is wall time over
+// batches (the inverse of throughput), so the batches' overlap can take the ratio below 1.
+// samples/s is always the server's throughput: rows answered over wall time.
 //
 // gather/backend/scatter_ms split the server's time by the executor's own stage metrics (means
 // over the timed batches): what the engine adds around the model shows there. in/fwd/out_ms
@@ -86,8 +86,8 @@ ABSL_FLAG(int, copy_threads, -1,
 ABSL_FLAG(std::string, extra_variants, "",
           "More rows per batch size, in the low precision with pooled staging: comma-separated "
           "WwCc items, e.g. 3w4c,2w8c (W workers, C copy threads, the worker included), then "
-          "any of: g (CUDA graphs), x (one worker in the backend at a time), i (no gather), s "
-          "(no scatter), e.g. 3w4cg, 2w4cgx, 6w4cgs. Without "
+          "any of: g (CUDA graphs), p (2 batches per worker), x (one worker in the backend at a "
+          "time), i (no gather), s (no scatter), e.g. 3w4cg, 2w4cgp, 2w4cgx, 6w4cgs. Without "
           "the gather or the scatter the answers are not checked (they are wrong): such rows "
           "bound what a zero-copy path could reach.");
 ABSL_FLAG(bool, default_variants, true,
@@ -114,9 +114,14 @@ struct Variant {
   bool skip_gather = false;
   bool skip_scatter = false;
   bool exclusive = false;  // Executor::Options::exclusive_backend.
+  int batches_per_worker = 1;  // Executor::Options::batches_per_worker.
+  // Batches the executor holds at once, one per thread.
+  int threads() const { return workers * batches_per_worker; }
   std::string Name() const {
     return absl::StrCat(precision, pooled ? " pooled " : " unpooled ", workers, "w ",
-                        copy_threads, "c", graphs ? " graphs" : "", exclusive ? " excl" : "",
+                        copy_threads, "c", graphs ? " graphs" : "",
+                        batches_per_worker > 1 ? absl::StrCat(" ", batches_per_worker, "b/w") : "",
+                        exclusive ? " excl" : "",
                         skip_gather ? " -gather" : "", skip_scatter ? " -scatter" : "");
   }
 };
@@ -136,7 +141,8 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
 }
 
 // --extra_variants: "3w4c,2w8cg" -> pooled variants of `precision`. Letters after the c: g with
-// CUDA graphs, x with one backend call at a time, i without the gather, s without the scatter.
+// CUDA graphs, p with 2 batches per worker, x with one backend call at a time, i without the
+// gather, s without the scatter.
 absl::StatusOr<std::vector<Variant>> ParseExtraVariants(absl::string_view text,
                                                         const std::string& precision) {
   std::vector<Variant> variants;
@@ -145,6 +151,11 @@ absl::StatusOr<std::vector<Variant>> ParseExtraVariants(absl::string_view text,
     Variant variant{precision, true, 0, 0};
     while (parts.size() == 2 && !parts[1].empty()) {
       const char last = parts[1].back();
+      if (last == 'p') {
+        variant.batches_per_worker = 2;
+        parts[1].remove_suffix(1);
+        continue;
+      }
       bool* flag = last == 'g' ? &variant.graphs
                    : last == 'x' ? &variant.exclusive
                    : last == 'i' ? &variant.skip_gather
@@ -339,6 +350,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   options.skip_gather_for_benchmark = variant.skip_gather;
   options.skip_scatter_for_benchmark = variant.skip_scatter;
   options.exclusive_backend = variant.exclusive;
+  options.batches_per_worker = variant.batches_per_worker;
   absl::StatusOr<std::unique_ptr<Executor>> executor =
       Executor::Create(options, &backend, model_metrics.get(), Clock::Real());
   if (!executor.ok()) return executor.status();
@@ -359,7 +371,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   std::unique_ptr<BatchRun> finished;
   std::array<Totals, kStages> stages_before;
   while (status.ok()) {
-    while (static_cast<int>(in_flight.size()) < variant.workers) {
+    while (static_cast<int>(in_flight.size()) < variant.threads()) {
       next->dispatched = absl::Now();
       (*executor)->Dispatch(std::move(ready));
       in_flight.push_back(std::move(next));
@@ -404,7 +416,7 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
     *stage_ms[i] = n > 0 ? 1e3 * (stages_after[i].sum - stages_before[i].sum) / n : 0;
   }
   result.samples_per_s = static_cast<double>(batches * rows) / wall_s;
-  result.ms_per_batch = variant.workers == 1
+  result.ms_per_batch = variant.threads() == 1
                             ? absl::ToDoubleMilliseconds(latency_sum) / batches
                             : 1e3 * wall_s / static_cast<double>(batches);
   return result;

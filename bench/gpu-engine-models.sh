@@ -6,8 +6,9 @@
 # 1. bench/make_mlp_model.py writes mlp4096 (256 -> 4096 -> 4096 -> 256 per token, 1.21 GFLOP a
 #    sample, against the demo's 0.017); both take and give FP32 [32, 256], 32 KiB each way.
 # 2. coalesce-engine-bench on each (demo at 32, 128, 256; mlp4096 at 1 to 256): the default
-#    variants, 4 and 6 workers with CUDA graphs, and 2 and 4 workers with one backend call at a
-#    time (x), each row against its ceilings.
+#    variants, the server's defaults on CUDA (2 workers, 2 batches per worker, CUDA graphs: p, g)
+#    with and without graphs, 4 and 6 workers with graphs, and 2 workers with graphs and one
+#    backend call at a time (x), each row against its ceilings.
 # 3. coalesce-model-ceiling on each at 32, 128, 256: the backend alone called from 2, 4 and 6
 #    threads at once on its page-locked staging (no gather, scatter or answers), without and
 #    with CUDA graphs: the ceiling at the server's own concurrency.
@@ -32,7 +33,7 @@ for model in demo mlp4096; do
   fi
   echo "== coalesce-engine-bench, $model"
   build-cuda/bench/coalesce-engine-bench --device=cuda --duration_s=0.5 --warmup_s=0.2 \
-    --batch_sizes="$sizes" --extra_variants=4w4cg,6w4cg,2w4cx,2w4cgx,4w4cgx \
+    --batch_sizes="$sizes" --extra_variants=2w4cgp,2w4cp,4w4cg,6w4cg,2w4cgx \
     ${model_args[@]+"${model_args[@]}"} >"$out/engine-$model.txt" 2>"$out/engine-$model.err" \
     || { cat "$out/engine-$model.err" >&2; exit 1; }
   cat "$out/engine-$model.txt"

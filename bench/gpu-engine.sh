@@ -4,9 +4,10 @@
 # 1. the host's memcpy and PCIe rates (bench/host_bandwidth.py), then coalesce-engine-bench:
 #    every default variant plus 3, 4 and 6 workers with and without CUDA graphs, each against
 #    its ceilings, in one run;
-# 2. coalesce-stress (ROUNDS rounds, default 100) against a server with --workers=4
-#    --cuda_graphs, every valid answer checked against the model, then the server's stage
-#    histograms and graph log lines, and its exit status after SIGTERM.
+# 2. bench/gpu-stress.sh: coalesce-stress (ROUNDS rounds, default 100) against a server with
+#    --workers=4 (and its defaults: CUDA graphs, 2 batches per worker), every valid answer
+#    checked against the model, then the server's stage histograms and graph log lines, and its
+#    exit status after SIGTERM.
 set -euo pipefail
 out=${1:?usage: bench/gpu-engine.sh OUT_DIR [ROUNDS]}
 rounds=${2:-100}
@@ -20,23 +21,4 @@ build-cuda/bench/coalesce-engine-bench --device=cuda --duration_s=0.6 --warmup_s
 cat "$out/engine.txt"
 tail -n 6 "$out/engine.err"
 
-build-cuda/server/coalesce-server --device=cuda --workers=4 --cuda_graphs --max_queue_size=64 \
-  --max_message_mib=4 --grpc_address=127.0.0.1:8001 --metrics_address=127.0.0.1:8002 \
-  >"$out/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/8001) 2>/dev/null && break; sleep 1; done
-build-cuda/bench/coalesce-stress --check=reference --max_message_mib=4 --server_pid="$pid" \
-  --rounds="$rounds" >"$out/stress.log" 2>&1 || true
-if exec 3<>/dev/tcp/127.0.0.1/8002; then
-  printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-  grep -E '^coalesce_batch_stage_duration_seconds_(sum|count)|^coalesce_device_memory_bytes' \
-    <&3 >"$out/stage_metrics.txt" || true
-  exec 3>&-
-fi
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-echo "server exit status $status" >>"$out/stress.log"
-tail -n 4 "$out/stress.log"
-grep -i "graph" "$out/server.log" || echo "server log: no graph line"
-cat "$out/stage_metrics.txt"
+bash bench/gpu-stress.sh "$out" "$rounds" --workers=4

@@ -52,7 +52,7 @@ ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cu
 ABSL_FLAG(std::string, precision, "auto",
           "auto (fp16 on MPS/CUDA, fp32 on CPU), fp16, bf16 or fp32. Inputs are converted to it "
           "on the device, as in the server.");
-ABSL_FLAG(bool, cuda_graphs, false,
+ABSL_FLAG(bool, cuda_graphs, true,
           "As the server's --cuda_graphs: on CUDA, each worker replays its batch path from a "
           "CUDA graph per batch size.");
 ABSL_FLAG(bool, stage_fp16, true,

@@ -18,9 +18,10 @@ namespace coalesce {
 // Runs one model on whole batches. The executor gathers requests into contiguous buffers and
 // calls `Execute()`; a backend never sees individual requests.
 //
-// Thread-safety: `Execute()` is called concurrently from every executor worker, each passing its
-// own `worker` index (0 .. workers-1) and its own buffers; an implementation may keep per-worker
-// state indexed by it without locking.
+// Thread-safety: `Execute()` is called concurrently for every executor worker, each call passing
+// its `worker` index (0 .. workers-1) and its thread's buffers. Calls for one worker never
+// overlap, though they may come from different threads (Executor::Options::batches_per_worker),
+// so an implementation may keep per-worker state indexed by it without locking.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -59,6 +60,10 @@ class Backend {
   virtual DataType InputStagingType(int i) const { return metadata().inputs[i].dtype; }
   virtual DataType OutputStagingType(int o) const { return metadata().outputs[o].dtype; }
 
+  // Executor::Options::batches_per_worker when the server leaves it to the backend: 2 where a
+  // batch's host copies are worth overlapping with another batch's time on the same model
+  // instance (an accelerator that runs asynchronously to the host), else 1. Default 1.
+  virtual int DefaultBatchesPerWorker() const { return 1; }
   // Where the model runs and in what precision, for logs ("cpu fp32", "cuda fp16").
   virtual std::string DeviceDescription() const = 0;
 
@@ -91,8 +96,8 @@ class Backend {
     absl::Duration copy_out;
   };
   // The stages of the batch `worker` last ran through Execute() or ExecuteVariable(), if the
-  // backend timed it, and only once: the executor calls this on the worker's thread right after
-  // a successful call. A backend may time only some batches. The default times none.
+  // backend timed it, and only once: the executor calls this right after a successful call,
+  // from the same thread and before the worker's next call. A backend may time only some batches. The default times none.
   virtual std::optional<DeviceStages> TakeDeviceStages(int worker) { return std::nullopt; }
 
   // Whether the backend serves from a fallback because its device failed.

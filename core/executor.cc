@@ -57,6 +57,10 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
     return absl::InvalidArgumentError(
         absl::StrCat("executor needs at least 1 worker, got ", options.num_workers));
   }
+  if (options.batches_per_worker < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "executor batches_per_worker must be >= 1, got ", options.batches_per_worker));
+  }
   if (options.copy_threads < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("executor copy_threads must be >= 0, got ", options.copy_threads));
@@ -74,8 +78,14 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
     if (!copy_pool.ok()) return copy_pool.status();
     executor->copy_pool_ = *std::move(copy_pool);
   }
-  for (int w = 0; w < executor->options_.num_workers; ++w) {
-    executor->workers_.emplace_back([e = executor.get(), w] { e->WorkerLoop(w); });
+  // Thread t runs worker t % num_workers.
+  const int workers = executor->options_.num_workers;
+  const int threads = workers * executor->options_.batches_per_worker;
+  if (executor->options_.batches_per_worker > 1) {
+    executor->worker_mu_ = std::make_unique<absl::Mutex[]>(workers);
+  }
+  for (int t = 0; t < threads; ++t) {
+    executor->workers_.emplace_back([e = executor.get(), w = t % workers] { e->WorkerLoop(w); });
   }
   return executor;
 }
@@ -85,7 +95,8 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
       backend_(backend),
       metrics_(metrics),
       clock_(clock),
-      idle_(options_.num_workers) {}
+      idle_(options_.num_workers * options_.batches_per_worker),
+      busy_(options_.num_workers, 0) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -158,6 +169,19 @@ char* Executor::Reserve(Staging& staging, int64_t bytes) {
   return staging.data.get();
 }
 
+bool Executor::Waiter::CanTake(Waiter* waiter) {
+  const Executor& e = *waiter->executor;
+  if (e.batches_.empty()) return e.stopping_;
+  const int mine = e.busy_[waiter->worker];
+  return std::none_of(e.busy_.begin(), e.busy_.end(), [mine](int busy) { return busy < mine; });
+}
+
+absl::Mutex* Executor::BackendLock(int worker) {
+  if (options_.exclusive_backend) return &backend_mu_;
+  if (worker_mu_ != nullptr) return &worker_mu_[worker];
+  return nullptr;
+}
+
 void Executor::WorkerLoop(int worker) {
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t max_rows = std::max<int64_t>(1, metadata.max_batch_size);
@@ -174,16 +198,22 @@ void Executor::WorkerLoop(int worker) {
     if (metadata.outputs[o].HasVariableDims()) continue;
     Reserve(buffers.outputs[o], max_rows * OutputStagingRowBytes(o));
   }
+  Waiter waiter{this, worker};
   while (true) {
     Batch batch;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &Executor::HasWorkOrStopping));
+      mu_.Await(absl::Condition(&Waiter::CanTake, &waiter));
       if (batches_.empty()) return;  // Stopping, and nothing left to run.
       batch = std::move(batches_.front());
       batches_.pop_front();
+      ++busy_[worker];
     }
     Run(worker, buffers, batch);
+    {
+      absl::MutexLock lock(&mu_);
+      --busy_[worker];
+    }
     idle_.fetch_add(1, std::memory_order_acq_rel);
     if (options_.on_worker_idle) options_.on_worker_idle();
   }
@@ -274,11 +304,13 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   const absl::Time gathered = clock_->Now();
   absl::Time start, scatter_start;
   absl::Status status;
+  std::optional<Backend::DeviceStages> stages;
+  absl::Mutex* const backend_lock = BackendLock(worker);
   {
-    // With exclusive_backend, wait until no other worker is in the backend: its own stage, neither
-    // gather nor backend time.
-    absl::MutexLockMaybe exclusive(options_.exclusive_backend ? &backend_mu_ : nullptr);
-    start = options_.exclusive_backend ? clock_->Now() : gathered;
+    // Wait for the backend (exclusive_backend: no other call; batches_per_worker > 1: none of
+    // this worker's): its own stage, neither gather nor backend time.
+    absl::MutexLockMaybe lock(backend_lock);
+    start = backend_lock != nullptr ? clock_->Now() : gathered;
     if (variable) {
       Backend::VariableBatch shapes;
       shapes.input_dims = batch.requests[0]->input_dims();
@@ -300,15 +332,13 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
       status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
     }
     scatter_start = clock_->Now();
+    // Before the worker's next call, which may be another thread's.
+    if (status.ok()) stages = backend_->TakeDeviceStages(worker);
   }
-  if (options_.exclusive_backend) metrics_->RecordBackendWait(start - gathered);
+  if (backend_lock != nullptr) metrics_->RecordBackendWait(start - gathered);
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);
-  if (status.ok()) {
-    if (std::optional<Backend::DeviceStages> stages = backend_->TakeDeviceStages(worker)) {
-      metrics_->RecordDeviceStages(*stages);
-    }
-  }
+  if (stages.has_value()) metrics_->RecordDeviceStages(*stages);
   if (status.ok() && options_.latency != nullptr) {
     options_.latency->Observe(rows, took);
     int64_t size = options_.latency->SizeFor(rows);

@@ -22,41 +22,54 @@
 
 namespace coalesce {
 
-// Runs closed batches on a model with a fixed set of worker threads.
+// Runs closed batches on a model with a fixed set of threads.
 //
-// A worker takes a batch, answers and drops the requests that were cancelled or expired while it
-// waited, gathers the remaining requests' input rows into the worker's own contiguous
-// buffers (a single-request batch is passed through without a copy), calls the backend, copies
-// each request's rows of every requested output into that request's response, and answers every
-// request of the batch. Buffers belong to one worker, come from the backend (pinned memory on
-// CUDA) and are sized for a full batch when the worker starts: no batch allocates (unless
+// A worker is one of the backend's model instances (the `worker` index of Backend::Execute),
+// run by Options::batches_per_worker threads, each with staging of its own. With more than one,
+// the worker's threads take turns at its backend: one thread's batch is on the model while the
+// others gather and scatter theirs, so the model does not idle through its own copies.
+//
+// A thread takes a batch, answers and drops the requests that were cancelled or expired while it
+// waited, gathers the remaining requests' input rows into its own contiguous buffers (a
+// single-request batch is passed through without a copy), calls the backend, copies each
+// request's rows of every requested output into that request's response, and answers every
+// request of the batch. Buffers belong to one thread, come from the backend (pinned memory on
+// CUDA) and are sized for a full batch when the thread starts: no batch allocates (unless
 // Options::pool_staging is off). Each request for staging memory is counted in the model's
 // metrics as a pool hit (reused) or miss (allocated).
 //
 // Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
-// pool shared by all workers) and the worker itself copy at once: one core's memcpy bandwidth
+// pool shared by all threads) and the batch's own thread copy at once: one core's memcpy bandwidth
 // (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows, 8 MiB each
 // way, at 1.3 ms. Each piece writes only its own requests' bytes.
 //
 // The answers are split the same way, by the scatter's bytes (a failed batch has none, so it
-// answers on the worker alone): each answer serialises its response on the thread that gives it
+// answers on its own thread alone): each answer serialises its response on the thread that gives it
 // (in the server, the gRPC reactor's Finish), 8 MiB in all for those 256 rows. They go out only
 // after every scatter piece has finished and the batch's statistics are recorded, so that a
 // client reading ModelStatistics after its answer sees its batch counted.
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
-// batcher's). `Stop()` is called once, by the owner. Requests' done callbacks run on the workers
-// and on the copy threads, concurrently with each other (those of one batch too) and with other
+// batcher's). `Stop()` is called once, by the owner. Requests' done callbacks run on the batch
+// threads and on the copy threads, concurrently with each other (those of one batch too) and with other
 // batches' copies. A done callback must not throw, block, or call into the executor: it holds a
-// copy thread that every worker shares.
+// copy thread that every batch thread shares.
 class Executor : public BatchSink {
  public:
   struct Options {
-    // Worker threads, each running one batch at a time. Must be >= 1.
+    // Workers: the backend's model instances, each called by one thread at a time. Must be
+    // >= 1.
     int num_workers = 2;
-    // Called (from a worker thread, with no lock held) each time a worker becomes free, so the
-    // batcher can close its next batch. May be empty.
+    // Batches each worker holds at once, each on a thread of its own with staging of its own
+    // (num_workers * batches_per_worker threads in all). With 2, one batch's gather and scatter
+    // overlap the other's backend call on the same model instance: the device's queue stays
+    // fed without the copies of another model instance. A thread waits for its worker's other
+    // backend call (stage "backend_wait" in the metrics), so a batch can finish up to one
+    // backend call later than the latency model predicts. Must be >= 1.
+    int batches_per_worker = 1;
+    // Called (from an executor thread, with no lock held) each time a thread becomes free, so
+    // the batcher can close its next batch. May be empty.
     std::function<void()> on_worker_idle;
     // Learns from every executed batch and predicts its time (for metrics). May be null; not
     // owned.
@@ -64,19 +77,19 @@ class Executor : public BatchSink {
     // Receives each request's queueing time and each batch's stage times. May be null; not
     // owned.
     ModelStatistics* statistics = nullptr;
-    // Keep each worker's staging buffers from batch to batch (reserved once at start-up). Off,
+    // Keep each thread's staging buffers from batch to batch (reserved once at start-up). Off,
     // every batch allocates fresh staging memory from the backend and frees it afterwards:
     // only for measuring what pooling saves (bench/engine_bench.cc).
     bool pool_staging = true;
-    // Threads that copy one batch's gather or scatter and give its answers, the worker included:
-    // the executor starts copy_threads - 1 copy threads, shared by all workers. 0 or 1 does
-    // everything on the worker thread alone, with no copy thread. Default: min(4, half the
+    // Threads that copy one batch's gather or scatter and give its answers, the batch's own
+    // thread included: the executor starts copy_threads - 1 copy threads, shared by all its
+    // threads. 0 or 1 does everything on the batch's thread alone, with no copy thread. Default: min(4, half the
     // hardware threads), at least 1 (so 1 on a 2-core machine, 4 on a 16-core GPU host). Must be
     // >= 0.
     int copy_threads = DefaultCopyThreads();
     // The smallest share of a gather or scatter worth handing to another thread: a stage that
     // moves `bytes` in total is split into min(copy_threads, requests, bytes / copy_split_bytes)
-    // pieces, so under 2 * copy_split_bytes it runs on the worker alone. The answers count the
+    // pieces, so under 2 * copy_split_bytes it runs on the batch's thread alone. The answers count the
     // scatter's bytes. Must be >= 1.
     int64_t copy_split_bytes = int64_t{256} << 10;
     // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
@@ -87,8 +100,8 @@ class Executor : public BatchSink {
     // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
     // that reads them on the CPU.
     bool streaming_gather = true;
-    // At most one backend call at a time: a worker that has gathered its batch waits until no
-    // other worker is in the backend (the wait is stage "backend_wait" in the metrics, not the
+    // At most one backend call at a time: a thread that has gathered its batch waits until no
+    // other thread is in the backend (the wait is stage "backend_wait" in the metrics, not the
     // backend's time). Two workers then take turns, each gathering and scattering while the
     // other's batch is on the device, instead of drifting into step (both on the device at
     // once, slowing each other, then both on the host while the device idles). Off, the
@@ -116,7 +129,7 @@ class Executor : public BatchSink {
   int idle_workers() const override { return idle_.load(std::memory_order_acquire); }
   void Dispatch(Batch batch) override;
 
-  // Runs every batch already dispatched, then joins the workers and the copy threads.
+  // Runs every batch already dispatched, then joins the executor's threads and copy threads.
   // Idempotent.
   void Stop();
 
@@ -150,9 +163,16 @@ class Executor : public BatchSink {
 
   Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
 
-  bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !batches_.empty() || stopping_;
-  }
+  // A thread of `worker` waiting for a batch. It takes the next one only if no other worker has
+  // fewer batches in hand, so that batches spread over the workers (each model instance) before
+  // any worker takes a second one.
+  struct Waiter {
+    Executor* executor;
+    int worker;
+    static bool CanTake(Waiter* waiter) ABSL_EXCLUSIVE_LOCKS_REQUIRED(waiter->executor->mu_);
+  };
+  // The lock a thread holds around worker `worker`'s backend call, or null for none.
+  absl::Mutex* BackendLock(int worker);
   void WorkerLoop(int worker);
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
   // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
@@ -175,14 +195,19 @@ class Executor : public BatchSink {
   ModelMetrics* const metrics_;
   Clock* const clock_;
 
-  // Workers free minus batches waiting; the batcher reserves one per dispatch.
+  // Threads free minus batches waiting; the batcher reserves one per dispatch.
   std::atomic<int> idle_;
 
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Per worker: batches its threads hold, from taking one to having answered it.
+  std::vector<int> busy_ ABSL_GUARDED_BY(mu_);
   // Held around each backend call with Options::exclusive_backend.
   absl::Mutex backend_mu_;
+  // Per worker: held around its backend calls with batches_per_worker > 1 (and no
+  // exclusive_backend, whose lock covers them).
+  std::unique_ptr<absl::Mutex[]> worker_mu_;
 
   // Per input and output: staged as FP16 for an FP32 wire type (Backend::InputStagingType()),
   // narrowed in the gather and widened in the scatter. Constant after Create().

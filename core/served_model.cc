@@ -109,6 +109,10 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   RequestQueue* queue_ptr = model->queue_.get();
   Executor::Options executor_options;
   executor_options.num_workers = options.num_workers;
+  model->batches_per_worker_ = options.batches_per_worker != 0
+                                  ? options.batches_per_worker
+                                  : model->backend_->DefaultBatchesPerWorker();
+  executor_options.batches_per_worker = model->batches_per_worker_;
   executor_options.exclusive_backend = options.exclusive_backend;
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
   executor_options.latency = model->latency_.get();

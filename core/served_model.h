@@ -35,6 +35,9 @@ class ServedModel {
   struct Options {
     // Executor worker threads. Must be >= 1.
     int num_workers = 2;
+    // Executor::Options::batches_per_worker; 0 takes the backend's
+    // (Backend::DefaultBatchesPerWorker(): 2 on CUDA, else 1). Must be >= 0.
+    int batches_per_worker = 0;
     // Executor::Options::exclusive_backend: one worker in the backend at a time.
     bool exclusive_backend = false;
     // Requests queued before Submit() answers RESOURCE_EXHAUSTED. Must be >= 1.
@@ -65,6 +68,10 @@ class ServedModel {
   ModelMetrics& metrics() { return *metrics_; }
   const SchedulingOptions& scheduling() const { return options_.scheduling; }
   const OnlineLatencyModel& latency() const { return *latency_; }
+  // The executor's workers and the batches each holds at once (Options::batches_per_worker,
+  // resolved).
+  int num_workers() const { return options_.num_workers; }
+  int batches_per_worker() const { return batches_per_worker_; }
   // This version's cumulative statistics (the ModelStatistics RPC); the Prometheus series in
   // metrics() are shared by every version of the model name.
   ModelStatistics& statistics() { return statistics_; }
@@ -103,6 +110,7 @@ class ServedModel {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Batcher> batcher_;
   Clock* clock_ = nullptr;
+  int batches_per_worker_ = 1;
 
   std::atomic<bool> shutting_down_{false};
 };

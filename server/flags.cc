@@ -36,7 +36,12 @@ ABSL_FLAG(std::string, model_control_mode, "none",
 ABSL_FLAG(std::vector<std::string>, load_model, {},
           "Models to load at start in explicit mode (comma-separated; '*' for all).");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
-ABSL_FLAG(int, workers, 2, "Executor worker threads per model, each running one batch at a time.");
+ABSL_FLAG(int, workers, 2,
+          "Workers per model: copies of the model, each running one batch at a time.");
+ABSL_FLAG(int, batches_per_worker, 0,
+          "Batches each worker holds at once, each on a thread with buffers of its own: with 2, "
+          "one batch's copies overlap the other's time on the model. 0: the device's choice (2 "
+          "on CUDA, 1 on CPU and MPS).");
 ABSL_FLAG(bool, exclusive_backend, false,
           "One worker of a model in its backend at a time: the others gather and scatter "
           "meanwhile. Helps a compute-bound model limited to few workers (each holds a copy of "
@@ -45,7 +50,7 @@ ABSL_FLAG(bool, stage_fp16, true,
           "CUDA in fp16 only: FP32 tensors cross PCIe as FP16, narrowed and widened on the host "
           "while gathering and scattering (the same rounding the device applied). false: as "
           "FP32, converted on the device.");
-ABSL_FLAG(bool, cuda_graphs, false,
+ABSL_FLAG(bool, cuda_graphs, true,
           "CUDA only: run each batch size's copy-in, forward and copy-out from a CUDA graph "
           "captured after its first two batches (one launch instead of one per operation). A "
           "model that cannot be captured runs without graphs (logged).");
@@ -169,6 +174,7 @@ std::vector<std::string> FlagProblems() {
                      absl::GetFlag(FLAGS_max_precision_error)));
   }
   add(AtLeast("workers", absl::GetFlag(FLAGS_workers), 1));
+  add(AtLeast("batches_per_worker", absl::GetFlag(FLAGS_batches_per_worker), 0));
   const int64_t max_batch = absl::GetFlag(FLAGS_max_batch_size);
   add(AtLeast<int64_t>("max_batch_size", max_batch, 1));
   add(OneOf("batch_policy", absl::GetFlag(FLAGS_batch_policy), {"deadline", "fixed"}));
@@ -215,6 +221,7 @@ std::vector<std::string> FlagProblems() {
 ServedModel::Options ModelOptionsFromFlags() {
   ServedModel::Options options;
   options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.batches_per_worker = absl::GetFlag(FLAGS_batches_per_worker);
   options.exclusive_backend = absl::GetFlag(FLAGS_exclusive_backend);
   options.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.batch_policy = absl::GetFlag(FLAGS_batch_policy);

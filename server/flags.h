@@ -25,6 +25,7 @@ ABSL_DECLARE_FLAG(std::string, model_control_mode);
 ABSL_DECLARE_FLAG(std::vector<std::string>, load_model);
 ABSL_DECLARE_FLAG(int, repository_poll_secs);
 ABSL_DECLARE_FLAG(int, workers);
+ABSL_DECLARE_FLAG(int, batches_per_worker);
 ABSL_DECLARE_FLAG(bool, exclusive_backend);
 ABSL_DECLARE_FLAG(bool, cuda_graphs);
 ABSL_DECLARE_FLAG(bool, stage_fp16);

@@ -119,7 +119,9 @@ std::string DescribeModel(const ServedModel& model) {
   const ModelMetadata& metadata = model.metadata();
   return absl::StrCat(metadata.name, " version ", metadata.version, ": ", metadata.platform,
                       " on ", model.backend().DeviceDescription(), ", max_batch_size ",
-                      metadata.max_batch_size);
+                      metadata.max_batch_size, ", ", model.num_workers(), " workers x ",
+                      model.batches_per_worker(),
+                      model.batches_per_worker() == 1 ? " batch" : " batches");
 }
 
 std::string DescribeModels(const ModelRegistry& registry) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -39,15 +40,23 @@ class AffineBackend : public Backend {
     {
       absl::MutexLock lock(&mu_);
       max_in_backend_ = std::max(max_in_backend_, ++in_backend_);
+      if (worker < 0 || worker >= kMaxWorkers) {
+        bad_worker_ = true;
+        worker = 0;
+      }
+      max_in_worker_ = std::max(max_in_worker_, ++in_worker_[worker]);
+      ++calls_of_[worker];
     }
     absl::Status status = Compute(rows, inputs, outputs);
     absl::MutexLock lock(&mu_);
     --in_backend_;
+    --in_worker_[worker];
     return status;
   }
   absl::Status Compute(int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) {
     if (gate != nullptr) gate->WaitForNotification();
+    if (before_compute) before_compute(reinterpret_cast<const float*>(inputs[0])[0]);
     {
       absl::MutexLock lock(&mu_);
       batch_sizes_.push_back(rows);
@@ -99,6 +108,25 @@ class AffineBackend : public Backend {
     absl::MutexLock lock(&mu_);
     return max_in_backend_;
   }
+  // Calls inside Execute() now for `worker`, the most there were for one worker at once, the
+  // calls each worker index got, and whether any index was outside 0 .. kMaxWorkers-1.
+  static constexpr int kMaxWorkers = 4;
+  int in_worker(int worker) {
+    absl::MutexLock lock(&mu_);
+    return in_worker_[worker];
+  }
+  int max_in_worker() {
+    absl::MutexLock lock(&mu_);
+    return max_in_worker_;
+  }
+  std::vector<int> calls_of() {
+    absl::MutexLock lock(&mu_);
+    return std::vector<int>(calls_of_, calls_of_ + kMaxWorkers);
+  }
+  bool bad_worker() {
+    absl::MutexLock lock(&mu_);
+    return bad_worker_;
+  }
   // Waits until at least `n` calls are inside Execute() at once; false if that did not happen
   // within 10 s (a test that would otherwise hang fails instead).
   bool AwaitInBackend(int n) {
@@ -111,6 +139,8 @@ class AffineBackend : public Backend {
   std::optional<DeviceStages> stages;
   // When set, Execute() waits for it, so a test can look at the executor mid-batch.
   absl::Notification* gate = nullptr;
+  // When set, called inside Execute() with the batch's first input value (to hold one batch).
+  std::function<void(float)> before_compute;
 
  private:
   const ModelMetadata metadata_ = OneFloatModel();
@@ -120,6 +150,10 @@ class AffineBackend : public Backend {
   int allocations_ ABSL_GUARDED_BY(mu_) = 0;
   int in_backend_ ABSL_GUARDED_BY(mu_) = 0;
   int max_in_backend_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_worker_[kMaxWorkers] ABSL_GUARDED_BY(mu_) = {};
+  int max_in_worker_ ABSL_GUARDED_BY(mu_) = 0;
+  int calls_of_[kMaxWorkers] ABSL_GUARDED_BY(mu_) = {};
+  bool bad_worker_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // One request's input, output buffers and answer.
@@ -384,6 +418,111 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
   EXPECT_EQ(StageHistogram("backend_wait").first, 42u);
 }
 
+TEST_F(ExecutorTest, TwoBatchesPerWorkerTakeTurnsOnTheirWorkersModel) {
+  absl::Notification gate;
+  backend_.gate = &gate;
+  Executor::Options options = Workers(2);
+  options.batches_per_worker = 2;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  EXPECT_EQ(executor->idle_workers(), 4);  // A batch for each thread.
+  const double hits_before = StagingCount("hit");
+  std::vector<Call> first;
+  for (int i = 0; i < 4; ++i) first.emplace_back(std::vector<float>{float(i), 1});
+  absl::BlockingCounter counter(4);
+  for (Call& call : first) DispatchBatch(*executor, {&call}, counter);
+  // The first two batches go to different workers (each takes a second only once every worker
+  // has one), so both models run at once.
+  const bool two_in = backend_.AwaitInBackend(2);
+  // The other two threads have gathered theirs (4 batches x 2 outputs reserved: pool hits) and
+  // wait at their workers' doors. Given time, neither gets in (without the per-worker lock both
+  // do at once).
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (StagingCount("hit") < hits_before + 8 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const double hits = StagingCount("hit");
+  absl::SleepFor(absl::Milliseconds(100));
+  const int in_backend = backend_.in_backend();
+  const int in_worker0 = backend_.in_worker(0), in_worker1 = backend_.in_worker(1);
+  gate.Notify();
+  ASSERT_TRUE(two_in);
+  ASSERT_EQ(hits, hits_before + 8);
+  EXPECT_EQ(in_backend, 2);
+  EXPECT_EQ(in_worker0, 1);
+  EXPECT_EQ(in_worker1, 1);
+  counter.Wait();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(first[i].answers, 1);
+    EXPECT_EQ(Floats(first[i].out), (std::vector<float>{2.0f * i + 1, 3})) << i;
+  }
+  // More rounds of four batches at once: never two calls on one worker, every answer right.
+  for (int round = 0; round < 20; ++round) {
+    std::vector<Call> calls;
+    for (int i = 0; i < 8; ++i) calls.emplace_back(std::vector<float>{float(round), float(i)});
+    absl::BlockingCounter round_counter(8);
+    for (int quarter = 0; quarter < 4; ++quarter) {
+      DispatchBatch(*executor, {&calls[2 * quarter], &calls[2 * quarter + 1]}, round_counter);
+    }
+    round_counter.Wait();
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_EQ(calls[i].answers, 1);
+      EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * round + 1, 2.0f * i + 1}));
+    }
+  }
+  executor->Stop();
+  EXPECT_EQ(backend_.max_in_worker(), 1);
+  EXPECT_FALSE(backend_.bad_worker());  // The backend saw worker indices 0 and 1 only.
+  const std::vector<int> calls = backend_.calls_of();
+  EXPECT_EQ(calls[0] + calls[1], 4 + 20 * 4);
+  EXPECT_GE(calls[0], 2);  // Both workers' threads ran batches (the first four: two each).
+  EXPECT_GE(calls[1], 2);
+  EXPECT_EQ(calls[2] + calls[3], 0);
+  // Every batch's wait for its worker is its own stage.
+  EXPECT_EQ(StageHistogram("backend_wait").first, 84u);
+  EXPECT_EQ(executor->idle_workers(), 4);
+}
+
+TEST_F(ExecutorTest, ABatchGoesToAWorkerWithFewestBatches) {
+  // A is held on one worker; B runs on the other and finishes. C must then go to B's worker,
+  // whose model is free, not to a free thread of A's worker, whose model is not.
+  absl::Notification release_a, release_b;
+  backend_.before_compute = [&](float first) {
+    if (first == 100 || first == 300) release_a.WaitForNotification();
+    if (first == 200) release_b.WaitForNotification();
+  };
+  Executor::Options options = Workers(2);
+  options.batches_per_worker = 2;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  Call a({100, 0}), b({200, 0}), c({300, 0});
+  absl::BlockingCounter a_done(1), b_done(1), c_done(1);
+  DispatchBatch(*executor, {&a}, a_done);
+  const bool a_in = backend_.AwaitInBackend(1);
+  DispatchBatch(*executor, {&b}, b_done);
+  const bool b_in = backend_.AwaitInBackend(2);
+  release_b.Notify();
+  b_done.Wait();
+  DispatchBatch(*executor, {&c}, c_done);
+  const bool c_in = backend_.AwaitInBackend(2);
+  const int in_worker0 = backend_.in_worker(0), in_worker1 = backend_.in_worker(1);
+  release_a.Notify();
+  a_done.Wait();
+  c_done.Wait();
+  ASSERT_TRUE(a_in && b_in);
+  EXPECT_TRUE(c_in);
+  EXPECT_EQ(in_worker0, 1);
+  EXPECT_EQ(in_worker1, 1);
+  EXPECT_EQ(Floats(c.out), (std::vector<float>{601, 1}));
+}
+
+TEST_F(ExecutorTest, EveryThreadOfAWorkerHasItsOwnStaging) {
+  Executor::Options options = Workers(2);
+  options.batches_per_worker = 2;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  executor->Stop();  // All four threads have started (and reserved) once Stop() has joined them.
+  EXPECT_EQ(backend_.allocations(), 4 * 3);
+  EXPECT_EQ(StagingCount("miss"), 4 * 3);
+}
+
 TEST_F(ExecutorTest, ReusesTheSameStagingMemoryForEveryBatch) {
   auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
   for (int round = 0; round < 5; ++round) {
@@ -433,6 +572,15 @@ TEST_F(ExecutorTest, CreateRejectsZeroWorkers) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ExecutorTest, CreateRejectsZeroBatchesPerWorker) {
+  Executor::Options options = Workers(2);
+  options.batches_per_worker = 0;
+  absl::Status status =
+      Executor::Create(options, &backend_, model_metrics_.get(), &clock_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("batches_per_worker"), std::string::npos) << status;
 }
 
 }  // namespace

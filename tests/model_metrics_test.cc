@@ -32,9 +32,11 @@ class ReportingBackend : public Backend {
   std::string DeviceDescription() const override { return "reporting"; }
   std::optional<MemoryUsage> DeviceMemory() const override { return memory; }
   FallbackState Fallback() const override { return fallback; }
+  int DefaultBatchesPerWorker() const override { return batches_per_worker; }
 
   std::optional<MemoryUsage> memory;
   FallbackState fallback;
+  int batches_per_worker = 1;
 
  private:
   ModelMetadata metadata_;
@@ -114,6 +116,29 @@ TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
   EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "reporting"}, {"kind", "reserved"}}),
             9);
   EXPECT_EQ(Value("coalesce_queue_depth", {{"model", "reporting"}}), 0);
+}
+
+TEST_F(ModelMetricsTest, ServedModelHoldsTheBackendsBatchesPerWorkerUnlessTold) {
+  // Each executor thread reserves staging for the input and the output at start-up, counted as
+  // pool misses: 2 per thread, and a thread per worker and batch it holds.
+  for (int told : {0, 1, 3}) {
+    ServerMetrics metrics(std::make_shared<prometheus::Registry>());
+    auto backend = std::make_unique<ReportingBackend>();
+    backend->batches_per_worker = 2;
+    FakeClock clock;
+    ServedModel::Options options;
+    options.profile = false;
+    options.num_workers = 2;
+    options.batches_per_worker = told;
+    auto model = ServedModel::Create(options, std::move(backend), &metrics, &clock);
+    ASSERT_TRUE(model.ok()) << model.status();
+    (*model)->Shutdown();  // Joins the threads, so each has reserved.
+    const int threads = 2 * (told == 0 ? 2 : told);
+    EXPECT_EQ(MetricValue(*metrics.registry(), "coalesce_staging_pool_total",
+                          {{"model", "reporting"}, {"result", "miss"}}),
+              2 * threads)
+        << "batches_per_worker " << told;
+  }
 }
 
 }  // namespace

@@ -96,7 +96,8 @@ TEST(ServerBinaryTest, CheckConfigReportsEachCheckAndExitsZero) {
             "ok    flags: all values valid\n"
             "ok    tls: off (plaintext)\n"
             "ok    auth: off (no token required)\n"
-            "ok    model: demo version 1: pytorch_libtorch on host memcpy, max_batch_size 16\n"
+            "ok    model: demo version 1: pytorch_libtorch on host memcpy, max_batch_size 16, 2 "
+            "workers x 1 batch\n"
             "coalesce-server: configuration ok\n");
 }
 

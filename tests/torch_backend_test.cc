@@ -72,6 +72,9 @@ TEST(TorchBackendTest, DemoMetadataIsTheDocumentedShape) {
   ASSERT_EQ(m.outputs.size(), 1u);
   EXPECT_EQ(m.outputs[0].name, "OUTPUT0");
   EXPECT_EQ(backend->DeviceDescription(), "cpu fp32");
+  // On the CPU the model computes on the worker's own thread: a second batch per worker would
+  // only wait for it (2 on CUDA only).
+  EXPECT_EQ(backend->DefaultBatchesPerWorker(), 1);
 }
 
 TEST(TorchBackendTest, DemoMatchesDoublePrecisionReference) {

@@ -104,6 +104,10 @@ TorchBackend::~TorchBackend() = default;
 
 const ModelMetadata& TorchBackend::metadata() const { return impl_->metadata; }
 
+int TorchBackend::DefaultBatchesPerWorker() const {
+  return impl_->device_kind == DeviceKind::kCuda ? 2 : 1;
+}
+
 std::string TorchBackend::DeviceDescription() const {
   return absl::StrCat(DeviceKindName(impl_->device_kind), " ", PrecisionName(impl_->precision));
 }

@@ -60,7 +60,7 @@ class TorchBackend : public Backend {
     // only for the executor's page-locked staging buffers. A model that cannot be captured
     // (it reads device values on the host, e.g. data-dependent control flow) makes the first
     // capture fail: logged, and the model runs eagerly from then on. Ignored on CPU and MPS.
-    bool cuda_graphs = false;
+    bool cuda_graphs = true;
     // CUDA in fp16 only: stage FP32 inputs and outputs as FP16 (InputStagingType()), so the
     // executor narrows them while gathering and widens them while scattering, on the host, and
     // half the bytes cross PCIe. Narrowing rounds to nearest even, as the device's conversion
@@ -92,6 +92,9 @@ class TorchBackend : public Backend {
                        absl::Span<char* const> outputs) override;
   absl::Status ExecuteVariable(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                const VariableBatch& batch) override;
+  // 2 on CUDA (a worker's copies overlap its other batch's time on the device), 1 on CPU and
+  // MPS (where the device's submissions are serialised anyway; not measured there).
+  int DefaultBatchesPerWorker() const override;
   std::string DeviceDescription() const override;
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;

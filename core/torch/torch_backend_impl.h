@@ -43,8 +43,10 @@ namespace coalesce {
 // run (inputs come from host memory, outputs go to host memory).
 struct WorkerGraphs {
   static constexpr int kEagerRunsBeforeCapture = 2;
-  // Keys (graphs or counts of eager runs) kept per worker; past it, new keys run eagerly.
-  static constexpr size_t kMaxKeys = 512;
+  // Keys (graphs or counts of eager runs) kept per worker; past it, new keys run eagerly. Each
+  // of a worker's threads has its own staging (Executor::Options::batches_per_worker), so a
+  // worker of two threads serving every size up to 256 needs 512.
+  static constexpr size_t kMaxKeys = 1024;
 #if defined(COALESCE_WITH_CUDA)
   struct Entry {
     int eager_runs = 0;
