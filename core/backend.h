@@ -97,7 +97,8 @@ class Backend {
   };
   // The stages of the batch `worker` last ran through Execute() or ExecuteVariable(), if the
   // backend timed it, and only once: the executor calls this right after a successful call,
-  // from the same thread and before the worker's next call. A backend may time only some batches. The default times none.
+  // from the same thread and before the worker's next call. A backend may time only some
+  // batches. The default times none.
   virtual std::optional<DeviceStages> TakeDeviceStages(int worker) { return std::nullopt; }
 
   // Whether the backend serves from a fallback because its device failed.

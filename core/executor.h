@@ -40,21 +40,21 @@ namespace coalesce {
 //
 // Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
-// pool shared by all threads) and the batch's own thread copy at once: one core's memcpy bandwidth
-// (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows, 8 MiB each
-// way, at 1.3 ms. Each piece writes only its own requests' bytes.
+// pool shared by all threads) and the batch's own thread copy at once: one core's memcpy
+// bandwidth (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows,
+// 8 MiB each way, at 1.3 ms. Each piece writes only its own requests' bytes.
 //
 // The answers are split the same way, by the scatter's bytes (a failed batch has none, so it
-// answers on its own thread alone): each answer serialises its response on the thread that gives it
-// (in the server, the gRPC reactor's Finish), 8 MiB in all for those 256 rows. They go out only
+// answers on its own thread alone): each answer serialises its response on the thread that gives
+// it (in the server, the gRPC reactor's Finish), 8 MiB in all for those 256 rows. They go out only
 // after every scatter piece has finished and the batch's statistics are recorded, so that a
 // client reading ModelStatistics after its answer sees its batch counted.
 //
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
 // batcher's). `Stop()` is called once, by the owner. Requests' done callbacks run on the batch
-// threads and on the copy threads, concurrently with each other (those of one batch too) and with other
-// batches' copies. A done callback must not throw, block, or call into the executor: it holds a
-// copy thread that every batch thread shares.
+// threads and on the copy threads, concurrently with each other (those of one batch too) and with
+// other batches' copies. A done callback must not throw, block, or call into the executor: it
+// holds a copy thread that every batch thread shares.
 class Executor : public BatchSink {
  public:
   struct Options {
@@ -83,14 +83,14 @@ class Executor : public BatchSink {
     bool pool_staging = true;
     // Threads that copy one batch's gather or scatter and give its answers, the batch's own
     // thread included: the executor starts copy_threads - 1 copy threads, shared by all its
-    // threads. 0 or 1 does everything on the batch's thread alone, with no copy thread. Default: min(4, half the
-    // hardware threads), at least 1 (so 1 on a 2-core machine, 4 on a 16-core GPU host). Must be
-    // >= 0.
+    // threads. 0 or 1 does everything on the batch's thread alone, with no copy thread.
+    // Default: min(4, half the hardware threads), at least 1 (so 1 on a 2-core machine, 4 on a
+    // 16-core GPU host). Must be >= 0.
     int copy_threads = DefaultCopyThreads();
     // The smallest share of a gather or scatter worth handing to another thread: a stage that
     // moves `bytes` in total is split into min(copy_threads, requests, bytes / copy_split_bytes)
-    // pieces, so under 2 * copy_split_bytes it runs on the batch's thread alone. The answers count the
-    // scatter's bytes. Must be >= 1.
+    // pieces, so under 2 * copy_split_bytes it runs on the batch's thread alone. The answers
+    // count the scatter's bytes. Must be >= 1.
     int64_t copy_split_bytes = int64_t{256} << 10;
     // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
     // elsewhere plain memcpy). The staging buffer is next read by the GPU's DMA engine, not by

@@ -96,8 +96,8 @@ class ModelMetrics {
   // The executor's own time around a batch: gathering inputs before it, scattering outputs
   // (and answering) after it.
   void RecordStages(absl::Duration gather, absl::Duration scatter);
-  // How long a gathered batch waited for another worker's backend call
-  // (Executor::Options::exclusive_backend).
+  // How long a gathered batch waited for another batch's backend call: its worker's
+  // (Executor::Options::batches_per_worker) or any (Executor::Options::exclusive_backend).
   void RecordBackendWait(absl::Duration wait);
   // A batch's stages on the device, where the backend timed them (Backend::TakeDeviceStages()).
   void RecordDeviceStages(const Backend::DeviceStages& stages);
