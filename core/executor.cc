@@ -118,6 +118,7 @@ absl::Status Executor::ResolveStagingTypes() {
         resolve(metadata.inputs[i], backend_->InputStagingType(static_cast<int>(i)), "input");
     if (!half.ok()) return half.status();
     half_inputs_.push_back(*half);
+    narrows_ = narrows_ || *half;
   }
   for (size_t o = 0; o < metadata.outputs.size(); ++o) {
     absl::StatusOr<bool> half =
@@ -261,9 +262,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
   // A lone request is passed through without a copy, unless an input must be narrowed.
-  const bool narrows = std::find(half_inputs_.begin(), half_inputs_.end(), true) !=
-                       half_inputs_.end();
-  const bool single = batch.requests.size() == 1 && !narrows;
+  const bool single = batch.requests.size() == 1 && !narrows_;
   const bool variable = metadata.HasVariableDims();
   const absl::Time gather_start = clock_->Now();
   for (const auto& request : batch.requests) {

@@ -149,7 +149,7 @@ class Executor : public BatchSink {
     std::vector<Staging> outputs;
   };
 
-  // Checks the backend's staging types and fills half_inputs_ and half_outputs_.
+  // Checks the backend's staging types and fills half_inputs_, narrows_ and half_outputs_.
   absl::Status ResolveStagingTypes();
   // What `wire_bytes` of input `i` take in its staging type.
   int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
@@ -213,6 +213,8 @@ class Executor : public BatchSink {
   // narrowed in the gather and widened in the scatter. Constant after Create().
   std::vector<bool> half_inputs_;
   std::vector<bool> half_outputs_;
+  // Whether any input is narrowed (so even a lone request is gathered). Constant after Create().
+  bool narrows_ = false;
 
   std::vector<std::thread> workers_;
   // Null with copy_threads <= 1. Outlives the workers (Stop() joins them first).

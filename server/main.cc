@@ -147,7 +147,9 @@ int CheckConfig() {
                 std::string(status.ok() ? detail : status.message()).c_str());
   };
   std::vector<std::string> problems = FlagProblems();
-  for (const std::string& problem : problems) report("flags", absl::InvalidArgumentError(problem), "");
+  for (const std::string& problem : problems) {
+    report("flags", absl::InvalidArgumentError(problem), "");
+  }
   if (problems.empty()) report("flags", absl::OkStatus(), "all values valid");
 
   absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();

@@ -137,8 +137,8 @@ class TorchBackend : public Backend {
   // BENCHMARKS ONLY (bench/engine_bench.cc): the model's ceiling. Puts random inputs for `rows`
   // rows on the device once, already in the compute precision, then runs worker `worker`'s
   // module `iterations` times, copying each result to host memory in its staging type (the
-  // synchronisation point, as in Execute()). Returns the time of those runs by Options::clock, the input set-up
-  // excluded. Never falls back.
+  // synchronisation point, as in Execute()). Returns the time of those runs by Options::clock,
+  // the input set-up excluded. Never falls back.
   absl::StatusOr<absl::Duration> TimeResidentBatches(int worker, int64_t rows, int iterations);
 
   // BENCHMARKS ONLY (bench/engine_bench.cc): what a server that receives its inputs as bytes
