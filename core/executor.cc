@@ -96,7 +96,8 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
       metrics_(metrics),
       clock_(clock),
       idle_(options_.num_workers * options_.batches_per_worker),
-      busy_(options_.num_workers, 0) {}
+      bound_(options_.num_workers, 0),
+      waiting_(options_.num_workers, 0) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -173,8 +174,11 @@ char* Executor::Reserve(Staging& staging, int64_t bytes) {
 bool Executor::Waiter::CanTake(Waiter* waiter) {
   const Executor& e = *waiter->executor;
   if (e.batches_.empty()) return e.stopping_;
-  const int mine = e.busy_[waiter->worker];
-  return std::none_of(e.busy_.begin(), e.busy_.end(), [mine](int busy) { return busy < mine; });
+  const int mine = e.bound_[waiter->worker];
+  for (size_t w = 0; w < e.bound_.size(); ++w) {
+    if (e.waiting_[w] > 0 && e.bound_[w] < mine) return false;
+  }
+  return true;
 }
 
 absl::Mutex* Executor::BackendLock(int worker) {
@@ -204,17 +208,15 @@ void Executor::WorkerLoop(int worker) {
     Batch batch;
     {
       absl::MutexLock lock(&mu_);
+      ++waiting_[worker];
       mu_.Await(absl::Condition(&Waiter::CanTake, &waiter));
+      --waiting_[worker];
       if (batches_.empty()) return;  // Stopping, and nothing left to run.
       batch = std::move(batches_.front());
       batches_.pop_front();
-      ++busy_[worker];
+      ++bound_[worker];
     }
     Run(worker, buffers, batch);
-    {
-      absl::MutexLock lock(&mu_);
-      --busy_[worker];
-    }
     idle_.fetch_add(1, std::memory_order_acq_rel);
     if (options_.on_worker_idle) options_.on_worker_idle();
   }
@@ -256,9 +258,17 @@ void Executor::DropDead(Batch& batch) {
   batch.requests = std::move(alive);
 }
 
+void Executor::LeftModel(int worker) {
+  absl::MutexLock lock(&mu_);
+  --bound_[worker];
+}
+
 void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   DropDead(batch);
-  if (batch.requests.empty()) return;
+  if (batch.requests.empty()) {
+    LeftModel(worker);
+    return;
+  }
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
   // A lone request is passed through without a copy, unless an input must be narrowed.
@@ -334,6 +344,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
     // Before the worker's next call, which may be another thread's.
     if (status.ok()) stages = backend_->TakeDeviceStages(worker);
   }
+  LeftModel(worker);
   if (backend_lock != nullptr) metrics_->RecordBackendWait(start - gathered);
   const absl::Duration took = scatter_start - start;
   metrics_->RecordBatch(rows, took, predicted);

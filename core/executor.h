@@ -163,9 +163,11 @@ class Executor : public BatchSink {
 
   Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
 
-  // A thread of `worker` waiting for a batch. It takes the next one only if no other worker has
-  // fewer batches in hand, so that batches spread over the workers (each model instance) before
-  // any worker takes a second one.
+  // A thread of `worker` waiting for a batch. It takes the next one only if no other worker with
+  // a thread waiting has fewer batches bound for its model (taken and not yet out of its
+  // backend), so that a batch goes to the model that frees up first: two batches run on two
+  // models rather than queue on one, and a model whose last batch is already scattering counts
+  // as free.
   struct Waiter {
     Executor* executor;
     int worker;
@@ -174,7 +176,10 @@ class Executor : public BatchSink {
   // The lock a thread holds around worker `worker`'s backend call, or null for none.
   absl::Mutex* BackendLock(int worker);
   void WorkerLoop(int worker);
+  // Runs `batch` on `worker`; calls LeftModel(worker) once, when the batch is out of the backend
+  // (or was dropped whole before it).
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
+  void LeftModel(int worker);
   // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
   absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.
@@ -201,8 +206,10 @@ class Executor : public BatchSink {
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Per worker: batches its threads hold, from taking one to having answered it.
-  std::vector<int> busy_ ABSL_GUARDED_BY(mu_);
+  // Per worker: batches its threads have taken that are not yet out of its backend, and its
+  // threads waiting for a batch.
+  std::vector<int> bound_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> waiting_ ABSL_GUARDED_BY(mu_);
   // Held around each backend call with Options::exclusive_backend.
   absl::Mutex backend_mu_;
   // Per worker: held around its backend calls with batches_per_worker > 1 (and no

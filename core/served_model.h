@@ -33,7 +33,7 @@ namespace coalesce {
 class ServedModel {
  public:
   struct Options {
-    // Executor worker threads. Must be >= 1.
+    // Executor workers (model instances), each run by batches_per_worker threads. Must be >= 1.
     int num_workers = 2;
     // Executor::Options::batches_per_worker; 0 takes the backend's
     // (Backend::DefaultBatchesPerWorker(): 2 on CUDA, else 1). Must be >= 0.
