@@ -34,9 +34,10 @@
 // samples/s is always the server's throughput: rows answered over wall time.
 //
 // gather/backend/scatter_ms split the server's time by the executor's own stage metrics (means
-// over the timed batches): what the engine adds around the model shows there. in/fwd/out_ms
-// split the backend call on the device (CUDA events, 1 batch in 16, none for graph replays):
-// host->device copy and conversion, forward, conversion and device->host copy.
+// over the timed batches): what the engine adds around the model shows there. A batch's wait for
+// its model (stage backend_wait, with 2b/w or excl) is in none of them. in/fwd/out_ms split the
+// backend call on the device (CUDA events, 1 batch in 16; with graphs 1 in 256, run eagerly for
+// it): host->device copy and conversion, forward, conversion and device->host copy.
 //
 // The table goes to stdout; progress and the devices to stderr.
 #include <algorithm>
@@ -259,8 +260,8 @@ struct ServerResult {
   double gather_ms = 0;
   double backend_ms = 0;
   double scatter_ms = 0;
-  // The backend call's stages on the device, from the batches it timed (CUDA, not graph
-  // replays; 0 where none was timed).
+  // The backend call's stages on the device, from the batches it timed (CUDA; 0 where none
+  // was timed).
   double copy_in_ms = 0;
   double forward_ms = 0;
   double copy_out_ms = 0;

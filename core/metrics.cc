@@ -51,7 +51,8 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                                 "(stage=backend_wait: with 2 or more --batches_per_worker, the "
                                 "worker's other batch; with --exclusive_backend, any). "
                                 "On the device, for the batches the backend times (CUDA: 1 in "
-                                "16, not graph replays): host-to-device copy and conversion "
+                                "16, or 1 in 256 run eagerly with CUDA graphs): host-to-device "
+                                "copy and conversion "
                                 "(stage=copy_in), forward (stage=forward), conversion and "
                                 "device-to-host copy (stage=copy_out).")
                           .Register(*registry_)),

@@ -69,8 +69,9 @@ struct ModelConfigOverrides {
   // with no instance_group or only KIND_AUTO groups.
   std::string device;
   // optimization { cuda { graphs: true } }: CUDA graphs for this model (TorchBackend's
-  // cuda_graphs) even where the server's --cuda_graphs is off. False (proto3 cannot tell unset
-  // from false) keeps the server's setting.
+  // cuda_graphs) even where the server's --cuda_graphs is off (it is on by default). False
+  // (proto3 cannot tell unset from false) keeps the server's setting, so it cannot turn them off
+  // for one model.
   bool cuda_graphs = false;
 };
 

@@ -106,8 +106,8 @@ class TorchBackend : public Backend {
   // it). CPU and MPS: nothing (see torch_support.cc for why).
   std::optional<MemoryUsage> DeviceMemory() const override;
   FallbackState Fallback() const override;
-  // CUDA, eager batches (not graph replays): one batch in 16 of each worker is timed with
-  // events on the worker's stream.
+  // CUDA: one batch in 16 of each worker (in 256 with CUDA graphs, run eagerly for it: a replay
+  // cannot be split) is timed with events on the worker's stream.
   std::optional<DeviceStages> TakeDeviceStages(int worker) override;
 
   // The precision check's result at load (see Options::max_precision_error).

@@ -66,6 +66,9 @@ struct StageEvents {
   // One batch in this many of a worker is timed: recording and reading four events costs a
   // few microseconds, a tenth of a small batch.
   static constexpr int64_t kSampleEvery = 16;
+  // With CUDA graphs a timed batch runs eagerly instead of from its graph (up to twice as slow
+  // at small batches), so one in this many: about 0.4% of batches.
+  static constexpr int64_t kSampleEveryWithGraphs = 256;
 #if defined(COALESCE_WITH_CUDA)
   StageEvents();
   void Record(Mark mark);
@@ -88,8 +91,8 @@ struct WorkerState {
   std::optional<c10::cuda::CUDAStream> stream;
 #endif
   WorkerGraphs graphs;
-  // Eager device batches run, for sampling; the events (made on first use); the last timed
-  // batch's stages, until TakeDeviceStages() takes them.
+  // Device batches run (graph replays included), for sampling; the events (made on first use);
+  // the last timed batch's stages, until TakeDeviceStages() takes them.
   int64_t device_batches = 0;
   std::unique_ptr<StageEvents> timing;
   std::optional<Backend::DeviceStages> last_stages;

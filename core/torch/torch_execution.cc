@@ -102,10 +102,17 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
   if (TakeInjectedFailure()) throw InjectedDeviceFailure();
   WorkerState& state = workers[worker % workers.size()];
   state.last_stages.reset();  // Stages of an earlier batch that nobody took.
+  // A sampled batch is timed on the device, eagerly: a graph replay cannot be split into
+  // stages, so with graphs sampling is rarer.
+  const bool timed =
+      device_kind == DeviceKind::kCuda &&
+      ++state.device_batches %
+              (cuda_graphs ? StageEvents::kSampleEveryWithGraphs : StageEvents::kSampleEvery) ==
+          0;
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
   if (state.stream.has_value()) stream_guard.emplace(*state.stream);
-  if (!fixed_outputs.empty()) {
+  if (!fixed_outputs.empty() && !timed) {
     std::optional<absl::Status> graphed = RunGraph(state, rows, inputs, fixed_outputs);
     if (graphed.has_value()) return *std::move(graphed);
     // A failed capture gave the worker a new stream.
@@ -113,8 +120,7 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
   }
 #endif
   StageEvents* timing = nullptr;
-  if (device_kind == DeviceKind::kCuda &&
-      ++state.device_batches % StageEvents::kSampleEvery == 0) {
+  if (timed) {
     if (state.timing == nullptr) state.timing = std::make_unique<StageEvents>();
     timing = state.timing.get();
   }
