@@ -103,11 +103,13 @@ absl::Status TorchBackend::Impl::RunOnDevice(int worker, int64_t rows,
   WorkerState& state = workers[worker % workers.size()];
   state.last_stages.reset();  // Stages of an earlier batch that nobody took.
   // A sampled batch is timed on the device, eagerly: a graph replay cannot be split into
-  // stages, so with graphs sampling is rarer.
+  // stages, so where batches replay graphs sampling is rarer.
+  const bool replays = cuda_graphs && !fixed_outputs.empty() &&
+                       !graphs_failed.load(std::memory_order_relaxed);
   const bool timed =
       device_kind == DeviceKind::kCuda &&
       ++state.device_batches %
-              (cuda_graphs ? StageEvents::kSampleEveryWithGraphs : StageEvents::kSampleEvery) ==
+              (replays ? StageEvents::kSampleEveryWithGraphs : StageEvents::kSampleEvery) ==
           0;
 #if defined(COALESCE_WITH_CUDA)
   std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
