@@ -97,7 +97,7 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
       clock_(clock),
       idle_(options_.num_workers * options_.batches_per_worker),
       bound_(options_.num_workers, 0),
-      waiting_(options_.num_workers, 0) {}
+      held_(options_.num_workers, 0) {}
 
 Executor::~Executor() { Stop(); }
 
@@ -176,7 +176,8 @@ bool Executor::Waiter::CanTake(Waiter* waiter) {
   if (e.batches_.empty()) return e.stopping_;
   const int mine = e.bound_[waiter->worker];
   for (size_t w = 0; w < e.bound_.size(); ++w) {
-    if (e.waiting_[w] > 0 && e.bound_[w] < mine) return false;
+    const bool has_free_thread = e.held_[w] < e.options_.batches_per_worker;
+    if (has_free_thread && e.bound_[w] < mine) return false;
   }
   return true;
 }
@@ -204,17 +205,19 @@ void Executor::WorkerLoop(int worker) {
     Reserve(buffers.outputs[o], max_rows * OutputStagingRowBytes(o));
   }
   Waiter waiter{this, worker};
+  bool holding = false;  // A batch this thread ran, counted in held_ until the thread is back.
   while (true) {
     Batch batch;
     {
       absl::MutexLock lock(&mu_);
-      ++waiting_[worker];
+      if (holding) --held_[worker];
       mu_.Await(absl::Condition(&Waiter::CanTake, &waiter));
-      --waiting_[worker];
       if (batches_.empty()) return;  // Stopping, and nothing left to run.
       batch = std::move(batches_.front());
       batches_.pop_front();
+      ++held_[worker];
       ++bound_[worker];
+      holding = true;
     }
     Run(worker, buffers, batch);
     idle_.fetch_add(1, std::memory_order_acq_rel);

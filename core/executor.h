@@ -164,10 +164,10 @@ class Executor : public BatchSink {
   Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
 
   // A thread of `worker` waiting for a batch. It takes the next one only if no other worker with
-  // a thread waiting has fewer batches bound for its model (taken and not yet out of its
-  // backend), so that a batch goes to the model that frees up first: two batches run on two
-  // models rather than queue on one, and a model whose last batch is already scattering counts
-  // as free.
+  // a free thread (one holding no batch, even if not yet waiting: just started, or on its way
+  // back) has fewer batches bound for its model (taken and not yet out of its backend), so that
+  // a batch goes to the model that frees up first: two batches run on two models rather than
+  // queue on one, and a model whose last batch is already scattering counts as free.
   struct Waiter {
     Executor* executor;
     int worker;
@@ -206,10 +206,10 @@ class Executor : public BatchSink {
   absl::Mutex mu_;
   std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Per worker: batches its threads have taken that are not yet out of its backend, and its
-  // threads waiting for a batch.
+  // Per worker: batches its threads have taken that are not yet out of its backend, and
+  // batches its threads hold (from taking one to being back for the next).
   std::vector<int> bound_ ABSL_GUARDED_BY(mu_);
-  std::vector<int> waiting_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> held_ ABSL_GUARDED_BY(mu_);
   // Held around each backend call with Options::exclusive_backend.
   absl::Mutex backend_mu_;
   // Per worker: held around its backend calls with batches_per_worker > 1 (and no
