@@ -246,6 +246,37 @@ class ExecutorTest : public ::testing::Test {
                        {{"model", "affine"}, {"result", result}})
         .value_or(-1);
   }
+
+  // Waits up to 10 s for the staging pool's hits to reach `hits` (threads reserve their output
+  // buffers after their gather, just before the backend), then returns the count.
+  double AwaitStagingHits(double hits) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (StagingCount("hit") < hits && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return StagingCount("hit");
+  }
+
+  // 20 rounds of `batches` two-request batches dispatched at once; every request of every round
+  // is answered exactly once with its exact result.
+  static void RunConcurrentRounds(Executor& executor, int batches) {
+    for (int round = 0; round < 20; ++round) {
+      std::vector<Call> calls;
+      for (int i = 0; i < 2 * batches; ++i) {
+        calls.emplace_back(std::vector<float>{float(round), float(i)});
+      }
+      absl::BlockingCounter counter(2 * batches);
+      for (int b = 0; b < batches; ++b) {
+        DispatchBatch(executor, {&calls[2 * b], &calls[2 * b + 1]}, counter);
+      }
+      counter.Wait();
+      for (int i = 0; i < 2 * batches; ++i) {
+        EXPECT_EQ(calls[i].answers, 1);
+        EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * round + 1, 2.0f * i + 1}))
+            << "round " << round << ", request " << i;
+      }
+    }
+  }
 };
 
 TEST_F(ExecutorTest, GathersRowsInOrderAndScattersEachRequestsRows) {
@@ -385,11 +416,7 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
   // The other worker has reserved its two output buffers (pool hits) after its gather: it is at
   // the backend's door. Given time, it must not get in while the first batch is there (a wait
   // for something that must not happen: without the lock it gets in at once).
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (StagingCount("hit") < hits_before + 4 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  const double hits = StagingCount("hit");
+  const double hits = AwaitStagingHits(hits_before + 4);
   absl::SleepFor(absl::Milliseconds(100));
   const int in_backend = backend_.in_backend();
   gate.Notify();
@@ -400,18 +427,7 @@ TEST_F(ExecutorTest, ExclusiveBackendLetsOneWorkerAtATimeIntoTheBackend) {
   EXPECT_EQ(Floats(a.out), (std::vector<float>{3, 5}));
   EXPECT_EQ(Floats(b.out), (std::vector<float>{7, 9}));
   // More rounds of two batches at once: never two in the backend, every answer right.
-  for (int round = 0; round < 20; ++round) {
-    std::vector<Call> calls;
-    for (int i = 0; i < 4; ++i) calls.emplace_back(std::vector<float>{float(round), float(i)});
-    absl::BlockingCounter round_counter(4);
-    for (int half = 0; half < 2; ++half) {
-      DispatchBatch(*executor, {&calls[2 * half], &calls[2 * half + 1]}, round_counter);
-    }
-    round_counter.Wait();
-    for (int i = 0; i < 4; ++i) {
-      EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * round + 1, 2.0f * i + 1}));
-    }
-  }
+  RunConcurrentRounds(*executor, 2);
   EXPECT_EQ(backend_.max_in_backend(), 1);
   // Every batch's wait for the backend is its own stage (2 + 20 * 2 batches).
   executor->Stop();
@@ -430,17 +446,13 @@ TEST_F(ExecutorTest, TwoBatchesPerWorkerTakeTurnsOnTheirWorkersModel) {
   for (int i = 0; i < 4; ++i) first.emplace_back(std::vector<float>{float(i), 1});
   absl::BlockingCounter counter(4);
   for (Call& call : first) DispatchBatch(*executor, {&call}, counter);
-  // The first two batches go to different workers (each takes a second only once every worker
-  // has one), so both models run at once.
+  // The first two batches go to different workers (a batch goes to the model with the fewest
+  // batches bound for it), so both models run at once.
   const bool two_in = backend_.AwaitInBackend(2);
   // The other two threads have gathered theirs (4 batches x 2 outputs reserved: pool hits) and
   // wait at their workers' doors. Given time, neither gets in (without the per-worker lock both
   // do at once).
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (StagingCount("hit") < hits_before + 8 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  const double hits = StagingCount("hit");
+  const double hits = AwaitStagingHits(hits_before + 8);
   absl::SleepFor(absl::Milliseconds(100));
   const int in_backend = backend_.in_backend();
   const int in_worker0 = backend_.in_worker(0), in_worker1 = backend_.in_worker(1);
@@ -456,19 +468,7 @@ TEST_F(ExecutorTest, TwoBatchesPerWorkerTakeTurnsOnTheirWorkersModel) {
     EXPECT_EQ(Floats(first[i].out), (std::vector<float>{2.0f * i + 1, 3})) << i;
   }
   // More rounds of four batches at once: never two calls on one worker, every answer right.
-  for (int round = 0; round < 20; ++round) {
-    std::vector<Call> calls;
-    for (int i = 0; i < 8; ++i) calls.emplace_back(std::vector<float>{float(round), float(i)});
-    absl::BlockingCounter round_counter(8);
-    for (int quarter = 0; quarter < 4; ++quarter) {
-      DispatchBatch(*executor, {&calls[2 * quarter], &calls[2 * quarter + 1]}, round_counter);
-    }
-    round_counter.Wait();
-    for (int i = 0; i < 8; ++i) {
-      EXPECT_EQ(calls[i].answers, 1);
-      EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * round + 1, 2.0f * i + 1}));
-    }
-  }
+  RunConcurrentRounds(*executor, 4);
   executor->Stop();
   EXPECT_EQ(backend_.max_in_worker(), 1);
   EXPECT_FALSE(backend_.bad_worker());  // The backend saw worker indices 0 and 1 only.
