@@ -21,13 +21,6 @@ namespace {
 constexpr char kServerName[] = "coalesce";
 constexpr char kServerVersion[] = "0.1.0";
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 void FillTensorMetadata(const TensorSpec& spec, bool batched,
                         inference::ModelMetadataResponse::TensorMetadata* out) {
   out->set_name(spec.name);
@@ -74,6 +67,13 @@ void ResolveVariableOutputShapes(inference::ModelInferResponse& response) {
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now) {
