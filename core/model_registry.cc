@@ -88,12 +88,14 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
   auto it = models_.find(name);
   if (it == models_.end() || it->second.empty()) {
     if (auto why = unavailable_.find(name); why != unavailable_.end()) {
-      return absl::UnavailableError(
-          absl::StrCat("model '", name, "' is not available: ", why->second));
+      return absl::UnavailableError(absl::StrCat("Request for unknown model: '", name,
+                                                 "' has no available versions (", why->second,
+                                                 ")"));
     }
     std::vector<std::string> names;
     for (const auto& [known, versions] : models_) names.push_back(known);
-    return absl::NotFoundError(absl::StrCat("unknown model '", name, "' (serving: ",
+    return absl::NotFoundError(absl::StrCat("Request for unknown model: '", name,
+                                            "' is not found (serving: ",
                                             absl::StrJoin(names, ", "), ")"));
   }
   const Versions& versions = it->second;
@@ -103,8 +105,9 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
   if (found == versions.end()) {
     std::vector<int64_t> known;
     for (const auto& [v, model] : versions) known.push_back(v);
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version '", version,
-                                            "' (versions: ", absl::StrJoin(known, ", "), ")"));
+    return absl::NotFoundError(absl::StrCat("Request for unknown model: '", name, "' version ",
+                                            version, " is not found (versions: ",
+                                            absl::StrJoin(known, ", "), ")"));
   }
   return found->second;
 }

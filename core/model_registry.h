@@ -48,6 +48,9 @@ class ModelRegistry {
 
   // The model `name` at `version` (empty: the highest served). NOT_FOUND, naming what exists,
   // for an unknown name or version; UNAVAILABLE with the reason for a model that failed to load.
+  // Messages start as Triton's do ("Request for unknown model: 'NAME' is not found", "... 'NAME'
+  // version V is not found", "... 'NAME' has no available versions"), so that clients matching
+  // Triton's texts work unchanged.
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name,
                                                     absl::string_view version) const;
 

@@ -63,6 +63,22 @@ std::string Fingerprint(const fs::path& dir, const std::string& config_text) {
   return print;
 }
 
+// Triton's texts for the stages of a load (its model_repository_manager.cc): reading and checking
+// the config is "polling"; a config with nothing to load has "no version"; the backend's own
+// failure is "load failed". coalesce's detail follows each.
+std::string PollFailure(const std::string& model) {
+  return absl::StrCat("failed to load '", model, "', failed to poll from model repository: ");
+}
+std::string NoVersionFailure(const std::string& model) {
+  return absl::StrCat("failed to load '", model, "', no version is available: ");
+}
+std::string LoadFailure(const std::string& model) {
+  return absl::StrCat("load failed for model '", model, "': ");
+}
+absl::Status WithPrefix(const std::string& prefix, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(prefix, status.message()));
+}
+
 }  // namespace
 
 bool IsPlainModelName(const std::string& name) {
@@ -159,22 +175,22 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
   return index;
 }
 
+absl::Status ModelRepository::CheckExplicitControl() const {
+  if (options_.control_mode == "explicit") return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "explicit model load / unload is not allowed if polling is enabled (coalesce: it needs "
+      "--model_control_mode=explicit, and the mode is '",
+      options_.control_mode, "')"));
+}
+
 absl::Status ModelRepository::Load(const std::string& model) {
-  if (options_.control_mode != "explicit") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "loading models on request needs --model_control_mode=explicit (it is '",
-        options_.control_mode, "')"));
-  }
+  if (absl::Status s = CheckExplicitControl(); !s.ok()) return s;
   absl::MutexLock lock(&load_mu_);
   return LoadLocked(model);
 }
 
 absl::Status ModelRepository::Unload(const std::string& model) {
-  if (options_.control_mode != "explicit") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "unloading models on request needs --model_control_mode=explicit (it is '",
-        options_.control_mode, "')"));
-  }
+  if (absl::Status s = CheckExplicitControl(); !s.ok()) return s;
   absl::MutexLock lock(&load_mu_);
   return UnloadLocked(model);
 }
@@ -189,22 +205,28 @@ absl::StatusOr<inference::ModelConfig> ModelRepository::Config(const std::string
 }
 
 absl::Status ModelRepository::LoadLocked(const std::string& model) {
+  if (model.empty()) {
+    return absl::InvalidArgumentError(
+        "Model name cannot be empty. Please enter a valid name to deploy.");
+  }
   if (!IsPlainModelName(model)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "'", model, "' is not a model name (a folder directly in the repository)"));
+        "invalid model name '", model,
+        "', model name must not contain path traversal characters (a model is a folder directly "
+        "in the repository: no '/' or '\\', not starting with '.')"));
   }
   std::error_code ec;
   fs::path dir = fs::path(options_.root) / model;
   if (!fs::is_directory(dir, ec)) {
-    return absl::NotFoundError(
-        absl::StrCat("no model '", model, "' in repository '", name_, "'"));
+    return absl::NotFoundError(absl::StrCat(PollFailure(model), "no folder '", model,
+                                            "' in repository '", name_, "'"));
   }
   // A symbolic link may not lead out of the repository.
   fs::path real = fs::canonical(dir, ec);
   std::string root_prefix = options_.root + "/";
   if (ec || real.string().compare(0, root_prefix.size(), root_prefix) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model folder '", model, "' leads outside the repository"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        PollFailure(model), "model folder '", model, "' leads outside the repository"));
   }
   inference::ModelConfig config;
   std::string fingerprint;
@@ -238,10 +260,9 @@ absl::Status ModelRepository::LoadLocked(const std::string& model) {
 absl::Status ModelRepository::UnloadLocked(const std::string& model) {
   {
     absl::MutexLock lock(&mu_);
+    // As in Triton, unloading a model that is not loaded succeeds: the goal state holds.
     auto it = states_.find(model);
-    if (it == states_.end()) {
-      return absl::NotFoundError(absl::StrCat("model '", model, "' is not loaded"));
-    }
+    if (it == states_.end()) return absl::OkStatus();
     states_.erase(it);
   }
   return registry_->Replace(model, {});
@@ -253,12 +274,13 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   absl::StatusOr<std::string> text = ReadFile(dir / kConfigFile);
   *fingerprint = Fingerprint(dir, text.ok() ? *text : "");
   if (!text.ok()) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "' has no ", kConfigFile));
+    return absl::NotFoundError(
+        absl::StrCat(PollFailure(model), "model '", model, "' has no ", kConfigFile));
   }
   absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(PollFailure(model), model, "/", kConfigFile,
+                                                   ": ", parsed.status().message()));
   }
   for (const std::string& warning : parsed->warnings) {
     std::fprintf(stderr, "coalesce: %s/%s: %s\n", model.c_str(), kConfigFile, warning.c_str());
@@ -267,25 +289,26 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   absl::StatusOr<std::vector<int64_t>> versions =
       SelectVersions(config->version_policy(), VersionFolders(dir));
   if (!versions.ok()) {
-    return absl::NotFoundError(absl::StrCat("model '", model, "': ", versions.status().message()));
+    return absl::NotFoundError(
+        absl::StrCat(NoVersionFailure(model), versions.status().message()));
   }
   if (versions->empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("model '", model, "' has no version folder (", model, "/1/",
-                     ModelFileName(*config), ")"));
+    return absl::NotFoundError(absl::StrCat(NoVersionFailure(model), "model '", model,
+                                            "' has no version folder (", model, "/1/",
+                                            ModelFileName(*config), ")"));
   }
   absl::StatusOr<ModelConfigOverrides> overrides =
       ApplyModelConfig(*config, options_.model_defaults);
-  if (!overrides.ok()) return overrides.status();
+  if (!overrides.ok()) return WithPrefix(PollFailure(model), overrides.status());
 
   std::vector<std::unique_ptr<ServedModel>> served;
   for (int64_t version : *versions) {
     absl::StatusOr<ModelMetadata> metadata = MetadataFromConfig(*config, std::to_string(version));
-    if (!metadata.ok()) return metadata.status();
+    if (!metadata.ok()) return WithPrefix(PollFailure(model), metadata.status());
     fs::path file = dir / std::to_string(version) / ModelFileName(*config);
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) {
-      return absl::NotFoundError(absl::StrCat("model '", model, "' version ", version,
+      return absl::NotFoundError(absl::StrCat(LoadFailure(model), "version ", version,
                                               ": no file ", file.filename().string()));
     }
     BackendSettings settings;
@@ -294,13 +317,12 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
     settings.cuda_graphs = overrides->cuda_graphs;
     absl::StatusOr<std::unique_ptr<Backend>> backend =
         options_.backend_factory(file.string(), *metadata, settings);
-    if (!backend.ok()) return backend.status();
+    if (!backend.ok()) return WithPrefix(LoadFailure(model), backend.status());
     absl::StatusOr<std::unique_ptr<ServedModel>> model_version =
         ServedModel::Create(overrides->model, *std::move(backend), metrics_, clock_);
     if (!model_version.ok()) {
-      return absl::Status(model_version.status().code(),
-                          absl::StrCat("model '", model, "' version ", version, ": ",
-                                       model_version.status().message()));
+      return WithPrefix(absl::StrCat(LoadFailure(model), "version ", version, ": "),
+                        model_version.status());
     }
     served.push_back(*std::move(model_version));
   }

@@ -101,10 +101,13 @@ class ModelRepository {
   // Loads or reloads `model` from disk. FAILED_PRECONDITION unless the control mode is
   // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; NOT_FOUND for a
   // folder that does not exist; the load's own error otherwise (the model is then listed
-  // UNAVAILABLE, and versions it was serving keep serving).
+  // UNAVAILABLE, and versions it was serving keep serving). Messages start with Triton's text
+  // for the stage that failed: "failed to load 'NAME', failed to poll from model repository"
+  // (folder, config), "failed to load 'NAME', no version is available", "load failed for model
+  // 'NAME'" (the backend).
   absl::Status Load(const std::string& model);
   // Stops serving `model` once the requests it holds are answered. FAILED_PRECONDITION unless
-  // the control mode is "explicit"; NOT_FOUND if it is not loaded.
+  // the control mode is "explicit". A model that is not loaded is OK, as in Triton.
   absl::Status Unload(const std::string& model);
 
   // The config a served model was loaded with; NOT_FOUND if `model` is not loaded.
@@ -128,6 +131,8 @@ class ModelRepository {
   ModelRepository(const Options& options, ModelRegistry* registry, ServerMetrics* metrics,
                   Clock* clock);
 
+  // FAILED_PRECONDITION unless the control mode is "explicit".
+  absl::Status CheckExplicitControl() const;
   // Loads `model` (a checked folder name) and records the outcome. REQUIRES: load_mu_ held.
   absl::Status LoadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
   absl::Status UnloadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);

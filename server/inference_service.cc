@@ -62,6 +62,13 @@ void ResolveVariableOutputShapes(inference::ModelInferResponse& response) {
   }
 }
 
+// Triton's text for model control that is not enabled, with why.
+absl::Status NoRepositoryToControl() {
+  return absl::FailedPreconditionError(
+      "explicit model load / unload is not allowed if polling is enabled (coalesce: model "
+      "control needs --model_repository; it serves the built-in demo model)");
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -131,12 +138,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  // As Triton's released servers answer (and its client's is_model_ready() expects): a model
+  // that is unknown, not loaded, unloaded or failed to load, or a version that is not served,
+  // is "not ready", not an error.
   auto model = registry_->Find(request->name(), request->version());
-  // A model the repository knows but could not load is not ready; that is an answer, not an
-  // error. An unknown name or version is NOT_FOUND.
-  if (!model.ok() && model.status().code() != absl::StatusCode::kUnavailable) {
-    return FinishNow(context, model.status());
-  }
   response->set_ready(model.ok() && ready());
   return FinishNow(context, absl::OkStatus());
 }
@@ -364,9 +369,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
     return FinishNow(context, s);
   }
   if (repository_ == nullptr) {
-    return FinishNow(context, absl::FailedPreconditionError(
-                                  "model control needs --model_repository (serving the "
-                                  "built-in demo model)"));
+    return FinishNow(context, NoRepositoryToControl());
   }
   if (!request->parameters().empty()) {
     return FinishNow(context, absl::UnimplementedError(
@@ -391,9 +394,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
     return FinishNow(context, s);
   }
   if (repository_ == nullptr) {
-    return FinishNow(context, absl::FailedPreconditionError(
-                                  "model control needs --model_repository (serving the "
-                                  "built-in demo model)"));
+    return FinishNow(context, NoRepositoryToControl());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunInBackground([this, reactor, name = request->model_name()] {

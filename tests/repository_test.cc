@@ -318,7 +318,11 @@ TEST_F(RepositoryTest, BrokenModelsAreUnavailableWithTheirReasonWhileOthersServe
   ModelInferResponse response;
   grpc::Status status = Infer(ScaleRequest("broken", 1), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_NE(status.error_message().find("not available"), std::string::npos);
+  EXPECT_EQ(status.error_message().rfind("Request for unknown model: 'broken' has no available "
+                                        "versions (load failed for model 'broken': ",
+                                        0),
+            0u)
+      << status.error_message();
   ASSERT_TRUE(Infer(ScaleRequest("scale", 3), &response).ok());
   EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{3, -3}));
 }
