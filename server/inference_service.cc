@@ -12,6 +12,7 @@
 #include "core/request_validator.h"
 #include "core/scheduling.h"
 #include "server/proto_conversions.h"
+#include "server/protocol_extensions.h"
 #include "server/stream_infer_reactor.h"
 #include "spdlog/spdlog.h"
 
@@ -152,9 +153,8 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_name(kServerName);
   response->set_version(kServerVersion);
-  for (const char* extension : {"model_repository", "model_configuration", "statistics",
-                                "schedule_policy", "model_repository(unload_dependents)"}) {
-    response->add_extensions(extension);
+  for (const ProtocolExtension& extension : ImplementedExtensions()) {
+    response->add_extensions(extension.name);
   }
   return FinishNow(context, absl::OkStatus());
 }
