@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/model_config.h"
+#include "core/model_config_override.h"
 
 namespace coalesce {
 namespace fs = std::filesystem;
@@ -183,10 +184,10 @@ absl::Status ModelRepository::CheckExplicitControl() const {
       options_.control_mode, "')"));
 }
 
-absl::Status ModelRepository::Load(const std::string& model) {
+absl::Status ModelRepository::Load(const std::string& model, const LoadOverrides& overrides) {
   if (absl::Status s = CheckExplicitControl(); !s.ok()) return s;
   absl::MutexLock lock(&load_mu_);
-  return LoadLocked(model);
+  return LoadLocked(model, overrides);
 }
 
 absl::Status ModelRepository::Unload(const std::string& model) {
@@ -204,7 +205,61 @@ absl::StatusOr<inference::ModelConfig> ModelRepository::Config(const std::string
   return it->second.config;
 }
 
-absl::Status ModelRepository::LoadLocked(const std::string& model) {
+absl::Status ModelRepository::ResolveOverrides(const std::string& model,
+                                              const LoadOverrides& overrides, std::string* dir,
+                                              std::optional<std::string>* config_text,
+                                              std::shared_ptr<OverrideModelFolder>* folder) {
+  const fs::path repository_dir = fs::path(options_.root) / model;
+  *dir = repository_dir.string();
+  std::error_code ec;
+  if (!overrides.files.empty()) {
+    // As Triton: the files are the whole model folder, so the config must come with them.
+    if (!overrides.config_json.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          PollFailure(model), "file parameters ('file:", overrides.files.front().first,
+          "', ...) need the 'config' parameter: the config of the model they make up"));
+    }
+    absl::StatusOr<inference::ModelConfig> config =
+        OverrideModelConfig(*overrides.config_json, nullptr);
+    if (!config.ok()) return WithPrefix(PollFailure(model), config.status());
+    absl::StatusOr<std::unique_ptr<OverrideModelFolder>> written = OverrideModelFolder::Create(
+        options_.override_files, ModelConfigToText(*config), overrides.files);
+    if (!written.ok()) return WithPrefix(PollFailure(model), written.status());
+    *folder = *std::move(written);
+    *dir = (*folder)->path();
+    return absl::OkStatus();
+  }
+  if (!fs::is_directory(repository_dir, ec)) {
+    return absl::NotFoundError(absl::StrCat(PollFailure(model), "no folder '", model,
+                                            "' in repository '", name_, "'"));
+  }
+  // A symbolic link may not lead out of the repository.
+  fs::path real = fs::canonical(repository_dir, ec);
+  std::string root_prefix = options_.root + "/";
+  if (ec || real.string().compare(0, root_prefix.size(), root_prefix) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        PollFailure(model), "model folder '", model, "' leads outside the repository"));
+  }
+  if (!overrides.config_json.has_value()) return absl::OkStatus();
+  // The JSON applies over the folder's config, which must itself be valid.
+  std::optional<inference::ModelConfig> base;
+  if (absl::StatusOr<std::string> text = ReadFile(repository_dir / kConfigFile); text.ok()) {
+    absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(PollFailure(model), model, "/", kConfigFile,
+                                                     ": ", parsed.status().message()));
+    }
+    base = std::move(parsed->config);
+  }
+  absl::StatusOr<inference::ModelConfig> config =
+      OverrideModelConfig(*overrides.config_json, base ? &*base : nullptr);
+  if (!config.ok()) return WithPrefix(PollFailure(model), config.status());
+  *config_text = ModelConfigToText(*config);
+  return absl::OkStatus();
+}
+
+absl::Status ModelRepository::LoadLocked(const std::string& model,
+                                         const LoadOverrides& overrides) {
   if (model.empty()) {
     return absl::InvalidArgumentError(
         "Model name cannot be empty. Please enter a valid name to deploy.");
@@ -215,23 +270,16 @@ absl::Status ModelRepository::LoadLocked(const std::string& model) {
         "', model name must not contain path traversal characters (a model is a folder directly "
         "in the repository: no '/' or '\\', not starting with '.')"));
   }
-  std::error_code ec;
-  fs::path dir = fs::path(options_.root) / model;
-  if (!fs::is_directory(dir, ec)) {
-    return absl::NotFoundError(absl::StrCat(PollFailure(model), "no folder '", model,
-                                            "' in repository '", name_, "'"));
-  }
-  // A symbolic link may not lead out of the repository.
-  fs::path real = fs::canonical(dir, ec);
-  std::string root_prefix = options_.root + "/";
-  if (ec || real.string().compare(0, root_prefix.size(), root_prefix) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        PollFailure(model), "model folder '", model, "' leads outside the repository"));
+  std::string dir;
+  std::optional<std::string> config_text;
+  std::shared_ptr<OverrideModelFolder> folder;
+  if (absl::Status s = ResolveOverrides(model, overrides, &dir, &config_text, &folder); !s.ok()) {
+    return s;
   }
   inference::ModelConfig config;
   std::string fingerprint;
   absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> built =
-      Build(model, &config, &fingerprint);
+      Build(model, dir, config_text, &config, &fingerprint);
   if (!built.ok()) {
     absl::MutexLock lock(&mu_);
     ModelState& state = states_[model];
@@ -247,6 +295,9 @@ absl::Status ModelRepository::LoadLocked(const std::string& model) {
   std::vector<std::string> versions;
   for (const auto& served : *built) versions.push_back(served->metadata().version);
   if (absl::Status s = registry_->Replace(model, *std::move(built)); !s.ok()) return s;
+  // The versions served from a previous folder have retired (Replace() returned), so it can
+  // go; it is removed here, after the lock.
+  std::shared_ptr<OverrideModelFolder> previous;
   absl::MutexLock lock(&mu_);
   ModelState& state = states_[model];
   state.state = "READY";
@@ -254,24 +305,32 @@ absl::Status ModelRepository::LoadLocked(const std::string& model) {
   state.versions = std::move(versions);
   state.config = std::move(config);
   state.fingerprint = std::move(fingerprint);
+  previous = std::exchange(state.folder, std::move(folder));
   return absl::OkStatus();
 }
 
 absl::Status ModelRepository::UnloadLocked(const std::string& model) {
+  // Outlives the versions served from it, which Replace() retires.
+  std::shared_ptr<OverrideModelFolder> folder;
   {
     absl::MutexLock lock(&mu_);
     // As in Triton, unloading a model that is not loaded succeeds: the goal state holds.
     auto it = states_.find(model);
     if (it == states_.end()) return absl::OkStatus();
+    folder = std::move(it->second.folder);
     states_.erase(it);
   }
   return registry_->Replace(model, {});
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build(
-    const std::string& model, inference::ModelConfig* config, std::string* fingerprint) {
-  const fs::path dir = fs::path(options_.root) / model;
-  absl::StatusOr<std::string> text = ReadFile(dir / kConfigFile);
+    const std::string& model, const std::string& folder,
+    const std::optional<std::string>& config_text, inference::ModelConfig* config,
+    std::string* fingerprint) {
+  const fs::path dir(folder);
+  absl::StatusOr<std::string> text = config_text.has_value()
+                                         ? absl::StatusOr<std::string>(*config_text)
+                                         : ReadFile(dir / kConfigFile);
   *fingerprint = Fingerprint(dir, text.ok() ? *text : "");
   if (!text.ok()) {
     return absl::NotFoundError(

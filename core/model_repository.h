@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/model_registry.h"
+#include "core/override_model_folder.h"
 #include "core/served_model.h"
 #include "proto/model_config.pb.h"
 
@@ -70,6 +72,19 @@ class ModelRepository {
     // Settings of a model whose config does not say (from the server's flags).
     ServedModel::Options model_defaults;
     BackendFactory backend_factory;
+    // Where and how much a load that brings its own files (LoadOverrides::files) may write.
+    OverrideModelFolder::Options override_files;
+  };
+
+  // What a load request changes about the model it loads (Triton's load parameters).
+  struct LoadOverrides {
+    // "config": a JSON ModelConfig applied over the model's config.pbtxt for this load (see
+    // OverrideModelConfig()); with `files`, the whole config.
+    std::optional<std::string> config_json;
+    // "file:<path>": the model folder's files (e.g. {"1/model.pt", bytes}); the model is then
+    // loaded from them, in a private temporary folder, instead of the repository's folder.
+    // Needs `config_json`.
+    std::vector<OverrideModelFolder::File> files;
   };
 
   // A model (and version) as RepositoryIndex lists it.
@@ -105,7 +120,10 @@ class ModelRepository {
   // for the stage that failed: "failed to load 'NAME', failed to poll from model repository"
   // (folder, config), "failed to load 'NAME', no version is available", "load failed for model
   // 'NAME'" (the backend).
-  absl::Status Load(const std::string& model);
+  // With `overrides`, the model loads with that config and/or from those files, until the
+  // next load without them. INVALID_ARGUMENT for files without a config, a config that is not
+  // JSON of a ModelConfig, or files that OverrideModelFolder refuses.
+  absl::Status Load(const std::string& model, const LoadOverrides& overrides = {});
   // Stops serving `model` once the requests it holds are answered. FAILED_PRECONDITION unless
   // the control mode is "explicit". A model that is not loaded is OK, as in Triton.
   absl::Status Unload(const std::string& model);
@@ -126,6 +144,8 @@ class ModelRepository {
     // What PollOnce() compares to notice a change: the config's text and the version folders'
     // and files' modification times.
     std::string fingerprint;
+    // The folder of files the load brought, if it brought any; kept while the model is served.
+    std::shared_ptr<OverrideModelFolder> folder;
   };
 
   ModelRepository(const Options& options, ModelRegistry* registry, ServerMetrics* metrics,
@@ -134,12 +154,20 @@ class ModelRepository {
   // FAILED_PRECONDITION unless the control mode is "explicit".
   absl::Status CheckExplicitControl() const;
   // Loads `model` (a checked folder name) and records the outcome. REQUIRES: load_mu_ held.
-  absl::Status LoadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  absl::Status LoadLocked(const std::string& model, const LoadOverrides& overrides = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
   absl::Status UnloadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
-  // Reads config and model files and builds every selected version.
-  absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> Build(const std::string& model,
-                                                                  inference::ModelConfig* config,
-                                                                  std::string* fingerprint);
+  // Reads config (`config_text` if given, else `dir`/config.pbtxt) and model files from `dir`
+  // and builds every selected version.
+  absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> Build(
+      const std::string& model, const std::string& dir,
+      const std::optional<std::string>& config_text, inference::ModelConfig* config,
+      std::string* fingerprint);
+  // Where `model` loads from with `overrides`: the repository's folder or a folder of the
+  // request's files (then set in `folder`), and the config text when the request changes it.
+  absl::Status ResolveOverrides(const std::string& model, const LoadOverrides& overrides,
+                                std::string* dir, std::optional<std::string>* config_text,
+                                std::shared_ptr<OverrideModelFolder>* folder);
   void PollLoop();
 
   const Options options_;

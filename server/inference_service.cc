@@ -11,6 +11,7 @@
 #include "core/model_config.h"
 #include "core/request_validator.h"
 #include "core/scheduling.h"
+#include "server/load_parameters.h"
 #include "server/proto_conversions.h"
 #include "server/protocol_extensions.h"
 #include "server/stream_infer_reactor.h"
@@ -371,15 +372,14 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   if (repository_ == nullptr) {
     return FinishNow(context, NoRepositoryToControl());
   }
-  if (!request->parameters().empty()) {
-    return FinishNow(context, absl::UnimplementedError(
-                                  "RepositoryModelLoad parameters (config override, files) are "
-                                  "not supported; change the repository on disk instead"));
-  }
+  absl::StatusOr<ModelRepository::LoadOverrides> overrides =
+      LoadOverridesFromParameters(request->parameters());
+  if (!overrides.ok()) return FinishNow(context, overrides.status());
   // Loading runs dry runs and profiles: it can take seconds, so it runs off gRPC's threads.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RunInBackground([this, reactor, name = request->model_name()] {
-    absl::Status s = repository_->Load(name);
+  RunInBackground([this, reactor, name = request->model_name(),
+                   overrides = *std::move(overrides)] {
+    absl::Status s = repository_->Load(name, overrides);
     spdlog::info("RepositoryModelLoad '{}': {}", name, s.ok() ? "loaded" : s.ToString());
     reactor->Finish(ToGrpcStatus(s));
   });

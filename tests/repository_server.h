@@ -52,9 +52,11 @@ inline absl::Status WriteRepositoryModel(const std::filesystem::path& root,
 }
 
 // Serves the repository at `root` in `mode` ("none", "explicit", "poll"), loading `startup`.
+// `override_files` bounds loads that bring files.
 inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
     const std::filesystem::path& root, const std::string& mode,
-    std::vector<std::string> startup = {"*"}) {
+    std::vector<std::string> startup = {"*"},
+    const OverrideModelFolder::Options& override_files = {}) {
   auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
   auto registry = std::make_unique<ModelRegistry>();
   ModelRepository::Options options;
@@ -65,6 +67,7 @@ inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
   TorchBackend::Options torch;
   torch.device = "cpu";
   options.backend_factory = TorchBackendFactory(torch);
+  options.override_files = override_files;
   auto repository = ModelRepository::Create(options, registry.get(), metrics.get(), Clock::Real());
   if (!repository.ok()) return repository.status();
   Server::Options server_options;
@@ -91,8 +94,9 @@ class RepositoryServerTest : public testing::Test {
     std::filesystem::remove_all(root_);
   }
 
-  void Start(const std::string& mode, std::vector<std::string> startup) {
-    auto server = StartRepositoryServer(root_, mode, std::move(startup));
+  void Start(const std::string& mode, std::vector<std::string> startup,
+             const OverrideModelFolder::Options& override_files = {}) {
+    auto server = StartRepositoryServer(root_, mode, std::move(startup), override_files);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
