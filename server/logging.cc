@@ -3,9 +3,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "server/json_log_formatter.h"
-#include "spdlog/sinks/stdout_sinks.h"
-#include "spdlog/spdlog.h"
+#include "server/log_control.h"
 
 namespace coalesce {
 namespace {
@@ -32,15 +30,12 @@ absl::Status ValidateLogFormat(absl::string_view format) {
 absl::Status ConfigureLogging(const LoggingOptions& options) {
   if (absl::Status s = ValidateLogLevel(options.level); !s.ok()) return s;
   if (absl::Status s = ValidateLogFormat(options.format); !s.ok()) return s;
-  if (options.format == "json") {
-    auto sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    sink->set_formatter(std::make_unique<JsonLogFormatter>());
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("coalesce", std::move(sink)));
+  LogSettings settings;
+  if (absl::Status s = LogSettingsFromFlags(options.level, options.format, &settings); !s.ok()) {
+    return s;
   }
-  spdlog::set_level(spdlog::level::from_str(options.level));
-  // Lifecycle lines are rare and matter most just before a crash or a kill: write each at once.
-  spdlog::default_logger()->flush_on(spdlog::level::info);
-  return absl::OkStatus();
+  // LogControl owns spdlog's default logger from here on, so that LogSettings can change it.
+  return LogControl::Global().Apply(settings);
 }
 
 }  // namespace coalesce

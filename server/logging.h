@@ -21,8 +21,10 @@ struct LoggingOptions {
 absl::Status ValidateLogLevel(absl::string_view level);
 absl::Status ValidateLogFormat(absl::string_view format);
 
-// Validates `options`, then replaces spdlog's default logger accordingly. Call once at start-up,
-// before other threads log (spdlog's default logger is not swapped atomically with its use).
+// Validates `options`, then makes LogControl::Global() (which owns spdlog's default logger)
+// log accordingly. Call once at start-up, before other threads log (spdlog's default logger is
+// not swapped atomically with its use). --log_level=critical shows error lines too (the
+// logging extension switches errors and critical lines together).
 absl::Status ConfigureLogging(const LoggingOptions& options);
 
 }  // namespace coalesce

@@ -10,6 +10,7 @@ const std::vector<ProtocolExtension>& ImplementedExtensions() {
       {"model_configuration", {"ModelConfig"}},
       {"statistics", {"ModelStatistics"}},
       {"schedule_policy", {}},
+      {"logging", {"LogSettings"}},
       // Shared memory: "system_shared_memory" {SystemSharedMemoryStatus, ...Register,
       // ...Unregister} and "cuda_shared_memory" {CudaSharedMemory...} go here once
       // server/shared_memory_rpcs.cc implements them.

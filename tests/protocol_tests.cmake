@@ -3,6 +3,7 @@
 # extensions. Real servers over loopback with small TorchScript models written by the tests.
 add_executable(protocol_tests
   ${CMAKE_CURRENT_LIST_DIR}/load_parameters_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/log_settings_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/model_control_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/protocol_extensions_test.cc)
 target_link_libraries(protocol_tests PRIVATE coalesce_server_lib coalesce_torch_factory
