@@ -373,6 +373,7 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   // Each answer serialises its response on the answering thread: split like the scatter.
   const int64_t answer_bytes =
       status.ok() ? std::accumulate(output_bytes.begin(), output_bytes.end(), int64_t{0}) : 0;
+  for (const auto& request : batch.requests) request->TraceCompute(start, scatter_start);
   ForEachRequest(batch, answer_bytes, [&](size_t j) { batch.requests[j]->Finish(status); });
   if (!options_.pool_staging) {
     // Unpooled: this batch's memory goes now, and the next batch allocates its own.

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/request_trace.h"
 
 namespace coalesce {
 
@@ -53,6 +54,9 @@ class InferRequest {
     // Set (by the RPC layer, from any thread) when the client cancels; may be null. Must
     // outlive the request.
     const std::atomic<bool>* cancelled = nullptr;
+    // Where to stamp the request's stages when it is traced; null (the rule) when it is not.
+    // Must outlive the request.
+    RequestTrace* trace = nullptr;
   };
 
   InferRequest(Options options, DoneCallback done);
@@ -73,6 +77,14 @@ class InferRequest {
   bool SameShapeAs(const InferRequest& other) const {
     return options_.input_dims == other.options_.input_dims;
   }
+  // Stamps the compute stage of a traced request; a pointer check for the others.
+  void TraceCompute(absl::Time start, absl::Time end) {
+    if (options_.trace == nullptr) return;
+    options_.trace->compute_start = start;
+    options_.trace->compute_end = end;
+  }
+  // Traces the request into `trace` (see Options::trace).
+  void set_trace(RequestTrace* trace) { options_.trace = trace; }
   // Null when the client did not ask for output `i`.
   std::string* output(int i) const { return options_.outputs[i]; }
 

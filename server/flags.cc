@@ -85,6 +85,9 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error, crit
 ABSL_FLAG(std::string, log_format, "text",
           "text: human-readable lines. json: one JSON object per line (time, level, logger, "
           "msg) for log collectors.");
+ABSL_FLAG(std::string, trace_file, "",
+          "File that request traces are appended to, one JSON line each, once TraceSetting turns "
+          "tracing on (Triton's trace extension). Empty: tracing cannot be turned on.");
 ABSL_FLAG(std::string, grpc_tls_cert, "",
           "PEM certificate chain of the gRPC endpoint. With --grpc_tls_key, serves TLS only.");
 ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key of --grpc_tls_cert.");
@@ -287,6 +290,7 @@ absl::StatusOr<Server::Options> ServerOptionsFromFlags() {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_mib) << 20;
   options.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
+  options.trace.file = absl::GetFlag(FLAGS_trace_file);
   absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();
   if (!tls.ok()) return tls.status();
   options.tls = *std::move(tls);

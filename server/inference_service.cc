@@ -211,10 +211,20 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
   // Held until Submit() returns: the registry does not retire a model somebody holds.
   std::shared_ptr<ServedModel> model = *std::move(found);
   ServedModel* served = model.get();
+  // Null unless this request is sampled for tracing.
+  std::unique_ptr<RequestTracer::Trace> trace =
+      tracer_ != nullptr ? tracer_->Sample(served->metadata().name) : nullptr;
+  RequestTrace* stages = trace != nullptr ? &trace->stages : nullptr;
+  if (stages != nullptr) stages->request_start = arrival;
   // Answers the call once, recording its outcome; `deadline` is InfiniteFuture() if none.
-  auto answer = [served, arrival, clock = clock_, done = std::move(done),
-                 id = request.id()](absl::Status s, absl::Time deadline, int64_t rows) mutable {
+  auto answer = [served, arrival, clock = clock_, done = std::move(done), id = request.id(),
+                 tracer = tracer_, trace = std::move(trace)](absl::Status s, absl::Time deadline,
+                                                             int64_t rows) mutable {
     const absl::Time now = clock->Now();
+    if (trace != nullptr) {
+      trace->stages.request_end = now;
+      tracer->Write(*trace, served->metadata().name, served->metadata().version, id);
+    }
     const absl::Duration latency = now - arrival;
     absl::Duration slack =
         deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - now;
@@ -241,6 +251,10 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     if (s.ok() && variable) ResolveVariableOutputShapes(*response);
     answer(std::move(s), deadline, rows);
   });
+  if (stages != nullptr) {
+    (*infer)->set_trace(stages);
+    stages->queue_start = clock_->Now();
+  }
   // Ownership passes to the model iff Submit() succeeds; otherwise answer through the request.
   if (absl::Status status = served->Submit(*infer); !status.ok()) (*infer)->Finish(status);
 }

@@ -16,6 +16,7 @@
 #include "core/model_registry.h"
 #include "core/model_repository.h"
 #include "proto/inference.grpc.pb.h"
+#include "server/request_tracer.h"
 
 namespace coalesce {
 
@@ -44,6 +45,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
   // Checks every call of this service with `authorizer` (none by default). Call before serving.
   void set_authorizer(Authorizer authorizer) { authorizer_ = std::move(authorizer); }
+  // Samples requests into `tracer` (TraceSetting); none by default, and then TraceSetting is
+  // refused. Must outlive the service. Call before serving.
+  void set_tracer(RequestTracer* tracer) { tracer_ = tracer; }
 
   // Readiness: while false, ServerReady and ModelReady say no and ModelInfer answers
   // UNAVAILABLE (used while draining at shutdown).
@@ -150,6 +154,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   Clock* const clock_;
   std::atomic<bool> ready_{false};
   Authorizer authorizer_;
+  RequestTracer* tracer_ = nullptr;
   // A thread of RunInBackground() and whether its work is done (then it is joined on the next
   // call, so that finished threads do not pile up over a long life).
   struct Background {

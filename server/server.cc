@@ -40,14 +40,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                    absl::FormatDuration(options.shutdown_delay)));
   }
 
+  absl::StatusOr<std::unique_ptr<RequestTracer>> tracer = RequestTracer::Create(options.trace);
+  if (!tracer.ok()) return tracer.status();
+
   std::unique_ptr<Server> server(new Server());
   server->shutdown_delay_ = options.shutdown_delay;
+  server->tracer_ = *std::move(tracer);
   server->metrics_ = std::move(metrics);
   server->registry_ = std::move(registry);
   server->repository_ = std::move(repository);
   server->service_ = std::make_unique<InferenceService>(server->registry_.get(),
                                                         server->repository_.get(), clock);
   if (options.authorizer) server->service_->set_authorizer(options.authorizer);
+  server->service_->set_tracer(server->tracer_.get());
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),

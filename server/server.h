@@ -15,6 +15,7 @@
 #include "server/in_flight_calls.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
+#include "server/request_tracer.h"
 #include "server/tls.h"
 
 namespace coalesce {
@@ -44,6 +45,9 @@ class Server {
     // listener closes. Calls in that window get UNAVAILABLE ("server is shutting down") from the
     // service; in-flight calls keep running. Zero (the default) closes the listener at once.
     absl::Duration shutdown_delay = absl::ZeroDuration();
+    // Request tracing (TraceSetting): the trace file, writable at start, and the settings at
+    // start (off by default). No file: tracing cannot be turned on.
+    RequestTracer::Options trace;
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
@@ -78,6 +82,8 @@ class Server {
   std::unique_ptr<ModelRegistry> registry_;
   // Loads into registry_; destroyed first.
   std::unique_ptr<ModelRepository> repository_;
+  // Outlives service_, which writes traces into it.
+  std::unique_ptr<RequestTracer> tracer_;
   std::unique_ptr<InferenceService> service_;
   // Counts the service's calls for the drain; outlives grpc_server_, whose calls it counts.
   std::unique_ptr<InFlightCalls> in_flight_;

@@ -5,7 +5,8 @@ add_executable(protocol_tests
   ${CMAKE_CURRENT_LIST_DIR}/load_parameters_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/log_settings_test.cc
   ${CMAKE_CURRENT_LIST_DIR}/model_control_test.cc
-  ${CMAKE_CURRENT_LIST_DIR}/protocol_extensions_test.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/protocol_extensions_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/trace_setting_test.cc)
 target_link_libraries(protocol_tests PRIVATE coalesce_server_lib coalesce_torch_factory
   coalesce_test_torchscript GTest::gtest_main)
 gtest_discover_tests(protocol_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
