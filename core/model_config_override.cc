@@ -42,8 +42,8 @@ absl::StatusOr<inference::ModelConfig> OverrideModelConfig(absl::string_view jso
   inference::ModelConfig given = named;
   for (int f = 0; f < descriptor->field_count(); ++f) {
     const FieldDescriptor* field = descriptor->field(f);
-    const bool present = keys.fields().count(field->name()) > 0 ||
-                         keys.fields().count(field->json_name()) > 0;
+    const bool present =
+        keys.fields().count(field->name()) > 0 || keys.fields().count(field->json_name()) > 0;
     // Clearing in `merged` what the JSON names, and in `given` what it does not, makes MergeFrom
     // a per-field replacement.
     reflection->ClearField(present ? &merged : &given, field);

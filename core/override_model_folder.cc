@@ -58,8 +58,8 @@ absl::Status MakeParents(const std::string& root, const std::string& relative) {
     if (::mkdir(dir.c_str(), 0700) == 0) continue;
     struct stat st;
     if (errno == EEXIST && ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file parameter 'file:", relative, "': '", parts[i], "' is a file, not a folder"));
+    return absl::InvalidArgumentError(absl::StrCat("file parameter 'file:", relative, "': '",
+                                                   parts[i], "' is a file, not a folder"));
   }
   return absl::OkStatus();
 }
@@ -68,9 +68,9 @@ absl::Status MakeParents(const std::string& root, const std::string& relative) {
 
 absl::Status CheckOverrideFilePath(const std::string& path) {
   auto refuse = [&path](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file parameter 'file:", path, "' must be a relative path inside the model folder (",
-        why, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("file parameter 'file:", path,
+                     "' must be a relative path inside the model folder (", why, ")"));
   };
   if (path.empty()) return refuse("it is empty");
   if (path.size() > kMaxPathBytes) {
@@ -87,8 +87,8 @@ absl::Status CheckOverrideFilePath(const std::string& path) {
     if (part.empty()) return refuse("an empty component");
     if (part == "." || part == "..") return refuse(absl::StrCat("a '", part, "' component"));
     if (part.size() > kMaxComponentBytes) {
-      return refuse(absl::StrCat("a component of ", part.size(), " bytes; at most ",
-                                 kMaxComponentBytes));
+      return refuse(
+          absl::StrCat("a component of ", part.size(), " bytes; at most ", kMaxComponentBytes));
     }
   }
   return absl::OkStatus();
@@ -97,8 +97,8 @@ absl::Status CheckOverrideFilePath(const std::string& path) {
 absl::StatusOr<std::unique_ptr<OverrideModelFolder>> OverrideModelFolder::Create(
     const Options& options, const std::string& config_text, const std::vector<File>& files) {
   if (static_cast<int64_t>(files.size()) > options.max_files) {
-    return absl::InvalidArgumentError(absl::StrCat("a load may bring at most ", options.max_files,
-                                                   " files, got ", files.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("a load may bring at most ", options.max_files, " files, got ", files.size()));
   }
   int64_t total = 0;
   std::set<std::string> seen;
@@ -122,9 +122,8 @@ absl::StatusOr<std::unique_ptr<OverrideModelFolder>> OverrideModelFolder::Create
     total += size;
   }
   if (total > options.max_total_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("the load's files hold ", total,
-                                                   " bytes; at most ", options.max_total_bytes,
-                                                   " in all"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the load's files hold ", total, " bytes; at most ", options.max_total_bytes, " in all"));
   }
 
   std::string parent = options.parent;

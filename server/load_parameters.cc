@@ -35,9 +35,9 @@ absl::StatusOr<ModelRepository::LoadOverrides> LoadOverridesFromParameters(
     const auto choice = parameter.parameter_choice_case();
     if (name == "config") {
       if (choice != inference::ModelRepositoryParameter::kStringParam) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Config parameter 'config' must have string type for its value, got ",
-            TypeName(parameter)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Config parameter 'config' must have string type for its value, got ",
+                         TypeName(parameter)));
       }
       overrides.config_json = parameter.string_param();
     } else if (absl::StartsWith(name, kFilePrefix)) {
@@ -48,9 +48,9 @@ absl::StatusOr<ModelRepository::LoadOverrides> LoadOverridesFromParameters(
       }
       overrides.files.emplace_back(name.substr(sizeof(kFilePrefix) - 1), parameter.bytes_param());
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("Unrecognized load parameter '", name,
-                                                     "' with type '", TypeName(parameter),
-                                                     "' (coalesce takes 'config' and 'file:<path>')"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Unrecognized load parameter '", name, "' with type '", TypeName(parameter),
+                       "' (coalesce takes 'config' and 'file:<path>')"));
     }
   }
   // The map's order is unspecified; a fixed order makes errors and writes reproducible.

@@ -99,9 +99,9 @@ LogSettings LogControl::Get() const {
 
 absl::Status LogControl::Apply(const LogSettings& settings) {
   if (settings.format != "default" && settings.format != "ISO8601" && settings.format != "json") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid argument for log_format, got: '", settings.format,
-        "' (expected default, ISO8601 or json)"));
+    return absl::InvalidArgumentError(absl::StrCat("invalid argument for log_format, got: '",
+                                                   settings.format,
+                                                   "' (expected default, ISO8601 or json)"));
   }
   absl::MutexLock lock(&mu_);
   if (settings.format != settings_.format) sink_->set_formatter(FormatterFor(settings.format));
@@ -119,8 +119,8 @@ absl::Status LogSettingsFromFlags(absl::string_view level, absl::string_view for
   } else if (format == "json" || format == "ISO8601") {
     result.format = std::string(format);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--log_format must be text, json or ISO8601, got '", format, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_format must be text, json or ISO8601, got '", format, "'"));
   }
   if (level == "trace") {
     result.verbose_level = 2;
@@ -135,8 +135,7 @@ absl::Status LogSettingsFromFlags(absl::string_view level, absl::string_view for
     result.info = result.warning = result.error = false;
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--log_level must be trace, debug, info, warn, error, critical or off, got '", level,
-        "'"));
+        "--log_level must be trace, debug, info, warn, error, critical or off, got '", level, "'"));
   }
   *settings = std::move(result);
   return absl::OkStatus();

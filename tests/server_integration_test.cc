@@ -218,7 +218,8 @@ TEST_F(ServerIntegrationTest, UnknownModelOrVersionIsNotFoundInTritonsWords) {
   ModelInferResponse response;
   grpc::Status status = Infer(request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(status.error_message(), "Request for unknown model: 'nope' is not found (serving: demo)");
+  EXPECT_EQ(status.error_message(),
+            "Request for unknown model: 'nope' is not found (serving: demo)");
 
   request.set_model_name("demo");
   request.set_model_version("7");
