@@ -114,24 +114,28 @@ absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& c
   metadata.version = std::string(version);
   metadata.platform = "pytorch_libtorch";
   metadata.max_batch_size = config.max_batch_size();
-  auto convert = [&](absl::string_view kind, const std::string& name, inference::DataType type,
-                     const google::protobuf::RepeatedField<int64_t>& dims,
+  auto convert = [&](absl::string_view kind, const auto& tensor,
                      std::vector<TensorSpec>& specs) -> absl::Status {
-    if (!IsServableConfigDataType(type)) {
-      return Invalid(config.name(), absl::StrCat(kind, " '", name, "' data_type: ",
-                                                 DataTypeLabel(type), " is not servable"));
+    if (!IsServableConfigDataType(tensor.data_type())) {
+      return Invalid(config.name(),
+                     absl::StrCat(kind, " '", tensor.name(), "' data_type: ",
+                                  DataTypeLabel(tensor.data_type()), " is not servable"));
     }
-    specs.push_back({name, *DataTypeFromConfig(type), {dims.begin(), dims.end()}});
+    TensorSpec spec;
+    spec.name = tensor.name();
+    spec.dtype = *DataTypeFromConfig(tensor.data_type());
+    spec.dims.assign(tensor.dims().begin(), tensor.dims().end());
+    if (tensor.has_reshape()) {
+      spec.reshape.emplace(tensor.reshape().shape().begin(), tensor.reshape().shape().end());
+    }
+    specs.push_back(std::move(spec));
     return absl::OkStatus();
   };
   for (const inference::ModelInput& in : config.input()) {
-    absl::Status status = convert("input", in.name(), in.data_type(), in.dims(), metadata.inputs);
-    if (!status.ok()) return status;
+    if (absl::Status s = convert("input", in, metadata.inputs); !s.ok()) return s;
   }
   for (const inference::ModelOutput& out : config.output()) {
-    absl::Status status =
-        convert("output", out.name(), out.data_type(), out.dims(), metadata.outputs);
-    if (!status.ok()) return status;
+    if (absl::Status s = convert("output", out, metadata.outputs); !s.ok()) return s;
   }
   return metadata;
 }

@@ -42,7 +42,11 @@ struct ParsedModelConfig {
 //  - max_batch_size < 0; no input or no output; an empty or repeated tensor name;
 //  - a data type coalesce cannot serve (STRING, UINT16/32/64, INVALID, an unknown number);
 //  - dims empty, or a dim that is neither >= 1 nor -1, or a fixed row too large to address;
-//  - reshape, is_shape_tensor, batch_input/batch_output, sequence_batching, ensemble_scheduling,
+//  - a reshape that breaks Triton's rules (a dim neither >= 1 nor -1; a different number of -1s
+//    than dims; fixed dims before, between or after the -1s holding a different number of
+//    elements than those of dims, which for fully fixed shapes is a different element count;
+//    an empty reshape for max_batch_size 0), naming the tensor and both shapes;
+//  - is_shape_tensor, batch_input/batch_output, sequence_batching, ensemble_scheduling,
 //    a decoupled transaction policy, KIND_MODEL, a passive group, mixed CPU/GPU groups: fields
 //    whose meaning coalesce cannot honour, so ignoring them would misread the model;
 //  - dynamic_batching values out of range (preferred sizes outside 1..max_batch_size, a default
@@ -57,7 +61,10 @@ absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                    absl::string_view model_dir_name);
 
 // The served model's metadata for `version`: name, version, platform "pytorch_libtorch",
-// max_batch_size, and inputs/outputs in config order with dtypes mapped and dims copied.
+// max_batch_size, and inputs/outputs in config order with dtypes mapped and dims and reshape
+// copied. A reshape is what the model sees (TensorSpec::reshape), as in Triton: clients see
+// `dims` (metadata, validation, response shapes), the model takes each input in its reshape
+// (after the batch dimension when max_batch_size > 0) and returns each output in its reshape.
 // INVALID_ARGUMENT, naming the tensor, for a data type coalesce cannot serve.
 absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& config,
                                                  absl::string_view version);

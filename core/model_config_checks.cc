@@ -56,6 +56,20 @@ constexpr IgnoredField kRefusedFields[] = {
     {"ensemble_scheduling", "coalesce serves single TorchScript models, not ensembles"},
 };
 
+// The element counts of the runs of fixed dims that the -1s of `shape` separate: [2, 4, -1, 6]
+// gives {8, 6}, [] gives {1}. A count past kMaxRowBytes is held at kMaxRowBytes + 1 (no
+// overflow; such a run never matches a valid dims' run).
+std::vector<int64_t> FixedRuns(const google::protobuf::RepeatedField<int64_t>& shape) {
+  std::vector<int64_t> runs = {1};
+  for (int64_t dim : shape) {
+    if (dim == -1) {
+      runs.push_back(1);
+    } else if (dim > 0) {
+      runs.back() = dim > kMaxRowBytes / runs.back() ? kMaxRowBytes + 1 : runs.back() * dim;
+    }
+  }
+  return runs;
+}
 
 }  // namespace
 
@@ -191,6 +205,50 @@ static absl::Status CheckTensor(const ModelConfig& config, absl::string_view kin
   return absl::OkStatus();
 }
 
+// Triton's rules for `reshape`: each dim >= 1 or -1; as many -1s as `dims` has, with equal
+// element counts between them (so the model's tensor holds the request's elements whatever
+// sizes the request chooses); empty only for a batching model whose dims hold one element.
+static absl::Status CheckReshape(const ModelConfig& config, const std::string& label,
+                                 const google::protobuf::RepeatedField<int64_t>& dims,
+                                 const inference::ModelTensorReshape& reshape) {
+  const auto& shape = reshape.shape();
+  if (shape.empty() && config.max_batch_size() == 0) {
+    return Invalid(config.name(),
+                   absl::StrCat(label, " reshape: expected at least one dim for a model with "
+                                "max_batch_size 0 (an empty reshape is a scalar tensor), got []"));
+  }
+  for (int64_t dim : shape) {
+    if (dim != -1 && dim < 1) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " reshape: expected each dim >= 1 or -1 (variable), got ",
+                                  dim, " in ", ShapeToString(shape)));
+    }
+  }
+  const std::vector<int64_t> dims_runs = FixedRuns(dims);
+  const std::vector<int64_t> reshape_runs = FixedRuns(shape);
+  if (dims_runs.size() != reshape_runs.size()) {
+    return Invalid(config.name(),
+                   absl::StrCat(label, " reshape ", ShapeToString(shape), ": expected as many "
+                                "variable (-1) dims as dims ", ShapeToString(dims), " (",
+                                dims_runs.size() - 1, "), got ", reshape_runs.size() - 1));
+  }
+  if (dims_runs != reshape_runs) {
+    if (dims_runs.size() == 1) {
+      return Invalid(config.name(),
+                     absl::StrCat(label, " reshape ", ShapeToString(shape), ": expected ",
+                                  dims_runs[0], " elements, as dims ", ShapeToString(dims),
+                                  " hold, got ", reshape_runs[0]));
+    }
+    return Invalid(config.name(),
+                   absl::StrCat(label, " reshape ", ShapeToString(shape), ": expected the "
+                                "fixed dims before, between and after its -1s to hold as many "
+                                "elements as those of dims ", ShapeToString(dims), " (",
+                                absl::StrJoin(dims_runs, ", "), "), got ",
+                                absl::StrJoin(reshape_runs, ", ")));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckTensors(const ModelConfig& config, std::vector<std::string>& warnings) {
   if (config.input().empty()) {
     return Invalid(config.name(), "input: expected at least one input, got none");
@@ -208,11 +266,15 @@ absl::Status CheckTensors(const ModelConfig& config, std::vector<std::string>& w
     if (!names.insert(in.name()).second) {
       return Invalid(config.name(), absl::StrCat(label, " is declared twice"));
     }
-    if (in.has_reshape() || in.is_shape_tensor()) {
+    if (in.is_shape_tensor()) {
       return Invalid(config.name(),
-                     absl::StrCat(label, in.has_reshape() ? " reshape" : " is_shape_tensor",
-                                  ": not supported; coalesce passes inputs to the model with "
-                                  "the shape `dims` give"));
+                     absl::StrCat(label, " is_shape_tensor: not supported; coalesce passes "
+                                  "every input to the model as a tensor of its dims"));
+    }
+    if (in.has_reshape()) {
+      if (absl::Status s = CheckReshape(config, label, in.dims(), in.reshape()); !s.ok()) {
+        return s;
+      }
     }
     if (in.format() != inference::ModelInput::FORMAT_NONE) {
       warnings.push_back(absl::StrCat(label, " format: ",
@@ -241,11 +303,15 @@ absl::Status CheckTensors(const ModelConfig& config, std::vector<std::string>& w
     if (!names.insert(out.name()).second) {
       return Invalid(config.name(), absl::StrCat(label, " is declared twice"));
     }
-    if (out.has_reshape() || out.is_shape_tensor()) {
+    if (out.is_shape_tensor()) {
       return Invalid(config.name(),
-                     absl::StrCat(label, out.has_reshape() ? " reshape" : " is_shape_tensor",
-                                  ": not supported; coalesce returns outputs with the shape "
-                                  "the model produces"));
+                     absl::StrCat(label, " is_shape_tensor: not supported; coalesce returns "
+                                  "every output as a tensor of its dims"));
+    }
+    if (out.has_reshape()) {
+      if (absl::Status s = CheckReshape(config, label, out.dims(), out.reshape()); !s.ok()) {
+        return s;
+      }
     }
     if (!out.label_filename().empty()) {
       warnings.push_back(absl::StrCat(label, " label_filename: ignored; coalesce does not "
