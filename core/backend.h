@@ -33,6 +33,10 @@ class Backend {
   // staging type (InputStagingType(), the wire datatype unless the backend asks otherwise),
   // contiguous and row-major; `outputs[i]` has room for `rows` rows of output i in its staging
   // type and receives them in the same layout. An error fails every request of the batch.
+  // A model with max_batch_size 0 does not batch: `rows` is always 1, and a backend hands its
+  // model a tensor of exactly the spec's dims (or reshape), without a leading rows dimension.
+  // A row holds a tensor's elements in `dims` order; a spec with a reshape (TensorSpec::reshape)
+  // is the same elements, which the backend hands the model (or takes from it) in that shape.
   virtual absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                                absl::Span<char* const> outputs) = 0;
 

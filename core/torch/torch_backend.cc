@@ -36,7 +36,8 @@ using torch_support::ScalarTypeOf;
 // its graph), then compares the served module with the fp32 CPU reference on random inputs.
 absl::Status TorchBackend::WarmUpAndCheck(Impl& impl, const Options& options) {
   const ModelMetadata& md = impl.metadata;
-  constexpr int64_t kRows = 4;
+  // A few rows, never more than the model takes; one for a model that does not batch.
+  const int64_t kRows = md.batches() ? std::min<int64_t>(4, md.max_batch_size) : 1;
   // The dry run's sizes: each variable (-1) dimension as 3, an arbitrary size that a model
   // written for fixed sizes would trip over.
   std::vector<std::vector<int64_t>> dims = impl.SpecInputDims();
@@ -201,8 +202,13 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
   absl::StatusOr<Precision> precision = ResolvePrecision(options.precision, *device);
   if (!precision.ok()) return precision.status();
   impl->device_kind = *device;
-  impl->precision = *precision;
-  impl->compute_type = torch_support::ComputeType(*precision);
+  // The precision applies to what the model declares FP32 (torch_support::ModelTypeOf()); a
+  // model with no FP32 input has nothing to compute in it and runs as written.
+  const bool takes_fp32 =
+      std::any_of(impl->metadata.inputs.begin(), impl->metadata.inputs.end(),
+                  [](const TensorSpec& spec) { return spec.dtype == DataType::kFp32; });
+  impl->precision = takes_fp32 ? *precision : Precision::kFp32;
+  impl->compute_type = torch_support::ComputeType(impl->precision);
   switch (*device) {
     case DeviceKind::kCpu:
       impl->device = torch::Device(torch::kCPU);
@@ -236,10 +242,10 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
   impl->clock = options.clock != nullptr ? options.clock : Clock::Real();
   try {
     impl->cpu_module.eval();
-    // The served module: moved and cast, then frozen (parameters become constants, so the
-    // graph optimiser can fold them).
+    // The served module: moved and its FP32 state cast, then frozen (parameters become
+    // constants, so the graph optimiser can fold them).
     torch::jit::Module served = impl->cpu_module.clone();
-    served.to(impl->device, impl->compute_type);
+    torch_support::MoveAndCastFp32(served, impl->device, impl->compute_type);
     served.eval();
     served = torch::jit::freeze(served);
     std::optional<torch::jit::Module> optimized;

@@ -17,12 +17,16 @@ namespace coalesce {
 
 // Runs a TorchScript module with LibTorch on CPU, CUDA or MPS.
 //
-// Inputs arrive in their wire datatype (FP32 for the demo) and are converted on the device to
-// the compute precision (fp16 by default on CUDA and MPS); outputs are converted back while
-// being copied to the host, and that copy is the synchronisation point: there is no device-wide
-// synchronise. On MPS, where LibTorch has one process-wide command stream and concurrent
-// submission from several threads crashes Metal, device work is serialised by a process-wide
-// mutex; host-side gather and scatter of the other worker still overlap with it.
+// The model sees what Triton's PyTorch backend would give it: each input in its declared type
+// and in its `dims` (or the config's reshape), after a batch dimension only for a model with
+// max_batch_size > 0; it must return each output likewise. The one difference is precision:
+// FP32 inputs (and the module's FP32 parameters and buffers) are converted on the device to
+// the compute precision (fp16 by default on CUDA and MPS), and FP32 outputs back while being
+// copied to the host; every other type stays as declared end to end. That copy to the host is
+// the synchronisation point: there is no device-wide synchronise. On MPS, where LibTorch has
+// one process-wide command stream and concurrent submission from several threads crashes Metal,
+// device work is serialised by a process-wide mutex; host-side gather and scatter of the other
+// worker still overlap with it.
 //
 // Each worker has its own copy of the module, frozen and passed through optimize_for_inference
 // (where that works), and on CUDA its own stream.
@@ -41,7 +45,8 @@ class TorchBackend : public Backend {
   struct Options {
     // "auto" (MPS, then CUDA, then CPU), "mps", "cuda" or "cpu".
     std::string device = "auto";
-    // "auto" (fp16 on MPS/CUDA, fp32 on CPU), "fp16", "bf16" or "fp32".
+    // "auto" (fp16 on MPS/CUDA, fp32 on CPU), "fp16", "bf16" or "fp32". Applies only to what
+    // the model declares FP32; a model with no FP32 input runs in fp32 terms, as written.
     std::string precision = "auto";
     // Executor workers that will call Execute(); on CPU they share the cores, so each gets
     // cores / num_workers intra-op threads. Must be >= 1.
@@ -154,7 +159,7 @@ class TorchBackend : public Backend {
  private:
   struct Impl;
   explicit TorchBackend(std::unique_ptr<Impl> impl);
-  // Picks device and precision, moves the module there and runs a dry run at batch 1.
+  // Picks device and precision, moves the module there and runs a dry run.
   static absl::StatusOr<std::unique_ptr<TorchBackend>> Initialize(std::unique_ptr<Impl> impl,
                                                                   const Options& options);
 

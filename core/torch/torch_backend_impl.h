@@ -157,7 +157,11 @@ struct TorchBackend::Impl {
                            absl::Span<const std::vector<int64_t>> input_dims,
                            const OutputSink& sink, absl::Span<char* const> fixed_outputs);
   // Runs `module` on `device` in `compute`; the shared body of the device and CPU paths.
-  // `input_dims` are each input's dims without the batch dimension. `capturing`: inside a CUDA
+  // `input_dims` are each input's dims without the batch dimension, as the client sent them.
+  // The model takes each input in ModelShape() and must return each output in its spec's
+  // model_dims() (after `rows` for a batching model): for max_batch_size 0, `rows` must be 1
+  // and the tensors have no batch dimension. FP32 inputs are converted to `compute`, other
+  // types reach the model as declared (torch_support::ModelTypeOf()). `capturing`: inside a CUDA
   // graph capture, where the device->host copies must not wait (the caller synchronises after
   // replaying the graph). `timing` (CUDA, not capturing): record the stages' events and, on
   // success, put the stages in `*stages`.
@@ -192,6 +196,11 @@ struct TorchBackend::Impl {
   bool TakeInjectedFailure();
   // The spec dims of every input (a fixed-size model's input_dims).
   std::vector<std::vector<int64_t>> SpecInputDims() const;
+  // The shape the model takes `spec` in for `rows` samples whose client-side dims are `dims`:
+  // `rows` first for a batching model (nothing for max_batch_size 0), then the reshape (or
+  // `dims`) of one sample.
+  std::vector<int64_t> ModelShape(const TensorSpec& spec, int64_t rows,
+                                  absl::Span<const int64_t> dims) const;
   // A sink into `outputs`, for fixed-size outputs of exactly their spec's shape.
   OutputSink FixedSink(int64_t rows, absl::Span<char* const> outputs) const;
 };

@@ -27,7 +27,6 @@
 namespace coalesce {
 
 using torch_support::ErrorText;
-using torch_support::IsFloating;
 using torch_support::ScalarTypeOf;
 
 absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int64_t rows,
@@ -46,13 +45,15 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
     c10::InferenceMode inference_mode;
     std::vector<torch::jit::IValue> args;
     for (const TensorSpec& spec : impl.metadata.inputs) {
-      std::vector<int64_t> shape = {rows};
-      for (int64_t dim : spec.dims) shape.push_back(dim < 0 ? 1 : dim);
-      std::vector<char> bytes = torch_support::RandomRows(spec, {shape.begin() + 1, shape.end()},
-                                                          rows);
+      std::vector<int64_t> dims;
+      for (int64_t dim : spec.dims) dims.push_back(dim < 0 ? 1 : dim);
+      std::vector<char> bytes = torch_support::RandomRows(spec, dims, rows);
       torch::Tensor on_device =
-          torch::from_blob(bytes.data(), shape, ScalarTypeOf(spec.dtype)).to(impl.device);
-      args.emplace_back(IsFloating(spec.dtype) ? on_device.to(impl.compute_type) : on_device);
+          torch::from_blob(bytes.data(), impl.ModelShape(spec, rows, dims),
+                           ScalarTypeOf(spec.dtype))
+              .to(impl.device);
+      args.emplace_back(
+          on_device.to(torch_support::ModelTypeOf(spec.dtype, impl.compute_type)));
     }
     // Page-locked on CUDA, like the server's staging memory, so the copy runs at full speed,
     // and in the output's staging type (FP16 with Options::stage_fp16), as the batch path copies.

@@ -28,7 +28,6 @@ namespace coalesce {
 namespace {
 
 using torch_support::ErrorText;
-using torch_support::IsFloating;
 using torch_support::ScalarTypeOf;
 
 // What InjectDeviceFailuresForTesting() makes the device path throw.
@@ -43,6 +42,15 @@ std::vector<std::vector<int64_t>> TorchBackend::Impl::SpecInputDims() const {
   std::vector<std::vector<int64_t>> dims;
   for (const TensorSpec& spec : metadata.inputs) dims.push_back(spec.dims);
   return dims;
+}
+
+std::vector<int64_t> TorchBackend::Impl::ModelShape(const TensorSpec& spec, int64_t rows,
+                                                    absl::Span<const int64_t> dims) const {
+  std::vector<int64_t> shape;
+  if (metadata.batches()) shape.push_back(rows);
+  const std::vector<int64_t> sample = spec.ModelDimsFor(dims);
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
 }
 
 TorchBackend::Impl::OutputSink TorchBackend::Impl::FixedSink(
@@ -197,21 +205,25 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
                                        const OutputSink& sink, bool staged, bool capturing,
                                        StageEvents* timing,
                                        std::optional<Backend::DeviceStages>* stages) {
+  if (!metadata.batches() && rows != 1) {
+    return absl::InternalError(absl::StrCat("model '", metadata.name,
+                                            "' does not batch (max_batch_size 0) but was given ",
+                                            rows, " requests at once"));
+  }
   c10::InferenceMode inference_mode;
   MarkStage(timing, StageEvents::kStart);
   std::vector<torch::jit::IValue> args;
   args.reserve(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TensorSpec& spec = metadata.inputs[i];
-    std::vector<int64_t> shape = {rows};
-    shape.insert(shape.end(), input_dims[i].begin(), input_dims[i].end());
+    const std::vector<int64_t> shape = ModelShape(spec, rows, input_dims[i]);
     const DataType type = staged ? input_staging[i] : spec.dtype;
     torch::Tensor host = torch::from_blob(const_cast<char*>(inputs[i]), shape, ScalarTypeOf(type));
     // Copied to the device as sent (asynchronously from pinned staging memory), then converted
-    // there; to() returns the same tensor when nothing changes (fp32 on CPU: the model reads
-    // the gathered buffer itself).
+    // there (staged FP16 to the compute type; nothing else changes type); to() returns the same
+    // tensor when nothing changes (fp32 on CPU: the model reads the gathered buffer itself).
     torch::Tensor on_device = host.to(on, /*non_blocking=*/true);
-    args.emplace_back(IsFloating(spec.dtype) ? on_device.to(compute) : on_device);
+    args.emplace_back(on_device.to(torch_support::ModelTypeOf(spec.dtype, compute)));
   }
   MarkStage(timing, StageEvents::kCopiedIn);
   absl::StatusOr<std::vector<torch::Tensor>> outputs =
@@ -223,17 +235,20 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
   for (size_t o = 0; o < tensors.size(); ++o) {
     const TensorSpec& spec = metadata.outputs[o];
     std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
-    // The config's dims, with the batch dimension first and -1 matching any size.
-    bool matches = got.size() == spec.dims.size() + 1 && got[0] == rows;
-    for (size_t d = 0; matches && d < spec.dims.size(); ++d) {
-      matches = spec.dims[d] < 0 || spec.dims[d] == got[d + 1];
+    // The config's reshape (or dims), after the batch dimension of a batching model, -1
+    // matching any size. The elements are the client's dims' in the same order.
+    std::vector<int64_t> expected;
+    if (metadata.batches()) expected.push_back(rows);
+    expected.insert(expected.end(), spec.model_dims().begin(), spec.model_dims().end());
+    bool matches = got.size() == expected.size();
+    for (size_t d = 0; matches && d < expected.size(); ++d) {
+      matches = expected[d] < 0 || expected[d] == got[d];
     }
     if (!matches) {
-      std::vector<int64_t> expected = {rows};
-      expected.insert(expected.end(), spec.dims.begin(), spec.dims.end());
-      return absl::InternalError(absl::StrCat("model '", metadata.name, "' returned shape ",
-                                              ShapeToString(got), " for output '", spec.name,
-                                              "', expected ", ShapeToString(expected)));
+      return absl::InternalError(absl::StrCat(
+          "model '", metadata.name, "' returned shape ", ShapeToString(got), " for output '",
+          spec.name, "', expected ", ShapeToString(expected),
+          spec.reshape.has_value() ? " (its reshape)" : ""));
     }
     shapes.push_back(std::move(got));
   }

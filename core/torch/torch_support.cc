@@ -70,6 +70,25 @@ torch::ScalarType ComputeType(Precision precision) {
   return torch::kFloat;
 }
 
+torch::ScalarType ModelTypeOf(DataType declared, torch::ScalarType compute) {
+  return declared == DataType::kFp32 ? compute : ScalarTypeOf(declared);
+}
+
+void MoveAndCastFp32(torch::jit::Module& module, torch::Device device,
+                     torch::ScalarType compute) {
+  module.to(device);
+  if (compute == torch::kFloat) return;
+  torch::NoGradGuard no_grad;
+  // As Module::to() does it: the tensor object stays (the module's attributes refer to it),
+  // its data is replaced.
+  for (at::Tensor tensor : module.parameters()) {
+    if (tensor.scalar_type() == torch::kFloat) tensor.set_data(tensor.to(compute));
+  }
+  for (at::Tensor tensor : module.buffers()) {
+    if (tensor.scalar_type() == torch::kFloat) tensor.set_data(tensor.to(compute));
+  }
+}
+
 absl::Status CheckSupported(const ModelMetadata& metadata) {
   for (const auto* specs : {&metadata.inputs, &metadata.outputs}) {
     for (const TensorSpec& spec : *specs) {

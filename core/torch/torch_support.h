@@ -27,6 +27,14 @@ namespace torch_support {
 torch::ScalarType ScalarTypeOf(DataType dtype);
 bool IsFloating(DataType dtype);
 torch::ScalarType ComputeType(Precision precision);
+// The type a tensor declared `declared` reaches the model in when the model computes in
+// `compute`: `compute` for FP32, the only type the server's precision applies to; the declared
+// type for every other (FP64, FP16, BF16, BOOL, the integers), as Triton hands it.
+torch::ScalarType ModelTypeOf(DataType declared, torch::ScalarType compute);
+
+// Moves `module` to `device` and casts its FP32 parameters and buffers to `compute`, leaving
+// every other type as it is (torch::jit::Module::to(device, dtype) would cast FP64 too).
+void MoveAndCastFp32(torch::jit::Module& module, torch::Device device, torch::ScalarType compute);
 
 // LibTorch 1.13 has no uint16/32/64 tensors: INVALID_ARGUMENT naming the tensor.
 absl::Status CheckSupported(const ModelMetadata& metadata);
@@ -43,7 +51,8 @@ std::string ErrorText(const std::exception& e);
 torch::jit::Module BuildDemoModule();
 
 // Random input bytes for `rows` rows of `spec` with `dims` (without the batch dimension):
-// floating values uniform in [-1, 1), other types zero (a safe index, a false flag).
+// floating values uniform in [-1, 1), other types zero (a safe index, a false flag). Only the
+// byte count depends on the shape.
 std::vector<char> RandomRows(const TensorSpec& spec, const std::vector<int64_t>& dims,
                              int64_t rows);
 
