@@ -20,6 +20,24 @@ absl::StatusOr<int64_t> ParseModelVersion(absl::string_view version) {
   return number;
 }
 
+absl::StatusOr<int64_t> ParseRequestedVersion(absl::string_view version) {
+  if (version.empty()) return -1;
+  const bool negative = version[0] == '-';
+  absl::string_view digits = negative ? version.substr(1) : version;
+  int64_t number = 0;
+  if (digits.empty() || digits.find_first_not_of("0123456789") != absl::string_view::npos ||
+      !absl::SimpleAtoi(digits, &number)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("failed to get model version from specified version string '", version,
+                     "' (details: stol), version should be an integral value > 0"));
+  }
+  if (negative && number > 0) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid model version specified '", version,
+                                                   "' , version should be an integral value > 0"));
+  }
+  return number;
+}
+
 ModelRegistry::~ModelRegistry() { ShutdownAll(); }
 
 absl::Status ModelRegistry::Add(std::unique_ptr<ServedModel> model) {
@@ -84,6 +102,8 @@ void ModelRegistry::SetUnavailable(const std::string& name, const std::string& r
 
 absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
     absl::string_view name, absl::string_view version) const {
+  absl::StatusOr<int64_t> number = ParseRequestedVersion(version);
+  if (!number.ok()) return number.status();
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end() || it->second.empty()) {
@@ -99,9 +119,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
                                             absl::StrJoin(names, ", "), ")"));
   }
   const Versions& versions = it->second;
-  if (version.empty()) return versions.rbegin()->second;
-  absl::StatusOr<int64_t> number = ParseModelVersion(version);
-  auto found = number.ok() ? versions.find(*number) : versions.end();
+  if (*number < 0) return versions.rbegin()->second;
+  auto found = versions.find(*number);
   if (found == versions.end()) {
     std::vector<int64_t> known;
     for (const auto& [v, model] : versions) known.push_back(v);

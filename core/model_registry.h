@@ -46,8 +46,10 @@ class ModelRegistry {
   // version of it is served.
   void SetUnavailable(const std::string& name, const std::string& reason);
 
-  // The model `name` at `version` (empty: the highest served). NOT_FOUND, naming what exists,
-  // for an unknown name or version; UNAVAILABLE with the reason for a model that failed to load.
+  // The model `name` at `version` (empty: the highest served). INVALID_ARGUMENT for a version
+  // string that is not a number (ParseRequestedVersion()), checked before the name as Triton
+  // does; NOT_FOUND, naming what exists, for an unknown name or version; UNAVAILABLE with the
+  // reason for a model that failed to load.
   // Messages start as Triton's do ("Request for unknown model: 'NAME' is not found", "... 'NAME'
   // version V is not found", "... 'NAME' has no available versions"), so that clients matching
   // Triton's texts work unchanged.
@@ -75,6 +77,15 @@ class ModelRegistry {
 
 // A model version as a number: "3" -> 3. Fails for anything but a positive decimal integer.
 absl::StatusOr<int64_t> ParseModelVersion(absl::string_view version);
+
+// The version a request names: "" is -1 (the highest served), decimal digits are that number
+// (0 included: it names no version, which the lookup then reports). Anything else is
+// INVALID_ARGUMENT with the text of Triton's GetModelVersionFromString ("failed to get model
+// version from specified version string 'X' (details: stol), version should be an integral
+// value > 0"; for a negative number "invalid model version specified '-1' , version should be
+// an integral value > 0"), which Triton's clients and examples match. Unlike Triton's std::stol,
+// a number followed by other characters ("1a", " 1") is refused rather than read as 1.
+absl::StatusOr<int64_t> ParseRequestedVersion(absl::string_view version);
 
 }  // namespace coalesce
 

@@ -142,7 +142,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(grpc::CallbackServerConte
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   // As Triton's released servers answer (and its client's is_model_ready() expects): a model
   // that is unknown, not loaded, unloaded or failed to load, or a version that is not served,
-  // is "not ready", not an error.
+  // is "not ready", not an error. A version string that is no number is an error, as there.
+  if (auto version = ParseRequestedVersion(request->version()); !version.ok()) {
+    return FinishNow(context, version.status());
+  }
   auto model = registry_->Find(request->name(), request->version());
   response->set_ready(model.ok() && ready());
   return FinishNow(context, absl::OkStatus());
@@ -323,6 +326,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     grpc::CallbackServerContext* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
+  // Checked first, as Triton does, also when no name narrows the answer.
+  if (auto version = ParseRequestedVersion(request->version()); !version.ok()) {
+    return FinishNow(context, version.status());
+  }
   if (!request->name().empty()) {
     // Checks that the name (and version, if given) exist.
     auto model = registry_->Find(request->name(), request->version());

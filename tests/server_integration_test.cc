@@ -232,6 +232,61 @@ TEST_F(ServerIntegrationTest, UnknownModelOrVersionIsNotFoundInTritonsWords) {
   EXPECT_TRUE(Infer(request, &response).ok());
 }
 
+TEST_F(ServerIntegrationTest, VersionStringThatIsNotANumberIsInvalidArgumentInTritonsWords) {
+  // Triton's text, which grpc_explicit_int8_content_client.py matches, on every RPC that takes
+  // a version; checked before the model is looked up.
+  const std::string not_a_number =
+      "failed to get model version from specified version string 'wrong_specification' "
+      "(details: stol), version should be an integral value > 0";
+  ModelInferRequest request = DemoRequest(std::vector<float>(kRow), 1);
+  request.set_model_version("wrong_specification");
+  ModelInferResponse response;
+  grpc::Status infer = Infer(request, &response);
+  EXPECT_EQ(infer.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(infer.error_message(), not_a_number);
+  request.set_model_name("nope");
+  EXPECT_EQ(Infer(request, &response).error_message(), not_a_number);
+
+  grpc::ClientContext c1, c2, c3, c4, c5;
+  inference::ModelMetadataRequest metadata_request;
+  metadata_request.set_name("demo");
+  metadata_request.set_version("wrong_specification");
+  inference::ModelMetadataResponse metadata;
+  grpc::Status status = stub_->ModelMetadata(&c1, metadata_request, &metadata);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), not_a_number);
+
+  inference::ModelConfigRequest config_request;
+  config_request.set_name("demo");
+  config_request.set_version("wrong_specification");
+  inference::ModelConfigResponse config;
+  status = stub_->ModelConfig(&c2, config_request, &config);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), not_a_number);
+
+  inference::ModelStatisticsRequest statistics_request;  // No name: every model.
+  statistics_request.set_version("wrong_specification");
+  inference::ModelStatisticsResponse statistics;
+  status = stub_->ModelStatistics(&c3, statistics_request, &statistics);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), not_a_number);
+
+  // Triton's ModelReady parses the version first too: an error, not "not ready".
+  inference::ModelReadyRequest ready_request;
+  ready_request.set_name("demo");
+  ready_request.set_version("wrong_specification");
+  inference::ModelReadyResponse ready;
+  status = stub_->ModelReady(&c4, ready_request, &ready);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), not_a_number);
+
+  ready_request.set_version("-1");
+  status = stub_->ModelReady(&c5, ready_request, &ready);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "invalid model version specified '-1' , version should be an integral value > 0");
+}
+
 TEST_F(ServerIntegrationTest, MetadataReadinessAndHealth) {
   grpc::ClientContext c1;
   inference::ModelMetadataRequest metadata_request;
