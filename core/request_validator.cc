@@ -261,9 +261,11 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
     int64_t expected_bytes = elements * DataTypeSize(spec.dtype);
     if (raw) {
       if (HasTypedContents(input.contents())) {
+        // Triton's text first: its clients match it.
         return absl::InvalidArgumentError(absl::StrCat(
-            "input '", spec.name, "' has typed contents, but the request uses "
-            "raw_input_contents; use one or the other for all inputs"));
+            "contents field must not be specified when using raw_input_contents for '", spec.name,
+            "' for model '", metadata.name,
+            "' (send every input in raw_input_contents or every input in typed contents)"));
       }
       const std::string& bytes = request.raw_input_contents(source[i]);
       if (static_cast<int64_t>(bytes.size()) != expected_bytes) {

@@ -170,10 +170,18 @@ TEST(RequestValidatorTest, RawContentsCountMustMatchInputs) {
   ExpectInvalid(r, {"1 raw_input_contents for 2 inputs"});
 }
 
-TEST(RequestValidatorTest, MixingRawAndTypedIsRefused) {
+TEST(RequestValidatorTest, MixingRawAndTypedIsRefusedInTritonsWordsFirst) {
   ModelInferRequest r = ValidRequest();
   r.mutable_inputs(1)->mutable_contents()->add_fp32_contents(1);
-  ExpectInvalid(r, {"input 'A' has typed contents"});
+  absl::StatusOr<ValidatedRequest> v = ValidateInferRequest(TwoInputModel(), r);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  // grpc_explicit_int_content_client.py matches this text.
+  EXPECT_EQ(v.status().message().rfind("contents field must not be specified when using "
+                                       "raw_input_contents for 'A' for model 'pair'",
+                                       0),
+            0u)
+      << v.status().message();
 }
 
 TEST(RequestValidatorTest, TypedCountMismatchNamesTheField) {

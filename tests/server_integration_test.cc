@@ -287,6 +287,19 @@ TEST_F(ServerIntegrationTest, VersionStringThatIsNotANumberIsInvalidArgumentInTr
             "invalid model version specified '-1' , version should be an integral value > 0");
 }
 
+TEST_F(ServerIntegrationTest, TypedContentsBesideRawAreRefusedInTritonsWords) {
+  ModelInferRequest request = DemoRequest(std::vector<float>(kRow), 1);
+  request.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1);
+  ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("contents field must not be specified when using "
+                                         "raw_input_contents for 'INPUT0' for model 'demo'",
+                                         0),
+            0u)
+      << status.error_message();
+}
+
 TEST_F(ServerIntegrationTest, MetadataReadinessAndHealth) {
   grpc::ClientContext c1;
   inference::ModelMetadataRequest metadata_request;
