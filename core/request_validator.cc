@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/tensor_parameters.h"
 
 namespace coalesce {
 namespace {
@@ -194,6 +195,7 @@ absl::Status ValidateShape(const ModelMetadata& metadata, const TensorSpec& spec
 
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
                                                       const ModelInferRequest& request) {
+  if (absl::Status s = CheckTensorParameters(metadata.name, request); !s.ok()) return s;
   // Map each model input to the request tensor that carries it.
   std::vector<int> source(metadata.inputs.size(), -1);
   for (int r = 0; r < request.inputs_size(); ++r) {

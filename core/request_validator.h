@@ -30,7 +30,8 @@ struct ValidatedRequest {
 
 // Checks `request` against `metadata`: every input present once and known, datatypes, shapes
 // (rank, fixed dims, batch dimension equal across inputs and within 1..max_batch_size), byte
-// sizes of raw contents or element counts of typed contents, and requested output names.
+// sizes of raw contents or element counts of typed contents, requested output names, and the
+// tensors' parameters (CheckTensorParameters()).
 //
 // Returns INVALID_ARGUMENT with a message that names the tensor and the expected and actual
 // value. The result's views point into `request`, which must outlive it. Never reads out of

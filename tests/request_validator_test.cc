@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor_parameters.h"
 #include "gtest/gtest.h"
 
 namespace coalesce {
@@ -182,6 +183,50 @@ TEST(RequestValidatorTest, MixingRawAndTypedIsRefusedInTritonsWordsFirst) {
                                        0),
             0u)
       << v.status().message();
+}
+
+TEST(RequestValidatorTest, ClassificationOfAnOutputIsRefusedNamingTheOutput) {
+  ModelInferRequest r = ValidRequest();
+  auto* x = r.add_outputs();
+  x->set_name("X");
+  (*x->mutable_parameters())["classification"].set_int64_param(3);
+  ExpectInvalid(r, {"output 'X' of model 'pair'", "'classification'",
+                    "BYTES \"score:index:label\"", "does not support"});
+}
+
+TEST(RequestValidatorTest, UnknownTensorParametersAreRefusedNamingThem) {
+  ModelInferRequest r = ValidRequest();
+  (*r.mutable_inputs(1)->mutable_parameters())["content_type"].set_string_param("np");
+  ExpectInvalid(r, {"input 'A' of model 'pair'", "unknown parameter 'content_type'"});
+
+  r = ValidRequest();
+  auto* y = r.add_outputs();
+  y->set_name("Y");
+  (*y->mutable_parameters())["top_k"].set_int64_param(1);
+  ExpectInvalid(r, {"output 'Y' of model 'pair'", "unknown parameter 'top_k'"});
+}
+
+TEST(RequestValidatorTest, HttpBinaryDataHintsAreAcceptedAndChangeNothing) {
+  ModelInferRequest r = ValidRequest();
+  (*r.mutable_inputs(0)->mutable_parameters())["binary_data_size"].set_int64_param(8);
+  auto* x = r.add_outputs();
+  x->set_name("X");
+  (*x->mutable_parameters())["binary_data"].set_bool_param(true);
+  absl::StatusOr<ValidatedRequest> v = ValidateInferRequest(TwoInputModel(), r);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->outputs, (std::vector<int>{0}));
+  EXPECT_EQ(v->inputs[0].data(), r.raw_input_contents(1).data());
+}
+
+TEST(RequestValidatorTest, SharedMemoryParametersAreLeftToTheSharedMemoryPath) {
+  ModelInferRequest r = ValidRequest();
+  for (auto* parameters : {r.mutable_inputs(0)->mutable_parameters(),
+                           r.add_outputs()->mutable_parameters()}) {
+    (*parameters)["shared_memory_region"].set_string_param("region");
+    (*parameters)["shared_memory_byte_size"].set_int64_param(64);
+    (*parameters)["shared_memory_offset"].set_int64_param(0);
+  }
+  EXPECT_TRUE(CheckTensorParameters("pair", r).ok());
 }
 
 TEST(RequestValidatorTest, TypedCountMismatchNamesTheField) {

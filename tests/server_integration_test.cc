@@ -287,6 +287,24 @@ TEST_F(ServerIntegrationTest, VersionStringThatIsNotANumberIsInvalidArgumentInTr
             "invalid model version specified '-1' , version should be an integral value > 0");
 }
 
+TEST_F(ServerIntegrationTest, ClassificationOfAnOutputIsRefusedNotAnsweredWithRawScores) {
+  ModelInferRequest request = DemoRequest(std::vector<float>(kRow), 1);
+  auto* output = request.add_outputs();
+  output->set_name("OUTPUT0");
+  // As tritonclient's InferRequestedOutput("OUTPUT0", class_count=3) sends it.
+  (*output->mutable_parameters())["classification"].set_int64_param(3);
+  ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind(
+                "output 'OUTPUT0' of model 'demo': parameter 'classification' asks for Triton's "
+                "classification extension",
+                0),
+            0u)
+      << status.error_message();
+  EXPECT_EQ(response.raw_output_contents_size(), 0);
+}
+
 TEST_F(ServerIntegrationTest, TypedContentsBesideRawAreRefusedInTritonsWords) {
   ModelInferRequest request = DemoRequest(std::vector<float>(kRow), 1);
   request.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1);
