@@ -66,12 +66,12 @@ std::string Fingerprint(const fs::path& dir, const std::string& config_text) {
 
 // Triton's texts for the stages of a load (its model_repository_manager.cc): reading and checking
 // the config is "polling"; a config with nothing to load has "no version"; the backend's own
-// failure is "load failed". coalesce's detail follows each.
-std::string PollFailure(const std::string& model) {
-  return absl::StrCat("failed to load '", model, "', failed to poll from model repository: ");
-}
-std::string NoVersionFailure(const std::string& model) {
-  return absl::StrCat("failed to load '", model, "', no version is available: ");
+// failure is "load failed". coalesce's detail follows each. Triton answers the first two
+// INTERNAL whatever went wrong (a missing folder, a bad config or load parameter), and its
+// clients check that code (simple_grpc_model_control.py), so coalesce does too.
+absl::Status NoVersionFailure(const std::string& model, absl::string_view detail) {
+  return absl::InternalError(
+      absl::StrCat("failed to load '", model, "', no version is available: ", detail));
 }
 std::string LoadFailure(const std::string& model) {
   return absl::StrCat("load failed for model '", model, "': ");
@@ -81,6 +81,11 @@ absl::Status WithPrefix(const std::string& prefix, const absl::Status& status) {
 }
 
 }  // namespace
+
+absl::Status LoadPollFailure(const std::string& model, absl::string_view detail) {
+  return absl::InternalError(
+      absl::StrCat("failed to load '", model, "', failed to poll from model repository: ", detail));
+}
 
 bool IsPlainModelName(const std::string& name) {
   return !name.empty() && name.size() <= 255 && name[0] != '.' &&
@@ -215,30 +220,31 @@ absl::Status ModelRepository::ResolveOverrides(const std::string& model,
   if (!overrides.files.empty()) {
     // As Triton: the files are the whole model folder, so the config must come with them.
     if (!overrides.config_json.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          PollFailure(model), "file parameters ('file:", overrides.files.front().first,
-          "', ...) need the 'config' parameter: the config of the model they make up"));
+      return LoadPollFailure(model,
+                             absl::StrCat("file parameters ('file:", overrides.files.front().first,
+                                          "', ...) need the 'config' parameter: the config "
+                                          "of the model they make up"));
     }
     absl::StatusOr<inference::ModelConfig> config =
         OverrideModelConfig(*overrides.config_json, nullptr);
-    if (!config.ok()) return WithPrefix(PollFailure(model), config.status());
+    if (!config.ok()) return LoadPollFailure(model, config.status().message());
     absl::StatusOr<std::unique_ptr<OverrideModelFolder>> written = OverrideModelFolder::Create(
         options_.override_files, ModelConfigToText(*config), overrides.files);
-    if (!written.ok()) return WithPrefix(PollFailure(model), written.status());
+    if (!written.ok()) return LoadPollFailure(model, written.status().message());
     *folder = *std::move(written);
     *dir = (*folder)->path();
     return absl::OkStatus();
   }
   if (!fs::is_directory(repository_dir, ec)) {
-    return absl::NotFoundError(absl::StrCat(PollFailure(model), "no folder '", model,
-                                            "' in repository '", name_, "'"));
+    return LoadPollFailure(model,
+                           absl::StrCat("no folder '", model, "' in repository '", name_, "'"));
   }
   // A symbolic link may not lead out of the repository.
   fs::path real = fs::canonical(repository_dir, ec);
   std::string root_prefix = options_.root + "/";
   if (ec || real.string().compare(0, root_prefix.size(), root_prefix) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        PollFailure(model), "model folder '", model, "' leads outside the repository"));
+    return LoadPollFailure(model,
+                           absl::StrCat("model folder '", model, "' leads outside the repository"));
   }
   if (!overrides.config_json.has_value()) return absl::OkStatus();
   // The JSON applies over the folder's config, which must itself be valid.
@@ -246,14 +252,14 @@ absl::Status ModelRepository::ResolveOverrides(const std::string& model,
   if (absl::StatusOr<std::string> text = ReadFile(repository_dir / kConfigFile); text.ok()) {
     absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
     if (!parsed.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(PollFailure(model), model, "/", kConfigFile,
-                                                     ": ", parsed.status().message()));
+      return LoadPollFailure(
+          model, absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
     }
     base = std::move(parsed->config);
   }
   absl::StatusOr<inference::ModelConfig> config =
       OverrideModelConfig(*overrides.config_json, base ? &*base : nullptr);
-  if (!config.ok()) return WithPrefix(PollFailure(model), config.status());
+  if (!config.ok()) return LoadPollFailure(model, config.status().message());
   *config_text = ModelConfigToText(*config);
   return absl::OkStatus();
 }
@@ -333,13 +339,12 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
                                          : ReadFile(dir / kConfigFile);
   *fingerprint = Fingerprint(dir, text.ok() ? *text : "");
   if (!text.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat(PollFailure(model), "model '", model, "' has no ", kConfigFile));
+    return LoadPollFailure(model, absl::StrCat("model '", model, "' has no ", kConfigFile));
   }
   absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(PollFailure(model), model, "/", kConfigFile,
-                                                   ": ", parsed.status().message()));
+    return LoadPollFailure(model,
+                           absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
   }
   for (const std::string& warning : parsed->warnings) {
     std::fprintf(stderr, "coalesce: %s/%s: %s\n", model.c_str(), kConfigFile, warning.c_str());
@@ -348,22 +353,20 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   absl::StatusOr<std::vector<int64_t>> versions =
       SelectVersions(config->version_policy(), VersionFolders(dir));
   if (!versions.ok()) {
-    return absl::NotFoundError(
-        absl::StrCat(NoVersionFailure(model), versions.status().message()));
+    return NoVersionFailure(model, versions.status().message());
   }
   if (versions->empty()) {
-    return absl::NotFoundError(absl::StrCat(NoVersionFailure(model), "model '", model,
-                                            "' has no version folder (", model, "/1/",
-                                            ModelFileName(*config), ")"));
+    return NoVersionFailure(model, absl::StrCat("model '", model, "' has no version folder (",
+                                                model, "/1/", ModelFileName(*config), ")"));
   }
   absl::StatusOr<ModelConfigOverrides> overrides =
       ApplyModelConfig(*config, options_.model_defaults);
-  if (!overrides.ok()) return WithPrefix(PollFailure(model), overrides.status());
+  if (!overrides.ok()) return LoadPollFailure(model, overrides.status().message());
 
   std::vector<std::unique_ptr<ServedModel>> served;
   for (int64_t version : *versions) {
     absl::StatusOr<ModelMetadata> metadata = MetadataFromConfig(*config, std::to_string(version));
-    if (!metadata.ok()) return WithPrefix(PollFailure(model), metadata.status());
+    if (!metadata.ok()) return LoadPollFailure(model, metadata.status().message());
     fs::path file = dir / std::to_string(version) / ModelFileName(*config);
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) {

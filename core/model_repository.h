@@ -12,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -114,15 +115,15 @@ class ModelRepository {
   std::vector<IndexEntry> Index(bool ready_only) const;
 
   // Loads or reloads `model` from disk. FAILED_PRECONDITION unless the control mode is
-  // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; NOT_FOUND for a
-  // folder that does not exist; the load's own error otherwise (the model is then listed
-  // UNAVAILABLE, and versions it was serving keep serving). Messages start with Triton's text
-  // for the stage that failed: "failed to load 'NAME', failed to poll from model repository"
-  // (folder, config), "failed to load 'NAME', no version is available", "load failed for model
-  // 'NAME'" (the backend).
+  // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; otherwise the
+  // load's error (the model is then listed UNAVAILABLE, and versions it was serving keep
+  // serving), with Triton's text and code for the stage that failed: INTERNAL "failed to load
+  // 'NAME', failed to poll from model repository: ..." (no such folder, no or a bad config, bad
+  // `overrides`), INTERNAL "failed to load 'NAME', no version is available: ...", and "load
+  // failed for model 'NAME': ..." with the backend's own code.
   // With `overrides`, the model loads with that config and/or from those files, until the
-  // next load without them. INVALID_ARGUMENT for files without a config, a config that is not
-  // JSON of a ModelConfig, or files that OverrideModelFolder refuses.
+  // next load without them: files need a config, the config must be JSON of a ModelConfig,
+  // and OverrideModelFolder must accept the files (else the "failed to poll" error).
   absl::Status Load(const std::string& model, const LoadOverrides& overrides = {});
   // Stops serving `model` once the requests it holds are answered. FAILED_PRECONDITION unless
   // the control mode is "explicit". A model that is not loaded is OK, as in Triton.
@@ -184,6 +185,11 @@ class ModelRepository {
   absl::Notification stop_;
   std::thread poller_;
 };
+
+// Triton's answer to a load that fails before the model is read (no such folder, no or a bad
+// config, bad load parameters): INTERNAL "failed to load 'MODEL', failed to poll from model
+// repository: " and `detail`. Triton's clients check both the text and the code.
+absl::Status LoadPollFailure(const std::string& model, absl::string_view detail);
 
 // Whether `name` may name a model folder: non-empty, at most 255 bytes, no '/', '\\' or NUL,
 // not "." or "..", not starting with '.'.

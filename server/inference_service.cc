@@ -395,7 +395,10 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   }
   absl::StatusOr<ModelRepository::LoadOverrides> overrides =
       LoadOverridesFromParameters(request->parameters());
-  if (!overrides.ok()) return FinishNow(context, overrides.status());
+  if (!overrides.ok()) {
+    // Triton finds bad parameters while polling the model, so they fail as polling does.
+    return FinishNow(context, LoadPollFailure(request->model_name(), overrides.status().message()));
+  }
   // Loading runs dry runs and profiles: it can take seconds, so it runs off gRPC's threads.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunInBackground([this, reactor, name = request->model_name(),

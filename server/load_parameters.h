@@ -12,7 +12,8 @@ namespace coalesce {
 
 // A RepositoryModelLoad request's parameters as the repository takes them, with Triton's names
 // and types: "config" (string_param, a JSON ModelConfig) and "file:<path>" (bytes_param, the
-// file's contents). INVALID_ARGUMENT, in Triton's words, for a parameter of another name
+// file's contents). An error, in Triton's words (which the server puts after Triton's "failed to
+// poll" text, LoadPollFailure()), for a parameter of another name
 // ("Unrecognized load parameter 'NAME' with type 'TYPE'") or of the wrong type ("Config parameter
 // 'config' must have string type for its value", "File parameter 'file:...' must have bytes type
 // for its value"). Paths are checked later, by OverrideModelFolder. Pure; thread-safe.

@@ -58,17 +58,18 @@ TEST_F(ModelControlTest, UnloadingAModelThatIsNotLoadedSucceedsAsInTriton) {
   EXPECT_TRUE(Ready("scale"));
 }
 
-TEST_F(ModelControlTest, LoadFailuresStartWithTritonsText) {
+TEST_F(ModelControlTest, LoadFailuresStartWithTritonsTextAndPollFailuresAreInternalAsInTriton) {
   Start("explicit", {"scale"});
+  // simple_grpc_model_control.py checks INTERNAL and "failed to poll from model repository".
   grpc::Status missing = Load("no_such_model");
-  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(missing.error_message(),
             absl::StrCat("failed to load 'no_such_model', failed to poll from model repository: "
                          "no folder 'no_such_model' in repository '",
                          root_.filename().string(), "'"));
 
   grpc::Status no_config = Load("noconfig");
-  EXPECT_EQ(no_config.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(no_config.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(no_config.error_message(),
             "failed to load 'noconfig', failed to poll from model repository: model 'noconfig' "
             "has no config.pbtxt");

