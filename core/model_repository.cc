@@ -163,7 +163,11 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
         index.push_back({name, version, "READY", ""});
       }
     } else if (!ready_only) {
-      index.push_back({name, "", state.state, state.reason});
+      // An unloaded model lists the versions it served, as Triton's index does.
+      if (state.versions.empty()) index.push_back({name, "", state.state, state.reason});
+      for (const std::string& version : state.versions) {
+        index.push_back({name, version, state.state, state.reason});
+      }
     }
   }
   if (ready_only) return index;
@@ -198,7 +202,7 @@ absl::Status ModelRepository::Load(const std::string& model, const LoadOverrides
 absl::Status ModelRepository::Unload(const std::string& model) {
   if (absl::Status s = CheckExplicitControl(); !s.ok()) return s;
   absl::MutexLock lock(&load_mu_);
-  return UnloadLocked(model);
+  return UnloadLocked(model, /*forget=*/false);
 }
 
 absl::StatusOr<inference::ModelConfig> ModelRepository::Config(const std::string& model) const {
@@ -294,6 +298,7 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
     // Versions already serving keep serving; the index shows the failure.
     if (state.state != "READY") {
       state.state = "UNAVAILABLE";
+      state.versions.clear();
       registry_->SetUnavailable(model, state.reason);
     }
     return built.status();
@@ -315,7 +320,7 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
   return absl::OkStatus();
 }
 
-absl::Status ModelRepository::UnloadLocked(const std::string& model) {
+absl::Status ModelRepository::UnloadLocked(const std::string& model, bool forget) {
   // Outlives the versions served from it, which Replace() retires.
   std::shared_ptr<OverrideModelFolder> folder;
   {
@@ -324,7 +329,15 @@ absl::Status ModelRepository::UnloadLocked(const std::string& model) {
     auto it = states_.find(model);
     if (it == states_.end()) return absl::OkStatus();
     folder = std::move(it->second.folder);
-    states_.erase(it);
+    if (forget) {
+      states_.erase(it);
+    } else {
+      ModelState& state = it->second;
+      state.state = "UNAVAILABLE";
+      state.reason = "unloaded";
+      state.config.Clear();
+      state.fingerprint.clear();
+    }
   }
   return registry_->Replace(model, {});
 }
@@ -406,7 +419,8 @@ void ModelRepository::PollOnce() {
   }
   for (const auto& [name, print] : known) {
     if (std::find(present.begin(), present.end(), name) == present.end()) {
-      UnloadLocked(name).IgnoreError();  // Gone from disk: nothing left to report to.
+      // Gone from disk: nothing left to report to, or to list.
+      UnloadLocked(name, /*forget=*/true).IgnoreError();
     }
   }
   for (const std::string& name : present) {

@@ -125,8 +125,9 @@ class ModelRepository {
   // next load without them: files need a config, the config must be JSON of a ModelConfig,
   // and OverrideModelFolder must accept the files (else the "failed to poll" error).
   absl::Status Load(const std::string& model, const LoadOverrides& overrides = {});
-  // Stops serving `model` once the requests it holds are answered. FAILED_PRECONDITION unless
-  // the control mode is "explicit". A model that is not loaded is OK, as in Triton.
+  // Stops serving `model` once the requests it holds are answered; Index() then lists the
+  // versions it served as UNAVAILABLE, reason "unloaded". FAILED_PRECONDITION unless the control
+  // mode is "explicit". A model that is not loaded is OK, as in Triton.
   absl::Status Unload(const std::string& model);
 
   // The config a served model was loaded with; NOT_FOUND if `model` is not loaded.
@@ -140,7 +141,8 @@ class ModelRepository {
   struct ModelState {
     std::string state;   // "READY" or "UNAVAILABLE".
     std::string reason;  // Why UNAVAILABLE.
-    std::vector<std::string> versions;  // Served versions, when READY.
+    // Served versions when READY; the versions it served once unloaded; else none.
+    std::vector<std::string> versions;
     inference::ModelConfig config;
     // What PollOnce() compares to notice a change: the config's text and the version folders'
     // and files' modification times.
@@ -157,7 +159,11 @@ class ModelRepository {
   // Loads `model` (a checked folder name) and records the outcome. REQUIRES: load_mu_ held.
   absl::Status LoadLocked(const std::string& model, const LoadOverrides& overrides = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
-  absl::Status UnloadLocked(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
+  // Stops serving `model`. Unless `forget` (poll mode, the folder went away), the index keeps
+  // listing the versions it served as UNAVAILABLE, reason "unloaded", as Triton's does.
+  // REQUIRES: load_mu_ held.
+  absl::Status UnloadLocked(const std::string& model, bool forget)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
   // Reads config (`config_text` if given, else `dir`/config.pbtxt) and model files from `dir`
   // and builds every selected version.
   absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> Build(

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -86,6 +87,31 @@ TEST_F(ModelControlTest, LoadFailuresStartWithTritonsTextAndPollFailuresAreInter
   EXPECT_EQ(empty.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(empty.error_message(),
             "Model name cannot be empty. Please enter a valid name to deploy.");
+}
+
+TEST_F(ModelControlTest, RepositoryIndexListsAnUnloadedModelsVersionsUnavailableUnloaded) {
+  Start("explicit", {"scale"});
+  ASSERT_TRUE(Unload("scale").ok());
+  auto index = [&](bool ready_only) {
+    grpc::ClientContext context;
+    inference::RepositoryIndexRequest request;
+    request.set_ready(ready_only);
+    inference::RepositoryIndexResponse response;
+    EXPECT_TRUE(stub_->RepositoryIndex(&context, request, &response).ok());
+    std::vector<std::string> rows;
+    for (const auto& m : response.models()) {
+      rows.push_back(absl::StrCat(m.name(), "|", m.version(), "|", m.state(), "|", m.reason()));
+    }
+    return rows;
+  };
+  // As Triton lists them: the unloaded model with the version it served, a folder never loaded
+  // with nothing, a folder that never loaded with nothing.
+  EXPECT_EQ(index(false), (std::vector<std::string>{"idle|||", "noconfig|||",
+                                                    "scale|1|UNAVAILABLE|unloaded"}));
+  EXPECT_EQ(index(true), std::vector<std::string>{});
+
+  ASSERT_TRUE(Load("scale").ok());
+  EXPECT_EQ(index(true), std::vector<std::string>{"scale|1|READY|"});
 }
 
 TEST_F(ModelControlTest, ABackendFailureIsTritonsLoadFailedText) {
