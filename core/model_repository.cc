@@ -360,7 +360,12 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
                            absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
   }
   for (const std::string& warning : parsed->warnings) {
-    std::fprintf(stderr, "coalesce: %s/%s: %s\n", model.c_str(), kConfigFile, warning.c_str());
+    const std::string line = absl::StrCat(model, "/", kConfigFile, ": ", warning);
+    if (options_.warn) {
+      options_.warn(line);
+    } else {
+      std::fprintf(stderr, "coalesce: %s\n", line.c_str());
+    }
   }
   *config = parsed->config;
   absl::StatusOr<std::vector<int64_t>> versions =

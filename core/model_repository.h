@@ -75,6 +75,10 @@ class ModelRepository {
     BackendFactory backend_factory;
     // Where and how much a load that brings its own files (LoadOverrides::files) may write.
     OverrideModelFolder::Options override_files;
+    // Receives each warning about a config field accepted but ignored, as "MODEL/config.pbtxt:
+    // TEXT", on the thread that loads; the server passes them to its log. Unset: one line each
+    // on stderr.
+    std::function<void(const std::string& warning)> warn;
   };
 
   // What a load request changes about the model it loads (Triton's load parameters).

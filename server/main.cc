@@ -103,6 +103,8 @@ absl::StatusOr<Models> BuildModels(ServerMetrics* metrics) {
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs));
   options.model_defaults = ModelOptionsFromFlags();
   options.backend_factory = TorchBackendFactory(TorchOptionsFromFlags());
+  // Through the logger, so that they carry its stamp and format (text or JSON).
+  options.warn = [](const std::string& warning) { spdlog::warn("{}", warning); };
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Create(options, models.registry.get(), metrics, Clock::Real());
   if (!repository.ok()) return repository.status();

@@ -549,6 +549,29 @@ TEST_F(RepositoryTest, TheConfigsGroupsAndCudaGraphsReachTheBackendFactory) {
   EXPECT_TRUE(registry.Find("plain", "").ok());
 }
 
+TEST_F(RepositoryTest, ConfigWarningsGoToTheWarnCallbackNamingModelAndFile) {
+  const fs::path root = fs::path(testing::TempDir()) / absl::StrCat("coalesce_warn_", getpid());
+  fs::remove_all(root);
+  WriteModel(root, "warmed", ScaleConfig("warmed") + "model_warmup [ { name: \"w\" } ]\n", 1,
+             ScaleForward(1));
+  auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
+  ModelRegistry registry;
+  ModelRepository::Options options;
+  options.root = root.string();
+  TorchBackend::Options torch;
+  torch.device = "cpu";
+  options.backend_factory = TorchBackendFactory(torch);
+  std::vector<std::string> warnings;
+  options.warn = [&warnings](const std::string& warning) { warnings.push_back(warning); };
+  auto repository = ModelRepository::Create(options, &registry, metrics.get(), Clock::Real());
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0].rfind("warmed/config.pbtxt: model_warmup", 0), 0u) << warnings[0];
+  repository->reset();
+  registry.ShutdownAll();
+  fs::remove_all(root);
+}
+
 TEST_F(RepositoryTest, PollingLoadsNewModelsReloadsChangedOnesAndUnloadsRemovedOnes) {
   const fs::path root = fs::path(testing::TempDir()) / absl::StrCat("coalesce_poll_", getpid());
   fs::remove_all(root);
