@@ -222,6 +222,16 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
     }
   }
   const bool raw = request.raw_input_contents_size() > 0;
+  // Before the count of raw contents, as Triton checks it, with Triton's text first: its clients
+  // match it.
+  for (int r = 0; raw && r < request.inputs_size(); ++r) {
+    if (HasTypedContents(request.inputs(r).contents())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "contents field must not be specified when using raw_input_contents for '",
+          request.inputs(r).name(), "' for model '", metadata.name,
+          "' (send every input in raw_input_contents or every input in typed contents)"));
+    }
+  }
   if (raw && request.raw_input_contents_size() != request.inputs_size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("request has ", request.raw_input_contents_size(),
@@ -262,13 +272,6 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
     }
     int64_t expected_bytes = elements * DataTypeSize(spec.dtype);
     if (raw) {
-      if (HasTypedContents(input.contents())) {
-        // Triton's text first: its clients match it.
-        return absl::InvalidArgumentError(absl::StrCat(
-            "contents field must not be specified when using raw_input_contents for '", spec.name,
-            "' for model '", metadata.name,
-            "' (send every input in raw_input_contents or every input in typed contents)"));
-      }
       const std::string& bytes = request.raw_input_contents(source[i]);
       if (static_cast<int64_t>(bytes.size()) != expected_bytes) {
         return absl::InvalidArgumentError(absl::StrCat(

@@ -185,6 +185,21 @@ TEST(RequestValidatorTest, MixingRawAndTypedIsRefusedInTritonsWordsFirst) {
       << v.status().message();
 }
 
+TEST(RequestValidatorTest, TypedContentsBesideRawAreNamedBeforeTheRawCountIsChecked) {
+  // As grpc_explicit_int_content_client.py sends it: one raw buffer for two inputs, and typed
+  // contents on the first; Triton names the contents, not the count.
+  ModelInferRequest r = ValidRequest();
+  r.mutable_raw_input_contents()->RemoveLast();
+  r.mutable_inputs(0)->mutable_contents()->add_int_contents(1);
+  absl::StatusOr<ValidatedRequest> v = ValidateInferRequest(TwoInputModel(), r);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().message().rfind("contents field must not be specified when using "
+                                       "raw_input_contents for 'B' for model 'pair'",
+                                       0),
+            0u)
+      << v.status().message();
+}
+
 TEST(RequestValidatorTest, ClassificationOfAnOutputIsRefusedNamingTheOutput) {
   ModelInferRequest r = ValidRequest();
   auto* x = r.add_outputs();
