@@ -195,7 +195,21 @@ absl::Status ValidateShape(const ModelMetadata& metadata, const TensorSpec& spec
 
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
                                                       const ModelInferRequest& request) {
+  return ValidateInferRequest(metadata, request, {});
+}
+
+absl::StatusOr<ValidatedRequest> ValidateInferRequest(
+    const ModelMetadata& metadata, const ModelInferRequest& request,
+    absl::Span<const std::optional<ExternalInput>> external) {
   if (absl::Status s = CheckTensorParameters(metadata.name, request); !s.ok()) return s;
+  if (!external.empty() && static_cast<int>(external.size()) != request.inputs_size()) {
+    return absl::InternalError(absl::StrCat("ValidateInferRequest: ", external.size(),
+                                            " external inputs for ", request.inputs_size(),
+                                            " request inputs"));
+  }
+  auto external_of = [&external](int r) -> const ExternalInput* {
+    return external.empty() || !external[r].has_value() ? nullptr : &*external[r];
+  };
   // Map each model input to the request tensor that carries it.
   std::vector<int> source(metadata.inputs.size(), -1);
   for (int r = 0; r < request.inputs_size(); ++r) {
@@ -221,22 +235,35 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
                                                      "' of model '", metadata.name, "'"));
     }
   }
+  // raw_input_contents holds the inputs that travel in the message, in request order.
+  std::vector<int> raw_index(request.inputs_size(), -1);
+  int in_message = 0;
+  for (int r = 0; r < request.inputs_size(); ++r) {
+    if (external_of(r) == nullptr) raw_index[r] = in_message++;
+  }
   const bool raw = request.raw_input_contents_size() > 0;
   // Before the count of raw contents, as Triton checks it, with Triton's text first: its clients
   // match it.
   for (int r = 0; raw && r < request.inputs_size(); ++r) {
-    if (HasTypedContents(request.inputs(r).contents())) {
+    if (external_of(r) == nullptr && HasTypedContents(request.inputs(r).contents())) {
       return absl::InvalidArgumentError(absl::StrCat(
           "contents field must not be specified when using raw_input_contents for '",
           request.inputs(r).name(), "' for model '", metadata.name,
           "' (send every input in raw_input_contents or every input in typed contents)"));
     }
   }
-  if (raw && request.raw_input_contents_size() != request.inputs_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request has ", request.raw_input_contents_size(),
-                     " raw_input_contents for ", request.inputs_size(),
-                     " inputs; send one per input, in the order of inputs"));
+  if (raw && request.raw_input_contents_size() != in_message) {
+    if (in_message == request.inputs_size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("request has ", request.raw_input_contents_size(),
+                       " raw_input_contents for ", request.inputs_size(),
+                       " inputs; send one per input, in the order of inputs"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request has ", request.raw_input_contents_size(), " raw_input_contents for ",
+        in_message, " inputs outside shared memory (", request.inputs_size() - in_message, " of ",
+        request.inputs_size(), " inputs are in shared memory); send one per input that is not, "
+        "in the order of inputs"));
   }
 
   ValidatedRequest validated;
@@ -271,11 +298,25 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
                                                      " has too many elements"));
     }
     int64_t expected_bytes = elements * DataTypeSize(spec.dtype);
-    if (raw) {
-      const std::string& bytes = request.raw_input_contents(source[i]);
+    if (const ExternalInput* elsewhere = external_of(source[i]); elsewhere != nullptr) {
+      if (HasTypedContents(input.contents())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", spec.name, "' has typed contents, but its data is in ",
+            elsewhere->source, "; send one or the other"));
+      }
+      if (static_cast<int64_t>(elsewhere->bytes.size()) != expected_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", spec.name, "': ", elsewhere->source, " holds ", elsewhere->bytes.size(),
+            " bytes, expected ", expected_bytes, " for shape ",
+            ShapeToString(validated.input_shapes[i]), " of ", DataTypeName(spec.dtype)));
+      }
+      validated.inputs[i] = elsewhere->bytes;
+    } else if (raw) {
+      const int k = raw_index[source[i]];
+      const std::string& bytes = request.raw_input_contents(k);
       if (static_cast<int64_t>(bytes.size()) != expected_bytes) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "input '", spec.name, "': raw_input_contents[", source[i], "] holds ", bytes.size(),
+            "input '", spec.name, "': raw_input_contents[", k, "] holds ", bytes.size(),
             " bytes, expected ", expected_bytes, " for shape ",
             ShapeToString(validated.input_shapes[i]), " of ", DataTypeName(spec.dtype)));
       }

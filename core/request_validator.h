@@ -6,8 +6,11 @@
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/model_metadata.h"
 #include "proto/inference.pb.h"
 
@@ -28,6 +31,14 @@ struct ValidatedRequest {
   std::vector<std::vector<int64_t>> input_shapes;
 };
 
+// Bytes of a request input that travel outside the message (in shared memory, say), found by
+// the server layer before validation.
+struct ExternalInput {
+  absl::string_view bytes;
+  // Where the bytes are, for error messages: "shared memory region 'r' (offset 0)".
+  std::string source;
+};
+
 // Checks `request` against `metadata`: every input present once and known, datatypes, shapes
 // (rank, fixed dims, batch dimension equal across inputs and within 1..max_batch_size), byte
 // sizes of raw contents or element counts of typed contents, requested output names, and the
@@ -38,6 +49,15 @@ struct ValidatedRequest {
 // bounds, whatever the message holds; pure and thread-safe.
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metadata,
                                                       const inference::ModelInferRequest& request);
+
+// As above, for a request some of whose inputs travel outside the message: `external` is empty
+// or has one entry per request input (request.inputs(i)), set for each input whose bytes are
+// elsewhere. Such an input has no raw_input_contents entry: raw_input_contents holds the other
+// inputs' bytes, in request order (as Triton reads it). Its bytes pass the same size check as
+// raw contents, and the result's views point into them, so they must outlive the result too.
+absl::StatusOr<ValidatedRequest> ValidateInferRequest(
+    const ModelMetadata& metadata, const inference::ModelInferRequest& request,
+    absl::Span<const std::optional<ExternalInput>> external);
 
 }  // namespace coalesce
 
