@@ -74,6 +74,9 @@ ABSL_FLAG(int, default_priority, 1, "Priority of requests without a 'priority' p
 ABSL_FLAG(int64_t, max_queue_size, 4096,
           "Requests queued per model before new ones are refused with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, max_message_mib, 64, "Largest gRPC message accepted or sent, in MiB.");
+ABSL_FLAG(int, max_shared_memory_regions, 64,
+          "Most shared-memory regions (Triton's system and CUDA shared-memory extensions) "
+          "registered at once; 0 turns the extension off.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long calls in flight may take to finish (after "
           "--shutdown_delay) before they are cancelled.");
@@ -202,6 +205,10 @@ std::vector<std::string> FlagProblems() {
   if (mib < 1 || mib > 2047) {
     add(absl::StrCat("--max_message_mib must be in 1..2047, got ", mib));
   }
+  const int regions = absl::GetFlag(FLAGS_max_shared_memory_regions);
+  if (regions < 0 || regions > 65536) {
+    add(absl::StrCat("--max_shared_memory_regions must be in 0..65536, got ", regions));
+  }
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
   add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
   if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
@@ -291,6 +298,7 @@ absl::StatusOr<Server::Options> ServerOptionsFromFlags() {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_mib) << 20;
   options.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
   options.trace.file = absl::GetFlag(FLAGS_trace_file);
+  options.max_shared_memory_regions = absl::GetFlag(FLAGS_max_shared_memory_regions);
   absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();
   if (!tls.ok()) return tls.status();
   options.tls = *std::move(tls);

@@ -14,6 +14,7 @@
 #include "server/load_parameters.h"
 #include "server/proto_conversions.h"
 #include "server/protocol_extensions.h"
+#include "server/shared_memory_tensors.h"
 #include "server/stream_infer_reactor.h"
 #include "spdlog/spdlog.h"
 
@@ -240,8 +241,16 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     }
     std::move(done)(std::move(s));
   };
-  absl::StatusOr<std::unique_ptr<InferRequest>> infer =
-      MakeRequest(*served, request, arrival, grpc_deadline, cancelled, *response);
+  // Null unless a tensor is in shared memory. Held by the done callback, so that its regions stay
+  // mapped until the request has been answered, even if they are unregistered meanwhile.
+  absl::StatusOr<std::unique_ptr<SharedMemoryTensors>> shm =
+      SharedMemoryTensors::Resolve(shared_memory_, request);
+  if (!shm.ok()) {
+    answer(shm.status(), absl::InfiniteFuture(), 0);
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<InferRequest>> infer = MakeRequest(
+      *served, request, arrival, grpc_deadline, cancelled, shm->get(), *response);
   if (!infer.ok()) {
     answer(infer.status(), absl::InfiniteFuture(), 0);
     return;
@@ -249,9 +258,10 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
   const absl::Time deadline = (*infer)->deadline();
   const int64_t rows = (*infer)->rows();
   const bool variable = served->metadata().HasVariableDims();
-  (*infer)->set_done([answer = std::move(answer), deadline, rows, variable,
-                      response](absl::Status s) mutable {
+  (*infer)->set_done([answer = std::move(answer), deadline, rows, variable, response,
+                      shm = *std::move(shm)](absl::Status s) mutable {
     if (s.ok() && variable) ResolveVariableOutputShapes(*response);
+    if (s.ok() && shm != nullptr) s = shm->WriteOutputs(*response);
     answer(std::move(s), deadline, rows);
   });
   if (stages != nullptr) {
@@ -265,10 +275,13 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
 absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
     const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
     absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
-    inference::ModelInferResponse& response) const {
+    const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response) const {
   if (!ready()) return absl::UnavailableError("server is shutting down");
   const coalesce::ModelMetadata& metadata = model.metadata();
-  absl::StatusOr<ValidatedRequest> validated = ValidateInferRequest(metadata, request);
+  absl::StatusOr<ValidatedRequest> validated =
+      shared_memory == nullptr
+          ? ValidateInferRequest(metadata, request)
+          : ValidateInferRequest(metadata, request, shared_memory->inputs());
   if (!validated.ok()) return validated.status();
   absl::StatusOr<Scheduling> scheduling =
       ResolveScheduling(request, arrival, grpc_deadline, model.scheduling());
@@ -296,6 +309,9 @@ absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
     if (metadata.max_batch_size > 0) tensor->add_shape(validated->rows);
     for (int64_t dim : spec.dims) tensor->add_shape(dim);
     options.outputs[o] = response.add_raw_output_contents();
+  }
+  if (shared_memory != nullptr) {
+    if (absl::Status s = shared_memory->CheckOutputsFit(response); !s.ok()) return s;
   }
   options.arrival = arrival;
   options.deadline = scheduling->deadline;

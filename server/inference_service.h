@@ -20,6 +20,9 @@
 
 namespace coalesce {
 
+class SharedMemoryManager;
+class SharedMemoryTensors;
+
 // The Open Inference Protocol service over gRPC's callback API, with Triton's extensions
 // (streaming, config, statistics, repository control).
 //
@@ -48,6 +51,11 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // Samples requests into `tracer` (TraceSetting); none by default, and then TraceSetting is
   // refused. Must outlive the service. Call before serving.
   void set_tracer(RequestTracer* tracer) { tracer_ = tracer; }
+
+  // Serves Triton's shared-memory extension from `manager` (null, the default: the shared-memory
+  // RPCs answer UNIMPLEMENTED and no tensor can name a region). Must outlive the service. Call
+  // before serving.
+  void set_shared_memory(SharedMemoryManager* manager) { shared_memory_ = manager; }
 
   // Readiness: while false, ServerReady and ModelReady say no and ModelInfer answers
   // UNAVAILABLE (used while draining at shutdown).
@@ -138,11 +146,12 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
  private:
   // Validates `request` and resolves its deadline and priority, pointing the model's outputs at
-  // `response`. The result has no done callback yet.
+  // `response`. The result has no done callback yet. `shared_memory` (may be null) holds the
+  // request's tensors in shared memory and must outlive the result.
   absl::StatusOr<std::unique_ptr<InferRequest>> MakeRequest(
       const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
       absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
-      inference::ModelInferResponse& response) const;
+      const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response) const;
   // NOT_FOUND/INVALID_ARGUMENT unless `repository_name` is empty or this repository's.
   absl::Status CheckRepositoryName(const std::string& repository_name) const;
   // Runs slow work (a model load) on a thread of its own, joined at destruction, so that it
@@ -155,6 +164,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   std::atomic<bool> ready_{false};
   Authorizer authorizer_;
   RequestTracer* tracer_ = nullptr;
+  SharedMemoryManager* shared_memory_ = nullptr;
   // A thread of RunInBackground() and whether its work is done (then it is joined on the next
   // call, so that finished threads do not pile up over a long life).
   struct Background {

@@ -42,6 +42,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
 
   absl::StatusOr<std::unique_ptr<RequestTracer>> tracer = RequestTracer::Create(options.trace);
   if (!tracer.ok()) return tracer.status();
+  SharedMemoryManager::Options shared_memory_options;
+  shared_memory_options.max_regions = options.max_shared_memory_regions;
+  absl::StatusOr<std::unique_ptr<SharedMemoryManager>> shared_memory =
+      SharedMemoryManager::Create(shared_memory_options);
+  if (!shared_memory.ok()) return shared_memory.status();
 
   std::unique_ptr<Server> server(new Server());
   server->shutdown_delay_ = options.shutdown_delay;
@@ -53,6 +58,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                         server->repository_.get(), clock);
   if (options.authorizer) server->service_->set_authorizer(options.authorizer);
   server->service_->set_tracer(server->tracer_.get());
+  server->shared_memory_ = *std::move(shared_memory);
+  server->service_->set_shared_memory(server->shared_memory_.get());
 
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),

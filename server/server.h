@@ -16,6 +16,7 @@
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
 #include "server/request_tracer.h"
+#include "server/shared_memory_manager.h"
 #include "server/tls.h"
 
 namespace coalesce {
@@ -48,6 +49,9 @@ class Server {
     // Request tracing (TraceSetting): the trace file, writable at start, and the settings at
     // start (off by default). No file: tracing cannot be turned on.
     RequestTracer::Options trace;
+    // Most shared-memory regions (Triton's system and CUDA shared-memory extensions) registered
+    // at once; 0 turns the extension off (see SharedMemoryManager::Options).
+    int max_shared_memory_regions = 64;
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
@@ -84,6 +88,8 @@ class Server {
   std::unique_ptr<ModelRepository> repository_;
   // Outlives service_, which writes traces into it.
   std::unique_ptr<RequestTracer> tracer_;
+  // Regions that requests may name; outlives service_. Requests hold the regions they use.
+  std::unique_ptr<SharedMemoryManager> shared_memory_;
   std::unique_ptr<InferenceService> service_;
   // Counts the service's calls for the drain; outlives grpc_server_, whose calls it counts.
   std::unique_ptr<InFlightCalls> in_flight_;

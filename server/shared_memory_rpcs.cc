@@ -1,60 +1,115 @@
 // InferenceService's shared-memory RPCs (Triton's system and CUDA shared-memory extensions).
-
-#include "server/inference_service.h"
+// The regions live in the SharedMemoryManager set with set_shared_memory(); requests name them
+// through SharedMemoryTensors (see Infer()).
 
 #include "absl/strings/str_cat.h"
+#include "server/inference_service.h"
+#include "server/shared_memory_manager.h"
+#include "server/system_shared_memory_region.h"
+#include "spdlog/spdlog.h"
 
 namespace coalesce {
 namespace {
 
-absl::Status NotOffered(const char* rpc) {
+absl::Status NoManager(const char* rpc) {
   return absl::UnimplementedError(
-      absl::StrCat(rpc, ": the shared-memory extension is not implemented by this server; send "
-                        "tensors in raw_input_contents instead"));
+      absl::StrCat(rpc, ": shared memory is not enabled on this server; send tensors in "
+                        "raw_input_contents instead"));
 }
 
 }  // namespace
 
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryStatus(
-    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryStatusRequest*,
-    inference::SystemSharedMemoryStatusResponse*) {
+    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryStatusRequest* request,
+    inference::SystemSharedMemoryStatusResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("SystemSharedMemoryStatus"));
+  if (shared_memory_ == nullptr) return FinishNow(context, NoManager("SystemSharedMemoryStatus"));
+  auto regions = shared_memory_->Status(SharedMemoryKind::kSystem, request->name());
+  if (!regions.ok()) return FinishNow(context, regions.status());
+  for (const SharedMemoryRegion::Description& d : *regions) {
+    auto& status = (*response->mutable_regions())[d.name];
+    status.set_name(d.name);
+    status.set_key(d.key);
+    status.set_offset(d.offset);
+    status.set_byte_size(static_cast<uint64_t>(d.byte_size));
+  }
+  return FinishNow(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryRegister(
-    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryRegisterRequest*,
+    grpc::CallbackServerContext* context,
+    const inference::SystemSharedMemoryRegisterRequest* request,
     inference::SystemSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("SystemSharedMemoryRegister"));
+  if (shared_memory_ == nullptr) return FinishNow(context, NoManager("SystemSharedMemoryRegister"));
+  // Refused before anything is opened when the name is taken or there is no room.
+  if (absl::Status s = shared_memory_->CheckCanAdd(request->name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  auto region = SystemSharedMemoryRegion::Open(request->name(), request->key(),
+                                               request->offset(), request->byte_size());
+  if (!region.ok()) return FinishNow(context, region.status());
+  absl::Status added = shared_memory_->Add(*std::move(region));
+  if (added.ok()) {
+    spdlog::info("registered system shared memory region '{}' (key '{}', offset {}, {} bytes)",
+                 request->name(), request->key(), request->offset(), request->byte_size());
+  }
+  return FinishNow(context, added);
 }
 
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryUnregister(
-    grpc::CallbackServerContext* context, const inference::SystemSharedMemoryUnregisterRequest*,
+    grpc::CallbackServerContext* context,
+    const inference::SystemSharedMemoryUnregisterRequest* request,
     inference::SystemSharedMemoryUnregisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("SystemSharedMemoryUnregister"));
+  if (shared_memory_ == nullptr) {
+    return FinishNow(context, NoManager("SystemSharedMemoryUnregister"));
+  }
+  const int removed = shared_memory_->Unregister(SharedMemoryKind::kSystem, request->name());
+  spdlog::debug("unregistered {} system shared memory region(s) ('{}')", removed,
+                request->name());
+  return FinishNow(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryStatus(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest*,
-    inference::CudaSharedMemoryStatusResponse*) {
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryStatusRequest* request,
+    inference::CudaSharedMemoryStatusResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("CudaSharedMemoryStatus"));
+  if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryStatus"));
+  auto regions = shared_memory_->Status(SharedMemoryKind::kCuda, request->name());
+  if (!regions.ok()) return FinishNow(context, regions.status());
+  for (const SharedMemoryRegion::Description& d : *regions) {
+    auto& status = (*response->mutable_regions())[d.name];
+    status.set_name(d.name);
+    status.set_device_id(static_cast<uint64_t>(d.device_id));
+    status.set_byte_size(static_cast<uint64_t>(d.byte_size));
+  }
+  return FinishNow(context, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest*,
+    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryRegisterRequest* request,
     inference::CudaSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("CudaSharedMemoryRegister"));
+  if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryRegister"));
+  return FinishNow(context,
+                   absl::UnimplementedError(absl::StrCat(
+                       "cannot register CUDA shared memory region '", request->name(),
+                       "': this build of coalesce has no CUDA: it cannot open CUDA IPC memory "
+                       "handles; use system shared memory (SystemSharedMemoryRegister) or "
+                       "raw_input_contents instead")));
 }
 
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(
-    grpc::CallbackServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
+    grpc::CallbackServerContext* context,
+    const inference::CudaSharedMemoryUnregisterRequest* request,
     inference::CudaSharedMemoryUnregisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  return FinishNow(context, NotOffered("CudaSharedMemoryUnregister"));
+  if (shared_memory_ == nullptr) {
+    return FinishNow(context, NoManager("CudaSharedMemoryUnregister"));
+  }
+  shared_memory_->Unregister(SharedMemoryKind::kCuda, request->name());
+  return FinishNow(context, absl::OkStatus());
 }
 
 }  // namespace coalesce
