@@ -7,6 +7,7 @@ add_library(coalesce_loadgen STATIC
   ${CMAKE_CURRENT_LIST_DIR}/load_generator.cc
   ${CMAKE_CURRENT_LIST_DIR}/request_builder.cc
   ${CMAKE_CURRENT_LIST_DIR}/result_writer.cc
+  ${CMAKE_CURRENT_LIST_DIR}/shared_memory_slots.cc
   ${CMAKE_CURRENT_LIST_DIR}/status_counts.cc)
 # Includes read as "client/load_generator.h".
 target_include_directories(coalesce_loadgen PUBLIC ${PROJECT_SOURCE_DIR})

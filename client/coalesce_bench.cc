@@ -62,6 +62,11 @@ ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per level) inste
 ABSL_FLAG(std::string, label, "",
           "Name of this configuration, printed in every row so scripts can join runs "
           "(default: the model name).");
+ABSL_FLAG(bool, shared_memory, false,
+          "Send inputs and receive outputs through system shared memory (Triton's extension) "
+          "instead of the message: each request in flight its own slice of one /dev/shm "
+          "region, registered before each level and unregistered after it. The server must run "
+          "on this machine.");
 ABSL_FLAG(int, max_requests_in_flight, 1024,
           "Open loop: a send due while this many requests are outstanding is skipped and "
           "counted in the 'skipped' column.");
@@ -162,6 +167,7 @@ absl::StatusOr<Plan> PlanFromFlags() {
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.max_requests_in_flight = absl::GetFlag(FLAGS_max_requests_in_flight);
+  o.shared_memory = absl::GetFlag(FLAGS_shared_memory);
   const double warmup_s = absl::GetFlag(FLAGS_warmup_s);
   const double duration_s = absl::GetFlag(FLAGS_duration_s);
   if (!(warmup_s >= 0) || warmup_s > 86400) {

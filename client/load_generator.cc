@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "client/arrival_schedule.h"
 #include "client/request_builder.h"
+#include "client/shared_memory_slots.h"
 #include "client/status_counts.h"
 
 namespace coalesce {
@@ -60,6 +61,8 @@ struct LoadGenerator::Call {
   Clock::time_point sent;
   std::unique_ptr<grpc::ClientContext> context;
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  // What this call sends: the shared request, or its slot's with shared memory.
+  grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   grpc::Status status;
 };
@@ -164,7 +167,8 @@ absl::Status LoadGenerator::Connect() {
                                   args));
     stubs_.push_back(std::make_unique<grpc::GenericStub>(channels_.back()));
   }
-  auto stub = inference::GRPCInferenceService::NewStub(channels_[0]);
+  control_stub_ = inference::GRPCInferenceService::NewStub(channels_[0]);
+  auto& stub = control_stub_;
   const absl::Time deadline = absl::Now() + options_.connect_timeout;
 
   inference::ModelMetadataRequest metadata_request;
@@ -192,9 +196,12 @@ absl::Status LoadGenerator::Connect() {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     if (options_.security != nullptr) options_.security->Apply(context);
-    inference::ModelInferResponse response;
-    grpc::Status status = stub->ModelInfer(&context, *request, &response);
+    grpc::Status status = stub->ModelInfer(&context, *request, &probe_response_);
     if (!status.ok()) return FromGrpc(status, "the probe ModelInfer");
+  }
+  probe_request_ = *request;
+  if (options_.shared_memory) {
+    if (absl::Status s = ProbeSharedMemory(deadline); !s.ok()) return s;
   }
   const std::string bytes = request->SerializeAsString();
   request_bytes_ = static_cast<int64_t>(bytes.size());
@@ -208,6 +215,22 @@ absl::Status LoadGenerator::Connect() {
                                                  absl::FormatDuration(options_.connect_timeout)));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status LoadGenerator::ProbeSharedMemory(absl::Time deadline) {
+  SharedMemorySlots::Options slot_options;
+  slot_options.slots = 1;
+  absl::StatusOr<std::unique_ptr<SharedMemorySlots>> slots =
+      SharedMemorySlots::Create(slot_options, *control_stub_, options_.security.get(),
+                                probe_request_, probe_response_);
+  if (!slots.ok()) return slots.status();
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  if (options_.security != nullptr) options_.security->Apply(context);
+  inference::ModelInferResponse response;
+  grpc::Status status = control_stub_->ModelInfer(&context, (*slots)->request(0), &response);
+  if (!status.ok()) return FromGrpc(status, "the probe ModelInfer through shared memory");
   return absl::OkStatus();
 }
 
@@ -229,8 +252,8 @@ void LoadGenerator::Start(Call* call) {
   if (options_.security != nullptr) options_.security->Apply(*call->context);
   call->response.Clear();
   call->sent = now;
-  call->reader = stubs_[call->channel]->PrepareUnaryCall(call->context.get(), method_, request_,
-                                                         cqs_[call->worker].get());
+  call->reader = stubs_[call->channel]->PrepareUnaryCall(call->context.get(), method_,
+                                                         call->request, cqs_[call->worker].get());
   call->reader->StartCall();
   call->reader->Finish(&call->response, &call->status, call);
 }
@@ -350,11 +373,29 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
   level.mode = mode;
   level.stats.resize(options_.threads);
   const int num_calls = closed ? static_cast<int>(level_value) : options_.max_requests_in_flight;
+  // With shared memory, each call its own slot, registered for this level only (destroyed,
+  // hence unregistered, after every call has completed).
+  std::unique_ptr<SharedMemorySlots> slots;
+  if (options_.shared_memory) {
+    SharedMemorySlots::Options slot_options;
+    slot_options.slots = num_calls;
+    absl::StatusOr<std::unique_ptr<SharedMemorySlots>> created = SharedMemorySlots::Create(
+        slot_options, *control_stub_, options_.security.get(), probe_request_, probe_response_);
+    if (!created.ok()) return created.status();
+    slots = *std::move(created);
+  }
   for (int i = 0; i < num_calls; ++i) {
     auto call = std::make_unique<Call>();
     call->level = &level;
     call->channel = i % options_.channels;
     call->worker = i % options_.threads;
+    if (slots != nullptr) {
+      const std::string bytes = slots->request(i).SerializeAsString();
+      grpc::Slice slice(bytes);
+      call->request = grpc::ByteBuffer(&slice, 1);
+    } else {
+      call->request = request_;
+    }
     level.calls.push_back(std::move(call));
   }
   level.start = Clock::now();

@@ -85,6 +85,11 @@ class LoadGenerator {
     absl::Duration connect_timeout = absl::Seconds(10);
     // Seed of the input values and of the open-loop arrival times.
     uint64_t seed = 1;
+    // Send inputs and receive outputs through system shared memory (Triton's extension)
+    // instead of the message: before each level, one /dev/shm region with a slot per call that
+    // can be in flight is registered, and unregistered after the level. The server must run on
+    // this machine. Create() checks that the server accepts it with one probe call.
+    bool shared_memory = false;
     // Open loop only: sends due while this many calls are outstanding are skipped (and counted
     // as such) rather than queued, so an overloaded server cannot make the client pile up.
     int max_requests_in_flight = 1024;
@@ -126,6 +131,9 @@ class LoadGenerator {
   explicit LoadGenerator(const Options& options);
 
   absl::Status Connect();
+  // With Options::shared_memory: one call through a one-slot region, so that a server without
+  // the extension fails Create() rather than every call of a level.
+  absl::Status ProbeSharedMemory(absl::Time deadline);
   void WorkerLoop(int worker);
   // Sends `call` (channel and worker already chosen) for its level.
   void Start(Call* call);
@@ -146,6 +154,11 @@ class LoadGenerator {
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
   inference::ModelMetadataResponse metadata_;
+  // The request every call sends (or, with Options::shared_memory, the one the slots copy), and
+  // the server's answer to it.
+  inference::ModelInferRequest probe_request_;
+  inference::ModelInferResponse probe_response_;
+  std::unique_ptr<inference::GRPCInferenceService::Stub> control_stub_;
   grpc::ByteBuffer request_;
   int64_t request_bytes_ = 0;
 
