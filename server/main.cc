@@ -28,6 +28,7 @@
 #include "core/model_registry.h"
 #include "core/model_repository.h"
 #include "core/torch/torch_backend.h"
+#include "core/torch/torch_cuda_ipc.h"
 #include "google/protobuf/stubs/logging.h"
 #include "server/flag_parsing.h"
 #include "server/flags.h"
@@ -219,6 +220,7 @@ int Serve() {
   spdlog::info("starting {}", kProgram);
   absl::StatusOr<Server::Options> options = ServerOptionsFromFlags();
   if (!options.ok()) return fail(options.status());
+  if (CudaIpcAvailable()) options->cuda_ipc_opener = OpenCudaIpcMemory;
   spdlog::info("TLS: {}", DescribeTls(options->tls));
   spdlog::info("auth: {}", DescribeAuth());
 

@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   if (!tracer.ok()) return tracer.status();
   SharedMemoryManager::Options shared_memory_options;
   shared_memory_options.max_regions = options.max_shared_memory_regions;
+  shared_memory_options.cuda_opener = options.cuda_ipc_opener;
   absl::StatusOr<std::unique_ptr<SharedMemoryManager>> shared_memory =
       SharedMemoryManager::Create(shared_memory_options);
   if (!shared_memory.ok()) return shared_memory.status();

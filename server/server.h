@@ -52,6 +52,9 @@ class Server {
     // Most shared-memory regions (Triton's system and CUDA shared-memory extensions) registered
     // at once; 0 turns the extension off (see SharedMemoryManager::Options).
     int max_shared_memory_regions = 64;
+    // Opens CUDA IPC handles (OpenCudaIpcMemory, from the LibTorch layer); empty: the CUDA
+    // shared-memory extension answers UNIMPLEMENTED.
+    CudaIpcOpener cuda_ipc_opener;
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "core/cuda_ipc_memory.h"
 #include "server/shared_memory_region.h"
 
 namespace coalesce {
@@ -34,6 +35,9 @@ class SharedMemoryManager {
     // able to pile them up without bound. 0 turns the extension off: every registration is
     // refused with UNAVAILABLE.
     int max_regions = 64;
+    // Opens CUDA IPC handles for CudaSharedMemoryRegister (OpenCudaIpcMemory where the build
+    // has CUDA). Empty: CUDA registration answers UNIMPLEMENTED.
+    CudaIpcOpener cuda_opener;
   };
 
   // INVALID_ARGUMENT for a negative max_regions.
@@ -64,6 +68,7 @@ class SharedMemoryManager {
   int Unregister(SharedMemoryKind kind, absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
 
   int size() const ABSL_LOCKS_EXCLUDED(mu_);
+  const CudaIpcOpener& cuda_opener() const { return options_.cuda_opener; }
 
  private:
   explicit SharedMemoryManager(const Options& options) : options_(options) {}

@@ -3,6 +3,7 @@
 // through SharedMemoryTensors (see Infer()).
 
 #include "absl/strings/str_cat.h"
+#include "server/cuda_shared_memory_region.h"
 #include "server/inference_service.h"
 #include "server/shared_memory_manager.h"
 #include "server/system_shared_memory_region.h"
@@ -92,12 +93,22 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
     inference::CudaSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryRegister"));
-  return FinishNow(context,
-                   absl::UnimplementedError(absl::StrCat(
-                       "cannot register CUDA shared memory region '", request->name(),
-                       "': this build of coalesce has no CUDA: it cannot open CUDA IPC memory "
-                       "handles; use system shared memory (SystemSharedMemoryRegister) or "
-                       "raw_input_contents instead")));
+  if (shared_memory_->cuda_opener()) {
+    if (absl::Status s = shared_memory_->CheckCanAdd(request->name()); !s.ok()) {
+      return FinishNow(context, s);
+    }
+  }
+  auto region =
+      CudaSharedMemoryRegion::Open(shared_memory_->cuda_opener(), request->name(),
+                                   request->raw_handle(), request->device_id(),
+                                   request->byte_size());
+  if (!region.ok()) return FinishNow(context, region.status());
+  absl::Status added = shared_memory_->Add(*std::move(region));
+  if (added.ok()) {
+    spdlog::info("registered CUDA shared memory region '{}' (device {}, {} bytes)",
+                 request->name(), request->device_id(), request->byte_size());
+  }
+  return FinishNow(context, added);
 }
 
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(

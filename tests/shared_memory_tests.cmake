@@ -2,6 +2,7 @@
 # tensors without a server, then a real server over loopback (round trips, hostile requests,
 # unregistering under load) and coalesce-bench's shared-memory slots against it.
 add_executable(shared_memory_tests
+  cuda_shared_memory_test.cc
   request_validator_external_test.cc
   shared_memory_integration_test.cc
   shared_memory_test.cc)
