@@ -93,8 +93,16 @@ def main():
     y.fill_(float("nan"))
     torch.cuda.synchronize()
     shared = buffer.untyped_storage()._share_cuda_()
-    device, handle, storage_bytes, offset = shared[0], shared[1], shared[2], shared[3]
-    check("IPC handle is a cudaIpcMemHandle_t", len(handle) == 64, "%d bytes" % len(handle))
+    device, handle, offset = shared[0], shared[1], shared[3]
+    # PyTorch >= 2.4 prefixes the cudaIpcMemHandle_t with a version byte and a type byte ('c':
+    # cudaMalloc memory; 'e', expandable segments, has no such handle).
+    if len(handle) == 66 and handle[1:2] == b"c":
+        handle = handle[2:]
+    check("IPC handle is a cudaIpcMemHandle_t", len(handle) == 64,
+          "%d bytes, starting %r (expandable segments cannot be shared this way)"
+          % (len(handle), handle[:2]))
+    if len(handle) != 64:
+        return 1
     nbytes = n * 4
 
     register = m.CudaSharedMemoryRegisterRequest(name="cuda_io", raw_handle=handle,
