@@ -14,6 +14,7 @@
 #include "server/load_parameters.h"
 #include "server/proto_conversions.h"
 #include "server/protocol_extensions.h"
+#include "server/shared_memory_manager.h"
 #include "server/shared_memory_tensors.h"
 #include "server/stream_infer_reactor.h"
 #include "spdlog/spdlog.h"
@@ -158,10 +159,20 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_name(kServerName);
   response->set_version(kServerVersion);
-  for (const ProtocolExtension& extension : ImplementedExtensions()) {
-    response->add_extensions(extension.name);
-  }
+  for (const std::string& extension : ServedExtensions()) response->add_extensions(extension);
   return FinishNow(context, absl::OkStatus());
+}
+
+std::vector<std::string> InferenceService::ServedExtensions() const {
+  std::vector<std::string> names;
+  for (const ProtocolExtension& extension : ImplementedExtensions()) {
+    names.push_back(extension.name);
+  }
+  if (shared_memory_ != nullptr) {
+    names.push_back("system_shared_memory");
+    if (shared_memory_->cuda_opener()) names.push_back("cuda_shared_memory");
+  }
+  return names;
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(

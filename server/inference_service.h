@@ -152,6 +152,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
       const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
       absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
       const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response) const;
+  // The extensions ServerMetadata lists: ImplementedExtensions(), plus the shared-memory ones
+  // where this server serves them.
+  std::vector<std::string> ServedExtensions() const;
   // NOT_FOUND/INVALID_ARGUMENT unless `repository_name` is empty or this repository's.
   absl::Status CheckRepositoryName(const std::string& repository_name) const;
   // Runs slow work (a model load) on a thread of its own, joined at destruction, so that it

@@ -12,9 +12,9 @@ const std::vector<ProtocolExtension>& ImplementedExtensions() {
           {"schedule_policy", {}},
           {"logging", {"LogSettings"}},
           {"trace", {"TraceSetting"}},
-          // Shared memory: "system_shared_memory" {SystemSharedMemoryStatus, ...Register,
-          // ...Unregister} and "cuda_shared_memory" {CudaSharedMemory...} go here once
-          // server/shared_memory_rpcs.cc implements them.
+          // "system_shared_memory" and "cuda_shared_memory" depend on how the server runs (a
+          // region limit of 0 turns both off; CUDA needs a CUDA build): ServerMetadata adds them
+          // where they are served (InferenceService::ServedExtensions).
       };
   return *extensions;
 }

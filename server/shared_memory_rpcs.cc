@@ -18,6 +18,14 @@ absl::Status NoManager(const char* rpc) {
                         "raw_input_contents instead"));
 }
 
+// CUDA regions need a CUDA build (an opener from core/torch); without one, the extension is not
+// listed and its RPCs say why.
+absl::Status NoCuda(const char* rpc) {
+  return absl::UnimplementedError(absl::StrCat(
+      rpc, ": the cuda_shared_memory extension is not implemented here: this build of coalesce "
+           "has no CUDA (LibTorch without CUDA); use system shared memory or raw_input_contents"));
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryStatus(
@@ -77,6 +85,7 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryStatus(
     inference::CudaSharedMemoryStatusResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryStatus"));
+  if (!shared_memory_->cuda_opener()) return FinishNow(context, NoCuda("CudaSharedMemoryStatus"));
   auto regions = shared_memory_->Status(SharedMemoryKind::kCuda, request->name());
   if (!regions.ok()) return FinishNow(context, regions.status());
   for (const SharedMemoryRegion::Description& d : *regions) {
@@ -93,6 +102,7 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
     inference::CudaSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryRegister"));
+  if (!shared_memory_->cuda_opener()) return FinishNow(context, NoCuda("CudaSharedMemoryRegister"));
   if (shared_memory_->cuda_opener()) {
     if (absl::Status s = shared_memory_->CheckCanAdd(request->name()); !s.ok()) {
       return FinishNow(context, s);
@@ -118,6 +128,9 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) {
     return FinishNow(context, NoManager("CudaSharedMemoryUnregister"));
+  }
+  if (!shared_memory_->cuda_opener()) {
+    return FinishNow(context, NoCuda("CudaSharedMemoryUnregister"));
   }
   shared_memory_->Unregister(SharedMemoryKind::kCuda, request->name());
   return FinishNow(context, absl::OkStatus());

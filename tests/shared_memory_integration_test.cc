@@ -3,6 +3,7 @@
 // put inputs there and have outputs written there.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -305,7 +306,7 @@ TEST_F(SharedMemoryIntegrationTest, UnregisterWithAnEmptyNameUnregistersEveryReg
   EXPECT_TRUE(listed.regions().empty());
 }
 
-TEST_F(SharedMemoryIntegrationTest, CudaSharedMemoryIsUnimplementedWithoutCudaAndListsNothing) {
+TEST_F(SharedMemoryIntegrationTest, CudaSharedMemoryIsUnimplementedWithoutCudaAndNotListed) {
   inference::CudaSharedMemoryRegisterRequest request;
   request.set_name("gpu");
   request.set_raw_handle(std::string(64, '\0'));
@@ -314,13 +315,26 @@ TEST_F(SharedMemoryIntegrationTest, CudaSharedMemoryIsUnimplementedWithoutCudaAn
   grpc::ClientContext context;
   Deadline(context);
   ExpectError(stub_->CudaSharedMemoryRegister(&context, request, &response),
-              grpc::StatusCode::UNIMPLEMENTED, {"this build of coalesce has no CUDA"});
+              grpc::StatusCode::UNIMPLEMENTED,
+              {"CudaSharedMemoryRegister", "this build of coalesce has no CUDA"});
   inference::CudaSharedMemoryStatusRequest status_request;
   inference::CudaSharedMemoryStatusResponse status;
   grpc::ClientContext status_context;
   Deadline(status_context);
-  ASSERT_TRUE(stub_->CudaSharedMemoryStatus(&status_context, status_request, &status).ok());
-  EXPECT_TRUE(status.regions().empty());
+  ExpectError(stub_->CudaSharedMemoryStatus(&status_context, status_request, &status),
+              grpc::StatusCode::UNIMPLEMENTED,
+              {"CudaSharedMemoryStatus", "this build of coalesce has no CUDA"});
+  inference::ServerMetadataRequest metadata_request;
+  inference::ServerMetadataResponse metadata;
+  grpc::ClientContext metadata_context;
+  Deadline(metadata_context);
+  ASSERT_TRUE(stub_->ServerMetadata(&metadata_context, metadata_request, &metadata).ok());
+  std::vector<std::string> extensions(metadata.extensions().begin(),
+                                      metadata.extensions().end());
+  EXPECT_NE(std::find(extensions.begin(), extensions.end(), "system_shared_memory"),
+            extensions.end());
+  EXPECT_EQ(std::find(extensions.begin(), extensions.end(), "cuda_shared_memory"),
+            extensions.end());
 }
 
 TEST_F(SharedMemoryIntegrationTest, ZeroRegionsTurnsRegistrationOff) {
