@@ -9,7 +9,9 @@
 # coalesce-bench runs once with inputs and outputs in the message and once with --shared_memory
 # (each request in flight its own slice of one /dev/shm region, registered before the level and
 # unregistered after it), back to back on the same server, so the two modes see the same warm
-# server. Prints one table (requests/s, p50, p99 per mode and level) and writes it, the raw CSVs
+# server; then h2load (an independent generator) does the same with request bodies from
+# bench/shm_bodies.py. Prints the tables (requests/s, p50, p99 per mode and level) and writes
+# them, the raw CSVs
 # and the logs into OUT_DIR. Servers run on SERVER_CPUS and the load on BENCH_CPUS (taskset) on
 # machines with at least 8 cores; it builds nothing and needs no network.
 set -euo pipefail
@@ -99,6 +101,42 @@ for level in ${CONCURRENCY//,/ }; do
     fi
   done
 done
+
+# The same comparison from an independent load generator: h2load (nghttp2) sending one
+# gRPC-framed request body, made by bench/shm_bodies.py (BODIES: a folder it wrote; made here when
+# unset and python3 has numpy and protobuf). Its regions are registered with h2load itself.
+H2LOAD=${H2LOAD:-$(command -v h2load || echo /opt/deps/usr/bin/h2load)}
+H2LOAD_TABLE=$OUT_DIR/h2load.txt
+if [[ -z ${BODIES:-} ]] && python3 -c 'import numpy, google.protobuf' 2>/dev/null; then
+  BODIES=$OUT_DIR/bodies
+  PROTOC=${PROTOC:-$(command -v protoc || echo /opt/deps/usr/bin/protoc)} \
+    python3 bench/shm_bodies.py "$BODIES" >&2
+fi
+if [[ -x $H2LOAD && -n ${BODIES:-} && -f $BODIES/infer_shm.bin ]]; then
+  url=http://$HOST:$grpc/inference.GRPCInferenceService
+  h2() { "$H2LOAD" -H 'content-type: application/grpc' -H 'te: trailers' "$@"; }
+  bytes=$(cat "$BODIES/region_bytes")
+  truncate -s "$bytes" /dev/shm/coalesce_h2load_in /dev/shm/coalesce_h2load_out
+  h2 -n1 -c1 -d "$BODIES/register_in.bin" "$url/SystemSharedMemoryRegister" >"$OUT_DIR/h2load.register.log"
+  h2 -n1 -c1 -d "$BODIES/register_out.bin" "$url/SystemSharedMemoryRegister" >>"$OUT_DIR/h2load.register.log"
+  echo "| mode | in flight | requests/s | p50 ms | p99 ms | server's answers by code |" >"$H2LOAD_TABLE"
+  echo "| --- | --- | --- | --- | --- | --- |" >>"$H2LOAD_TABLE"
+  for level in ${CONCURRENCY//,/ }; do
+    for mode in socket shm; do
+      log "h2load $mode: concurrency $level (${WARMUP_S}s warm-up + ${DURATION_S}s)"
+      ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} env H2LOAD="$H2LOAD" bash bench/h2load_grpc.sh warmup \
+        "$BODIES/infer_$mode.bin" "$url/ModelInfer" "$level" "$WARMUP_S" \
+        "http://$HOST:$metrics/metrics" "$OUT_DIR/h2load" >/dev/null
+      ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} env H2LOAD="$H2LOAD" bash bench/h2load_grpc.sh "$mode" \
+        "$BODIES/infer_$mode.bin" "$url/ModelInfer" "$level" "$DURATION_S" \
+        "http://$HOST:$metrics/metrics" "$OUT_DIR/h2load" >>"$H2LOAD_TABLE"
+    done
+  done
+  h2 -n1 -c1 -d "$BODIES/unregister.bin" "$url/SystemSharedMemoryUnregister" >>"$OUT_DIR/h2load.register.log"
+  rm -f /dev/shm/coalesce_h2load_in /dev/shm/coalesce_h2load_out
+else
+  log "h2load comparison skipped: no h2load ($H2LOAD) or no request bodies (BODIES)"
+fi
 stop_server
 
 {
@@ -106,3 +144,5 @@ stop_server
   awk -F, 'NR > 1 { printf "%-7s %11s %12s %9s %9s %7s\n", $1, $2, ($3 == "" ? "-" : sprintf("%.0f", $3)),
       ($4 == "" ? "-" : $4), ($5 == "" ? "-" : $5), ($7 == "" ? "-" : $7) }' "$SUMMARY"
 } | tee "$OUT_DIR/table.txt"
+[[ -f $H2LOAD_TABLE ]] && { echo "h2load, same server:"; cat "$H2LOAD_TABLE"; } | tee -a "$OUT_DIR/table.txt"
+exit 0
