@@ -31,7 +31,7 @@ SANITIZER_TESTS := test-asan test-tsan test-fuzz
 endif
 
 .PHONY: all deps configure build run test test-normal test-asan test-tsan test-fuzz bench clean \
-  install-launchd
+  install package install-launchd
 
 all: build
 
@@ -89,6 +89,16 @@ test-fuzz: deps
 	    "executions, $$(sed -n 's/^stat::new_units_added: *//p' build-fuzz/$$f.log) new inputs," \
 	    "$$(ls build-fuzz/corpus/$$f | wc -l) in corpus, no crash"; \
 	done
+
+# Installs the programs, the flag file, the example repository, docs and the service files under
+# PREFIX (cmake/install.cmake; docs/install.md). DESTDIR works as usual.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, $(BUILD)/coalesce_<version>_<arch>.deb (Linux with dpkg only).
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 # macOS: installs coalesce-server as a launchd agent of the logged-in user and starts it
 # (deploy/launchd/README.md). PREFIX=/usr/local by default.

@@ -1,6 +1,7 @@
 // coalesce-client: sends one ModelInfer request and prints what came back.
 //
 //   coalesce-client --address=127.0.0.1:8001 --model=demo --batch=1
+//   coalesce-client --address=127.0.0.1:8001 --health     (exit 0 iff the server is SERVING)
 //
 // The input is read from the model's metadata (every input gets random values from --seed), so
 // the same command works against any model with numeric inputs.
@@ -22,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/client_security_flags.h"
+#include "proto/health.grpc.pb.h"
 #include "proto/inference.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
@@ -31,6 +33,12 @@ ABSL_FLAG(int64_t, batch, 1, "Samples in the request (the first dimension of eve
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random input values (uniform in [-1, 1)).");
 ABSL_FLAG(int64_t, timeout_ms, 10000, "Deadline of the call in milliseconds.");
 ABSL_FLAG(int, print, 8, "How many leading values of each output to print.");
+ABSL_FLAG(bool, health, false,
+          "Instead of inferring, ask grpc.health.v1.Health/Check for the server (or for "
+          "--health_service) and exit 0 if it is SERVING, 1 otherwise: a container HEALTHCHECK "
+          "or a probe.");
+ABSL_FLAG(std::string, health_service, "", "With --health: the service to ask about; empty is "
+          "the whole server.");
 
 namespace {
 
@@ -87,6 +95,28 @@ void PrintOutput(const ModelInferResponse::InferOutputTensor& output, const std:
   std::cout << "\n";
 }
 
+// grpc.health.v1.Health/Check: prints the status and returns the exit code (0 iff SERVING).
+int CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
+                const coalesce::ClientSecurity& security,
+                std::chrono::system_clock::time_point deadline) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(absl::GetFlag(FLAGS_health_service));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(deadline);
+  security.Apply(context);
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) {
+    std::cerr << "Health/Check failed: " << status.error_code() << " " << status.error_message()
+              << "\n";
+    return 1;
+  }
+  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+            << "\n";
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,6 +145,7 @@ int main(int argc, char** argv) {
   auto stub = GRPCInferenceService::NewStub(channel);
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::milliseconds(absl::GetFlag(FLAGS_timeout_ms));
+  if (absl::GetFlag(FLAGS_health)) return CheckHealth(channel, *security, deadline);
 
   ModelMetadataRequest metadata_request;
   metadata_request.set_name(absl::GetFlag(FLAGS_model));

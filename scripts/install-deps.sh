@@ -18,6 +18,7 @@ debian_packages=(
   clang libclang-rt-dev
   prometheus nginx python3-grpcio python3-protobuf python3-yaml libxml2-utils
   openssl libssl-dev python3-torch
+  dpkg-dev file
 )
 debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
 

@@ -17,13 +17,13 @@
 #include "server/shared_memory_manager.h"
 #include "server/shared_memory_tensors.h"
 #include "server/stream_infer_reactor.h"
+#include "server/version.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {
 namespace {
 
 constexpr char kServerName[] = "coalesce";
-constexpr char kServerVersion[] = "0.1.0";
 
 void FillTensorMetadata(const TensorSpec& spec, bool batched,
                         inference::ModelMetadataResponse::TensorMetadata* out) {
@@ -158,7 +158,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     inference::ServerMetadataResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   response->set_name(kServerName);
-  response->set_version(kServerVersion);
+  response->set_version(kCoalesceVersion);
   for (const std::string& extension : ServedExtensions()) response->add_extensions(extension);
   return FinishNow(context, absl::OkStatus());
 }

@@ -35,6 +35,7 @@
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
+#include "server/version.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {
@@ -268,6 +269,9 @@ int main(int argc, char** argv) {
     return absl::EndsWith(file, "server/main.cc") || absl::EndsWith(file, "server/flags.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.version_string = [] {
+    return absl::StrCat(kProgram, " ", coalesce::kCoalesceVersion, "\n");
+  };
   absl::SetFlagsUsageConfig(usage);
   coalesce::ParseFlagsOrExit(argc, argv, kProgram);
 

@@ -6,7 +6,8 @@
 #   deploy/launchd/install.sh --uninstall   stop and remove the job (binary and flags stay)
 #   PREFIX=/opt/coalesce BUILD=build-release deploy/launchd/install.sh
 #
-# Files: $PREFIX/bin/coalesce-server, $PREFIX/etc/coalesce/server.flags (an existing one is kept),
+# Files: what `cmake --install` puts under $PREFIX (bin/coalesce-server,
+# etc/coalesce/server.flags, an existing one kept; share/coalesce, share/doc/coalesce),
 # logs in $PREFIX/var/log/coalesce/, the job in ~/Library/LaunchAgents/com.coalesce.server.plist.
 set -eu
 
@@ -45,14 +46,11 @@ BINARY="$REPO/$BUILD/server/coalesce-server"
 # Check the plist before touching anything.
 plutil -lint "$REPO/deploy/launchd/$LABEL.plist"
 
-as_owner mkdir -p "$PREFIX/bin" "$PREFIX/etc/coalesce" "$PREFIX/var/log/coalesce" \
-  "$PREFIX/var/coalesce"
-as_owner install -m 0755 "$BINARY" "$PREFIX/bin/coalesce-server"
-if [ ! -e "$PREFIX/etc/coalesce/server.flags" ]; then
-  as_owner install -m 0644 "$REPO/config/server.flags" "$PREFIX/etc/coalesce/server.flags"
-else
-  echo "keeping existing $PREFIX/etc/coalesce/server.flags"
-fi
+as_owner mkdir -p "$PREFIX/var/log/coalesce" "$PREFIX/var/coalesce"
+# The project's install rules (cmake/install.cmake): binaries, the flag file in
+# $PREFIX/etc/coalesce (an existing one is kept), the example repository and docs in share/.
+[ -e "$PREFIX/etc/coalesce/server.flags" ] && echo "keeping existing $PREFIX/etc/coalesce/server.flags"
+as_owner cmake --install "$REPO/$BUILD" --prefix "$PREFIX"
 # The agent runs as this user: it writes its logs and works in these two folders.
 as_owner chown "$(id -un)" "$PREFIX/var/log/coalesce" "$PREFIX/var/coalesce"
 

@@ -27,15 +27,23 @@ if(COALESCE_E2E_PYTHON AND TARGET coalesce-server AND TARGET coalesce-bench)
 
   # The files in deploy/, checked by the tools that will read them (promtool, nginx -t,
   # systemd-analyze verify, xmllint with the plist DTD) or, where none runs here, by structure.
-  foreach(part prometheus nginx systemd launchd kubernetes grafana)
+  foreach(part prometheus nginx systemd launchd kubernetes kserve grafana)
     add_test(NAME e2e_deploy_${part}
       COMMAND ${COALESCE_E2E_PYTHON} ${e2e_dir}/deploy_files_test.py ${part}
         --server $<TARGET_FILE:coalesce-server>)
   endforeach()
 
+  # cmake --install into a temporary prefix and the Debian package (cmake/install.cmake).
+  if(EXISTS /usr/bin/dpkg-deb)
+    add_test(NAME e2e_install
+      COMMAND ${COALESCE_E2E_PYTHON} ${e2e_dir}/install_test.py
+        --build ${PROJECT_BINARY_DIR} --version ${PROJECT_VERSION})
+    set_tests_properties(e2e_install PROPERTIES TIMEOUT 600 LABELS e2e)
+  endif()
+
   set_tests_properties(e2e_prometheus e2e_nginx_replicas PROPERTIES
     TIMEOUT 120 LABELS e2e)
-  foreach(part prometheus nginx systemd launchd kubernetes grafana)
+  foreach(part prometheus nginx systemd launchd kubernetes kserve grafana)
     set_tests_properties(e2e_deploy_${part} PROPERTIES TIMEOUT 60 LABELS e2e)
   endforeach()
   include(${e2e_dir}/interop.cmake)
