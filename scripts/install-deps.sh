@@ -18,8 +18,11 @@ debian_packages=(
   clang libclang-rt-dev
   prometheus nginx python3-grpcio python3-protobuf python3-yaml libxml2-utils
   openssl libssl-dev python3-torch
-  dpkg-dev file
+  dpkg-dev file python3-jsonschema ruby
 )
+# Node.js checks the Kubernetes manifests against their OpenAPI schemas (tests/e2e/k8s_schema);
+# a machine that already has node (from NodeSource, say) keeps it.
+command -v node >/dev/null && command -v npm >/dev/null || debian_packages+=(nodejs npm)
 debian_bench_packages=(python3-grpcio python3-torch python3-protobuf python3-matplotlib)
 
 brew_formulae=(cmake ccache pkg-config pytorch grpc protobuf abseil spdlog prometheus-cpp
@@ -48,9 +51,18 @@ install_macos() {
   [ ${#missing[@]} -eq 0 ] || brew install "${missing[@]}"
 }
 
+# The npm packages of tests/e2e/k8s_schema, at the versions its package-lock.json pins.
+install_npm_packages() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/k8s_schema"
+  [ -d "$dir/node_modules/kubernetes-models" ] && return 0
+  echo "installing: npm packages of tests/e2e/k8s_schema"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 case "$(uname -s)" in
   Linux)
-    if command -v dpkg-query >/dev/null; then install_debian; else
+    if command -v dpkg-query >/dev/null; then install_debian; install_npm_packages; else
       echo "unsupported Linux: install the packages listed in $0 by hand" >&2; exit 1
     fi ;;
   Darwin) install_macos ;;

@@ -3,7 +3,7 @@
 by structure where they do not.
 
   deploy_files_test.py PART --server build/server/coalesce-server
-  PART: prometheus | nginx | systemd | launchd | kubernetes | grafana
+  PART: prometheus | nginx | systemd | launchd | kubernetes | kserve | grafana
 
 prometheus  promtool check config/rules; promtool test rules with hand-computed series (rates,
             histogram quantiles, mean batch size, Little's law); every coalesce_* name the rules
@@ -17,7 +17,12 @@ launchd     xmllint against Apple's plist DTD (embedded below; plutil runs only 
 kubernetes  YAML parse of every manifest (python3-yaml); the Deployment, Services, HPA and PDB
             refer to each other and to the ports the server listens on; grace period above
             preStop + drain; flags file binds 0.0.0.0 and holds only flags the server knows;
-            `kubectl kustomize` renders it where kubectl is installed.
+            `kubectl kustomize` renders it where kubectl is installed; every manifest valid
+            against the Kubernetes OpenAPI schemas (node + npm kubernetes-models, k8s_schema/).
+kserve      deploy/kserve: the ServingRuntime valid against KServe's CRD schema (python3-jsonschema,
+            schemas/servingruntime.schema.json) with no field the CRD would prune, its container
+            valid as a Kubernetes Container; image and ports as the Dockerfile builds them; the
+            example InferenceService names the runtime and a protocol it lists.
 grafana     JSON that Grafana imports (unique panel ids, grid positions, targets); every query
             parses as PromQL (promtool); every coalesce_* name is exported by a live server.
 Exit 77 (skipped) when the program a part needs is missing.
@@ -423,6 +428,96 @@ def check_kubernetes(checks, args):
         checks.run("kubectl kustomize renders", [kubectl, "kustomize", k8s])
     else:
         print("note kubectl is not installed: kustomize rendering not checked")
+    check_k8s_schemas(checks, [d for _, d in docs if d.get("kind") not in (None, "Kustomization")])
+
+
+K8S_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "k8s_schema")
+
+
+def check_k8s_schemas(checks, manifests):
+    """Each manifest against the Kubernetes OpenAPI schema (k8s_schema/validate.js)."""
+    node = u.require_program("node")
+    if not os.path.isdir(os.path.join(K8S_SCHEMA, "node_modules", "kubernetes-models")):
+        checks.check("kubernetes-models installed in tests/e2e/k8s_schema", False,
+                     "node_modules is missing: run scripts/install-deps.sh")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "manifests.json")
+        with open(path, "w") as f:
+            json.dump(manifests, f)
+        checks.run("manifests valid against the Kubernetes OpenAPI schemas (kubernetes-models)",
+                   [node, os.path.join(K8S_SCHEMA, "validate.js"), path])
+
+
+def unknown_fields(value, schema, where):
+    """Fields of `value` that `schema` (structural, as a CRD's) does not declare: the API server
+    would drop them without a word."""
+    found = []
+    if isinstance(value, dict) and "properties" in schema and \
+            not schema.get("x-kubernetes-preserve-unknown-fields"):
+        for key, item in value.items():
+            if key not in schema["properties"]:
+                found.append(where + "." + key)
+            else:
+                found += unknown_fields(item, schema["properties"][key], where + "." + key)
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], "%s[%d]" % (where, i))
+    return found
+
+
+def check_kserve(checks, args):
+    try:
+        import jsonschema
+        import yaml
+    except ImportError:
+        u.skip("python3-jsonschema or python3-yaml is not installed")
+    kserve = os.path.join(DEPLOY, "kserve")
+    with open(os.path.join(kserve, "servingruntime.yaml")) as f:
+        runtime = yaml.safe_load(f)
+    with open(os.path.join(kserve, "inferenceservice-example.yaml")) as f:
+        example = yaml.safe_load(f)
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas",
+                           "servingruntime.schema.json")) as f:
+        schema = json.load(f)
+    try:
+        jsonschema.validate(runtime, schema)
+        checks.check("ServingRuntime valid against KServe's CRD schema", True)
+    except jsonschema.ValidationError as e:
+        checks.check("ServingRuntime valid against KServe's CRD schema", False, e.message)
+    pruned = unknown_fields(runtime, schema, "")
+    checks.check("ServingRuntime has no field the CRD would prune", not pruned, str(pruned))
+    check_k8s_schemas(checks, [runtime])
+    spec = runtime["spec"]
+    checks.check("protocol grpc-v2 only (coalesce has no REST binding)",
+                 spec["protocolVersions"] == ["grpc-v2"], str(spec["protocolVersions"]))
+    checks.check("serves the pytorch model format",
+                 {m["name"] for m in spec["supportedModelFormats"]} == {"pytorch"})
+    container = spec["containers"][0]
+    checks.check("container named kserve-container", container["name"] == "kserve-container")
+    checks.check("gRPC on the container port named h2c, 8001",
+                 [(p["name"], p["containerPort"]) for p in container["ports"]] == [("h2c", 8001)])
+    flags = dict(a[2:].split("=", 1) for a in container["args"])
+    checks.check("serves the repository KServe mounts at /mnt/models",
+                 flags.get("model_repository") == "/mnt/models")
+    checks.check("binds every interface on 8001 and 8002",
+                 flags.get("grpc_address") == "0.0.0.0:8001"
+                 and flags.get("metrics_address") == "0.0.0.0:8002")
+    known = server_flag_names(args.server)
+    checks.check("container args are flags coalesce-server knows", known and set(flags) <= known,
+                 "unknown %s" % sorted(set(flags) - known))
+    checks.check("metrics annotation names port 8002",
+                 spec["annotations"].get("prometheus.kserve.io/port") == "8002")
+    with open(os.path.join(DEPLOY, "kubernetes", "kustomization.yaml")) as f:
+        image = next(i for i in yaml.safe_load(f)["images"] if i["name"] == "coalesce-server")
+    checks.check("image is the one the kustomization names",
+                 container["image"] == "%s:%s" % (image["newName"], image["newTag"]),
+                 "%s vs %s:%s" % (container["image"], image["newName"], image["newTag"]))
+    model = example["spec"]["predictor"]["model"]
+    checks.check("the example InferenceService uses this runtime and a protocol it lists",
+                 model["runtime"] == runtime["metadata"]["name"]
+                 and model["protocolVersion"] in spec["protocolVersions"]
+                 and model["modelFormat"]["name"] == "pytorch")
 
 
 def check_grafana(checks, args):
@@ -464,7 +559,8 @@ def check_grafana(checks, args):
 
 
 PARTS = {"prometheus": check_prometheus, "nginx": check_nginx, "systemd": check_systemd,
-         "launchd": check_launchd, "kubernetes": check_kubernetes, "grafana": check_grafana}
+         "launchd": check_launchd, "kubernetes": check_kubernetes, "kserve": check_kserve,
+         "grafana": check_grafana}
 
 
 def main():
