@@ -3,7 +3,7 @@
 by structure where they do not.
 
   deploy_files_test.py PART --server build/server/coalesce-server
-  PART: prometheus | nginx | systemd | launchd | kubernetes | kserve | grafana
+  PART: prometheus | nginx | systemd | launchd | kubernetes | kserve | homebrew | grafana
 
 prometheus  promtool check config/rules; promtool test rules with hand-computed series (rates,
             histogram quantiles, mean batch size, Little's law); every coalesce_* name the rules
@@ -23,6 +23,10 @@ kserve      deploy/kserve: the ServingRuntime valid against KServe's CRD schema 
             schemas/servingruntime.schema.json) with no field the CRD would prune, its container
             valid as a Kubernetes Container; image and ports as the Dockerfile builds them; the
             example InferenceService names the runtime and a protocol it lists.
+homebrew    packaging/homebrew/coalesce.rb: `ruby -c`; builds with Homebrew's pytorch, grpc,
+            protobuf, abseil, spdlog and prometheus-cpp; the release URL carries the project
+            version; its service block runs the installed server with etc/coalesce/server.flags.
+            (Not run on a Mac: brew itself is absent here.)
 grafana     JSON that Grafana imports (unique panel ids, grid positions, targets); every query
             parses as PromQL (promtool); every coalesce_* name is exported by a live server.
 Exit 77 (skipped) when the program a part needs is missing.
@@ -520,6 +524,32 @@ def check_kserve(checks, args):
                  and model["modelFormat"]["name"] == "pytorch")
 
 
+def check_homebrew(checks, args):
+    ruby = u.require_program("ruby")
+    path = os.path.join(u.REPO_ROOT, "packaging", "homebrew", "coalesce.rb")
+    checks.run("ruby -c coalesce.rb", [ruby, "-c", path])
+    with open(path) as f:
+        formula = f.read()
+    with open(os.path.join(u.REPO_ROOT, "CMakeLists.txt")) as f:
+        version = re.search(r"project\(coalesce VERSION ([0-9.]+)", f.read()).group(1)
+    checks.check("the release URL is the project version's tag",
+                 re.search(r'url ".*/v%s\.tar\.gz"' % re.escape(version), formula) is not None)
+    deps = set(re.findall(r'^\s*depends_on "([^"]+)"\s*$', formula, re.M))
+    wanted = {"pytorch", "grpc", "protobuf", "abseil", "spdlog", "prometheus-cpp"}
+    checks.check("depends on Homebrew's %s" % ", ".join(sorted(wanted)), wanted <= deps,
+                 "missing %s" % sorted(wanted - deps))
+    checks.check("installs with the project's rules (cmake --install)",
+                 '"cmake", "--install", "build"' in formula)
+    service = re.search(r"^  service do\n(.*?)^  end", formula, re.M | re.S)
+    checks.check("has a service block", service is not None)
+    if service:
+        checks.check("the service runs coalesce-server with etc/coalesce/server.flags",
+                     'run [opt_bin/"coalesce-server", "--flagfile=#{etc}/coalesce/server.flags"]'
+                     in service.group(1))
+        checks.check("the service restarts the server when it exits",
+                     "keep_alive true" in service.group(1))
+
+
 def check_grafana(checks, args):
     path = os.path.join(DEPLOY, "grafana", "coalesce-dashboard.json")
     with open(path) as f:
@@ -560,7 +590,7 @@ def check_grafana(checks, args):
 
 PARTS = {"prometheus": check_prometheus, "nginx": check_nginx, "systemd": check_systemd,
          "launchd": check_launchd, "kubernetes": check_kubernetes, "kserve": check_kserve,
-         "grafana": check_grafana}
+         "homebrew": check_homebrew, "grafana": check_grafana}
 
 
 def main():
