@@ -3,7 +3,7 @@
 by structure where they do not.
 
   deploy_files_test.py PART --server build/server/coalesce-server
-  PART: prometheus | nginx | systemd | launchd | kubernetes | kserve | homebrew | grafana
+  PART: prometheus | nginx | systemd | launchd | kubernetes | kserve | homebrew | docker | grafana
 
 prometheus  promtool check config/rules; promtool test rules with hand-computed series (rates,
             histogram quantiles, mean batch size, Little's law); every coalesce_* name the rules
@@ -27,6 +27,11 @@ homebrew    packaging/homebrew/coalesce.rb: `ruby -c`; builds with Homebrew's py
             protobuf, abseil, spdlog and prometheus-cpp; the release URL carries the project
             version; its service block runs the installed server with etc/coalesce/server.flags.
             (Not run on a Mac: brew itself is absent here.)
+docker      Dockerfile and packaging/docker (no container engine runs here): multi-stage, Debian 12
+            build and Debian 12 slim run stage, the package installed in the run stage, a
+            non-root USER, ports 8001/8002, a gRPC HEALTHCHECK with the installed client; the
+            image's flag file binds every interface, serves /models, and holds only flags
+            coalesce-server knows and every flag config/server.flags sets; the CUDA variant too.
 grafana     JSON that Grafana imports (unique panel ids, grid positions, targets); every query
             parses as PromQL (promtool); every coalesce_* name is exported by a live server.
 Exit 77 (skipped) when the program a part needs is missing.
@@ -550,6 +555,67 @@ def check_homebrew(checks, args):
                      "keep_alive true" in service.group(1))
 
 
+def dockerfile_stages(text):
+    """[(base image, [instructions])] per FROM of a Dockerfile (continuation lines joined)."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    stages = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append((line.split()[1], []))
+        elif stages:
+            stages[-1][1].append(line)
+    return stages
+
+
+def check_docker(checks, args):
+    flags_path = os.path.join(u.REPO_ROOT, "packaging", "docker", "server.flags")
+    with open(flags_path) as f:
+        flags = dict(re.findall(r"^--(\w+)=(.*)$", f.read(), re.M))
+    with open(os.path.join(u.REPO_ROOT, "config", "server.flags")) as f:
+        demo = set(re.findall(r"^--(\w+)=", f.read(), re.M))
+    known = server_flag_names(args.server)
+    checks.check("the image's flag file holds only flags coalesce-server knows",
+                 known and set(flags) <= known, "unknown %s" % sorted(set(flags) - known))
+    checks.check("the image's flag file sets every flag config/server.flags sets",
+                 demo <= set(flags), "missing %s" % sorted(demo - set(flags)))
+    checks.check("the image binds every interface and serves /models",
+                 flags.get("grpc_address") == "0.0.0.0:8001"
+                 and flags.get("metrics_address") == "0.0.0.0:8002"
+                 and flags.get("model_repository") == "/models")
+    for name, build_base in (("Dockerfile", "debian:12"),
+                             (os.path.join("packaging", "docker", "Dockerfile.cuda"), "debian:12")):
+        with open(os.path.join(u.REPO_ROOT, name)) as f:
+            stages = dockerfile_stages(f.read())
+        checks.check("%s: two stages, built on %s, run on debian:12-slim" % (name, build_base),
+                     [base for base, _ in stages] == [build_base, "debian:12-slim"],
+                     str([base for base, _ in stages]))
+        run = " ".join(stages[-1][1]) if stages else ""
+        user = re.search(r"\bUSER (\S+)", run)
+        checks.check("%s: runs as a non-root user" % name,
+                     user is not None and user.group(1).split(":")[0] not in ("0", "root"))
+        checks.check("%s: exposes 8001 and 8002" % name, "EXPOSE 8001 8002" in run)
+        checks.check("%s: HEALTHCHECK asks gRPC health with the installed client" % name,
+                     re.search(r'HEALTHCHECK .*CMD \["coalesce-client", "--health"', run) is not None)
+        checks.check("%s: starts coalesce-server with the image's flag file" % name,
+                     'ENTRYPOINT ["coalesce-server"]' in run
+                     and "--flagfile=/etc/coalesce/server.flags" in run
+                     and "COPY packaging/docker/server.flags /etc/coalesce/server.flags" in run)
+    with open(os.path.join(u.REPO_ROOT, "Dockerfile")) as f:
+        stages = dockerfile_stages(f.read())
+    checks.check("Dockerfile: the build stage makes the Debian package",
+                 "cpack -G DEB" in " ".join(stages[0][1]))
+    checks.check("Dockerfile: the run stage installs that package with apt",
+                 re.search(r"apt-get install .*/tmp/coalesce_\*\.deb", " ".join(stages[1][1]))
+                 is not None)
+    with open(os.path.join(u.REPO_ROOT, ".dockerignore")) as f:
+        ignored = f.read().split()
+    checks.check(".dockerignore keeps build trees and .git out of the context",
+                 {"build*/", ".git/"} <= set(ignored))
+
+
 def check_grafana(checks, args):
     path = os.path.join(DEPLOY, "grafana", "coalesce-dashboard.json")
     with open(path) as f:
@@ -590,7 +656,7 @@ def check_grafana(checks, args):
 
 PARTS = {"prometheus": check_prometheus, "nginx": check_nginx, "systemd": check_systemd,
          "launchd": check_launchd, "kubernetes": check_kubernetes, "kserve": check_kserve,
-         "homebrew": check_homebrew, "grafana": check_grafana}
+         "homebrew": check_homebrew, "docker": check_docker, "grafana": check_grafana}
 
 
 def main():

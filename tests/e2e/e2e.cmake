@@ -27,7 +27,7 @@ if(COALESCE_E2E_PYTHON AND TARGET coalesce-server AND TARGET coalesce-bench)
 
   # The files in deploy/, checked by the tools that will read them (promtool, nginx -t,
   # systemd-analyze verify, xmllint with the plist DTD) or, where none runs here, by structure.
-  foreach(part prometheus nginx systemd launchd kubernetes kserve homebrew grafana)
+  foreach(part prometheus nginx systemd launchd kubernetes kserve homebrew docker grafana)
     add_test(NAME e2e_deploy_${part}
       COMMAND ${COALESCE_E2E_PYTHON} ${e2e_dir}/deploy_files_test.py ${part}
         --server $<TARGET_FILE:coalesce-server>)
@@ -43,7 +43,7 @@ if(COALESCE_E2E_PYTHON AND TARGET coalesce-server AND TARGET coalesce-bench)
 
   set_tests_properties(e2e_prometheus e2e_nginx_replicas PROPERTIES
     TIMEOUT 120 LABELS e2e)
-  foreach(part prometheus nginx systemd launchd kubernetes kserve homebrew grafana)
+  foreach(part prometheus nginx systemd launchd kubernetes kserve homebrew docker grafana)
     set_tests_properties(e2e_deploy_${part} PROPERTIES TIMEOUT 60 LABELS e2e)
   endforeach()
   include(${e2e_dir}/interop.cmake)
