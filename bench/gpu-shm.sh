@@ -63,7 +63,8 @@ fi
     echo "gpu: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1)"
   fi
   echo "command: BUILD=$BUILD CONCURRENCY=$CONCURRENCY WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S" \
-    "DEVICE=$DEVICE PRECISION=$PRECISION PIN=$PIN bench/gpu-shm.sh $OUT_DIR"
+    "DEVICE=$DEVICE PRECISION=$PRECISION PIN=$PIN SERVER_FLAGS='$SERVER_FLAGS'" \
+    "BODIES=${BODIES:-} bench/gpu-shm.sh $OUT_DIR"
   echo "$PIN_NOTE"
   echo "/dev/shm: $(df -h /dev/shm 2>/dev/null | awk 'NR == 2 { print $2 " total, " $4 " free" }')"
 } | tee "$OUT_DIR/machine.txt" >&2
