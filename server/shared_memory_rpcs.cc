@@ -18,8 +18,10 @@ absl::Status NoManager(const char* rpc) {
                         "raw_input_contents instead"));
 }
 
-// CUDA regions need a CUDA build (an opener from core/torch); without one, the extension is not
-// listed and its RPCs say why.
+// CUDA regions need a CUDA build (an opener from core/torch). Without one the extension is not
+// listed and registering says why; Status (no regions) and Unregister (nothing to do) still
+// answer OK, as Triton's do, because its clients call them to clean up before using system
+// shared memory (simple_grpc_shm_client.py starts with unregister_cuda_shared_memory()).
 absl::Status NoCuda(const char* rpc) {
   return absl::UnimplementedError(absl::StrCat(
       rpc, ": the cuda_shared_memory extension is not implemented here: this build of coalesce "
@@ -85,7 +87,6 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryStatus(
     inference::CudaSharedMemoryStatusResponse* response) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryStatus"));
-  if (!shared_memory_->cuda_opener()) return FinishNow(context, NoCuda("CudaSharedMemoryStatus"));
   auto regions = shared_memory_->Status(SharedMemoryKind::kCuda, request->name());
   if (!regions.ok()) return FinishNow(context, regions.status());
   for (const SharedMemoryRegion::Description& d : *regions) {
@@ -128,9 +129,6 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) {
     return FinishNow(context, NoManager("CudaSharedMemoryUnregister"));
-  }
-  if (!shared_memory_->cuda_opener()) {
-    return FinishNow(context, NoCuda("CudaSharedMemoryUnregister"));
   }
   shared_memory_->Unregister(SharedMemoryKind::kCuda, request->name());
   return FinishNow(context, absl::OkStatus());

@@ -306,7 +306,7 @@ TEST_F(SharedMemoryIntegrationTest, UnregisterWithAnEmptyNameUnregistersEveryReg
   EXPECT_TRUE(listed.regions().empty());
 }
 
-TEST_F(SharedMemoryIntegrationTest, CudaSharedMemoryIsUnimplementedWithoutCudaAndNotListed) {
+TEST_F(SharedMemoryIntegrationTest, CudaRegistrationIsUnimplementedWithoutCudaAndNotListed) {
   inference::CudaSharedMemoryRegisterRequest request;
   request.set_name("gpu");
   request.set_raw_handle(std::string(64, '\0'));
@@ -321,9 +321,17 @@ TEST_F(SharedMemoryIntegrationTest, CudaSharedMemoryIsUnimplementedWithoutCudaAn
   inference::CudaSharedMemoryStatusResponse status;
   grpc::ClientContext status_context;
   Deadline(status_context);
-  ExpectError(stub_->CudaSharedMemoryStatus(&status_context, status_request, &status),
-              grpc::StatusCode::UNIMPLEMENTED,
-              {"CudaSharedMemoryStatus", "this build of coalesce has no CUDA"});
+  // Status and Unregister answer as having nothing, as Triton's do: its clients clean up with
+  // them before using system shared memory.
+  ASSERT_TRUE(stub_->CudaSharedMemoryStatus(&status_context, status_request, &status).ok());
+  EXPECT_TRUE(status.regions().empty());
+  inference::CudaSharedMemoryUnregisterRequest unregister_request;
+  inference::CudaSharedMemoryUnregisterResponse unregistered;
+  grpc::ClientContext unregister_context;
+  Deadline(unregister_context);
+  EXPECT_TRUE(
+      stub_->CudaSharedMemoryUnregister(&unregister_context, unregister_request, &unregistered)
+          .ok());
   inference::ServerMetadataRequest metadata_request;
   inference::ServerMetadataResponse metadata;
   grpc::ClientContext metadata_context;
