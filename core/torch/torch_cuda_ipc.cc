@@ -23,9 +23,10 @@ class DeviceScope {
   explicit DeviceScope(int device) {
     if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
     status_ = previous_ == device ? cudaSuccess : cudaSetDevice(device);
+    if (previous_ < 0 || status_ != cudaSuccess) (void)cudaGetLastError();
   }
   ~DeviceScope() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
+    if (previous_ >= 0 && cudaSetDevice(previous_) != cudaSuccess) (void)cudaGetLastError();
   }
   cudaError_t status() const { return status_; }
 
@@ -95,6 +96,9 @@ class OpenedIpcMemory final : public CudaIpcMemory {
  private:
   static absl::Status Check(cudaError_t error, const char* what, int64_t offset, int64_t size) {
     if (error == cudaSuccess) return absl::OkStatus();
+    // A failed runtime call stays this thread's last error until read; this thread may be an
+    // executor worker whose next batch would then report it as its own.
+    (void)cudaGetLastError();
     return absl::InternalError(absl::StrCat("CUDA shared memory: ", what, " of ", size,
                                             " bytes at offset ", offset,
                                             " failed: ", cudaGetErrorString(error)));
