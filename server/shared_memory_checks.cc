@@ -1,6 +1,7 @@
 #include "server/shared_memory_checks.h"
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace coalesce {
@@ -91,6 +92,18 @@ absl::Status CheckSliceInRegion(absl::string_view tensor, absl::string_view regi
         "Invalid offset + byte size for shared memory region: '", region, "'", detail()));
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckLocalPeer(absl::string_view rpc, absl::string_view peer) {
+  for (absl::string_view local : {"ipv4:127.", "ipv6:[::1]:", "ipv6:[::ffff:127.", "unix:",
+                                  "unix-abstract:"}) {
+    if (absl::StartsWith(peer, local)) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      rpc, ": shared memory can be registered only by a client on this machine (loopback or a "
+           "Unix socket), and this call comes from '",
+      absl::CHexEscape(peer.substr(0, 128)),
+      "'; send tensors in raw_input_contents instead"));
 }
 
 }  // namespace coalesce

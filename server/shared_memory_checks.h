@@ -42,6 +42,12 @@ absl::Status CheckRegistrationFits(absl::string_view region, absl::string_view k
 absl::Status CheckSliceInRegion(absl::string_view tensor, absl::string_view region,
                                 int64_t region_bytes, int64_t offset, int64_t byte_size);
 
+// OK if gRPC's `peer` ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/run/x.sock") is a client
+// on this machine: loopback or a Unix socket. The regions a client registers are this machine's
+// /dev/shm, so only such a client can mean them; a remote client could otherwise have the server
+// read or overwrite any object its user can open. PERMISSION_DENIED naming `rpc` and the peer.
+absl::Status CheckLocalPeer(absl::string_view rpc, absl::string_view peer);
+
 }  // namespace coalesce
 
 #endif  // COALESCE_SERVER_SHARED_MEMORY_CHECKS_H_

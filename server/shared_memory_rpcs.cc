@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/cuda_shared_memory_region.h"
 #include "server/inference_service.h"
+#include "server/shared_memory_checks.h"
 #include "server/shared_memory_manager.h"
 #include "server/system_shared_memory_region.h"
 #include "spdlog/spdlog.h"
@@ -53,6 +54,9 @@ grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryRegister(
     inference::SystemSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("SystemSharedMemoryRegister"));
+  if (absl::Status s = CheckLocalPeer("SystemSharedMemoryRegister", context->peer()); !s.ok()) {
+    return FinishNow(context, s);
+  }
   // Refused before anything is opened when the name is taken or there is no room.
   if (absl::Status s = shared_memory_->CheckCanAdd(request->name()); !s.ok()) {
     return FinishNow(context, s);
@@ -103,6 +107,9 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
     inference::CudaSharedMemoryRegisterResponse*) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   if (shared_memory_ == nullptr) return FinishNow(context, NoManager("CudaSharedMemoryRegister"));
+  if (absl::Status s = CheckLocalPeer("CudaSharedMemoryRegister", context->peer()); !s.ok()) {
+    return FinishNow(context, s);
+  }
   if (!shared_memory_->cuda_opener()) return FinishNow(context, NoCuda("CudaSharedMemoryRegister"));
   if (shared_memory_->cuda_opener()) {
     if (absl::Status s = shared_memory_->CheckCanAdd(request->name()); !s.ok()) {

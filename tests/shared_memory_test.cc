@@ -63,6 +63,24 @@ TEST(SharedMemoryKeyTest, RegionNamesMustBeNonEmptyBoundedAndFreeOfNul) {
 
 // --- bounds ---
 
+TEST(SharedMemoryPeerTest, AcceptsLoopbackAndUnixSocketPeers) {
+  for (const char* peer : {"ipv4:127.0.0.1:5000", "ipv4:127.1.2.3:1", "ipv6:[::1]:5000",
+                           "ipv6:[::ffff:127.0.0.1]:5000", "unix:/run/coalesce.sock",
+                           "unix-abstract:coalesce"}) {
+    EXPECT_TRUE(CheckLocalPeer("SystemSharedMemoryRegister", peer).ok()) << peer;
+  }
+}
+
+TEST(SharedMemoryPeerTest, RefusesRemotePeersNamingTheRpcAndThePeer) {
+  for (const char* peer : {"ipv4:10.0.0.7:5000", "ipv4:172.17.0.1:40000", "ipv6:[2001:db8::1]:5",
+                           "ipv6:[::ffff:10.0.0.7]:5000", "ipv4:1270.0.0.1:5", ""}) {
+    absl::Status s = CheckLocalPeer("SystemSharedMemoryRegister", peer);
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << peer;
+    EXPECT_NE(s.message().find("SystemSharedMemoryRegister"), std::string::npos) << s;
+    EXPECT_NE(s.message().find(std::string("'") + peer + "'"), std::string::npos) << s;
+  }
+}
+
 TEST(SharedMemorySliceTest, AcceptsSlicesUpToTheRegionsEnd) {
   EXPECT_TRUE(CheckSliceInRegion("input 'x'", "r", 64, 0, 64).ok());
   EXPECT_TRUE(CheckSliceInRegion("input 'x'", "r", 64, 60, 4).ok());
