@@ -97,6 +97,15 @@ LogSettings LogControl::Get() const {
   return settings_;
 }
 
+absl::StatusOr<LogSettings> LogControl::Update(
+    const std::function<absl::StatusOr<LogSettings>(const LogSettings&)>& change) {
+  absl::MutexLock serial(&update_mu_);
+  absl::StatusOr<LogSettings> changed = change(Get());
+  if (!changed.ok()) return changed.status();
+  if (absl::Status s = Apply(*changed); !s.ok()) return s;
+  return *changed;
+}
+
 absl::Status LogControl::Apply(const LogSettings& settings) {
   if (settings.format != "default" && settings.format != "ISO8601" && settings.format != "json") {
     return absl::InvalidArgumentError(absl::StrCat("invalid argument for log_format, got: '",

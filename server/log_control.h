@@ -3,11 +3,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "spdlog/common.h"
@@ -48,12 +50,19 @@ class LogControl {
   // Checks `settings` and, if they are valid, makes them the current ones. INVALID_ARGUMENT
   // naming the value for an unknown format.
   absl::Status Apply(const LogSettings& settings);
+  // Reads the current settings, has `change` derive new ones from them, and applies those, with
+  // no other Update() in between: two concurrent changes of different settings both stay. An
+  // error from `change` or Apply() changes nothing. Returns the settings in force afterwards.
+  absl::StatusOr<LogSettings> Update(
+      const std::function<absl::StatusOr<LogSettings>(const LogSettings&)>& change);
 
  private:
   class FilterSink;
 
   LogControl();
 
+  // Held across an Update()'s read, change and apply; taken before mu_.
+  absl::Mutex update_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   LogSettings settings_ ABSL_GUARDED_BY(mu_);
   // Shared with the logger; the switches it reads are atomics of its own.

@@ -176,9 +176,11 @@ grpc::ServerUnaryReactor* InferenceService::LogSettings(
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   LogControl& control = LogControl::Global();
   if (!request->settings().empty()) {
-    absl::StatusOr<coalesce::LogSettings> changed = ChangedLogSettings(*request, control.Get());
+    absl::StatusOr<coalesce::LogSettings> changed =
+        control.Update([request](const coalesce::LogSettings& current) {
+          return ChangedLogSettings(*request, current);
+        });
     if (!changed.ok()) return FinishNow(context, changed.status());
-    if (absl::Status s = control.Apply(*changed); !s.ok()) return FinishNow(context, s);
     spdlog::info("LogSettings: info={} warning={} error={} verbose_level={} format={}",
                  changed->info, changed->warning, changed->error, changed->verbose_level,
                  changed->format);

@@ -3,6 +3,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -10,6 +11,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "proto/inference.grpc.pb.h"
 #include "server/log_control.h"
 #include "spdlog/sinks/base_sink.h"
@@ -169,6 +172,44 @@ TEST_F(LogSettingsTest, BadSettingsAreRefusedNamingTheKeyOrValueAndChangeNothing
   refused("log_file", [](Value& v) { v.set_string_param("/tmp/x.log"); },
           "log file location can not be updated through network protocol",
           grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// Two changes of different settings at once (info off, verbose on) both stay: the second reads the
+// settings only after the first has applied its own. The first change is held open while the
+// second is started; reading before the first applies would bring info back on.
+TEST(LogControlTest, ConcurrentUpdatesOfDifferentSettingsBothStay) {
+  LogControl& control = LogControl::Global();
+  ASSERT_TRUE(control.Apply(LogSettings()).ok());
+  absl::Notification first_read, release_first;
+  std::thread first([&] {
+    auto done = control.Update([&](const LogSettings& current) -> absl::StatusOr<LogSettings> {
+      LogSettings next = current;
+      next.info = false;
+      first_read.Notify();
+      release_first.WaitForNotification();
+      return next;
+    });
+    EXPECT_TRUE(done.ok()) << done.status();
+  });
+  first_read.WaitForNotification();
+  std::thread second([&] {
+    auto done = control.Update([](const LogSettings& current) -> absl::StatusOr<LogSettings> {
+      LogSettings next = current;
+      next.verbose_level = 1;
+      return next;
+    });
+    EXPECT_TRUE(done.ok()) << done.status();
+  });
+  // Time for the second change to run if nothing holds it back (it would then be overwritten by
+  // the first's stale copy); with the change serialised it waits, whatever the timing.
+  absl::SleepFor(absl::Milliseconds(100));
+  release_first.Notify();
+  first.join();
+  second.join();
+  const LogSettings now = control.Get();
+  EXPECT_FALSE(now.info);
+  EXPECT_EQ(now.verbose_level, 1u);
+  ASSERT_TRUE(control.Apply(LogSettings()).ok());
 }
 
 }  // namespace
