@@ -82,6 +82,29 @@ absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> FindRegion(
   return found;
 }
 
+// A tensor's slice of a registered region: its parameters parsed, the region found (for the
+// caller to hold), and the slice checked to lie inside it. `label` names the tensor in messages.
+struct FoundSlice {
+  SliceParameters slice;
+  std::shared_ptr<const SharedMemoryRegion> region;
+};
+
+template <typename Tensor>
+absl::StatusOr<FoundSlice> FindSlice(const SharedMemoryManager* manager, const Tensor& tensor,
+                                     const std::string& label) {
+  absl::StatusOr<SliceParameters> slice = ParseSliceParameters(tensor);
+  if (!slice.ok()) return slice.status();
+  absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> region =
+      FindRegion(manager, slice->region, label);
+  if (!region.ok()) return region.status();
+  if (absl::Status s = CheckSliceInRegion(label, slice->region, (*region)->byte_size(),
+                                          slice->offset, slice->byte_size);
+      !s.ok()) {
+    return s;
+  }
+  return FoundSlice{*std::move(slice), *std::move(region)};
+}
+
 // Bytes of a tensor of `datatype` and `shape`; nullopt when a dimension is still unknown (-1)
 // or the datatype has no fixed size, int64 max when it does not fit.
 std::optional<int64_t> TensorBytes(const std::string& datatype,
@@ -113,43 +136,28 @@ absl::StatusOr<std::unique_ptr<SharedMemoryTensors>> SharedMemoryTensors::Resolv
   for (int r = 0; r < request.inputs_size(); ++r) {
     const auto& input = request.inputs(r);
     if (!HasSharedMemoryParameters(input)) continue;
-    absl::StatusOr<SliceParameters> slice = ParseSliceParameters(input);
-    if (!slice.ok()) return slice.status();
-    const std::string tensor = absl::StrCat("input '", input.name(), "'");
-    absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> region =
-        FindRegion(manager, slice->region, tensor);
-    if (!region.ok()) return region.status();
-    if (absl::Status s = CheckSliceInRegion(tensor, slice->region, (*region)->byte_size(),
-                                            slice->offset, slice->byte_size);
-        !s.ok()) {
-      return s;
-    }
+    absl::StatusOr<FoundSlice> found =
+        FindSlice(manager, input, absl::StrCat("input '", input.name(), "'"));
+    if (!found.ok()) return found.status();
+    const SliceParameters& slice = found->slice;
     auto scratch = std::make_unique<std::string>();
     absl::StatusOr<absl::string_view> bytes =
-        (*region)->Read(slice->offset, slice->byte_size, *scratch);
+        found->region->Read(slice.offset, slice.byte_size, *scratch);
     if (!bytes.ok()) return bytes.status();
     if (!scratch->empty()) tensors->scratch_.push_back(std::move(scratch));
     tensors->inputs_[r] = ExternalInput{
-        *bytes, absl::StrCat("shared memory region '", slice->region, "' (offset ",
-                             slice->offset, ", byte_size ", slice->byte_size, ")")};
-    tensors->held_.push_back(*std::move(region));
+        *bytes, absl::StrCat("shared memory region '", slice.region, "' (offset ", slice.offset,
+                             ", byte_size ", slice.byte_size, ")")};
+    tensors->held_.push_back(std::move(found->region));
   }
   for (const auto& output : request.outputs()) {
     if (!HasSharedMemoryParameters(output)) continue;
-    absl::StatusOr<SliceParameters> slice = ParseSliceParameters(output);
-    if (!slice.ok()) return slice.status();
-    const std::string tensor = absl::StrCat("output '", output.name(), "'");
-    absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> region =
-        FindRegion(manager, slice->region, tensor);
-    if (!region.ok()) return region.status();
-    if (absl::Status s = CheckSliceInRegion(tensor, slice->region, (*region)->byte_size(),
-                                            slice->offset, slice->byte_size);
-        !s.ok()) {
-      return s;
-    }
-    tensors->outputs_.push_back(
-        OutputSlice{output.name(), Slice{*region, slice->offset, slice->byte_size}});
-    tensors->held_.push_back(*std::move(region));
+    absl::StatusOr<FoundSlice> found =
+        FindSlice(manager, output, absl::StrCat("output '", output.name(), "'"));
+    if (!found.ok()) return found.status();
+    tensors->outputs_.push_back(OutputSlice{
+        output.name(), Slice{found->region, found->slice.offset, found->slice.byte_size}});
+    tensors->held_.push_back(std::move(found->region));
   }
   return tensors;
 }
