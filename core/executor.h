@@ -97,7 +97,7 @@ class Executor : public BatchSink {
     // a CPU core, and a DMA read of lines still dirty in several cores' caches is slow: on an
     // H200 host, splitting the gather of 8 MiB over 4 threads with memcpy made the backend's
     // call 0.18 ms slower (0.41 -> 0.59 ms); with streaming stores it stayed at 0.41
-    // (bench/RESULTS.md, section 4). Off: memcpy, which leaves the rows in cache for a backend
+    // (bench/results/2026-11-26-engine.md). Off: memcpy, which leaves the rows in cache for a backend
     // that reads them on the CPU.
     bool streaming_gather = true;
     // At most one backend call at a time: a thread that has gathered its batch waits until no
