@@ -22,9 +22,8 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/flag_parsing.h"
 #include "proto/inference.grpc.pb.h"
 
 ABSL_FLAG(std::string, grpc_address, "127.0.0.1:8011", "Address to listen on, host:port.");
@@ -167,11 +166,11 @@ int WaitForShutdownSignal(const sigset_t& signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-echo-server",
       "An Open Inference Protocol server whose ModelInfer returns its input unchanged: the "
       "fastest any server of this protocol can be on this machine.\n"
       "Example: coalesce-echo-server --grpc_address=127.0.0.1:8011");
-  absl::ParseCommandLine(argc, argv);
   const sigset_t shutdown_signals = BlockShutdownSignals();
 
   const std::string address = absl::GetFlag(FLAGS_grpc_address);

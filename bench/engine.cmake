@@ -4,5 +4,6 @@
 # a table.
 add_executable(coalesce-engine-bench engine_bench.cc)
 target_link_libraries(coalesce-engine-bench PRIVATE coalesce_torch coalesce_bench_model_dir
+  coalesce_flag_parsing
   absl::flags absl::flags_parse absl::flags_usage absl::status absl::statusor absl::strings
   absl::str_format absl::synchronization absl::time Threads::Threads)

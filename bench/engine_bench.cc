@@ -56,8 +56,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -70,6 +68,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/model_dir.h"
+#include "common/flag_parsing.h"
 #include "core/clock.h"
 #include "core/executor.h"
 #include "core/half.h"
@@ -653,10 +652,10 @@ int Main() {
 }  // namespace coalesce
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-engine-bench",
       "Times the server's per-batch path (executor + TorchBackend, no RPC) against the model's "
       "ceiling (the demo, or --model_dir) at each batch size.\n"
       "Example: coalesce-engine-bench --device=cuda --duration_s=1 --batch_sizes=1,32,256");
-  absl::ParseCommandLine(argc, argv);
   return coalesce::Main();
 }

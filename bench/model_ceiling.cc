@@ -31,8 +31,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -43,6 +41,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/model_dir.h"
+#include "common/flag_parsing.h"
 #include "core/data_type.h"
 #include "core/half.h"
 #include "core/model_metadata.h"
@@ -203,11 +202,11 @@ absl::StatusOr<SizeResult> MeasureBatchSize(TorchBackend& backend,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-model-ceiling",
       "Runs a model (coalesce's demo, or --model_dir) in-process (no RPC) at each batch size and "
       "prints ms per batch and samples/s: the model's ceiling.\n"
       "Example: coalesce-model-ceiling --batch_sizes=1,32,256 --seconds=2 --workers=2");
-  absl::ParseCommandLine(argc, argv);
 
   absl::StatusOr<std::vector<int64_t>> sizes = ParseBatchSizes(absl::GetFlag(FLAGS_batch_sizes));
   const int workers = absl::GetFlag(FLAGS_workers);

@@ -30,9 +30,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +38,7 @@
 #include "absl/time/time.h"
 #include "bench/stress_runner.h"
 #include "bench/stress_traffic.h"
+#include "common/flag_parsing.h"
 #include "proto/inference.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
@@ -400,15 +398,9 @@ int Main() {
 }  // namespace coalesce::stress
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-stress",
       "Stress and soak tests a live coalesce server with mixed, hostile traffic.\n"
       "Example: coalesce-stress --check=echo --server_pid=$(pidof coalesce-server)");
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "bench/stress.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
   return coalesce::stress::Main();
 }

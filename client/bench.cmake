@@ -18,6 +18,7 @@ target_link_libraries(coalesce_loadgen
 
 add_executable(coalesce-bench ${CMAKE_CURRENT_LIST_DIR}/coalesce_bench.cc)
 target_link_libraries(coalesce-bench PRIVATE coalesce_loadgen coalesce_client_security_flags
+  coalesce_flag_parsing
   absl::flags absl::flags_parse
   absl::flags_usage absl::flags_config absl::flags_reflection absl::strings absl::str_format
   absl::synchronization absl::time)

@@ -15,17 +15,11 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -36,6 +30,7 @@
 #include "client/level_list.h"
 #include "client/load_generator.h"
 #include "client/result_writer.h"
+#include "common/flag_parsing.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
 ABSL_FLAG(std::string, model, "demo", "Model name.");
@@ -80,48 +75,6 @@ using coalesce::ResultWriter;
 
 constexpr int kExitBadFlags = 2;
 constexpr int kExitServerFailed = 1;
-
-// absl's parser exits with status 1 on an unknown flag or a bad value; this bench promises 2.
-// So every "--name[=value]" is checked against the flag registry first, and its value parsed
-// (ParseCommandLine parses it again to the same value). --flagfile and friends are left to absl.
-absl::Status CheckFlagSyntax(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") break;
-    if (!absl::ConsumePrefix(&arg, "-")) continue;  // a positional argument
-    absl::ConsumePrefix(&arg, "-");
-    const size_t equals = arg.find('=');
-    const absl::string_view name = arg.substr(0, equals);
-    std::optional<std::string> value;
-    if (equals != absl::string_view::npos) value = std::string(arg.substr(equals + 1));
-    // absl's usage flags are not in the registry; ParseCommandLine handles them.
-    if (name == "help" || name == "helpfull" || name == "helpshort" || name == "helppackage" ||
-        name == "helpon" || name == "helpmatch" || name == "version" || name == "only_check_args") {
-      continue;
-    }
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    if (flag == nullptr && absl::StartsWith(name, "no")) {
-      absl::CommandLineFlag* positive = absl::FindCommandLineFlag(name.substr(2));
-      if (positive != nullptr && positive->IsOfType<bool>() && !value.has_value()) continue;
-    }
-    if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
-    if (name == "flagfile" || name == "fromenv" || name == "tryfromenv" || name == "undefok") {
-      if (!value.has_value()) ++i;
-      continue;
-    }
-    if (!value.has_value()) {
-      if (flag->IsOfType<bool>()) continue;
-      if (i + 1 >= argc)
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
-      value = argv[++i];
-    }
-    std::string error;
-    if (!flag->ParseFrom(*value, &error)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", name, "=", *value, ": ", error));
-    }
-  }
-  return absl::OkStatus();
-}
 
 struct Plan {
   LoadMode mode = LoadMode::kConcurrency;
@@ -257,16 +210,8 @@ class ProgressReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --help lists the flags of the file named after the program (ours is spelled with '_') and
-  // the shared security flags.
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "client/coalesce_bench.cc") ||
-           absl::EndsWith(path, "client/client_security_flags.cc");
-  };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-bench",
       "Load generator for servers that speak the Open Inference Protocol (KServe v2 gRPC).\n"
       "Closed loop: coalesce-bench --address=127.0.0.1:8001 --model=demo --concurrency=1,8,64\n"
       "Open loop:   coalesce-bench --rate=100,1000 --deadline_ms=100 --csv\n"
@@ -274,16 +219,6 @@ int main(int argc, char** argv) {
       "the measurement window; errors are counted by gRPC code; cpu is the client's own CPU "
       "use in cores. Exit status 0 when the run completed, 2 for bad flags, 1 when the server "
       "or the model's metadata cannot be reached.");
-  if (absl::Status status = CheckFlagSyntax(argc, argv); !status.ok()) {
-    std::cerr << "coalesce-bench: " << status.message() << " (see --help)\n";
-    return kExitBadFlags;
-  }
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    std::cerr << "coalesce-bench: unexpected argument '" << positional[1]
-              << "'; every setting is a --flag (see --help)\n";
-    return kExitBadFlags;
-  }
   absl::StatusOr<Plan> plan = PlanFromFlags();
   if (!plan.ok()) {
     std::cerr << "coalesce-bench: " << plan.status().message() << "\n";

@@ -16,13 +16,10 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/client_security_flags.h"
+#include "common/flag_parsing.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/inference.grpc.pb.h"
 
@@ -120,20 +117,11 @@ int CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, "coalesce-client",
       "Sends one ModelInfer request to a server that speaks the Open Inference Protocol and "
       "prints each output's shape and first values.\n"
       "Example: coalesce-client --address=127.0.0.1:8001 --model=demo --batch=4");
-  // --help lists this file's flags (abseil's default looks for a file named after the binary)
-  // and the shared security flags.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "client/coalesce_client.cc") ||
-           absl::EndsWith(file, "client/client_security_flags.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
 
   absl::StatusOr<coalesce::ClientSecurity> security =
       coalesce::ClientSecurity::Load(coalesce::ClientSecurityOptionsFromFlags());

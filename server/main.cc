@@ -15,13 +15,11 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/flag_parsing.h"
 #include "core/clock.h"
 #include "core/demo_model.h"
 #include "core/echo_backend.h"
@@ -30,12 +28,10 @@
 #include "core/torch/torch_backend.h"
 #include "core/torch/torch_cuda_ipc.h"
 #include "google/protobuf/stubs/logging.h"
-#include "server/flag_parsing.h"
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
-#include "server/version.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {
@@ -260,20 +256,10 @@ int Serve() {
 
 int main(int argc, char** argv) {
   using coalesce::kProgram;
-  absl::SetProgramUsageMessage(
+  coalesce::ParseFlagsOrExit(
+      argc, argv, kProgram,
       "Serves models over the Open Inference Protocol (KServe v2 gRPC) with adaptive batching.\n"
       "Example: coalesce-server --flagfile=config/server.flags [--check-config]");
-  // --help lists the server's flags (abseil's default looks for a file named after the binary).
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "server/main.cc") || absl::EndsWith(file, "server/flags.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  usage.version_string = [] {
-    return absl::StrCat(kProgram, " ", coalesce::kCoalesceVersion, "\n");
-  };
-  absl::SetFlagsUsageConfig(usage);
-  coalesce::ParseFlagsOrExit(argc, argv, kProgram);
 
   const bool check = absl::GetFlag(FLAGS_check_config);
   std::vector<std::string> problems = coalesce::FlagProblems();

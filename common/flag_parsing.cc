@@ -1,4 +1,4 @@
-#include "server/flag_parsing.h"
+#include "common/flag_parsing.h"
 
 #include <unistd.h>
 
@@ -8,6 +8,8 @@
 #include <iostream>
 
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -59,9 +61,14 @@ void OnExitWhileParsing() {
   std::string text = RestoreStderr();
   std::string error = FirstError(text);
   if (error.empty()) {
-    // An exit that is not an error (--help, --version): let it through as abseil meant it.
+    // An exit with no error reported: a usage flag (--help, --helpfull, --version, ...) was
+    // answered. Abseil exits 1 after help, which scripts read as a failure; asking for help
+    // succeeded, so the exit is 0.
     std::fputs(text.c_str(), stderr);
-    return;
+    std::cout.flush();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(0);
   }
   std::fprintf(stderr, "%s: %s\n", program_name->c_str(), error.c_str());
   std::fflush(stderr);
@@ -76,8 +83,18 @@ void ExitWithUsageError(const std::string& program, const std::string& message) 
   std::exit(kUsageErrorExit);
 }
 
-void ParseFlagsOrExit(int argc, char** argv, const std::string& program) {
+void ParseFlagsOrExit(int argc, char** argv, const std::string& program,
+                      absl::string_view usage) {
   program_name = new std::string(program);
+  absl::SetProgramUsageMessage(usage);
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/flags/");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return absl::StrCat(*program_name, " ", COALESCE_VERSION, "\n"); };
+  absl::SetFlagsUsageConfig(config);
+
   std::vector<char*> args(argv, argv + argc);
   static char kCheckConfig[] = "--check_config";
   for (char*& arg : args) {

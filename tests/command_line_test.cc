@@ -1,0 +1,123 @@
+// Every program a user runs, as a script sees it: `--help` prints the usage text and exits 0; an
+// unknown flag, an unparsable value or a stray argument exits 2 with one line on stderr naming
+// the program and the problem. Each case runs the real binary; nothing binds a port.
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+
+namespace coalesce {
+namespace {
+
+struct Program {
+  std::string name;  // As it names itself in an error line.
+  std::string path;
+  std::string int_flag;  // A flag of the program that takes an integer.
+};
+
+void PrintTo(const Program& program, std::ostream* os) { *os << program.name; }
+
+std::vector<Program> Programs() {
+  return {
+      {"coalesce-server", COALESCE_SERVER_BINARY, "workers"},
+      {"coalesce-client", COALESCE_CLIENT_BINARY, "batch"},
+      {"coalesce-bench", COALESCE_BENCH_BINARY, "threads"},
+      {"coalesce-echo-server", COALESCE_ECHO_SERVER_BINARY, "max_message_mib"},
+      {"coalesce-stress", COALESCE_STRESS_BINARY, "rounds"},
+      {"coalesce-model-ceiling", COALESCE_MODEL_CEILING_BINARY, "workers"},
+      {"coalesce-engine-bench", COALESCE_ENGINE_BENCH_BINARY, "copy_threads"},
+  };
+}
+
+struct ProgramRun {
+  int exit_status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream file(path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+ProgramRun RunProgram(const Program& program, const std::string& args) {
+  char dir[] = "/tmp/coalesce-command-line-test-XXXXXX";
+  EXPECT_NE(mkdtemp(dir), nullptr);
+  const std::string out = absl::StrCat(dir, "/out"), err = absl::StrCat(dir, "/err");
+  const std::string command =
+      absl::StrCat("'", program.path, "' ", args, " >", out, " 2>", err, " </dev/null");
+  const int status = std::system(command.c_str());
+  ProgramRun run;
+  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.out = ReadAll(out);
+  run.err = ReadAll(err);
+  return run;
+}
+
+class CommandLineTest : public testing::TestWithParam<Program> {};
+
+TEST_P(CommandLineTest, HelpPrintsUsageAndExitsZero) {
+  const Program& program = GetParam();
+  ProgramRun run = RunProgram(program, "--help");
+  EXPECT_EQ(run.exit_status, 0) << run.out << run.err;
+  // The usage text lists the program's own flags.
+  EXPECT_TRUE(absl::StrContains(run.out + run.err, "--" + program.int_flag))
+      << run.out << run.err;
+}
+
+TEST_P(CommandLineTest, VersionNamesTheProgramAndExitsZero) {
+  const Program& program = GetParam();
+  ProgramRun run = RunProgram(program, "--version");
+  EXPECT_EQ(run.exit_status, 0) << run.err;
+  EXPECT_TRUE(absl::StartsWith(run.out, program.name + " ")) << run.out;
+}
+
+TEST_P(CommandLineTest, UnknownFlagExitsTwoWithOneLine) {
+  const Program& program = GetParam();
+  ProgramRun run = RunProgram(program, "--no_such_flag_at_all=1");
+  EXPECT_EQ(run.exit_status, 2) << run.err;
+  std::vector<std::string> lines = absl::StrSplit(run.err, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << run.err;
+  EXPECT_TRUE(absl::StartsWith(lines[0], program.name + ": ")) << lines[0];
+  EXPECT_TRUE(absl::StrContains(lines[0], "no_such_flag_at_all")) << lines[0];
+  EXPECT_EQ(run.out, "");
+}
+
+TEST_P(CommandLineTest, UnparsableValueExitsTwoNamingTheFlag) {
+  const Program& program = GetParam();
+  ProgramRun run = RunProgram(program, absl::StrCat("--", program.int_flag, "=many"));
+  EXPECT_EQ(run.exit_status, 2) << run.err;
+  std::vector<std::string> lines = absl::StrSplit(run.err, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << run.err;
+  EXPECT_TRUE(absl::StrContains(lines[0], program.int_flag)) << lines[0];
+}
+
+TEST_P(CommandLineTest, StrayArgumentExitsTwo) {
+  ProgramRun run = RunProgram(GetParam(), "stray");
+  EXPECT_EQ(run.exit_status, 2) << run.err;
+  EXPECT_TRUE(absl::StrContains(run.err, "'stray'")) << run.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryProgram, CommandLineTest, testing::ValuesIn(Programs()),
+                         [](const testing::TestParamInfo<Program>& info) {
+                           std::string name = info.param.name;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace coalesce
