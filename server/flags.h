@@ -37,6 +37,7 @@ ABSL_DECLARE_FLAG(int64_t, default_timeout_us);
 ABSL_DECLARE_FLAG(int, priority_levels);
 ABSL_DECLARE_FLAG(int, default_priority);
 ABSL_DECLARE_FLAG(int64_t, max_queue_size);
+ABSL_DECLARE_FLAG(int, malloc_arena_max);
 ABSL_DECLARE_FLAG(int, max_message_mib);
 ABSL_DECLARE_FLAG(absl::Duration, drain_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_delay);

@@ -30,6 +30,7 @@
 #include "google/protobuf/stubs/logging.h"
 #include "server/flags.h"
 #include "server/logging.h"
+#include "server/malloc_arenas.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
 #include "spdlog/spdlog.h"
@@ -214,7 +215,10 @@ int Serve() {
     std::fprintf(stderr, "%s: %s\n", kProgram, status.ToString().c_str());
     return 1;
   };
+  // Before any thread starts, so that every thread takes its arena under the cap.
+  const std::string arenas = CapMallocArenas(absl::GetFlag(FLAGS_malloc_arena_max));
   spdlog::info("starting {}", kProgram);
+  spdlog::info("{}", arenas);
   absl::StatusOr<Server::Options> options = ServerOptionsFromFlags();
   if (!options.ok()) return fail(options.status());
   if (CudaIpcAvailable()) options->cuda_ipc_opener = OpenCudaIpcMemory;
