@@ -28,6 +28,7 @@
 #include "core/torch/torch_backend.h"
 #include "core/torch/torch_cuda_ipc.h"
 #include "google/protobuf/stubs/logging.h"
+#include "server/file_descriptor_limit.h"
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/malloc_arenas.h"
@@ -219,6 +220,12 @@ int Serve() {
   const std::string arenas = CapMallocArenas(absl::GetFlag(FLAGS_malloc_arena_max));
   spdlog::info("starting {}", kProgram);
   spdlog::info("{}", arenas);
+  // Every client connection holds a descriptor: take all the hard limit allows.
+  if (absl::StatusOr<FileDescriptorLimit> fds = RaiseFileDescriptorLimit(); fds.ok()) {
+    spdlog::info("open file limit: {} (was {}, hard limit {})", fds->after, fds->before, fds->hard);
+  } else {
+    spdlog::warn("open file limit not raised: {}", std::string(fds.status().message()));
+  }
   absl::StatusOr<Server::Options> options = ServerOptionsFromFlags();
   if (!options.ok()) return fail(options.status());
   if (CudaIpcAvailable()) options->cuda_ipc_opener = OpenCudaIpcMemory;

@@ -1,6 +1,7 @@
 // The real coalesce-server binary's command line: exit status 2 and one stderr line for a wrong
 // one, and --check-config's report and status. Nothing here binds a port.
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,12 +31,13 @@ std::string ReadAll(const std::string& path) {
   return text.str();
 }
 
-// Runs coalesce-server with `args` (no shell quoting needed: tests pass plain words).
-ServerRun RunServer(const std::vector<std::string>& args) {
+// Runs coalesce-server with `args` (no shell quoting needed: tests pass plain words), after the
+// shell commands `before`.
+ServerRun RunServer(const std::vector<std::string>& args, const std::string& before = "") {
   char dir[] = "/tmp/coalesce-binary-test-XXXXXX";
   EXPECT_NE(mkdtemp(dir), nullptr);
   std::string out = absl::StrCat(dir, "/out"), err = absl::StrCat(dir, "/err");
-  std::string command = absl::StrCat("'", COALESCE_SERVER_BINARY, "' ", absl::StrJoin(args, " "),
+  std::string command = absl::StrCat(before, "'", COALESCE_SERVER_BINARY, "' ", absl::StrJoin(args, " "),
                                      " >", out, " 2>", err, " </dev/null");
   int status = std::system(command.c_str());
   ServerRun run;
@@ -148,6 +150,22 @@ TEST(ServerBinaryTest, UnreadableTokenFileAtStartExitsOne) {
   EXPECT_EQ(run.err,
             "coalesce-server: NOT_FOUND: --auth_token_file: cannot read '/nonexistent/token': No "
             "such file or directory\n");
+}
+
+TEST(ServerBinaryTest, RaisesItsOpenFileLimitToTheHardLimitAtStart) {
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_max <= 256) GTEST_SKIP() << "hard limit " << limit.rlim_max << ": no room";
+  // Started with a soft limit of 256; the unreadable token file ends the run once it has begun.
+  ServerRun run = RunServer({"--backend=echo", "--grpc_address=127.0.0.1:0",
+                             "--metrics_address=127.0.0.1:0",
+                             "--auth_token_file=/nonexistent/token"},
+                            "ulimit -S -n 256 && exec ");
+  EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find(absl::StrCat("open file limit: ", limit.rlim_max, " (was 256, hard limit ",
+                                      limit.rlim_max, ")")),
+            std::string::npos)
+      << run.out;
 }
 
 }  // namespace

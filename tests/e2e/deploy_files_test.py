@@ -10,10 +10,10 @@ prometheus  promtool check config/rules; promtool test rules with hand-computed 
             read is exported by a live coalesce-server.
 nginx       nginx -t on deploy/nginx/coalesce.conf inside a minimal main config.
 systemd     systemd-analyze verify (ExecStart pointed at the built binary); TimeoutStopSec above
-            --drain_timeout; the hardening options the unit promises are there.
+            --drain_timeout; the hardening options the unit promises are there; LimitNOFILE.
 launchd     xmllint against Apple's plist DTD (embedded below; plutil runs only on macOS);
             plistlib parse; keys and value types of launchd.plist(5); ExitTimeOut above
-            --drain_timeout; install.sh parses (sh -n).
+            --drain_timeout; NumberOfFiles; install.sh parses (sh -n).
 kubernetes  YAML parse of every manifest (python3-yaml); the Deployment, Services, HPA and PDB
             refer to each other and to the ports the server listens on; grace period above
             preStop + drain; flags file binds 0.0.0.0 and holds only flags the server knows;
@@ -89,6 +89,11 @@ LAUNCHD_KEYS = {
 RESOURCE_LIMIT_KEYS = {"Core", "CPU", "Data", "FileSize", "MemoryLock", "NumberOfFiles",
                        "NumberOfProcesses", "ResidentSetSize", "Stack"}
 PROCESS_TYPES = {"Background", "Standard", "Adaptive", "Interactive"}
+# Open files the service files allow: every client connection holds one, and at the limit gRPC
+# stops accepting clients. launchd's is lower: a value above the machine's kern.maxfilesperproc,
+# which varies by machine and release, is refused.
+MIN_OPEN_FILES = 65536
+MIN_LAUNCHD_OPEN_FILES = 8192
 
 
 class Checks:
@@ -304,6 +309,10 @@ def check_systemd(checks, args):
     wrong = {k: settings.get(k) for k, v in expected.items() if settings.get(k) != v}
     checks.check("hardening settings present", not wrong, "differ: %s" % wrong)
     checks.check("--flagfile in ExecStart", "--flagfile=" in settings.get("ExecStart", ""))
+    files = settings.get("LimitNOFILE", "")
+    checks.check("LimitNOFILE at least %d (one descriptor per client connection)" % MIN_OPEN_FILES,
+                 files == "infinity" or (files.isdigit() and int(files) >= MIN_OPEN_FILES),
+                 "LimitNOFILE=%s" % files)
     for key in ("RestrictAddressFamilies", "MemoryDenyWriteExecute", "PrivateDevices"):
         checks.check("%s set" % key, key in settings)
 
@@ -327,6 +336,12 @@ def check_launchd(checks, args):
     for key in ("SoftResourceLimits", "HardResourceLimits"):
         bad = set(plist.get(key, {})) - RESOURCE_LIMIT_KEYS
         checks.check("%s keys" % key, not bad, str(bad))
+    soft_files = plist.get("SoftResourceLimits", {}).get("NumberOfFiles", 0)
+    hard_files = plist.get("HardResourceLimits", {}).get("NumberOfFiles", soft_files)
+    checks.check("SoftResourceLimits NumberOfFiles at least %d, under no lower hard limit"
+                 % MIN_LAUNCHD_OPEN_FILES,
+                 soft_files >= MIN_LAUNCHD_OPEN_FILES and hard_files >= soft_files,
+                 "soft %s, hard %s" % (soft_files, hard_files))
     checks.check("ProcessType is one of %s" % sorted(PROCESS_TYPES),
                  plist.get("ProcessType", "Standard") in PROCESS_TYPES)
     checks.check("Label, RunAtLoad, KeepAlive", plist.get("Label") == "com.coalesce.server"
