@@ -14,6 +14,11 @@
 // refused RESOURCE_EXHAUSTED). It prints one line per round and exits non-zero if any round
 // saw a wrong answer, a wrong error code, a lost or a duplicated answer, or the server died.
 //
+// Beside both, slow clients hold connections to the metrics endpoint (--metrics_address: a request
+// sent a byte a second, and silent connections past the endpoint's connection cap) and to the
+// gRPC port (an HTTP/2 preface sent a byte a second), while /metrics is scraped every 500 ms;
+// a round (or a soak) with a failed scrape fails.
+//
 // --soak_s=N instead runs constant load for N seconds, samples the server's resident memory
 // every --sample_s, fits a line to the samples after --warmup_s, and exits non-zero if memory
 // grows faster than --max_growth_mb_per_hour (or any answer was wrong or lost).
@@ -37,6 +42,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/stress_runner.h"
+#include "bench/stress_slow_clients.h"
 #include "bench/stress_traffic.h"
 #include "common/flag_parsing.h"
 #include "proto/inference.grpc.pb.h"
@@ -79,6 +85,16 @@ ABSL_FLAG(int, sample_s, 5, "Soak: seconds between memory samples.");
 ABSL_FLAG(int, warmup_s, -1, "Soak: samples before this are left out of the fit; -1: a quarter "
                              "of --soak_s, at most 120.");
 ABSL_FLAG(double, max_growth_mb_per_hour, 10, "Soak: fail above this resident memory growth.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:8002",
+          "The server's metrics endpoint: scraped every 500 ms beside the traffic (each scrape "
+          "must answer within 5 s) and held by slow and silent clients. Empty: none of that.");
+ABSL_FLAG(int, metrics_slowloris, 8,
+          "Connections to the metrics endpoint that send a request a byte a second, never ending.");
+ABSL_FLAG(int, metrics_silent, 96,
+          "Connections to the metrics endpoint that send nothing (past its cap of 64 by default).");
+ABSL_FLAG(int, grpc_slowloris, 4,
+          "Raw TCP connections to --address that send the HTTP/2 preface a byte a second and stop "
+          "one byte short.");
 
 namespace coalesce::stress {
 namespace {
@@ -118,6 +134,7 @@ struct Context {
   const SamplePool* pool;
   Check check;
   double atol, rtol;
+  SlowClients* slow_clients = nullptr;
 };
 
 void Count(const Context& ctx, const Call& call, Tally& tally) {
@@ -232,7 +249,8 @@ int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
     total.expected_errors += t.expected_errors, total.exhausted += t.exhausted;
     total.cancelled += t.cancelled, total.wrong += t.wrong, total.lost += t.lost;
     total.duplicated += t.duplicated;
-    if (t.clean()) ++passed;
+    const bool scrapes_clean = ctx.slow_clients == nullptr || ctx.slow_clients->Clean();
+    if (t.clean() && scrapes_clean) ++passed;
     if (last_rss == -2) {
       std::printf("server (pid %d) died during round %d\n", absl::GetFlag(FLAGS_server_pid),
                   round);
@@ -247,6 +265,7 @@ int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
       passed, rounds, died ? 1 : 0, total.requests, total.answered, total.expected_errors,
       total.exhausted, total.cancelled, total.wrong, total.lost, total.duplicated, first_rss,
       last_rss);
+  if (ctx.slow_clients != nullptr) std::printf("%s\n", ctx.slow_clients->Summary().c_str());
   return passed == rounds && !died ? 0 : 1;
 }
 
@@ -331,8 +350,10 @@ int Soak(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
   }
   if (!all) owned_runner.release();  // NOLINT: see RunRound().
   double growth = Slope(samples);
-  bool ok = tally.clean() && !died && samples.size() >= 2 &&
+  const bool scrapes_clean = ctx.slow_clients == nullptr || ctx.slow_clients->Clean();
+  bool ok = tally.clean() && !died && samples.size() >= 2 && scrapes_clean &&
             growth <= absl::GetFlag(FLAGS_max_growth_mb_per_hour);
+  if (ctx.slow_clients != nullptr) std::printf("%s\n", ctx.slow_clients->Summary().c_str());
   std::printf(
       "soak %d s (warm-up %d s, %zu samples fitted): requests %ld, ok %ld, expected errors %ld, "
       "wrong %ld, lost %ld, duplicated %ld; server %s; RSS growth %.2f MB/hour (bound %.1f): "
@@ -342,6 +363,16 @@ int Soak(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
       absl::GetFlag(FLAGS_max_growth_mb_per_hour), ok ? "PASS" : "FAIL");
   if (samples.size() < 2) std::printf("too few samples after warm-up to fit a growth rate\n");
   return ok ? 0 : 1;
+}
+
+absl::StatusOr<std::unique_ptr<SlowClients>> StartSlowClients() {
+  SlowClients::Options options;
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.grpc_address = absl::GetFlag(FLAGS_address);
+  options.metrics_slowloris = absl::GetFlag(FLAGS_metrics_slowloris);
+  options.metrics_silent = absl::GetFlag(FLAGS_metrics_silent);
+  options.grpc_slowloris = absl::GetFlag(FLAGS_grpc_slowloris);
+  return SlowClients::Start(options);
 }
 
 int Main() {
@@ -388,6 +419,12 @@ int Main() {
                          absl::GetFlag(FLAGS_max_message_mib) << 20,
                          absl::GetFlag(FLAGS_seed) + 1);
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed) + 2);
+  absl::StatusOr<std::unique_ptr<SlowClients>> slow_clients = StartSlowClients();
+  if (!slow_clients.ok()) {
+    std::fprintf(stderr, "%s\n", slow_clients.status().ToString().c_str());
+    return 2;
+  }
+  ctx.slow_clients = slow_clients->get();
   std::printf("model %s at %s, check %s, server pid %d\n", model->name.c_str(),
               absl::GetFlag(FLAGS_address).c_str(), check.c_str(),
               absl::GetFlag(FLAGS_server_pid));
