@@ -35,11 +35,9 @@ std::shared_ptr<prometheus::Registry> RegistryWithOneCounter() {
   return registry;
 }
 
-// A socket connected to 127.0.0.1:`port`, blocking, with send and receive timeouts of
-// kClientTimeoutS; -1 on failure. Non-blocking and maybe still connecting if `wait` is false.
-int Connect(int port, bool wait = true) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (wait ? 0 : SOCK_NONBLOCK), 0);
-  if (fd < 0) return -1;
+// Gives the socket `fd` send and receive timeouts of kClientTimeoutS and connects it to
+// 127.0.0.1:`port`; false on failure (EINPROGRESS included: check errno).
+bool ConnectSocket(int fd, int port) {
   timeval timeout{kClientTimeoutS, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
@@ -47,8 +45,15 @@ int Connect(int port, bool wait = true) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
-      (wait || errno != EINPROGRESS)) {
+  return connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+// A socket connected to 127.0.0.1:`port`, blocking, with send and receive timeouts of
+// kClientTimeoutS; -1 on failure. Non-blocking and maybe still connecting if `wait` is false.
+int Connect(int port, bool wait = true) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (wait ? 0 : SOCK_NONBLOCK), 0);
+  if (fd < 0) return -1;
+  if (!ConnectSocket(fd, port) && (wait || errno != EINPROGRESS)) {
     close(fd);
     return -1;
   }
@@ -255,13 +260,7 @@ TEST(MetricsEndpointTest, CutsOffAClientThatReadsTheResponseTooSlowly) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int small = 16384;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  timeval timeout{kClientTimeoutS, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons((*endpoint)->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_TRUE(ConnectSocket(fd, (*endpoint)->port())) << std::strerror(errno);
   ASSERT_TRUE(SendText(fd, "GET /metrics HTTP/1.1\r\n\r\n"));
   // 4 KiB every 50 ms: always progressing, but the page would take over a minute.
   size_t received = 0;
@@ -324,13 +323,7 @@ TEST(MetricsEndpointTest, OutOfFileDescriptorsRefusesWithoutSpinningAndRecovers)
     const double cpu_before = ProcessCpuSeconds();
     const absl::Time start = absl::Now();
     for (int client : {first, second}) {
-      timeval timeout{kClientTimeoutS, 0};
-      setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons((*endpoint)->port());
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      ASSERT_TRUE(ConnectSocket(client, (*endpoint)->port())) << std::strerror(errno);
       EXPECT_EQ(ReadToEnd(client).substr(0, 33), "HTTP/1.1 503 Service Unavailable\r");
     }
     // A window long enough for a spinning accept loop to show.
