@@ -243,7 +243,7 @@ void MetricsEndpoint::AcceptAll(SteadyTime now) {
         out_of_descriptors_ = true;
         refused_ = 0;
         spdlog::warn("metrics endpoint: cannot accept connections ({}); answering them 503 "
-                     "until descriptors are free",
+                     "while this lasts",
                      std::strerror(errno));
       }
       if (RefuseOneWithSpare()) continue;
@@ -274,7 +274,12 @@ bool MetricsEndpoint::RefuseOneWithSpare() {
   if (fd >= 0) {
     static const std::string refusal =
         Response("503 Service Unavailable", "text/plain", "out of file descriptors\n");
-    // One try: the refusal is small enough for an empty socket buffer.
+    // One try: the refusal is small enough for an empty socket buffer. The request already
+    // here is read first, since closing with unread bytes resets the connection, which can
+    // discard the refusal before the client reads it.
+    char request[kMaxRequestBytes];
+    while (recv(fd, request, sizeof(request), MSG_DONTWAIT) > 0) {
+    }
     (void)send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
     ++refused_;
