@@ -46,7 +46,8 @@ int ConnectTo(const sockaddr_storage& address, socklen_t length) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SlowClients::Address>> SlowClients::Resolve(const std::string& address) {
+absl::StatusOr<std::unique_ptr<SlowClients::Address>> SlowClients::Resolve(
+    const std::string& address) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not host:port"));
@@ -228,8 +229,9 @@ absl::Status SlowClients::Scrape() {
                                               " bytes"));
     }
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("scrape of ", metrics_->text, " took over ",
-                                                      absl::FormatDuration(options_.scrape_timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("scrape of ", metrics_->text, " took over ",
+                       absl::FormatDuration(options_.scrape_timeout)));
     }
     return absl::OkStatus();
   }();

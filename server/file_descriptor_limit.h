@@ -16,11 +16,11 @@ struct FileDescriptorLimit {
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (on macOS, to kern.maxfilesperproc at most,
-// the largest soft limit it accepts). Each client connection holds a descriptor, and gRPC stops accepting
-// new clients for good once it runs out (gRPC 1.51), while many shells and supervisors start
-// processes with a soft limit of 256 or 1024 and a far higher hard limit. Returns the limits, or
-// why the soft limit could not be raised; a soft limit already at the hard one is left as is.
-// Not thread-safe with respect to other changes of the limit.
+// the largest soft limit it accepts). Each client connection holds a descriptor, and gRPC stops
+// accepting new clients for good once it runs out (gRPC 1.51), while many shells and supervisors
+// start processes with a soft limit of 256 or 1024 and a far higher hard limit. Returns the
+// limits, or why the soft limit could not be raised; a soft limit already at the hard one is
+// left as is. Not thread-safe with respect to other changes of the limit.
 absl::StatusOr<FileDescriptorLimit> RaiseFileDescriptorLimit();
 
 }  // namespace coalesce

@@ -37,7 +37,8 @@ ServerRun RunServer(const std::vector<std::string>& args, const std::string& bef
   char dir[] = "/tmp/coalesce-binary-test-XXXXXX";
   EXPECT_NE(mkdtemp(dir), nullptr);
   std::string out = absl::StrCat(dir, "/out"), err = absl::StrCat(dir, "/err");
-  std::string command = absl::StrCat(before, "'", COALESCE_SERVER_BINARY, "' ", absl::StrJoin(args, " "),
+  std::string command = absl::StrCat(before, "'", COALESCE_SERVER_BINARY, "' ",
+                                     absl::StrJoin(args, " "),
                                      " >", out, " 2>", err, " </dev/null");
   int status = std::system(command.c_str());
   ServerRun run;
