@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/client_text.h"
 
 namespace coalesce {
 
@@ -15,7 +16,7 @@ absl::StatusOr<int64_t> ParseModelVersion(absl::string_view version) {
                                              absl::string_view::npos;
   if (!digits_only || !absl::SimpleAtoi(version, &number) || number < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model version must be a positive integer, got '", version, "'"));
+        absl::StrCat("model version must be a positive integer, got '", ClientText(version), "'"));
   }
   return number;
 }
@@ -27,12 +28,13 @@ absl::StatusOr<int64_t> ParseRequestedVersion(absl::string_view version) {
   int64_t number = 0;
   if (digits.empty() || digits.find_first_not_of("0123456789") != absl::string_view::npos ||
       !absl::SimpleAtoi(digits, &number)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("failed to get model version from specified version string '", version,
-                     "' (details: stol), version should be an integral value > 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "failed to get model version from specified version string '", ClientText(version),
+        "' (details: stol), version should be an integral value > 0"));
   }
   if (negative && number > 0) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid model version specified '", version,
+    return absl::InvalidArgumentError(absl::StrCat("invalid model version specified '",
+                                                   ClientText(version),
                                                    "' , version should be an integral value > 0"));
   }
   return number;
@@ -108,15 +110,15 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
   auto it = models_.find(name);
   if (it == models_.end() || it->second.empty()) {
     if (auto why = unavailable_.find(name); why != unavailable_.end()) {
-      return absl::UnavailableError(absl::StrCat("Request for unknown model: '", name,
+      return absl::UnavailableError(absl::StrCat("Request for unknown model: '", ClientText(name),
                                                  "' has no available versions (", why->second,
                                                  ")"));
     }
     std::vector<std::string> names;
     for (const auto& [known, versions] : models_) names.push_back(known);
-    return absl::NotFoundError(absl::StrCat("Request for unknown model: '", name,
-                                            "' is not found (serving: ",
-                                            absl::StrJoin(names, ", "), ")"));
+    return absl::NotFoundError(absl::StrCat("Request for unknown model: '", ClientText(name),
+                                            "' is not found (serving: ", absl::StrJoin(names, ", "),
+                                            ")"));
   }
   const Versions& versions = it->second;
   if (*number < 0) return versions.rbegin()->second;
@@ -124,9 +126,9 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelRegistry::Find(
   if (found == versions.end()) {
     std::vector<int64_t> known;
     for (const auto& [v, model] : versions) known.push_back(v);
-    return absl::NotFoundError(absl::StrCat("Request for unknown model: '", name, "' version ",
-                                            version, " is not found (versions: ",
-                                            absl::StrJoin(known, ", "), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("Request for unknown model: '", name, "' version ", ClientText(version),
+                     " is not found (versions: ", absl::StrJoin(known, ", "), ")"));
   }
   return found->second;
 }

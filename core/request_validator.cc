@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/client_text.h"
 #include "core/tensor_parameters.h"
 
 namespace coalesce {
@@ -156,7 +157,7 @@ absl::Status ValidateShape(const ModelMetadata& metadata, const TensorSpec& spec
   std::optional<DataType> dtype = ParseDataType(input.datatype());
   if (!dtype.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': unknown datatype '",
-                                                   input.datatype(), "', expected ",
+                                                   ClientText(input.datatype()), "', expected ",
                                                    DataTypeName(spec.dtype)));
   }
   if (*dtype != spec.dtype) {
@@ -219,12 +220,12 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
       if (metadata.inputs[i].name == name) found = static_cast<int>(i);
     }
     if (found < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name,
-                                                     "' has no input named '", name,
-                                                     "' (its inputs: ",
-                                                     TensorNames(metadata.inputs), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", metadata.name, "' has no input named '", ClientText(name),
+                       "' (its inputs: ", TensorNames(metadata.inputs), ")"));
     }
     if (source[found] >= 0) {
+      // One of the model's names by now: no need to cut it.
       return absl::InvalidArgumentError(absl::StrCat("input '", name, "' is given twice"));
     }
     source[found] = r;
@@ -339,10 +340,9 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
       if (metadata.outputs[o].name == requested.name()) found = static_cast<int>(o);
     }
     if (found < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name,
-                                                     "' has no output named '", requested.name(),
-                                                     "' (its outputs: ",
-                                                     TensorNames(metadata.outputs), ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model '", metadata.name, "' has no output named '", ClientText(requested.name()),
+          "' (its outputs: ", TensorNames(metadata.outputs), ")"));
     }
     for (int already : validated.outputs) {
       if (already == found) {

@@ -1,6 +1,7 @@
 #include "core/tensor_parameters.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 
 namespace coalesce {
 namespace {
@@ -14,7 +15,8 @@ absl::Status UnknownParameter(absl::string_view kind, const std::string& tensor,
                               const std::string& model, const std::string& parameter,
                               absl::string_view accepted) {
   return absl::InvalidArgumentError(
-      absl::StrCat(kind, " '", tensor, "' of model '", model, "': unknown parameter '", parameter,
+      absl::StrCat(kind, " '", ClientText(tensor), "' of model '", model, "': unknown parameter '",
+                   ClientText(parameter),
                    "'; coalesce would ignore it, so it refuses it (parameters it takes on ", kind,
                    "s: ", accepted, ")"));
 }
@@ -36,7 +38,7 @@ absl::Status CheckTensorParameters(const std::string& model,
       if (name == "binary_data" || IsSharedMemoryParameter(name)) continue;
       if (name == "classification") {
         return absl::InvalidArgumentError(absl::StrCat(
-            "output '", output.name(), "' of model '", model,
+            "output '", ClientText(output.name()), "' of model '", model,
             "': parameter 'classification' asks for Triton's classification extension (the top "
             "classes as BYTES \"score:index:label\" strings), which coalesce does not support; "
             "request the output without it to receive the scores themselves"));

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/shared_memory_checks.h"
 
 namespace coalesce {
@@ -13,21 +14,21 @@ absl::StatusOr<std::unique_ptr<CudaSharedMemoryRegion>> CudaSharedMemoryRegion::
     int64_t device_id, uint64_t byte_size) {
   if (!opener) {
     return absl::UnimplementedError(absl::StrCat(
-        "cannot register CUDA shared memory region '", name,
+        "cannot register CUDA shared memory region '", ClientText(name),
         "': this build of coalesce has no CUDA: it cannot open CUDA IPC memory handles; use "
         "system shared memory (SystemSharedMemoryRegister) or raw_input_contents instead"));
   }
   if (absl::Status s = CheckSharedMemoryRegionName(name); !s.ok()) return s;
   if (byte_size == 0 || byte_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return absl::InvalidArgumentError(absl::StrCat("failed to register shared memory region '",
-                                                   name, "': invalid args: byte_size ",
+                                                   ClientText(name), "': invalid args: byte_size ",
                                                    byte_size));
   }
   absl::StatusOr<std::unique_ptr<CudaIpcMemory>> memory =
       opener(raw_handle, device_id, static_cast<int64_t>(byte_size));
   if (!memory.ok()) {
     return absl::Status(memory.status().code(),
-                        absl::StrCat("failed to register shared memory region '", name,
+                        absl::StrCat("failed to register shared memory region '", ClientText(name),
                                      "': ", memory.status().message()));
   }
   Description description;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "core/infer_request.h"
 #include "core/model_config.h"
 #include "core/request_validator.h"
@@ -24,6 +25,21 @@ namespace coalesce {
 namespace {
 
 constexpr char kServerName[] = "coalesce";
+
+// Bytes of a status message sent to a client. A client with gRPC's default metadata limit (8 KiB)
+// cannot receive a longer message (percent-encoding may triple its size on the wire): it would see
+// RESOURCE_EXHAUSTED instead of the error. Messages quote client text through ClientText(); this
+// bounds what other layers quote whole.
+constexpr size_t kMaxStatusMessageBytes = 2048;
+
+// The access line of one ModelInfer request, at debug level (log_verbose_level 1).
+void LogAccess(absl::string_view model, absl::string_view version, absl::string_view id,
+               int64_t rows, absl::StatusCode code, absl::Duration latency) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  spdlog::debug("access model={} version={} id={} rows={} code={} latency_us={}", ClientText(model),
+                ClientText(version), ClientText(id), rows, absl::StatusCodeToString(code),
+                absl::ToInt64Microseconds(latency));
+}
 
 void FillTensorMetadata(const TensorSpec& spec, bool batched,
                         inference::ModelMetadataResponse::TensorMetadata* out) {
@@ -77,7 +93,8 @@ absl::Status NoRepositoryToControl() {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      TruncateText(status.message(), kMaxStatusMessageBytes));
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
@@ -245,11 +262,7 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
         deadline == absl::InfiniteFuture() ? absl::InfiniteDuration() : deadline - now;
     served->metrics().RecordRequest(s.code(), latency, slack);
     served->statistics().RecordRequest(s.ok(), rows, latency, absl::Now());
-    if (spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("access model={} version={} id={} rows={} code={} latency_us={}",
-                    served->metadata().name, served->metadata().version, id, rows,
-                    absl::StatusCodeToString(s.code()), absl::ToInt64Microseconds(latency));
-    }
+    LogAccess(served->metadata().name, served->metadata().version, id, rows, s.code(), latency);
     std::move(done)(std::move(s));
   };
   // Null unless a tensor is in shared memory. Held by the done callback, so that its regions stay
@@ -375,11 +388,11 @@ grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
 absl::Status InferenceService::CheckRepositoryName(const std::string& repository_name) const {
   if (repository_name.empty()) return absl::OkStatus();
   if (repository_ == nullptr || repository_name != repository_->name()) {
-    return absl::NotFoundError(absl::StrCat(
-        "unknown repository '", repository_name, "' (",
-        repository_ == nullptr ? std::string("the server has none")
-                               : absl::StrCat("serving '", repository_->name(), "'"),
-        ")"));
+    return absl::NotFoundError(
+        absl::StrCat("unknown repository '", ClientText(repository_name), "' (",
+                     repository_ == nullptr ? std::string("the server has none")
+                                            : absl::StrCat("serving '", repository_->name(), "'"),
+                     ")"));
   }
   return absl::OkStatus();
 }
@@ -431,7 +444,9 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
   RunInBackground([this, reactor, name = request->model_name(),
                    overrides = *std::move(overrides)] {
     absl::Status s = repository_->Load(name, overrides);
-    spdlog::info("RepositoryModelLoad '{}': {}", name, s.ok() ? "loaded" : s.ToString());
+    // The repository's message may quote the name whole, line breaks and all.
+    spdlog::info("RepositoryModelLoad '{}': {}", ClientText(name),
+                 s.ok() ? std::string("loaded") : LogText(s.ToString()));
     reactor->Finish(ToGrpcStatus(s));
   });
   return reactor;
@@ -450,7 +465,8 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   RunInBackground([this, reactor, name = request->model_name()] {
     absl::Status s = repository_->Unload(name);
-    spdlog::info("RepositoryModelUnload '{}': {}", name, s.ok() ? "unloaded" : s.ToString());
+    spdlog::info("RepositoryModelUnload '{}': {}", ClientText(name),
+                 s.ok() ? std::string("unloaded") : LogText(s.ToString()));
     reactor->Finish(ToGrpcStatus(s));
   });
   return reactor;

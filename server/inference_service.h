@@ -178,7 +178,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   std::vector<Background> background_ ABSL_GUARDED_BY(background_mu_);
 };
 
-// The one conversion from absl::Status to grpc::Status (the codes share their numbers).
+// The one conversion from absl::Status to grpc::Status (the codes share their numbers). A message
+// past 2 KiB is cut (see ClientText()), so that a client with default limits can read it.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // Answers a unary call at once with `status`, from a handler.

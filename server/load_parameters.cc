@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 
 namespace coalesce {
 namespace {
@@ -42,15 +43,15 @@ absl::StatusOr<ModelRepository::LoadOverrides> LoadOverridesFromParameters(
       overrides.config_json = parameter.string_param();
     } else if (absl::StartsWith(name, kFilePrefix)) {
       if (choice != inference::ModelRepositoryParameter::kBytesParam) {
-        return absl::InvalidArgumentError(absl::StrCat("File parameter '", name,
+        return absl::InvalidArgumentError(absl::StrCat("File parameter '", ClientText(name),
                                                        "' must have bytes type for its value, got ",
                                                        TypeName(parameter)));
       }
       overrides.files.emplace_back(name.substr(sizeof(kFilePrefix) - 1), parameter.bytes_param());
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat("Unrecognized load parameter '", name, "' with type '", TypeName(parameter),
-                       "' (coalesce takes 'config' and 'file:<path>')"));
+          absl::StrCat("Unrecognized load parameter '", ClientText(name), "' with type '",
+                       TypeName(parameter), "' (coalesce takes 'config' and 'file:<path>')"));
     }
   }
   // The map's order is unspecified; a fixed order makes errors and writes reproducible.

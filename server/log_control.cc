@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/json_log_formatter.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/sink.h"
@@ -109,7 +110,7 @@ absl::StatusOr<LogSettings> LogControl::Update(
 absl::Status LogControl::Apply(const LogSettings& settings) {
   if (settings.format != "default" && settings.format != "ISO8601" && settings.format != "json") {
     return absl::InvalidArgumentError(absl::StrCat("invalid argument for log_format, got: '",
-                                                   settings.format,
+                                                   ClientText(settings.format),
                                                    "' (expected default, ISO8601 or json)"));
   }
   absl::MutexLock lock(&mu_);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/log_control.h"
 #include "spdlog/spdlog.h"
 
@@ -28,7 +29,8 @@ absl::StatusOr<coalesce::LogSettings> ChangedLogSettings(
           "stdout; redirect it when starting the server)");
     } else if (name == "log_info" || name == "log_warning" || name == "log_error") {
       if (choice != LogValue::kBoolParam) {
-        return absl::InvalidArgumentError(absl::StrCat("expect boolean for '", name, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("expect boolean for '", ClientText(name), "'"));
       }
       bool& flag = name == "log_info"      ? current.info
                    : name == "log_warning" ? current.warning
@@ -36,17 +38,19 @@ absl::StatusOr<coalesce::LogSettings> ChangedLogSettings(
       flag = value.bool_param();
     } else if (name == "log_verbose_level") {
       if (choice != LogValue::kUint32Param) {
-        return absl::InvalidArgumentError(absl::StrCat("expect int32 for '", name, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("expect int32 for '", ClientText(name), "'"));
       }
       current.verbose_level = value.uint32_param();
     } else if (name == "log_format") {
       if (choice != LogValue::kStringParam) {
-        return absl::InvalidArgumentError(absl::StrCat("expect string for '", name, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("expect string for '", ClientText(name), "'"));
       }
       current.format = value.string_param();
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown log setting '", name,
+          "unknown log setting '", ClientText(name),
           "' (expected log_file, log_info, log_warning, log_error, log_verbose_level or "
           "log_format)"));
     }
@@ -60,17 +64,18 @@ absl::StatusOr<T> ParseSettingNumber(const std::string& name,
                                      const inference::TraceSettingRequest::SettingValue& value,
                                      int64_t min, int64_t max) {
   if (value.value_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("expect only 1 value for '", name, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expect only 1 value for '", ClientText(name), "'"));
   }
   int64_t number = 0;
   if (!absl::SimpleAtoi(value.value(0), &number)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Unable to parse '", name, "', got: ", value.value(0)));
+    return absl::InvalidArgumentError(absl::StrCat("Unable to parse '", ClientText(name),
+                                                   "', got: ", ClientText(value.value(0))));
   }
   if (number < min || number > max) {
-    return absl::InvalidArgumentError(absl::StrCat("Unable to parse '", name,
+    return absl::InvalidArgumentError(absl::StrCat("Unable to parse '", ClientText(name),
                                                    "', value is out of range [ ", min, ", ", max,
-                                                   " ], got: ", value.value(0)));
+                                                   " ], got: ", ClientText(value.value(0))));
   }
   return static_cast<T>(number);
 }
@@ -103,8 +108,8 @@ absl::StatusOr<RequestTracer::Update> TraceUpdateFrom(
             "trace_level TENSORS is not supported: coalesce traces TIMESTAMPS only");
       }
       if (level != "OFF" && level != "TIMESTAMPS") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "trace_level must be OFF or TIMESTAMPS, got '", level, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("trace_level must be OFF or TIMESTAMPS, got '", ClientText(level), "'"));
       }
       update.level = {update.level.kSet, level == "OFF" ? RequestTracer::Level::kOff
                                                         : RequestTracer::Level::kTimestamps};
@@ -129,7 +134,7 @@ absl::StatusOr<RequestTracer::Update> TraceUpdateFrom(
       update.count = {update.count.kSet, *number};
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown trace setting '", name,
+          "unknown trace setting '", ClientText(name),
           "' (expected trace_file, trace_level, trace_rate, trace_count or log_frequency)"));
     }
   }

@@ -1,17 +1,16 @@
 #include "server/shared_memory_checks.h"
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 
 namespace coalesce {
 namespace {
 
 absl::Status BadKey(absl::string_view region, absl::string_view key, absl::string_view why) {
-  // CHexEscape: the key may hold bytes that would garble a log line.
   return absl::InvalidArgumentError(absl::StrCat("cannot register shared memory region '",
-                                                 absl::CHexEscape(region), "' - invalid shm key '",
-                                                 absl::CHexEscape(key), "': ", why));
+                                                 ClientText(region), "' - invalid shm key '",
+                                                 ClientText(key), "': ", why));
 }
 
 }  // namespace
@@ -52,9 +51,8 @@ absl::Status CheckSharedMemoryRegionName(absl::string_view name) {
                      kMaxSharedMemoryRegionNameLength, " are allowed"));
   }
   if (name.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("shared memory region name '",
-                                                   absl::CHexEscape(name),
-                                                   "' holds a NUL byte"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shared memory region name '", ClientText(name), "' holds a NUL byte"));
   }
   return absl::OkStatus();
 }
@@ -62,15 +60,16 @@ absl::Status CheckSharedMemoryRegionName(absl::string_view name) {
 absl::Status CheckRegistrationFits(absl::string_view region, absl::string_view key,
                                    uint64_t offset, uint64_t byte_size, uint64_t object_bytes) {
   if (byte_size == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "failed to register shared memory region '", region, "': invalid args: byte_size is 0"));
+    return absl::InvalidArgumentError(absl::StrCat("failed to register shared memory region '",
+                                                   ClientText(region),
+                                                   "': invalid args: byte_size is 0"));
   }
   // offset + byte_size > object_bytes, written so that it cannot wrap.
   if (offset > object_bytes || byte_size > object_bytes - offset) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "failed to register shared memory region '", region, "': invalid args: offset ", offset,
-        " + byte_size ", byte_size, " exceeds the ", object_bytes,
-        " bytes of shared-memory object '", key, "'"));
+        "failed to register shared memory region '", ClientText(region), "': invalid args: offset ",
+        offset, " + byte_size ", byte_size, " exceeds the ", object_bytes,
+        " bytes of shared-memory object '", ClientText(key), "'"));
   }
   return absl::OkStatus();
 }
@@ -82,14 +81,15 @@ absl::Status CheckSliceInRegion(absl::string_view tensor, absl::string_view regi
                         "; the region holds ", region_bytes, " bytes)");
   };
   if (offset < 0 || offset > region_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Invalid offset for shared memory region: '", region, "'", detail()));
+    return absl::InvalidArgumentError(absl::StrCat("Invalid offset for shared memory region: '",
+                                                   ClientText(region), "'", detail()));
   }
   // offset + byte_size > region_bytes, written so that it cannot overflow (0 <= offset <=
   // region_bytes here).
   if (byte_size < 0 || byte_size > region_bytes - offset) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Invalid offset + byte size for shared memory region: '", region, "'", detail()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Invalid offset + byte size for shared memory region: '", ClientText(region),
+                     "'", detail()));
   }
   return absl::OkStatus();
 }
@@ -102,8 +102,7 @@ absl::Status CheckLocalPeer(absl::string_view rpc, absl::string_view peer) {
   return absl::PermissionDeniedError(absl::StrCat(
       rpc, ": shared memory can be registered only by a client on this machine (loopback or a "
            "Unix socket), and this call comes from '",
-      absl::CHexEscape(peer.substr(0, 128)),
-      "'; send tensors in raw_input_contents instead"));
+      ClientText(peer), "'; send tensors in raw_input_contents instead"));
 }
 
 }  // namespace coalesce

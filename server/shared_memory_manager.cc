@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/shared_memory_checks.h"
 
 namespace coalesce {
@@ -25,16 +26,16 @@ absl::Status SharedMemoryManager::CheckCanAddLocked(absl::string_view name) cons
   if (absl::Status s = CheckSharedMemoryRegionName(name); !s.ok()) return s;
   if (options_.max_regions == 0) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot register shared memory region '", name,
+        "cannot register shared memory region '", ClientText(name),
         "': shared memory is turned off on this server (--max_shared_memory_regions=0)"));
   }
   if (regions_.find(name) != regions_.end()) {
     return absl::AlreadyExistsError(
-        absl::StrCat("shared memory region '", name, "' already in manager"));
+        absl::StrCat("shared memory region '", ClientText(name), "' already in manager"));
   }
   if (static_cast<int>(regions_.size()) >= options_.max_regions) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "cannot register shared memory region '", name, "': ", regions_.size(),
+        "cannot register shared memory region '", ClientText(name), "': ", regions_.size(),
         " regions are registered, the most this server allows "
         "(--max_shared_memory_regions); unregister one first"));
   }
@@ -62,7 +63,8 @@ absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> SharedMemoryManager::F
   absl::ReaderMutexLock lock(&mu_);
   auto it = regions_.find(name);
   if (it == regions_.end()) {
-    return absl::NotFoundError(absl::StrCat("Unable to find shared memory region: '", name, "'"));
+    return absl::NotFoundError(
+        absl::StrCat("Unable to find shared memory region: '", ClientText(name), "'"));
   }
   return it->second;
 }
@@ -81,12 +83,12 @@ absl::StatusOr<std::vector<SharedMemoryRegion::Description>> SharedMemoryManager
   if (it == regions_.end()) {
     return absl::NotFoundError(absl::StrCat("Unable to find ",
                                             kind == SharedMemoryKind::kSystem ? "system" : "cuda",
-                                            " shared memory region: '", name, "'"));
+                                            " shared memory region: '", ClientText(name), "'"));
   }
   if (it->second->description().kind != kind) {
     const bool cuda = it->second->description().kind == SharedMemoryKind::kCuda;
     return absl::NotFoundError(absl::StrCat(
-        "The region named '", name, "' is registered as ", cuda ? "CUDA" : "system",
+        "The region named '", ClientText(name), "' is registered as ", cuda ? "CUDA" : "system",
         " shared memory, not ", cuda ? "system" : "CUDA", " shared memory"));
   }
   out.push_back(it->second->description());

@@ -3,6 +3,7 @@
 // through SharedMemoryTensors (see Infer()).
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/cuda_shared_memory_region.h"
 #include "server/inference_service.h"
 #include "server/shared_memory_checks.h"
@@ -67,7 +68,8 @@ grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryRegister(
   absl::Status added = shared_memory_->Add(*std::move(region));
   if (added.ok()) {
     spdlog::info("registered system shared memory region '{}' (key '{}', offset {}, {} bytes)",
-                 request->name(), request->key(), request->offset(), request->byte_size());
+                 ClientText(request->name()), ClientText(request->key()), request->offset(),
+                 request->byte_size());
   }
   return FinishNow(context, added);
 }
@@ -82,7 +84,7 @@ grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryUnregister(
   }
   const int removed = shared_memory_->Unregister(SharedMemoryKind::kSystem, request->name());
   spdlog::debug("unregistered {} system shared memory region(s) ('{}')", removed,
-                request->name());
+                ClientText(request->name()));
   return FinishNow(context, absl::OkStatus());
 }
 
@@ -124,7 +126,7 @@ grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
   absl::Status added = shared_memory_->Add(*std::move(region));
   if (added.ok()) {
     spdlog::info("registered CUDA shared memory region '{}' (device {}, {} bytes)",
-                 request->name(), request->device_id(), request->byte_size());
+                 ClientText(request->name()), request->device_id(), request->byte_size());
   }
   return FinishNow(context, added);
 }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "core/data_type.h"
 #include "server/shared_memory_checks.h"
 #include "server/shared_memory_manager.h"
@@ -38,14 +39,14 @@ absl::StatusOr<SliceParameters> ParseSliceParameters(const Tensor& tensor) {
   auto byte_size = params.find(kByteSize);
   if (region == params.end()) {
     const char* given = offset != params.end() ? kOffset : kByteSize;
-    return absl::InvalidArgumentError(absl::StrCat("'", given,
-                                                   "' can not be specified without '", kRegion,
-                                                   "' parameter for tensor '", tensor.name(), "'"));
+    return absl::InvalidArgumentError(absl::StrCat("'", given, "' can not be specified without '",
+                                                   kRegion, "' parameter for tensor '",
+                                                   ClientText(tensor.name()), "'"));
   }
   auto wrong_type = [&tensor](const char* parameter, const char* expected) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid value type for '", parameter,
-                                                   "' parameter for tensor '", tensor.name(),
-                                                   "', expected ", expected, "."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid value type for '", parameter, "' parameter for tensor '",
+                     ClientText(tensor.name()), "', expected ", expected, "."));
   };
   SliceParameters out;
   if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
@@ -59,9 +60,9 @@ absl::StatusOr<SliceParameters> ParseSliceParameters(const Tensor& tensor) {
     out.offset = offset->second.int64_param();
   }
   if (byte_size == params.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", kByteSize,
-                                                   "' must be specified along with '", kRegion,
-                                                   "' parameter for tensor '", tensor.name(), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", kByteSize, "' must be specified along with '", kRegion,
+                     "' parameter for tensor '", ClientText(tensor.name()), "'"));
   }
   if (byte_size->second.parameter_choice_case() != inference::InferParameter::kInt64Param) {
     return wrong_type(kByteSize, "int64_param");
@@ -72,8 +73,8 @@ absl::StatusOr<SliceParameters> ParseSliceParameters(const Tensor& tensor) {
 
 absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> FindRegion(
     const SharedMemoryManager* manager, const std::string& region, const std::string& tensor) {
-  absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> found =
-      absl::NotFoundError(absl::StrCat("Unable to find shared memory region: '", region, "'"));
+  absl::StatusOr<std::shared_ptr<const SharedMemoryRegion>> found = absl::NotFoundError(
+      absl::StrCat("Unable to find shared memory region: '", ClientText(region), "'"));
   if (manager != nullptr) found = manager->Find(region);
   if (!found.ok()) {
     return absl::Status(found.status().code(),
@@ -137,7 +138,7 @@ absl::StatusOr<std::unique_ptr<SharedMemoryTensors>> SharedMemoryTensors::Resolv
     const auto& input = request.inputs(r);
     if (!HasSharedMemoryParameters(input)) continue;
     absl::StatusOr<FoundSlice> found =
-        FindSlice(manager, input, absl::StrCat("input '", input.name(), "'"));
+        FindSlice(manager, input, absl::StrCat("input '", ClientText(input.name()), "'"));
     if (!found.ok()) return found.status();
     const SliceParameters& slice = found->slice;
     auto scratch = std::make_unique<std::string>();
@@ -146,14 +147,14 @@ absl::StatusOr<std::unique_ptr<SharedMemoryTensors>> SharedMemoryTensors::Resolv
     if (!bytes.ok()) return bytes.status();
     if (!scratch->empty()) tensors->scratch_.push_back(std::move(scratch));
     tensors->inputs_[r] = ExternalInput{
-        *bytes, absl::StrCat("shared memory region '", slice.region, "' (offset ", slice.offset,
-                             ", byte_size ", slice.byte_size, ")")};
+        *bytes, absl::StrCat("shared memory region '", ClientText(slice.region), "' (offset ",
+                             slice.offset, ", byte_size ", slice.byte_size, ")")};
     tensors->held_.push_back(std::move(found->region));
   }
   for (const auto& output : request.outputs()) {
     if (!HasSharedMemoryParameters(output)) continue;
     absl::StatusOr<FoundSlice> found =
-        FindSlice(manager, output, absl::StrCat("output '", output.name(), "'"));
+        FindSlice(manager, output, absl::StrCat("output '", ClientText(output.name()), "'"));
     if (!found.ok()) return found.status();
     tensors->outputs_.push_back(OutputSlice{
         output.name(), Slice{found->region, found->slice.offset, found->slice.byte_size}});

@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "core/client_text.h"
 #include "server/shared_memory_checks.h"
 
 namespace coalesce {
@@ -18,8 +19,8 @@ namespace {
 
 absl::Status OpenError(const std::string& name, const std::string& key, int error) {
   std::string message =
-      absl::StrCat("Unable to open shared memory region: '", key, "' (registering region '",
-                   name, "'): ", std::strerror(error));
+      absl::StrCat("Unable to open shared memory region: '", ClientText(key),
+                   "' (registering region '", ClientText(name), "'): ", std::strerror(error));
   switch (error) {
     case ENOENT:
       return absl::NotFoundError(message);
@@ -48,12 +49,12 @@ absl::StatusOr<std::unique_ptr<SystemSharedMemoryRegion>> SystemSharedMemoryRegi
   absl::Cleanup close_fd = [fd] { close(fd); };
   struct stat status {};
   if (fstat(fd, &status) != 0) {
-    return absl::InternalError(absl::StrCat("Invalid shared memory region: '", key,
+    return absl::InternalError(absl::StrCat("Invalid shared memory region: '", ClientText(key),
                                             "' (fstat: ", std::strerror(errno), ")"));
   }
   if (!S_ISREG(status.st_mode) || status.st_size < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Invalid shared memory region: '", key, "' is not a shared-memory object"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Invalid shared memory region: '", ClientText(key), "' is not a shared-memory object"));
   }
   if (absl::Status s = CheckRegistrationFits(name, key, offset, byte_size,
                                              static_cast<uint64_t>(status.st_size));
@@ -68,9 +69,9 @@ absl::StatusOr<std::unique_ptr<SystemSharedMemoryRegion>> SystemSharedMemoryRegi
   void* mapping = mmap(nullptr, mapping_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                        static_cast<off_t>(map_offset));
   if (mapping == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat("failed to register shared memory region '", name,
-                                            "': mmap of '", key, "' failed: ",
-                                            std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("failed to register shared memory region '",
+                                            ClientText(name), "': mmap of '", ClientText(key),
+                                            "' failed: ", std::strerror(errno)));
   }
   Description description;
   description.name = name;

@@ -15,38 +15,13 @@
 #include "absl/time/clock.h"
 #include "proto/inference.grpc.pb.h"
 #include "server/log_control.h"
-#include "spdlog/sinks/base_sink.h"
 #include "spdlog/spdlog.h"
 #include "spdlog/sinks/stdout_sinks.h"
+#include "tests/capture_sink.h"
 #include "tests/echo_test_server.h"
 
 namespace coalesce {
 namespace {
-
-// Keeps every formatted line.
-class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  std::vector<std::string> Lines() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return lines_;
-  }
-  int CountContaining(const std::string& text) {
-    int count = 0;
-    for (const std::string& line : Lines()) count += absl::StrContains(line, text) ? 1 : 0;
-    return count;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t formatted;
-    formatter_->format(msg, formatted);
-    lines_.emplace_back(formatted.data(), formatted.size());
-  }
-  void flush_() override {}
-
- private:
-  std::vector<std::string> lines_;
-};
 
 using Settings = google::protobuf::Map<std::string, inference::LogSettingsResponse::SettingValue>;
 

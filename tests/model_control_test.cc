@@ -9,8 +9,14 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "proto/inference.grpc.pb.h"
+#include "server/log_control.h"
+#include "spdlog/sinks/stdout_sinks.h"
+#include "tests/capture_sink.h"
 #include "tests/repository_server.h"
 
 namespace coalesce {
@@ -158,6 +164,40 @@ TEST_F(ModelControlTest, ControlOutsideExplicitModeIsRefusedInTritonsWords) {
             0u)
       << status.error_message();
   EXPECT_NE(status.error_message().find("--model_control_mode=explicit"), std::string::npos);
+}
+
+// RepositoryModelLoad logs its outcome at info, quoting the name and the error: a line break in
+// the name must not start a line of the log.
+TEST_F(ModelControlTest, ALoadOfANameWithALineBreakLeavesOneEscapedLogLine) {
+  auto capture = std::make_shared<CaptureSink>();
+  ASSERT_TRUE(LogControl::Global().Apply(LogSettings()).ok());
+  LogControl::Global().Install(capture);
+  absl::Cleanup restore = [] {
+    LogControl::Global().Install(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  };
+  Start("explicit", {"scale"});
+  EXPECT_EQ(Load("a\nFORGED line").error_code(), grpc::StatusCode::INTERNAL);
+  // The line is written before the answer is sent.
+  std::vector<std::string> mentioning;
+  for (const std::string& line : capture->Lines()) {
+    if (absl::StrContains(line, "FORGED")) mentioning.push_back(line);
+  }
+  ASSERT_EQ(mentioning.size(), 1u) << absl::StrJoin(mentioning, "|");
+  EXPECT_TRUE(absl::StrContains(mentioning[0], "RepositoryModelLoad 'a\\nFORGED line'"))
+      << mentioning[0];
+  EXPECT_EQ(mentioning[0].find('\n'), mentioning[0].size() - 1) << mentioning[0];
+}
+
+// The repository quotes the name it could not load; a client with gRPC's default metadata limit
+// (8 KiB) still reads the error, not RESOURCE_EXHAUSTED.
+TEST_F(ModelControlTest, ALoadOfAMegabyteNameIsRefusedWithAMessageAClientCanRead) {
+  Start("explicit", {"scale"});
+  grpc::Status status = Load(std::string(1 << 20, 'n'));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message().substr(0, 200);
+  EXPECT_EQ(status.error_message().rfind("invalid model name 'nnn", 0), 0u)
+      << status.error_message().substr(0, 200);
+  EXPECT_LE(status.error_message().size(), 4096u);
 }
 
 }  // namespace

@@ -252,6 +252,35 @@ TEST(RequestValidatorTest, TypedCountMismatchNamesTheField) {
   ExpectInvalid(r, {"input 'A'", "expected 6 values in contents.fp32_contents, got 1"});
 }
 
+TEST(RequestValidatorTest, HugeClientNamesAreCutInMessages) {
+  const std::string huge(1 << 20, 'n');
+  const std::string cut = std::string(128, 'n') + "...(1048576 bytes)'";
+  auto expect_cut = [&](const ModelInferRequest& request, const std::string& says) {
+    absl::StatusOr<ValidatedRequest> v = ValidateInferRequest(TwoInputModel(), request);
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(v.status().message().find(says + cut), std::string::npos)
+        << v.status().message().substr(0, 300);
+    EXPECT_LT(v.status().message().size(), 1024u);
+  };
+  ModelInferRequest input = ValidRequest();
+  input.mutable_inputs(0)->set_name(huge);
+  expect_cut(input, "has no input named '");
+  ModelInferRequest output = ValidRequest();
+  output.add_outputs()->set_name(huge);
+  expect_cut(output, "has no output named '");
+  ModelInferRequest datatype = ValidRequest();
+  datatype.mutable_inputs(1)->set_datatype(huge);
+  expect_cut(datatype, "unknown datatype '");
+  ModelInferRequest parameter = ValidRequest();
+  (*parameter.mutable_inputs(0)->mutable_parameters())[huge].set_bool_param(true);
+  expect_cut(parameter, "unknown parameter '");
+  ModelInferRequest unknown_tensor = ValidRequest();
+  unknown_tensor.mutable_inputs(0)->set_name(huge);
+  (*unknown_tensor.mutable_inputs(0)->mutable_parameters())["p"].set_bool_param(true);
+  expect_cut(unknown_tensor, "input '");
+}
+
 TEST(RequestValidatorTest, TypedValueOutOfRangeIsRefused) {
   ModelInferRequest r = ValidRequest(1);
   r.clear_raw_input_contents();

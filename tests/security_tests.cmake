@@ -1,7 +1,8 @@
 # Security and operations: TLS, mutual TLS, bearer tokens, message limits, draining, JSON logs
 # and coalesce-server's command line. Included from tests/CMakeLists.txt.
 #
-#   ctest -R 'Security|Token|BearerToken|JsonLog|ServerLimits|Drain|ServerBinary' --output-on-failure
+#   ctest -R 'Security|Token|BearerToken|JsonLog|ServerLimits|Drain|ServerBinary|HostileRequest' \
+#     --output-on-failure
 #
 # The TLS tests make their certificates with the openssl tool (scripts/install-deps.sh).
 
@@ -16,6 +17,12 @@ add_executable(security_tests security_test.cc)
 target_link_libraries(security_tests PRIVATE coalesce_server_lib coalesce_client_security
   GTest::gtest_main)
 gtest_discover_tests(security_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+
+# Hostile names over loopback: huge names cut in status messages, line breaks escaped in log
+# lines.
+add_executable(hostile_request_tests hostile_request_test.cc)
+target_link_libraries(hostile_request_tests PRIVATE coalesce_server_lib GTest::gtest_main)
+gtest_discover_tests(hostile_request_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 
 # Oversized messages and draining over loopback.
 add_executable(server_lifecycle_tests server_lifecycle_test.cc)
