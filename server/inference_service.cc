@@ -32,7 +32,8 @@ constexpr char kServerName[] = "coalesce";
 // bounds what other layers quote whole.
 constexpr size_t kMaxStatusMessageBytes = 2048;
 
-// The access line of one ModelInfer request, at debug level (log_verbose_level 1).
+// The access line of one ModelInfer request, at debug level (log_verbose_level 1), whether or not
+// it found its model.
 void LogAccess(absl::string_view model, absl::string_view version, absl::string_view id,
                int64_t rows, absl::StatusCode code, absl::Duration latency) {
   if (!spdlog::should_log(spdlog::level::debug)) return;
@@ -237,6 +238,8 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
   absl::StatusOr<std::shared_ptr<ServedModel>> found =
       registry_->Find(request.model_name(), request.model_version());
   if (!found.ok()) {
+    LogAccess(request.model_name(), request.model_version(), request.id(), 0, found.status().code(),
+              clock_->Now() - arrival);
     std::move(done)(found.status());
     return;
   }

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/client_text.h"
 
 namespace coalesce {
 namespace {
@@ -42,9 +43,15 @@ void AppendJsonString(absl::string_view text, std::string* out) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       size_t length = Utf8SequenceLength(text.substr(i));
+      size_t line_break_length = 0;
       if (length == 0) {
         out->append("\\ufffd");
         ++i;
+      } else if (uint32_t code = NonAsciiLineBreak(text.substr(i), &line_break_length)) {
+        // Valid JSON as they are, but they end a line for some readers (NEL; U+2028 and U+2029
+        // for JavaScript before ES2019 and Python's splitlines()).
+        absl::StrAppend(out, "\\u", absl::Hex(code, absl::kZeroPad4));
+        i += line_break_length;
       } else {
         out->append(text.data() + i, length);
         i += length;

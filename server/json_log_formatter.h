@@ -16,8 +16,9 @@ namespace coalesce {
 //
 // time is ISO-8601 in UTC with milliseconds; level is spdlog's name ("trace" .. "critical");
 // "source" ("file.cc:42") is added when the record carries a source location. Strings are
-// escaped per RFC 8259, and bytes that are not valid UTF-8 become U+FFFD, so every line parses
-// whatever a message contains.
+// escaped per RFC 8259, C1 controls and U+2028/U+2029 too (some readers break lines at them),
+// and bytes that are not valid UTF-8 become U+FFFD, so every line parses as one line whatever a
+// message contains.
 //
 // Thread-safety: as every spdlog formatter, used by one sink under that sink's lock; clone()
 // makes independent copies.

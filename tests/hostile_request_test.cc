@@ -123,6 +123,13 @@ class HostileRequestLogTest : public HostileRequestTest {
   std::shared_ptr<CaptureSink> capture_;
 };
 
+TEST_F(HostileRequestLogTest, AModelNameWithALineBreakLeavesOneEscapedLogLine) {
+  inference::ModelInferRequest request = EchoRequest(1);
+  request.set_model_name("a\nFORGED line");
+  EXPECT_EQ(Infer(request).error_code(), grpc::StatusCode::NOT_FOUND);
+  ExpectOneLine("model=a\\nFORGED line");
+}
+
 TEST_F(HostileRequestLogTest, ARequestIdWithALineBreakLeavesOneEscapedAccessLine) {
   inference::ModelInferRequest request = EchoRequest(1);
   request.set_id("7\r\nFORGED line");

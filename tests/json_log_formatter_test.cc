@@ -30,6 +30,14 @@ TEST(JsonLogFormatterTest, EscapesQuotesBackslashesAndControlCharacters) {
   EXPECT_EQ(Json(std::string("nul\0x\x1f\x7f", 7)), R"("nul\u0000x\u001f\u007f")");
 }
 
+TEST(JsonLogFormatterTest, EscapesCharactersThatSomeReadersTakeForLineBreaks) {
+  // C1 controls (NEL among them) and the Unicode line and paragraph separators.
+  EXPECT_EQ(Json("a\xc2\x85z \xc2\x80 \xc2\x9f"), R"("a\u0085z \u0080 \u009f")");
+  EXPECT_EQ(Json("a\xe2\x80\xa8z\xe2\x80\xa9"), R"("a\u2028z\u2029")");
+  // Their neighbours are ordinary characters.
+  EXPECT_EQ(Json("\xc2\xa0\xe2\x80\xa7"), "\"\xc2\xa0\xe2\x80\xa7\"");
+}
+
 TEST(JsonLogFormatterTest, KeepsValidUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(Json("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
             "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
