@@ -1,5 +1,6 @@
 #include "core/request_validator.h"
 
+#include <array>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -68,6 +69,25 @@ absl::Status AppendValues(const std::string& tensor, absl::string_view datatype,
   return absl::OkStatus();
 }
 
+// Each typed contents field of `c` by name, with the number of values it holds.
+std::array<std::pair<absl::string_view, int>, 8> TypedFields(const InferTensorContents& c) {
+  return {{{"bool_contents", c.bool_contents_size()},
+           {"int_contents", c.int_contents_size()},
+           {"int64_contents", c.int64_contents_size()},
+           {"uint_contents", c.uint_contents_size()},
+           {"uint64_contents", c.uint64_contents_size()},
+           {"fp32_contents", c.fp32_contents_size()},
+           {"fp64_contents", c.fp64_contents_size()},
+           {"bytes_contents", c.bytes_contents_size()}}};
+}
+
+bool HasTypedContents(const InferTensorContents& c) {
+  for (const auto& [field, values] : TypedFields(c)) {
+    if (values > 0) return true;
+  }
+  return false;
+}
+
 // Decodes `contents` (typed) into the raw bytes of `count` elements of `dtype`.
 absl::StatusOr<std::unique_ptr<std::string>> DecodeTypedContents(const std::string& tensor,
                                                                   DataType dtype, int64_t count,
@@ -128,19 +148,20 @@ absl::StatusOr<std::unique_ptr<std::string>> DecodeTypedContents(const std::stri
                                                      " has no typed contents field; send it in "
                                                      "raw_input_contents"));
   }
+  // A value in another field would be dropped without a word.
+  for (const auto& [other, values] : TypedFields(c)) {
+    if (values > 0 && other != field) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", tensor, "': unexpected contents.", other, " (", values,
+                       " values) for ", name, ", whose values go in contents.", field, " only"));
+    }
+  }
   if (got != count) {
     return absl::InvalidArgumentError(absl::StrCat("input '", tensor, "': expected ", count,
                                                    " values in contents.", field, ", got ", got));
   }
   if (!status.ok()) return status;
   return bytes;
-}
-
-bool HasTypedContents(const InferTensorContents& c) {
-  return c.bool_contents_size() + c.int_contents_size() + c.int64_contents_size() +
-             c.uint_contents_size() + c.uint64_contents_size() + c.fp32_contents_size() +
-             c.fp64_contents_size() + c.bytes_contents_size() >
-         0;
 }
 
 // Checks one input's datatype and shape; returns its batch dimension (1 if the model does not

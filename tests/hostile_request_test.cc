@@ -1,6 +1,7 @@
 // Hostile names and contents over a real server on loopback (the echo demo model), read by a
 // client with gRPC's default limits: a huge name gets the error it would get if it were short,
-// quoted cut; a name with a line break leaves one log line.
+// quoted cut; a name with a line break leaves one log line; typed contents with a field of
+// another type are refused.
 #include <memory>
 #include <string>
 #include <vector>
@@ -89,6 +90,20 @@ TEST_F(HostileRequestTest, AMegabyteParameterNameIsInvalidArgumentWithTheNameCut
   inference::ModelInferRequest request = EchoRequest(1);
   (*request.mutable_inputs(0)->mutable_parameters())[HugeName()].set_bool_param(true);
   ExpectCut(Infer(request), grpc::StatusCode::INVALID_ARGUMENT, "unknown parameter");
+}
+
+TEST_F(HostileRequestTest, TypedContentsWithAStrayFieldOfAnotherTypeAreRefused) {
+  inference::ModelInferRequest request = EchoRequest(1);
+  request.clear_raw_input_contents();
+  auto* contents = request.mutable_inputs(0)->mutable_contents();
+  for (int64_t i = 0; i < kEchoRowFloats; ++i) contents->add_fp32_contents(1.0f);
+  contents->add_int_contents(7);
+  grpc::Status status = Infer(request);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("input 'INPUT0'"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("contents.int_contents"), std::string::npos)
+      << status.error_message();
 }
 
 // Reads what the server logs, at verbose level 1 (per-request access lines).

@@ -252,6 +252,33 @@ TEST(RequestValidatorTest, TypedCountMismatchNamesTheField) {
   ExpectInvalid(r, {"input 'A'", "expected 6 values in contents.fp32_contents, got 1"});
 }
 
+TEST(RequestValidatorTest, TypedContentsWithAStrayFieldOfAnotherTypeAreRefused) {
+  ModelInferRequest r = ValidRequest(1);
+  r.clear_raw_input_contents();
+  for (int i = 0; i < 4; ++i) r.mutable_inputs(0)->mutable_contents()->add_int_contents(0);
+  for (int i = 0; i < 6; ++i) r.mutable_inputs(1)->mutable_contents()->add_fp32_contents(1);
+  ASSERT_TRUE(ValidateInferRequest(TwoInputModel(), r).ok());
+
+  ModelInferRequest ints = r;
+  ints.mutable_inputs(1)->mutable_contents()->add_int_contents(7);
+  ExpectInvalid(ints, {"input 'A'", "unexpected contents.int_contents (1 values) for FP32",
+                       "contents.fp32_contents only"});
+  ModelInferRequest bytes = r;
+  bytes.mutable_inputs(1)->mutable_contents()->add_bytes_contents("x");
+  ExpectInvalid(bytes, {"input 'A'", "unexpected contents.bytes_contents"});
+  // INT8 takes int_contents; int64_contents is another field.
+  ModelInferRequest wide = r;
+  wide.mutable_inputs(0)->mutable_contents()->add_int64_contents(1);
+  ExpectInvalid(wide, {"input 'B'", "unexpected contents.int64_contents (1 values) for INT8"});
+}
+
+TEST(RequestValidatorTest, TypedContentsBesideRawAreRefusedWhateverTheirField) {
+  // Every field counts, not only the one of the input's datatype.
+  ModelInferRequest r = ValidRequest();
+  r.mutable_inputs(1)->mutable_contents()->add_bool_contents(true);
+  ExpectInvalid(r, {"contents field must not be specified when using raw_input_contents for 'A'"});
+}
+
 TEST(RequestValidatorTest, HugeClientNamesAreCutInMessages) {
   const std::string huge(1 << 20, 'n');
   const std::string cut = std::string(128, 'n') + "...(1048576 bytes)'";

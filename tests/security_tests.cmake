@@ -18,8 +18,8 @@ target_link_libraries(security_tests PRIVATE coalesce_server_lib coalesce_client
   GTest::gtest_main)
 gtest_discover_tests(security_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 
-# Hostile names over loopback: huge names cut in status messages, line breaks escaped in log
-# lines.
+# Hostile names and contents over loopback: huge names cut in status messages, line breaks
+# escaped in log lines, typed contents with a stray field refused.
 add_executable(hostile_request_tests hostile_request_test.cc)
 target_link_libraries(hostile_request_tests PRIVATE coalesce_server_lib GTest::gtest_main)
 gtest_discover_tests(hostile_request_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
