@@ -3,6 +3,7 @@
 
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -18,10 +19,15 @@ class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::lock_guard<std::mutex> lock(mutex_);
     return lines_;
   }
+  std::vector<std::string> LinesContaining(const std::string& text) {
+    std::vector<std::string> found;
+    for (std::string& line : Lines()) {
+      if (absl::StrContains(line, text)) found.push_back(std::move(line));
+    }
+    return found;
+  }
   int CountContaining(const std::string& text) {
-    int count = 0;
-    for (const std::string& line : Lines()) count += absl::StrContains(line, text) ? 1 : 0;
-    return count;
+    return static_cast<int>(LinesContaining(text).size());
   }
 
  protected:

@@ -6,7 +6,10 @@
 #include <utility>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/demo_model.h"
 #include "core/echo_backend.h"
 #include "proto/inference.grpc.pb.h"
@@ -46,6 +49,13 @@ inline absl::StatusOr<std::unique_ptr<Server>> StartServerWith(std::unique_ptr<B
 // StartServerWith() the echo demo model.
 inline absl::StatusOr<std::unique_ptr<Server>> StartEchoServer(Server::Options options) {
   return StartServerWith(MakeEchoBackend(), std::move(options));
+}
+
+// A stub for `server`'s gRPC endpoint over a plaintext loopback channel with gRPC's default
+// arguments (its default metadata and message limits among them).
+inline std::unique_ptr<inference::GRPCInferenceService::Stub> LoopbackStub(const Server& server) {
+  return inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
 }
 
 // A request for the echo demo model of `rows` rows, every value `value`.

@@ -33,9 +33,7 @@ class HostileRequestTest : public testing::Test {
     auto server = StartEchoServer({});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    // Default channel arguments: the client's metadata limit is gRPC's default.
-    stub_ = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
+    stub_ = LoopbackStub(*server_);  // The client's metadata limit is gRPC's default.
   }
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(5));
@@ -123,12 +121,9 @@ class HostileRequestLogTest : public HostileRequestTest {
     LogControl::Global().Install(std::make_shared<spdlog::sinks::stdout_sink_mt>());
   }
 
-  // The lines that mention "FORGED", expecting exactly one, which must quote `escaped`.
+  // Expects exactly one line to mention "FORGED", quoting it as `escaped`.
   void ExpectOneLine(const std::string& escaped) {
-    std::vector<std::string> mentioning;
-    for (const std::string& line : capture_->Lines()) {
-      if (absl::StrContains(line, "FORGED")) mentioning.push_back(line);
-    }
+    std::vector<std::string> mentioning = capture_->LinesContaining("FORGED");
     ASSERT_EQ(mentioning.size(), 1u) << absl::StrJoin(mentioning, "|");
     EXPECT_TRUE(absl::StrContains(mentioning[0], escaped)) << mentioning[0];
     // One event, one line: the only line break ends it.

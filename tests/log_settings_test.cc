@@ -34,8 +34,7 @@ class LogSettingsTest : public testing::Test {
     auto server = StartEchoServer({});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    stub_ = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
+    stub_ = LoopbackStub(*server_);
   }
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(5));

@@ -178,10 +178,7 @@ TEST_F(ModelControlTest, ALoadOfANameWithALineBreakLeavesOneEscapedLogLine) {
   Start("explicit", {"scale"});
   EXPECT_EQ(Load("a\nFORGED line").error_code(), grpc::StatusCode::INTERNAL);
   // The line is written before the answer is sent.
-  std::vector<std::string> mentioning;
-  for (const std::string& line : capture->Lines()) {
-    if (absl::StrContains(line, "FORGED")) mentioning.push_back(line);
-  }
+  std::vector<std::string> mentioning = capture->LinesContaining("FORGED");
   ASSERT_EQ(mentioning.size(), 1u) << absl::StrJoin(mentioning, "|");
   EXPECT_TRUE(absl::StrContains(mentioning[0], "RepositoryModelLoad 'a\\nFORGED line'"))
       << mentioning[0];
