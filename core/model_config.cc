@@ -22,6 +22,7 @@ using inference::ModelConfig;
 using model_config_internal::CheckDynamicBatching;
 using model_config_internal::CheckFiles;
 using model_config_internal::CheckPlatform;
+using model_config_internal::CheckStaging;
 using model_config_internal::CheckTensors;
 using model_config_internal::CheckTopLevel;
 using model_config_internal::DataTypeLabel;
@@ -30,10 +31,16 @@ using model_config_internal::InstancePlan;
 using model_config_internal::Invalid;
 using model_config_internal::PlanInstances;
 
+// "line L:C: " for the zero-based `line` and `column` protobuf reports, one-based.
+std::string Position(int line, int column) {
+  if (line < 0) return "";
+  return absl::StrCat("line ", line + 1, ":", column + 1, ": ");
+}
+
 // Collects the text-format parser's findings. Errors (syntax, wrong value types, unknown enum
 // names, repeated singular fields) fail the parse; the parser's warnings, which with
-// AllowUnknownField(true) are "no field named X" notices, become warnings. Lines and columns
-// arrive zero-based and are reported one-based.
+// AllowUnknownField(true) are "no field named X" notices, become warnings: the first
+// kMaxConfigWarnings kept, the rest only counted.
 class ConfigErrorCollector : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, google::protobuf::io::ColumnNumber column,
@@ -42,37 +49,89 @@ class ConfigErrorCollector : public google::protobuf::io::ErrorCollector {
   }
   void AddWarning(int line, google::protobuf::io::ColumnNumber column,
                   const std::string& message) override {
+    if (warnings_.size() >= static_cast<size_t>(kMaxConfigWarnings)) {
+      ++dropped_;
+      return;
+    }
     warnings_.push_back(absl::StrCat(Position(line, column), message, " Ignored."));
   }
 
   const std::string& first_error() const { return first_error_; }
   std::vector<std::string>& warnings() { return warnings_; }
+  int64_t dropped() const { return dropped_; }
 
  private:
-  static std::string Position(int line, int column) {
-    if (line < 0) return "";
-    return absl::StrCat("line ", line + 1, ":", column + 1, ": ");
-  }
-
   std::string first_error_;
   std::vector<std::string> warnings_;
+  int64_t dropped_ = 0;
 };
+
+// Tokenizer errors are the parser's to report; the nesting scan ignores them.
+class IgnoreErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+};
+
+// Where `text` first nests messages or lists ('{', '<', '[') more than kMaxConfigNesting deep,
+// as "line L:C: "; nullopt if it never does. Read with the tokenizer the text-format parser uses,
+// set up as it sets it up, so that brackets inside strings and comments do not count; the scan
+// is a loop, so it is safe at any depth.
+std::optional<std::string> FindDeepNesting(absl::string_view text) {
+  using google::protobuf::io::Tokenizer;
+  google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
+  IgnoreErrors errors;
+  Tokenizer tokenizer(&input, &errors);
+  tokenizer.set_allow_f_after_float(true);
+  tokenizer.set_comment_style(Tokenizer::SH_COMMENT_STYLE);
+  tokenizer.set_require_space_after_number(false);
+  tokenizer.set_allow_multiline_strings(true);
+  int depth = 0;
+  while (tokenizer.Next()) {
+    const Tokenizer::Token& token = tokenizer.current();
+    if (token.type != Tokenizer::TYPE_SYMBOL || token.text.size() != 1) continue;
+    const char symbol = token.text[0];
+    if (symbol == '{' || symbol == '<' || symbol == '[') {
+      if (++depth > kMaxConfigNesting) return Position(token.line, token.column);
+    } else if ((symbol == '}' || symbol == '>' || symbol == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+// Keeps the first kMaxConfigWarnings of `warnings` and says how many more there were, counting
+// `dropped` others never recorded.
+void CapWarnings(std::vector<std::string>& warnings, int64_t dropped) {
+  if (warnings.size() > static_cast<size_t>(kMaxConfigWarnings)) {
+    dropped += static_cast<int64_t>(warnings.size()) - kMaxConfigWarnings;
+    warnings.resize(kMaxConfigWarnings);
+  }
+  if (dropped > 0) warnings.push_back(absl::StrCat("and ", dropped, " more warning(s) not shown"));
+}
 
 
 }  // namespace
 
 absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
-                                                   absl::string_view model_dir_name) {
+                                                   absl::string_view model_dir_name,
+                                                   const ModelConfigLimits& limits) {
+  if (text.size() > static_cast<size_t>(kMaxConfigBytes)) {
+    return Invalid(model_dir_name, absl::StrCat("expected at most ", kMaxConfigBytes,
+                                                " bytes (1 MiB), got ", text.size()));
+  }
+  if (std::optional<std::string> where = FindDeepNesting(text); where.has_value()) {
+    return Invalid(model_dir_name,
+                   absl::StrCat(*where, "expected messages and lists nested at most ",
+                                kMaxConfigNesting, " deep, got deeper"));
+  }
   ParsedModelConfig parsed;
   ModelConfig& config = parsed.config;
   ConfigErrorCollector collector;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
   parser.AllowUnknownField(true);
-  if (text.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return Invalid(model_dir_name, absl::StrCat("expected at most 2 GiB, got ", text.size(),
-                                                " bytes"));
-  }
+  // Also bounds the parser itself, should its idea of a level ever differ from the scan's.
+  parser.SetRecursionLimit(kMaxConfigNesting);
   google::protobuf::io::ArrayInputStream input(text.data(), static_cast<int>(text.size()));
   if (!parser.Parse(&input, &config)) {
     return Invalid(model_dir_name, collector.first_error().empty() ? "not valid text format"
@@ -91,19 +150,21 @@ absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                 config.name(), "\""));
   }
   if (config.name().empty()) return Invalid(model_dir_name, "name: the model has no name");
-  if (config.max_batch_size() < 0) {
-    return Invalid(config.name(), absl::StrCat("max_batch_size: expected >= 0, got ",
-                                               config.max_batch_size()));
+  if (config.max_batch_size() < 0 || config.max_batch_size() > kMaxBatchSize) {
+    return Invalid(config.name(), absl::StrCat("max_batch_size: expected 0..", kMaxBatchSize,
+                                               ", got ", config.max_batch_size()));
   }
   // Every check runs (they are cheap); the first failure, in this order, is the answer.
   for (absl::Status status : {CheckPlatform(config, parsed.warnings),
                               CheckTopLevel(config, parsed.warnings),
                               CheckTensors(config, parsed.warnings),
+                              CheckStaging(config, limits.max_staging_bytes),
                               CheckDynamicBatching(config, parsed.warnings),
                               PlanInstances(config, &parsed.warnings).status(),
                               CheckFiles(config)}) {
     if (!status.ok()) return status;
   }
+  CapWarnings(parsed.warnings, collector.dropped());
   return parsed;
 }
 

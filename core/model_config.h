@@ -22,13 +22,39 @@ namespace coalesce {
 // Every function here is pure and thread-safe: no I/O, no global state. The caller reads the
 // file and lists the version folders. docs/model-repository.md describes the accepted subset.
 
+// What a config.pbtxt may ask for. Past these bounds a config is refused before anything is
+// allocated for it: one model's config must not be able to take the server down.
+//  - kMaxConfigBytes: the file's size. Real configs are a few KiB; the bound keeps a huge file
+//    out of memory and caps the work of parsing it.
+//  - kMaxConfigNesting: messages and lists ('{', '<', '[') inside one another, known fields or
+//    not. Protobuf's text parser recurses once per level, unknown fields included, so without a
+//    bound a deeply nested file overflows the loading thread's stack. Configs written for
+//    Triton nest a handful of levels.
+//  - kMaxConfigWarnings: warnings kept per config; the rest are counted in one last line, so
+//    that a file of many unknown fields cannot flood the log.
+//  - kMaxBatchSize: max_batch_size. Each executor thread stages a full batch, and the latency
+//    model profiles sizes up to it at load.
+inline constexpr int64_t kMaxConfigBytes = int64_t{1} << 20;
+inline constexpr int kMaxConfigNesting = 100;
+inline constexpr int kMaxConfigWarnings = 20;
+inline constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
+
+// Bounds that the server's flags set.
+struct ModelConfigLimits {
+  // The host staging one executor thread allocates up front for a full batch: max_batch_size x
+  // the bytes of one sample of every input and output of fixed dims (variable ones grow with the
+  // requests). A model has num_workers x batches_per_worker such threads.
+  int64_t max_staging_bytes = int64_t{4} << 30;
+};
+
 // A validated config and what the parser had to say about it.
 struct ParsedModelConfig {
   // Valid by ParseModelConfig's rules, with `name` filled in from the folder when the file left
   // it empty, and `platform`/`backend` filled in as "pytorch_libtorch"/"pytorch".
   inference::ModelConfig config;
   // One line per field that coalesce accepted but does not act on, or did not recognise; each
-  // names the field (and, for unrecognised ones, the line). For logging at load.
+  // names the field (and, for unrecognised ones, the line). For logging at load. At most
+  // kMaxConfigWarnings of them, then one line "and N more warning(s) not shown".
   std::vector<std::string> warnings;
 };
 
@@ -36,10 +62,15 @@ struct ParsedModelConfig {
 // in the repository: `name` may be empty (it becomes the folder name) or must equal it.
 //
 // Returns INVALID_ARGUMENT, with a message naming the field and the expected vs actual value, for:
+//  - text longer than kMaxConfigBytes, or nested deeper than kMaxConfigNesting (checked before
+//    the text is parsed);
 //  - a syntax or type error ("line L:C: ...", 1-based), a field given twice, an unknown enum name;
 //  - a platform other than "pytorch_libtorch" or a backend other than "pytorch" (both empty is
 //    accepted as PyTorch with a warning);
-//  - max_batch_size < 0; no input or no output; an empty or repeated tensor name;
+//  - max_batch_size < 0 or > kMaxBatchSize; no input or no output; an empty or repeated tensor
+//    name;
+//  - max_batch_size x the bytes of one sample (inputs and outputs of fixed dims) above
+//    `limits.max_staging_bytes`;
 //  - a data type coalesce cannot serve (STRING, UINT16/32/64, INVALID, an unknown number);
 //  - dims empty, or a dim that is neither >= 1 nor -1, or a fixed row too large to address;
 //  - a reshape that breaks Triton's rules (a dim neither >= 1 nor -1; a different number of -1s
@@ -58,7 +89,8 @@ struct ParsedModelConfig {
 // label_filename, ...) and
 // names the schema does not know are accepted with a warning each.
 absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
-                                                   absl::string_view model_dir_name);
+                                                   absl::string_view model_dir_name,
+                                                   const ModelConfigLimits& limits = {});
 
 // The served model's metadata for `version`: name, version, platform "pytorch_libtorch",
 // max_batch_size, and inputs/outputs in config order with dtypes mapped and dims and reshape

@@ -324,6 +324,41 @@ absl::Status CheckTensors(const ModelConfig& config, std::vector<std::string>& w
   return absl::OkStatus();
 }
 
+// The bytes of one sample of a tensor of fixed dims; 0 for variable dims or a tensor that
+// CheckTensor() refuses. At most kMaxRowBytes + 1.
+static int64_t FixedSampleBytes(inference::DataType type,
+                                const google::protobuf::RepeatedField<int64_t>& dims) {
+  if (!IsServableConfigDataType(type) || dims.empty()) return 0;
+  int64_t bytes = DataTypeSize(*DataTypeFromConfig(type));
+  for (int64_t dim : dims) {
+    if (dim < 1) return 0;
+    if (dim > kMaxRowBytes / bytes) return kMaxRowBytes + 1;
+    bytes *= dim;
+  }
+  return bytes;
+}
+
+absl::Status CheckStaging(const ModelConfig& config, int64_t max_staging_bytes) {
+  // Each term is at most kMaxRowBytes + 1 (2^40 + 1), and a config under kMaxConfigBytes has
+  // fewer than 2^20 tensors: the sum stays far from overflow.
+  int64_t sample_bytes = 0;
+  for (const inference::ModelInput& in : config.input()) {
+    sample_bytes += FixedSampleBytes(in.data_type(), in.dims());
+  }
+  for (const inference::ModelOutput& out : config.output()) {
+    sample_bytes += FixedSampleBytes(out.data_type(), out.dims());
+  }
+  const int64_t rows = std::max<int64_t>(config.max_batch_size(), 1);
+  if (sample_bytes == 0 || sample_bytes <= max_staging_bytes / rows) return absl::OkStatus();
+  const bool overflows = sample_bytes > std::numeric_limits<int64_t>::max() / rows;
+  return Invalid(config.name(),
+                 absl::StrCat("max_batch_size ", config.max_batch_size(), " x ", sample_bytes,
+                              " bytes per sample (inputs and outputs of fixed dims) = ",
+                              overflows ? "more than 2^63" : absl::StrCat(rows * sample_bytes),
+                              " bytes of staging per executor thread; expected at most ",
+                              max_staging_bytes, " (--max_staging_bytes)"));
+}
+
 absl::Status CheckDynamicBatching(const ModelConfig& config,
                                   std::vector<std::string>& warnings) {
   if (!config.has_dynamic_batching()) return absl::OkStatus();

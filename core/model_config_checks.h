@@ -37,6 +37,10 @@ absl::Status CheckTensors(const inference::ModelConfig& config,
                           std::vector<std::string>& warnings);
 absl::Status CheckDynamicBatching(const inference::ModelConfig& config,
                                   std::vector<std::string>& warnings);
+// The staging an executor thread allocates for a full batch (max_batch_size, at least 1, x the
+// bytes of one sample of every input and output of fixed dims) must be at most
+// `max_staging_bytes`. Tensors CheckTensors() refuses are left out.
+absl::Status CheckStaging(const inference::ModelConfig& config, int64_t max_staging_bytes);
 // default_model_filename must be a plain file name.
 absl::Status CheckFiles(const inference::ModelConfig& config);
 

@@ -229,7 +229,7 @@ TEST(ParseModelConfigTest, RefusesOtherPlatformsAndBackends) {
 }
 
 TEST(ParseModelConfigTest, RefusesNegativeMaxBatchSize) {
-  ExpectInvalid("max_batch_size: -1", "max_batch_size: expected >= 0, got -1");
+  ExpectInvalid("max_batch_size: -1", "max_batch_size: expected 0..1048576, got -1");
 }
 
 TEST(ParseModelConfigTest, RefusesMissingInputsOrOutputs) {
@@ -412,6 +412,83 @@ TEST(ParseModelConfigTest, RefusesModelFileNameThatIsAPath) {
     ExpectInvalid(MinimalConfig(absl::StrCat("default_model_filename: \"", name, "\"")),
                   "default_model_filename: expected a file name inside the version folder");
   }
+}
+
+// `levels` unknown fields inside one another, opened with `open` and closed with `close`.
+std::string Nested(int levels, absl::string_view open = "a {", absl::string_view close = "}") {
+  std::string text;
+  for (int i = 0; i < levels; ++i) absl::StrAppend(&text, open);
+  for (int i = 0; i < levels; ++i) absl::StrAppend(&text, close);
+  return text;
+}
+
+TEST(ParseModelConfigLimitsTest, RefusesNestingPastTheBoundBeforeParsing) {
+  // Deep enough to overflow the parser's stack were it parsed.
+  ExpectInvalid(MinimalConfig(Nested(100000)),
+                "config.pbtxt of model 'm': line 6:303: expected messages and lists nested at "
+                "most 100 deep, got deeper");
+  ExpectInvalid(MinimalConfig(Nested(100000, "a <", ">")), "nested at most 100 deep");
+  ExpectInvalid(MinimalConfig(Nested(100000, "a: [", "]")), "nested at most 100 deep");
+  // Up to the bound, unknown fields are a warning; brackets in strings and comments are text.
+  EXPECT_THAT(WarningsOf(MinimalConfig(Nested(100))), HasSubstr("no field named \"a\""));
+  EXPECT_TRUE(ParseModelConfig(MinimalConfig(absl::StrCat("# ", std::string(200, '{'), "\n",
+                                                          "parameters { key: \"k\" value { "
+                                                          "string_value: \"",
+                                                          std::string(200, '['), "\" } }")),
+                               "m")
+                  .ok());
+}
+
+TEST(ParseModelConfigLimitsTest, RefusesTextLargerThanOneMiB) {
+  const std::string padding = absl::StrCat("# ", std::string(1 << 20, 'x'), "\n");
+  ExpectInvalid(MinimalConfig(padding),
+                absl::StrCat("config.pbtxt of model 'm': expected at most 1048576 bytes (1 MiB), "
+                             "got ",
+                             MinimalConfig(padding).size()));
+}
+
+TEST(ParseModelConfigLimitsTest, KeepsTheFirstWarningsAndCountsTheRest) {
+  std::string unknown;
+  for (int i = 0; i < 1000; ++i) absl::StrAppend(&unknown, "unknown_", i, ": 1\n");
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(MinimalConfig(unknown), "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->warnings.size(), 21u);
+  EXPECT_THAT(parsed->warnings[0], HasSubstr("no field named \"unknown_0\""));
+  EXPECT_THAT(parsed->warnings[19], HasSubstr("no field named \"unknown_19\""));
+  EXPECT_EQ(parsed->warnings[20], "and 980 more warning(s) not shown");
+}
+
+TEST(ParseModelConfigLimitsTest, RefusesMaxBatchSizePastTheBound) {
+  auto with_max_batch_size = [](absl::string_view value) {
+    std::string text = MinimalConfig();
+    text.replace(text.find("max_batch_size: 8"), 17, absl::StrCat("max_batch_size: ", value));
+    return text;
+  };
+  ExpectInvalid(with_max_batch_size("2147483647"),
+                "max_batch_size: expected 0..1048576, got 2147483647");
+  EXPECT_TRUE(ParseModelConfig(with_max_batch_size("1048576"), "m").ok());
+}
+
+TEST(ParseModelConfigLimitsTest, RefusesStagingPastTheLimitNamingItsParts) {
+  // 64 rows x (4 MiB in + 4 KiB out; the variable input takes nothing up front).
+  const std::string config = R"pb(
+    max_batch_size: 64
+    input [ { name: "IMAGE" data_type: TYPE_FP32 dims: [ 1024, 1024 ] },
+            { name: "TOKENS" data_type: TYPE_INT64 dims: [ -1 ] } ]
+    output [ { name: "EMBEDDING" data_type: TYPE_FP16 dims: [ 2048 ] } ]
+  )pb";
+  ModelConfigLimits limits;
+  limits.max_staging_bytes = int64_t{256} << 20;
+  absl::Status status = ParseModelConfig(config, "m", limits).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "config.pbtxt of model 'm': max_batch_size 64 x 4198400 bytes per sample (inputs and "
+            "outputs of fixed dims) = 268697600 bytes of staging per executor thread; expected at "
+            "most 268435456 (--max_staging_bytes)");
+  limits.max_staging_bytes = 268697600;
+  EXPECT_TRUE(ParseModelConfig(config, "m", limits).ok());
+  // The default limit takes 4 GiB.
+  EXPECT_TRUE(ParseModelConfig(config, "m").ok());
 }
 
 TEST(ModelFileNameTest, DefaultsToModelPt) {
