@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/half.h"
@@ -84,8 +87,17 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
   if (executor->options_.batches_per_worker > 1) {
     executor->worker_mu_ = std::make_unique<absl::Mutex[]>(workers);
   }
+  // Each thread's staging is allocated here, not on the thread: memory this machine cannot give
+  // then fails the model's creation instead of throwing on a thread, which would end the process.
+  std::vector<WorkerBuffers> buffers(threads);
+  for (WorkerBuffers& thread_buffers : buffers) {
+    if (absl::Status s = executor->ReserveFullBatch(thread_buffers); !s.ok()) return s;
+  }
   for (int t = 0; t < threads; ++t) {
-    executor->workers_.emplace_back([e = executor.get(), w = t % workers] { e->WorkerLoop(w); });
+    executor->workers_.emplace_back(
+        [e = executor.get(), w = t % workers, b = std::move(buffers[t])]() mutable {
+          e->WorkerLoop(w, std::move(b));
+        });
   }
   return executor;
 }
@@ -188,22 +200,42 @@ absl::Mutex* Executor::BackendLock(int worker) {
   return nullptr;
 }
 
-void Executor::WorkerLoop(int worker) {
+absl::Status Executor::ReserveFullBatch(WorkerBuffers& buffers) {
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t max_rows = std::max<int64_t>(1, metadata.max_batch_size);
-  WorkerBuffers buffers;
   buffers.inputs.resize(metadata.inputs.size());
   buffers.outputs.resize(metadata.outputs.size());
+  auto reserve = [&](Staging& staging, int64_t bytes, const char* kind,
+                     const std::string& name) -> absl::Status {
+    try {
+      Reserve(staging, bytes);
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      const std::string what = e.what();  // LibTorch's carry a backtrace after the first line.
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "model '", metadata.name, "' ", kind, " '", name, "': cannot allocate ", bytes,
+          " bytes of staging for a batch of ", max_rows, ": ", what.substr(0, what.find('\n'))));
+    }
+  };
   // Variable-size tensors get their buffers from the first batch that needs them, and keep
   // them (grown to the largest seen).
   for (size_t i = 0; options_.pool_staging && i < metadata.inputs.size(); ++i) {
     if (metadata.inputs[i].HasVariableDims()) continue;
-    Reserve(buffers.inputs[i], StagedInputBytes(i, max_rows * metadata.inputs[i].RowBytes()));
+    absl::Status s =
+        reserve(buffers.inputs[i], StagedInputBytes(i, max_rows * metadata.inputs[i].RowBytes()),
+                "input", metadata.inputs[i].name);
+    if (!s.ok()) return s;
   }
   for (size_t o = 0; options_.pool_staging && o < metadata.outputs.size(); ++o) {
     if (metadata.outputs[o].HasVariableDims()) continue;
-    Reserve(buffers.outputs[o], max_rows * OutputStagingRowBytes(o));
+    absl::Status s = reserve(buffers.outputs[o], max_rows * OutputStagingRowBytes(o), "output",
+                             metadata.outputs[o].name);
+    if (!s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+void Executor::WorkerLoop(int worker, WorkerBuffers buffers) {
   Waiter waiter{this, worker};
   bool holding = false;  // A batch this thread ran, counted in held_ until the thread is back.
   while (true) {

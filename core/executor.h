@@ -175,7 +175,11 @@ class Executor : public BatchSink {
   };
   // The lock a thread holds around worker `worker`'s backend call, or null for none.
   absl::Mutex* BackendLock(int worker);
-  void WorkerLoop(int worker);
+  // Allocates `buffers` for a full batch of every tensor of fixed dims (with pool_staging).
+  // RESOURCE_EXHAUSTED, naming the tensor and the bytes, if the backend cannot allocate them.
+  absl::Status ReserveFullBatch(WorkerBuffers& buffers);
+  // Runs batches with `buffers` (from ReserveFullBatch()) until stopped.
+  void WorkerLoop(int worker, WorkerBuffers buffers);
   // Runs `batch` on `worker`; calls LeftModel(worker) once, when the batch is out of the backend
   // (or was dropped whole before it).
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
