@@ -1,17 +1,18 @@
 #include "core/model_repository.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <exception>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <new>
 #include <system_error>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/model_config.h"
 #include "core/model_config_override.h"
+#include "core/repository_files.h"
 
 namespace coalesce {
 namespace fs = std::filesystem;
@@ -19,47 +20,33 @@ namespace {
 
 constexpr char kConfigFile[] = "config.pbtxt";
 
-absl::StatusOr<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path.string()));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// `model`'s config.pbtxt in folder `dir`: a regular file of at most kMaxConfigBytes.
+absl::StatusOr<std::string> ReadConfig(const std::string& model, const fs::path& dir) {
+  return ReadRegularFile(dir / kConfigFile, absl::StrCat(model, "/", kConfigFile),
+                         kMaxConfigBytes);
 }
 
-// The numeric version folders of a model folder, ascending.
-std::vector<int64_t> VersionFolders(const fs::path& dir) {
-  std::vector<int64_t> versions;
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    if (!entry.is_directory(ec)) continue;
-    int64_t version = 0;
-    std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") == std::string::npos &&
-        absl::SimpleAtoi(name, &version) && version > 0) {
-      versions.push_back(version);
-    }
+// Changes whenever what a load reads changes: the config's text (or why it cannot be read), the
+// version folders, and each one's model file (its size and modification time). Looks at nothing
+// else, so that a poll costs the same whatever else the folders hold (a version folder linked to
+// /usr holds a whole tree).
+std::string Fingerprint(const std::string& model, const fs::path& dir) {
+  absl::StatusOr<std::string> text = ReadConfig(model, dir);
+  std::string print = text.ok() ? *std::move(text) : text.status().ToString();
+  absl::StatusOr<std::vector<int64_t>> versions = ListVersionFolders(dir);
+  if (!versions.ok()) return absl::StrCat(print, "\n", versions.status().ToString());
+  std::string file = "model.pt";
+  if (text.ok()) {
+    absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(print, model);
+    if (parsed.ok()) file = ModelFileName(parsed->config);
   }
-  std::sort(versions.begin(), versions.end());
-  return versions;
-}
-
-// Changes whenever the config or any version's files change: the config's text plus each
-// version folder's files with their sizes and modification times.
-std::string Fingerprint(const fs::path& dir, const std::string& config_text) {
-  std::string print = config_text;
-  std::error_code ec;
-  for (int64_t version : VersionFolders(dir)) {
-    fs::path vdir = dir / std::to_string(version);
-    std::vector<std::string> files;
-    for (const fs::directory_entry& entry : fs::recursive_directory_iterator(vdir, ec)) {
-      if (!entry.is_regular_file(ec)) continue;
-      files.push_back(absl::StrCat(
-          entry.path().string(), ":", entry.file_size(ec), ":",
-          entry.last_write_time(ec).time_since_epoch().count()));
-    }
-    std::sort(files.begin(), files.end());
-    absl::StrAppend(&print, "\n", version, "\n", absl::StrJoin(files, "\n"));
+  for (int64_t version : *versions) {
+    std::error_code ec;
+    const fs::path path = dir / std::to_string(version) / file;
+    const uintmax_t size = fs::file_size(path, ec);
+    const int64_t modified =
+        ec ? 0 : static_cast<int64_t>(fs::last_write_time(path, ec).time_since_epoch().count());
+    absl::StrAppend(&print, "\n", version, ":", ec ? "none" : absl::StrCat(size, ":", modified));
   }
   return print;
 }
@@ -160,7 +147,7 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
   for (const auto& [name, state] : states_) {
     if (state.state == "READY") {
       for (const std::string& version : state.versions) {
-        index.push_back({name, version, "READY", ""});
+        index.push_back({name, version, "READY", state.reason});
       }
     } else if (!ready_only) {
       // An unloaded model lists the versions it served, as Triton's index does.
@@ -221,6 +208,12 @@ absl::Status ModelRepository::ResolveOverrides(const std::string& model,
   const fs::path repository_dir = fs::path(options_.root) / model;
   *dir = repository_dir.string();
   std::error_code ec;
+  if (overrides.config_json.has_value() &&
+      overrides.config_json->size() > static_cast<size_t>(kMaxConfigBytes)) {
+    return LoadPollFailure(model, absl::StrCat("the 'config' parameter: expected at most ",
+                                               kMaxConfigBytes, " bytes, got ",
+                                               overrides.config_json->size()));
+  }
   if (!overrides.files.empty()) {
     // As Triton: the files are the whole model folder, so the config must come with them.
     if (!overrides.config_json.has_value()) {
@@ -244,17 +237,20 @@ absl::Status ModelRepository::ResolveOverrides(const std::string& model,
                            absl::StrCat("no folder '", model, "' in repository '", name_, "'"));
   }
   // A symbolic link may not lead out of the repository.
-  fs::path real = fs::canonical(repository_dir, ec);
-  std::string root_prefix = options_.root + "/";
-  if (ec || real.string().compare(0, root_prefix.size(), root_prefix) != 0) {
+  if (!ResolvesInside(repository_dir, options_.root)) {
     return LoadPollFailure(model,
                            absl::StrCat("model folder '", model, "' leads outside the repository"));
   }
   if (!overrides.config_json.has_value()) return absl::OkStatus();
   // The JSON applies over the folder's config, which must itself be valid.
   std::optional<inference::ModelConfig> base;
-  if (absl::StatusOr<std::string> text = ReadFile(repository_dir / kConfigFile); text.ok()) {
-    absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
+  absl::StatusOr<std::string> text = ReadConfig(model, repository_dir);
+  if (!text.ok() && !absl::IsNotFound(text.status())) {
+    return LoadPollFailure(model, text.status().message());
+  }
+  if (text.ok()) {
+    absl::StatusOr<ParsedModelConfig> parsed =
+        ParseModelConfig(*text, model, options_.config_limits);
     if (!parsed.ok()) {
       return LoadPollFailure(
           model, absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
@@ -280,29 +276,35 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
         "', model name must not contain path traversal characters (a model is a folder directly "
         "in the repository: no '/' or '\\', not starting with '.')"));
   }
+  const fs::path repository_dir = fs::path(options_.root) / model;
+  // Taken before reading, so that a change made during the load shows at the next poll.
+  std::string fingerprint = Fingerprint(model, repository_dir);
   std::string dir;
   std::optional<std::string> config_text;
   std::shared_ptr<OverrideModelFolder> folder;
-  if (absl::Status s = ResolveOverrides(model, overrides, &dir, &config_text, &folder); !s.ok()) {
-    return s;
-  }
   inference::ModelConfig config;
-  std::string fingerprint;
+  absl::Status resolved = ResolveOverrides(model, overrides, &dir, &config_text, &folder);
   absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> built =
-      Build(model, dir, config_text, &config, &fingerprint);
-  if (!built.ok()) {
+      resolved.ok() ? BuildGuarded(model, dir, folder != nullptr ? folder->path() : options_.root,
+                                   config_text, &config)
+                    : resolved;
+  std::error_code ec;
+  if (!built.ok() && fs::is_directory(repository_dir, ec)) {
     absl::MutexLock lock(&mu_);
     ModelState& state = states_[model];
-    state.fingerprint = fingerprint;
-    state.reason = std::string(built.status().message());
+    state.fingerprint = std::move(fingerprint);
     // Versions already serving keep serving; the index shows the failure.
-    if (state.state != "READY") {
+    if (state.state == "READY") {
+      state.reason = absl::StrCat("reload failed, serving the versions loaded before: ",
+                                  built.status().message());
+    } else {
+      state.reason = std::string(built.status().message());
       state.state = "UNAVAILABLE";
       state.versions.clear();
       registry_->SetUnavailable(model, state.reason);
     }
-    return built.status();
   }
+  if (!built.ok()) return built.status();
   std::vector<std::string> versions;
   for (const auto& served : *built) versions.push_back(served->metadata().version);
   if (absl::Status s = registry_->Replace(model, *std::move(built)); !s.ok()) return s;
@@ -342,19 +344,48 @@ absl::Status ModelRepository::UnloadLocked(const std::string& model, bool forget
   return registry_->Replace(model, {});
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::BuildGuarded(
+    const std::string& model, const std::string& dir, const std::string& root,
+    const std::optional<std::string>& config_text, inference::ModelConfig* config) {
+  // One model's load must not end the process, whatever it throws: an allocation too large for
+  // this machine (std::bad_alloc), an accelerator out of memory (LibTorch's c10::Error).
+  try {
+    return Build(model, dir, root, config_text, config);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(LoadFailure(model), "out of memory while loading"));
+  } catch (const std::exception& e) {
+    // LibTorch's messages carry a backtrace after the first line.
+    const std::string what = e.what();
+    return absl::InternalError(
+        absl::StrCat(LoadFailure(model), what.substr(0, what.find('\n'))));
+  }
+}
+
 absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build(
-    const std::string& model, const std::string& folder,
-    const std::optional<std::string>& config_text, inference::ModelConfig* config,
-    std::string* fingerprint) {
+    const std::string& model, const std::string& folder, const std::string& root,
+    const std::optional<std::string>& config_text, inference::ModelConfig* config) {
   const fs::path dir(folder);
+  // A link may lead out of the repository only where allowed; each failure names the link.
+  auto check_inside = [&](const fs::path& path, const std::string& name) -> absl::Status {
+    if (options_.allow_links_outside_root || ResolvesInside(path, root)) return absl::OkStatus();
+    return absl::PermissionDeniedError(
+        absl::StrCat("'", name, "' leads outside the repository; "
+                     "--allow_links_outside_repository follows such links"));
+  };
+  const std::string config_name = absl::StrCat(model, "/", kConfigFile);
   absl::StatusOr<std::string> text = config_text.has_value()
                                          ? absl::StatusOr<std::string>(*config_text)
-                                         : ReadFile(dir / kConfigFile);
-  *fingerprint = Fingerprint(dir, text.ok() ? *text : "");
-  if (!text.ok()) {
-    return LoadPollFailure(model, absl::StrCat("model '", model, "' has no ", kConfigFile));
+                                         : ReadConfig(model, dir);
+  if (!config_text.has_value()) {
+    if (absl::IsNotFound(text.status())) {
+      return LoadPollFailure(model, absl::StrCat("model '", model, "' has no ", kConfigFile));
+    }
+    absl::Status usable = text.status();
+    if (usable.ok()) usable = check_inside(dir / kConfigFile, config_name);
+    if (!usable.ok()) return LoadPollFailure(model, usable.message());
   }
-  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model);
+  absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model, options_.config_limits);
   if (!parsed.ok()) {
     return LoadPollFailure(model,
                            absl::StrCat(model, "/", kConfigFile, ": ", parsed.status().message()));
@@ -368,8 +399,10 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
     }
   }
   *config = parsed->config;
+  absl::StatusOr<std::vector<int64_t>> present = ListVersionFolders(dir);
+  if (!present.ok()) return NoVersionFailure(model, present.status().message());
   absl::StatusOr<std::vector<int64_t>> versions =
-      SelectVersions(config->version_policy(), VersionFolders(dir));
+      SelectVersions(config->version_policy(), *std::move(present));
   if (!versions.ok()) {
     return NoVersionFailure(model, versions.status().message());
   }
@@ -385,11 +418,19 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   for (int64_t version : *versions) {
     absl::StatusOr<ModelMetadata> metadata = MetadataFromConfig(*config, std::to_string(version));
     if (!metadata.ok()) return LoadPollFailure(model, metadata.status().message());
-    fs::path file = dir / std::to_string(version) / ModelFileName(*config);
+    const std::string version_name = absl::StrCat(model, "/", version);
+    const std::string file_name = absl::StrCat(version_name, "/", ModelFileName(*config));
+    const fs::path file = dir / std::to_string(version) / ModelFileName(*config);
+    absl::Status usable = check_inside(dir / std::to_string(version), version_name);
     std::error_code ec;
-    if (!fs::is_regular_file(file, ec)) {
+    if (usable.ok() && !fs::exists(fs::symlink_status(file, ec))) {
       return absl::NotFoundError(absl::StrCat(LoadFailure(model), "version ", version,
                                               ": no file ", file.filename().string()));
+    }
+    if (usable.ok()) usable = check_inside(file, file_name);
+    if (usable.ok()) usable = CheckRegularFile(file, file_name);
+    if (!usable.ok()) {
+      return WithPrefix(absl::StrCat(LoadFailure(model), "version ", version, ": "), usable);
     }
     BackendSettings settings;
     settings.device = overrides->device;
@@ -417,10 +458,13 @@ void ModelRepository::PollOnce() {
     std::string name = entry.path().filename().string();
     if (entry.is_directory(ec) && IsPlainModelName(name)) present.push_back(name);
   }
-  std::map<std::string, std::string> known;
+  // Each known model's fingerprint, and whether it is serving.
+  std::map<std::string, std::pair<std::string, bool>> known;
   {
     absl::MutexLock state_lock(&mu_);
-    for (const auto& [name, state] : states_) known[name] = state.fingerprint;
+    for (const auto& [name, state] : states_) {
+      known[name] = {state.fingerprint, state.state == "READY"};
+    }
   }
   for (const auto& [name, print] : known) {
     if (std::find(present.begin(), present.end(), name) == present.end()) {
@@ -429,13 +473,29 @@ void ModelRepository::PollOnce() {
     }
   }
   for (const std::string& name : present) {
-    const fs::path dir = fs::path(options_.root) / name;
-    absl::StatusOr<std::string> text = ReadFile(dir / kConfigFile);
-    std::string print = Fingerprint(dir, text.ok() ? *text : "");
     auto it = known.find(name);
-    if (it != known.end() && it->second == print) continue;
-    // New or changed; a failure is recorded in the index.
-    LoadLocked(name).IgnoreError();
+    if (it != known.end() &&
+        it->second.first == Fingerprint(name, fs::path(options_.root) / name)) {
+      continue;
+    }
+    // New or changed. A failure is recorded in the index, with its fingerprint, so that the
+    // same failure is neither retried nor reported at every poll.
+    const bool serving = it != known.end() && it->second.second;
+    absl::Status status = LoadLocked(name);
+    if (!status.ok()) {
+      ReportError(absl::StrCat("model ", name, ": ",
+                               serving ? "reload failed; the versions loaded before keep serving: "
+                                       : "load failed: ",
+                               status.message()));
+    }
+  }
+}
+
+void ModelRepository::ReportError(const std::string& line) const {
+  if (options_.error) {
+    options_.error(line);
+  } else {
+    std::fprintf(stderr, "coalesce: %s\n", line.c_str());
   }
 }
 

@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "core/model_config.h"
 #include "core/model_registry.h"
 #include "core/override_model_folder.h"
 #include "core/served_model.h"
@@ -39,7 +40,14 @@ namespace coalesce {
 // old ones hold finish there (ModelRegistry::Replace()).
 //
 // Model names from requests are checked to be plain folder names directly under the root; no
-// request can make the repository read outside it.
+// request can make the repository read outside it. Links (a model folder, a version folder, a
+// config or model file that is a symbolic link) must resolve inside the root, unless
+// Options::allow_links_outside_root. Only regular files are read, a config within
+// kMaxConfigBytes (core/repository_files.h): no folder can make a load or a poll block, read
+// without end or walk a whole tree.
+//
+// Any failure while loading, an allocation failure included (std::bad_alloc, an accelerator out
+// of memory), fails that model's load and is recorded with the reason; it never ends the process.
 //
 // Thread-safe: Load(), Unload() and Index() may be called from RPC threads while serving; loads
 // and unloads are serialised.
@@ -75,10 +83,18 @@ class ModelRepository {
     BackendFactory backend_factory;
     // Where and how much a load that brings its own files (LoadOverrides::files) may write.
     OverrideModelFolder::Options override_files;
+    // Bounds a config is checked against (ParseModelConfig()).
+    ModelConfigLimits config_limits;
+    // Follow links that lead out of the root (a version folder or model file linked to a shared
+    // store). Off, such a model fails to load, naming the link.
+    bool allow_links_outside_root = false;
     // Receives each warning about a config field accepted but ignored, as "MODEL/config.pbtxt:
     // TEXT", on the thread that loads; the server passes them to its log. Unset: one line each
     // on stderr.
     std::function<void(const std::string& warning)> warn;
+    // Receives one line for each load a poll tries that fails, once per change to the model's
+    // folder (a poll retries a model only when its fingerprint changed). Unset: stderr.
+    std::function<void(const std::string& error)> error;
   };
 
   // What a load request changes about the model it loads (Triton's load parameters).
@@ -98,6 +114,9 @@ class ModelRepository {
     std::string version;
     // "READY" or "UNAVAILABLE".
     std::string state;
+    // Why UNAVAILABLE; for READY, empty unless the last load of a served model failed (its
+    // earlier versions keep serving), then "reload failed, serving the versions loaded before:
+    // " and why.
     std::string reason;
   };
 
@@ -120,11 +139,13 @@ class ModelRepository {
 
   // Loads or reloads `model` from disk. FAILED_PRECONDITION unless the control mode is
   // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; otherwise the
-  // load's error (the model is then listed UNAVAILABLE, and versions it was serving keep
-  // serving), with Triton's text and code for the stage that failed: INTERNAL "failed to load
+  // load's error (the model is then listed UNAVAILABLE, or, if it was serving, keeps serving
+  // its versions and is listed READY with the failure as reason), with Triton's text and code
+  // for the stage that failed: INTERNAL "failed to load
   // 'NAME', failed to poll from model repository: ..." (no such folder, no or a bad config, bad
   // `overrides`), INTERNAL "failed to load 'NAME', no version is available: ...", and "load
-  // failed for model 'NAME': ..." with the backend's own code.
+  // failed for model 'NAME': ..." with the backend's own code (RESOURCE_EXHAUSTED for memory
+  // that cannot be allocated, PERMISSION_DENIED for a link leading outside the root).
   // With `overrides`, the model loads with that config and/or from those files, until the
   // next load without them: files need a config, the config must be JSON of a ModelConfig,
   // and OverrideModelFolder must accept the files (else the "failed to poll" error).
@@ -138,7 +159,8 @@ class ModelRepository {
   absl::StatusOr<inference::ModelConfig> Config(const std::string& model) const;
 
   // Scans the root once as poll mode does (exposed for tests): loads new models, reloads those
-  // whose config or version folders changed, unloads those whose folder went away.
+  // whose config, version folders or versions' model files changed, unloads those whose folder
+  // went away. A load that fails goes to Options::error.
   void PollOnce();
 
  private:
@@ -148,8 +170,7 @@ class ModelRepository {
     // Served versions when READY; the versions it served once unloaded; else none.
     std::vector<std::string> versions;
     inference::ModelConfig config;
-    // What PollOnce() compares to notice a change: the config's text and the version folders'
-    // and files' modification times.
+    // What PollOnce() compares to notice a change (Fingerprint() in the .cc).
     std::string fingerprint;
     // The folder of files the load brought, if it brought any; kept while the model is served.
     std::shared_ptr<OverrideModelFolder> folder;
@@ -169,11 +190,17 @@ class ModelRepository {
   absl::Status UnloadLocked(const std::string& model, bool forget)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mu_);
   // Reads config (`config_text` if given, else `dir`/config.pbtxt) and model files from `dir`
-  // and builds every selected version.
+  // and builds every selected version. Links must resolve inside `root` (unless allowed).
+  // Exceptions propagate.
   absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> Build(
-      const std::string& model, const std::string& dir,
-      const std::optional<std::string>& config_text, inference::ModelConfig* config,
-      std::string* fingerprint);
+      const std::string& model, const std::string& dir, const std::string& root,
+      const std::optional<std::string>& config_text, inference::ModelConfig* config);
+  // Build(), with any exception turned into the load's error.
+  absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> BuildGuarded(
+      const std::string& model, const std::string& dir, const std::string& root,
+      const std::optional<std::string>& config_text, inference::ModelConfig* config);
+  // Options::error, or stderr.
+  void ReportError(const std::string& line) const;
   // Where `model` loads from with `overrides`: the repository's folder or a folder of the
   // request's files (then set in `folder`), and the config text when the request changes it.
   absl::Status ResolveOverrides(const std::string& model, const LoadOverrides& overrides,

@@ -36,6 +36,14 @@ ABSL_FLAG(std::string, model_control_mode, "none",
 ABSL_FLAG(std::vector<std::string>, load_model, {},
           "Models to load at start in explicit mode (comma-separated; '*' for all).");
 ABSL_FLAG(int, repository_poll_secs, 15, "Seconds between repository scans in poll mode.");
+ABSL_FLAG(bool, allow_links_outside_repository, false,
+          "Follow symbolic links in --model_repository that lead outside it (a version folder or "
+          "model file linked to a shared store). Off: such a model fails to load, naming the "
+          "link.");
+ABSL_FLAG(int64_t, max_staging_bytes, int64_t{4} << 30,
+          "A repository model whose max_batch_size x bytes of one sample (inputs and outputs of "
+          "fixed dims) exceeds this is refused at load: each executor thread allocates that much "
+          "staging up front (a model has --workers x --batches_per_worker threads).");
 ABSL_FLAG(int, workers, 2,
           "Workers per model: copies of the model, each running one batch at a time.");
 ABSL_FLAG(int, batches_per_worker, 0,
@@ -167,6 +175,7 @@ std::vector<std::string> FlagProblems() {
   add(OneOf("model_control_mode", absl::GetFlag(FLAGS_model_control_mode),
             {"none", "explicit", "poll"}));
   add(AtLeast("repository_poll_secs", absl::GetFlag(FLAGS_repository_poll_secs), 1));
+  add(AtLeast<int64_t>("max_staging_bytes", absl::GetFlag(FLAGS_max_staging_bytes), 1));
   if (absl::GetFlag(FLAGS_model_repository).empty() &&
       (absl::GetFlag(FLAGS_model_control_mode) != "none" ||
        !absl::GetFlag(FLAGS_load_model).empty())) {

@@ -24,6 +24,8 @@ ABSL_DECLARE_FLAG(std::string, model_repository);
 ABSL_DECLARE_FLAG(std::string, model_control_mode);
 ABSL_DECLARE_FLAG(std::vector<std::string>, load_model);
 ABSL_DECLARE_FLAG(int, repository_poll_secs);
+ABSL_DECLARE_FLAG(bool, allow_links_outside_repository);
+ABSL_DECLARE_FLAG(int64_t, max_staging_bytes);
 ABSL_DECLARE_FLAG(int, workers);
 ABSL_DECLARE_FLAG(int, batches_per_worker);
 ABSL_DECLARE_FLAG(bool, exclusive_backend);

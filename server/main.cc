@@ -102,9 +102,12 @@ absl::StatusOr<Models> BuildModels(ServerMetrics* metrics) {
   options.startup_models = absl::GetFlag(FLAGS_load_model);
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs));
   options.model_defaults = ModelOptionsFromFlags();
+  options.config_limits.max_staging_bytes = absl::GetFlag(FLAGS_max_staging_bytes);
+  options.allow_links_outside_root = absl::GetFlag(FLAGS_allow_links_outside_repository);
   options.backend_factory = TorchBackendFactory(TorchOptionsFromFlags());
   // Through the logger, so that they carry its stamp and format (text or JSON).
   options.warn = [](const std::string& warning) { spdlog::warn("{}", warning); };
+  options.error = [](const std::string& error) { spdlog::error("{}", error); };
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Create(options, models.registry.get(), metrics, Clock::Real());
   if (!repository.ok()) return repository.status();

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,11 +53,14 @@ inline absl::Status WriteRepositoryModel(const std::filesystem::path& root,
 }
 
 // Serves the repository at `root` in `mode` ("none", "explicit", "poll"), loading `startup`.
-// `override_files` bounds loads that bring files.
+// `override_files` bounds loads that bring files. `configure`, if set, changes the repository's
+// options last; `repository`, if set, receives the repository the server then owns.
 inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
     const std::filesystem::path& root, const std::string& mode,
     std::vector<std::string> startup = {"*"},
-    const OverrideModelFolder::Options& override_files = {}) {
+    const OverrideModelFolder::Options& override_files = {},
+    const std::function<void(ModelRepository::Options&)>& configure = nullptr,
+    ModelRepository** repository_out = nullptr) {
   auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
   auto registry = std::make_unique<ModelRegistry>();
   ModelRepository::Options options;
@@ -68,8 +72,10 @@ inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
   torch.device = "cpu";
   options.backend_factory = TorchBackendFactory(torch);
   options.override_files = override_files;
+  if (configure) configure(options);
   auto repository = ModelRepository::Create(options, registry.get(), metrics.get(), Clock::Real());
   if (!repository.ok()) return repository.status();
+  if (repository_out != nullptr) *repository_out = repository->get();
   Server::Options server_options;
   server_options.grpc_address = "127.0.0.1:0";
   server_options.metrics_address = "127.0.0.1:0";
@@ -96,7 +102,8 @@ class RepositoryServerTest : public testing::Test {
 
   void Start(const std::string& mode, std::vector<std::string> startup,
              const OverrideModelFolder::Options& override_files = {}) {
-    auto server = StartRepositoryServer(root_, mode, std::move(startup), override_files);
+    auto server = StartRepositoryServer(root_, mode, std::move(startup), override_files,
+                                        configure_, &repository_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
@@ -158,7 +165,11 @@ class RepositoryServerTest : public testing::Test {
   }
 
   std::filesystem::path root_;
+  // Set before Start() to change the repository's options.
+  std::function<void(ModelRepository::Options&)> configure_;
   std::unique_ptr<Server> server_;
+  // The repository server_ serves (owned by it), to poll by hand.
+  ModelRepository* repository_ = nullptr;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -102,6 +103,26 @@ TEST(ServerBinaryTest, CheckConfigReportsEachCheckAndExitsZero) {
             "ok    model: demo version 1: pytorch_libtorch on host memcpy, max_batch_size 16, 2 "
             "workers x 1 batch\n"
             "coalesce-server: configuration ok\n");
+}
+
+TEST(ServerBinaryTest, CheckConfigRefusesADeeplyNestedConfigNamingTheFileAndTheBound) {
+  char dir[] = "/tmp/coalesce-binary-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::filesystem::create_directories(std::filesystem::path(dir) / "nested" / "1");
+  // Unknown fields nested 100,000 deep: the text-format parser would recurse once per level.
+  std::string config = "max_batch_size: 4\n";
+  for (int i = 0; i < 100000; ++i) config += "a {";
+  for (int i = 0; i < 100000; ++i) config += "}";
+  std::ofstream(std::filesystem::path(dir) / "nested" / "config.pbtxt") << config;
+  ServerRun run = RunServer({"--check-config", absl::StrCat("--model_repository=", dir)});
+  EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
+  EXPECT_NE(run.out.find("FAIL  model: nested is unavailable: failed to load 'nested', failed to "
+                         "poll from model repository: nested/config.pbtxt: config.pbtxt of model "
+                         "'nested': line 2:303: expected messages and lists nested at most 100 "
+                         "deep, got deeper\n"),
+            std::string::npos)
+      << run.out;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ServerBinaryTest, CheckConfigReadsTlsAndTokenFiles) {
