@@ -1,7 +1,11 @@
 // libFuzzer target: bytes -> ParseModelConfig (as the config.pbtxt of a folder "demo_mlp"), and on
 // success MetadataFromConfig, ApplyModelConfig, SelectVersions and ModelConfigToText. None may
 // crash or read out of bounds (ASan), and what an accepted config yields must hold:
-//   - a refusal is INVALID_ARGUMENT;
+//   - a refusal is INVALID_ARGUMENT; the input goes through the same entry point as the server's
+//     (the size and nesting bounds of core/model_config.h in force), so nesting deep enough to
+//     overflow the parser's stack must be refused, not crash;
+//   - max_batch_size is within 0..kMaxBatchSize, and a full batch's staging within the default
+//     ModelConfigLimits;
 //   - the config is named after its folder, has inputs and outputs, and its metadata has the same
 //     tensors with every fixed row addressable without int64 overflow;
 //   - the overrides are servable: workers 1..256, preferred sizes within 1..max_batch_size,
@@ -10,6 +14,7 @@
 //   - the config serializes and parses back (every string is UTF-8), and printed as text it
 //     parses back to the same config.
 // A violation aborts, which libFuzzer reports as a crash with the input saved.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +67,18 @@ void CheckTensors(const std::vector<TensorSpec>& specs, int expected) {
   }
 }
 
+// A full batch of every tensor of fixed dims fits the default staging limit.
+void CheckStaging(const ModelMetadata& metadata) {
+  int64_t sample_bytes = 0;
+  for (const auto* specs : {&metadata.inputs, &metadata.outputs}) {
+    for (const TensorSpec& spec : *specs) {
+      if (!spec.HasVariableDims()) sample_bytes += spec.RowBytes();
+    }
+  }
+  const int64_t rows = std::max<int64_t>(metadata.max_batch_size, 1);
+  FUZZ_CHECK(sample_bytes <= ModelConfigLimits().max_staging_bytes / rows);
+}
+
 void CheckOverrides(const inference::ModelConfig& config, const ModelConfigOverrides& o) {
   const ServedModel::Options& m = o.model;
   FUZZ_CHECK(m.num_workers >= 1 && m.num_workers <= 256);
@@ -111,12 +128,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const inference::ModelConfig& config = parsed->config;
   FUZZ_CHECK(config.name() == kModelDir);
   FUZZ_CHECK(config.platform() == "pytorch_libtorch");
-  FUZZ_CHECK(config.max_batch_size() >= 0);
+  FUZZ_CHECK(config.max_batch_size() >= 0 && config.max_batch_size() <= kMaxBatchSize);
+  FUZZ_CHECK(size <= static_cast<size_t>(kMaxConfigBytes));
 
   absl::StatusOr<ModelMetadata> metadata = MetadataFromConfig(config, "1");
   FUZZ_CHECK(metadata.ok());
   CheckTensors(metadata->inputs, config.input_size());
   CheckTensors(metadata->outputs, config.output_size());
+  CheckStaging(*metadata);
 
   absl::StatusOr<ModelConfigOverrides> overrides =
       ApplyModelConfig(config, ServedModel::Options());
