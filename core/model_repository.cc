@@ -20,35 +20,19 @@ namespace {
 
 constexpr char kConfigFile[] = "config.pbtxt";
 
-// `model`'s config.pbtxt in folder `dir`: a regular file of at most kMaxConfigBytes.
-absl::StatusOr<std::string> ReadConfig(const std::string& model, const fs::path& dir) {
-  return ReadRegularFile(dir / kConfigFile, absl::StrCat(model, "/", kConfigFile),
-                         kMaxConfigBytes);
-}
-
-// Changes whenever what a load reads changes: the config's text (or why it cannot be read), the
-// version folders, and each one's model file (its size and modification time). Looks at nothing
-// else, so that a poll costs the same whatever else the folders hold (a version folder linked to
-// /usr holds a whole tree).
-std::string Fingerprint(const std::string& model, const fs::path& dir) {
-  absl::StatusOr<std::string> text = ReadConfig(model, dir);
-  std::string print = text.ok() ? *std::move(text) : text.status().ToString();
-  absl::StatusOr<std::vector<int64_t>> versions = ListVersionFolders(dir);
-  if (!versions.ok()) return absl::StrCat(print, "\n", versions.status().ToString());
-  std::string file = "model.pt";
-  if (text.ok()) {
-    absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(print, model);
-    if (parsed.ok()) file = ModelFileName(parsed->config);
+// The names of the model folders directly under `root` (links followed), sorted. Iterates with
+// error codes: a folder removed while it is listed ends the listing, it does not throw (on the
+// poller's thread that would end the process).
+std::vector<std::string> ModelFolders(const fs::path& root) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::error_code kind_ec;
+    if (IsPlainModelName(name) && it->is_directory(kind_ec)) names.push_back(std::move(name));
   }
-  for (int64_t version : *versions) {
-    std::error_code ec;
-    const fs::path path = dir / std::to_string(version) / file;
-    const uintmax_t size = fs::file_size(path, ec);
-    const int64_t modified =
-        ec ? 0 : static_cast<int64_t>(fs::last_write_time(path, ec).time_since_epoch().count());
-    absl::StrAppend(&print, "\n", version, ":", ec ? "none" : absl::StrCat(size, ":", modified));
-  }
-  return print;
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 // Triton's texts for the stages of a load (its model_repository_manager.cc): reading and checking
@@ -112,11 +96,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
   bool all = mode != "explicit" ||
              std::count(options.startup_models.begin(), options.startup_models.end(), "*") > 0;
   if (all) {
-    for (const fs::directory_entry& entry : fs::directory_iterator(root, ec)) {
-      std::string name = entry.path().filename().string();
-      if (entry.is_directory(ec) && IsPlainModelName(name)) startup.push_back(name);
-    }
-    std::sort(startup.begin(), startup.end());
+    startup = ModelFolders(root);
   } else {
     // A model named at start that is not there is a configuration error, not a load failure.
     for (const std::string& model : options.startup_models) {
@@ -159,12 +139,8 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
   }
   if (ready_only) return index;
   // Folders never loaded (explicit mode) are listed too, with no state, as Triton does.
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(options_.root, ec)) {
-    std::string name = entry.path().filename().string();
-    if (entry.is_directory(ec) && IsPlainModelName(name) && states_.count(name) == 0) {
-      index.push_back({name, "", "", ""});
-    }
+  for (const std::string& name : ModelFolders(options_.root)) {
+    if (states_.count(name) == 0) index.push_back({name, "", "", ""});
   }
   std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
     return std::tie(a.name, a.version) < std::tie(b.name, b.version);
@@ -244,7 +220,7 @@ absl::Status ModelRepository::ResolveOverrides(const std::string& model,
   if (!overrides.config_json.has_value()) return absl::OkStatus();
   // The JSON applies over the folder's config, which must itself be valid.
   std::optional<inference::ModelConfig> base;
-  absl::StatusOr<std::string> text = ReadConfig(model, repository_dir);
+  absl::StatusOr<std::string> text = ReadModelConfig(model, repository_dir);
   if (!text.ok() && !absl::IsNotFound(text.status())) {
     return LoadPollFailure(model, text.status().message());
   }
@@ -278,7 +254,7 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
   }
   const fs::path repository_dir = fs::path(options_.root) / model;
   // Taken before reading, so that a change made during the load shows at the next poll.
-  std::string fingerprint = Fingerprint(model, repository_dir);
+  std::string fingerprint = ModelFolderFingerprint(model, repository_dir);
   std::string dir;
   std::optional<std::string> config_text;
   std::shared_ptr<OverrideModelFolder> folder;
@@ -376,7 +352,7 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   const std::string config_name = absl::StrCat(model, "/", kConfigFile);
   absl::StatusOr<std::string> text = config_text.has_value()
                                          ? absl::StatusOr<std::string>(*config_text)
-                                         : ReadConfig(model, dir);
+                                         : ReadModelConfig(model, dir);
   if (!config_text.has_value()) {
     if (absl::IsNotFound(text.status())) {
       return LoadPollFailure(model, absl::StrCat("model '", model, "' has no ", kConfigFile));
@@ -452,12 +428,7 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
 
 void ModelRepository::PollOnce() {
   absl::MutexLock lock(&load_mu_);
-  std::error_code ec;
-  std::vector<std::string> present;
-  for (const fs::directory_entry& entry : fs::directory_iterator(options_.root, ec)) {
-    std::string name = entry.path().filename().string();
-    if (entry.is_directory(ec) && IsPlainModelName(name)) present.push_back(name);
-  }
+  const std::vector<std::string> present = ModelFolders(options_.root);
   // Each known model's fingerprint, and whether it is serving.
   std::map<std::string, std::pair<std::string, bool>> known;
   {
@@ -466,8 +437,8 @@ void ModelRepository::PollOnce() {
       known[name] = {state.fingerprint, state.state == "READY"};
     }
   }
-  for (const auto& [name, print] : known) {
-    if (std::find(present.begin(), present.end(), name) == present.end()) {
+  for (const auto& [name, unused] : known) {
+    if (!std::binary_search(present.begin(), present.end(), name)) {
       // Gone from disk: nothing left to report to, or to list.
       UnloadLocked(name, /*forget=*/true).IgnoreError();
     }
@@ -475,7 +446,7 @@ void ModelRepository::PollOnce() {
   for (const std::string& name : present) {
     auto it = known.find(name);
     if (it != known.end() &&
-        it->second.first == Fingerprint(name, fs::path(options_.root) / name)) {
+        it->second.first == ModelFolderFingerprint(name, fs::path(options_.root) / name)) {
       continue;
     }
     // New or changed. A failure is recorded in the index, with its fingerprint, so that the

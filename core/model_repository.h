@@ -170,7 +170,7 @@ class ModelRepository {
     // Served versions when READY; the versions it served once unloaded; else none.
     std::vector<std::string> versions;
     inference::ModelConfig config;
-    // What PollOnce() compares to notice a change (Fingerprint() in the .cc).
+    // What PollOnce() compares to notice a change (ModelFolderFingerprint()).
     std::string fingerprint;
     // The folder of files the load brought, if it brought any; kept while the model is served.
     std::shared_ptr<OverrideModelFolder> folder;

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <system_error>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/model_config.h"
 
 namespace coalesce {
 namespace fs = std::filesystem;
@@ -76,6 +78,35 @@ absl::Status CheckRegularFile(const fs::path& path, const std::string& name) {
   if (::stat(path.c_str(), &info) != 0) return ErrnoStatus(name, errno);
   if (!S_ISREG(info.st_mode)) return NotRegular(name, info.st_mode);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadModelConfig(const std::string& model, const fs::path& dir) {
+  return ReadRegularFile(dir / "config.pbtxt", absl::StrCat(model, "/config.pbtxt"),
+                         kMaxConfigBytes);
+}
+
+std::string ModelFolderFingerprint(const std::string& model, const fs::path& dir) {
+  absl::StatusOr<std::string> text = ReadModelConfig(model, dir);
+  std::string print = text.ok() ? *text : text.status().ToString();
+  absl::StatusOr<std::vector<int64_t>> versions = ListVersionFolders(dir);
+  if (!versions.ok()) return absl::StrCat(print, "\n", versions.status().ToString());
+  std::string file = "model.pt";
+  if (text.ok()) {
+    // Only the file name is wanted here: no limit on what the server's flags may allow.
+    ModelConfigLimits unlimited;
+    unlimited.max_staging_bytes = std::numeric_limits<int64_t>::max();
+    absl::StatusOr<ParsedModelConfig> parsed = ParseModelConfig(*text, model, unlimited);
+    if (parsed.ok()) file = ModelFileName(parsed->config);
+  }
+  for (int64_t version : *versions) {
+    std::error_code ec;
+    const fs::path path = dir / std::to_string(version) / file;
+    const uintmax_t size = fs::file_size(path, ec);
+    const int64_t modified =
+        ec ? 0 : static_cast<int64_t>(fs::last_write_time(path, ec).time_since_epoch().count());
+    absl::StrAppend(&print, "\n", version, ":", ec ? "none" : absl::StrCat(size, ":", modified));
+  }
+  return print;
 }
 
 bool ResolvesInside(const fs::path& path, const fs::path& root) {

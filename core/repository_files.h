@@ -36,6 +36,17 @@ absl::StatusOr<std::string> ReadRegularFile(const std::filesystem::path& path,
 // ReadRegularFile(). For files that another library opens by path (the model file).
 absl::Status CheckRegularFile(const std::filesystem::path& path, const std::string& name);
 
+// `model`'s config.pbtxt in its folder `dir`, read by ReadRegularFile() with the bound
+// kMaxConfigBytes and named "MODEL/config.pbtxt".
+absl::StatusOr<std::string> ReadModelConfig(const std::string& model,
+                                            const std::filesystem::path& dir);
+
+// Changes whenever what a load of `model` from folder `dir` reads changes: the config's text (or
+// why it cannot be read), the version folders, and each one's model file (its size and
+// modification time). Looks at nothing else, so that a poll costs the same whatever else the
+// folders hold (a version folder linked to /usr would hold a whole tree).
+std::string ModelFolderFingerprint(const std::string& model, const std::filesystem::path& dir);
+
 // Whether `path`, every link in it resolved, lies inside `root` (a canonical path; `root` itself
 // is not inside). False if it cannot be resolved.
 bool ResolvesInside(const std::filesystem::path& path, const std::filesystem::path& root);
