@@ -32,7 +32,11 @@ class Backend {
   // Runs the model on `rows` samples. `inputs[i]` holds `rows` rows of model input i in its
   // staging type (InputStagingType(), the wire datatype unless the backend asks otherwise),
   // contiguous and row-major; `outputs[i]` has room for `rows` rows of output i in its staging
-  // type and receives them in the same layout. An error fails every request of the batch.
+  // type and receives them in the same layout. An error fails the batch, which the executor
+  // splits and retries if the error is one the model's inputs can cause (INTERNAL,
+  // INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...: Executor::RetriesOnSplit()), so that only the
+  // requests that fail alone get it. A backend that cannot run any batch now (its device is
+  // lost) says so with UNAVAILABLE, which fails the batch without retries.
   // A model with max_batch_size 0 does not batch: `rows` is always 1, and a backend hands its
   // model a tensor of exactly the spec's dims (or reshape), without a leading rows dimension.
   // A row holds a tensor's elements in `dims` order; a spec with a reshape (TensorSpec::reshape)

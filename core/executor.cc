@@ -72,6 +72,10 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
     return absl::InvalidArgumentError(
         absl::StrCat("executor copy_split_bytes must be >= 1, got ", options.copy_split_bytes));
   }
+  if (options.max_retry_executions < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "executor max_retry_executions must be >= 0, got ", options.max_retry_executions));
+  }
   std::unique_ptr<Executor> executor(new Executor(std::move(options), backend, metrics, clock));
   if (absl::Status s = executor->ResolveStagingTypes(); !s.ok()) return s;
   if (executor->options_.copy_threads > 1) {
@@ -149,6 +153,19 @@ int64_t Executor::StagedInputBytes(size_t i, int64_t wire_bytes) const {
 int64_t Executor::OutputStagingRowBytes(size_t o) const {
   const int64_t wire = backend_->metadata().outputs[o].RowBytes();
   return half_outputs_[o] ? wire / 2 : wire;
+}
+
+bool Executor::RetriesOnSplit(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
 }
 
 int Executor::DefaultCopyThreads() {
@@ -298,20 +315,76 @@ void Executor::LeftModel(int worker) {
   --bound_[worker];
 }
 
+void Executor::BoundAgain(int worker) {
+  absl::MutexLock lock(&mu_);
+  ++bound_[worker];
+}
+
+void Executor::FailAll(Batch& batch, const absl::Status& status) {
+  for (const auto& request : batch.requests) request->Finish(status);
+}
+
 void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   DropDead(batch);
   if (batch.requests.empty()) {
     LeftModel(worker);
     return;
   }
+  const absl::Status status = Execute(worker, buffers, batch, /*retry=*/false);
+  if (status.ok()) return;
+  if (batch.requests.size() > 1 && options_.max_retry_executions >= 2 &&
+      RetriesOnSplit(status)) {
+    RetrySplit(worker, buffers, std::move(batch));
+  } else {
+    FailAll(batch, status);
+  }
+}
+
+void Executor::RetrySplit(int worker, WorkerBuffers& buffers, Batch batch) {
+  metrics_->RecordSplitBatch();
+  // Parts waiting to run, in the order they were split off: the bisection goes level by level,
+  // so a budget that runs out leaves the deepest parts unsplit, not a whole half.
+  std::deque<Batch> parts;
+  int budget = options_.max_retry_executions;
+  auto split = [&](Batch& failed) {
+    const size_t half = failed.requests.size() / 2;
+    Batch first, second;
+    for (size_t j = 0; j < failed.requests.size(); ++j) {
+      Batch& to = j < half ? first : second;
+      to.rows += failed.requests[j]->rows();
+      to.requests.push_back(std::move(failed.requests[j]));
+    }
+    parts.push_back(std::move(first));
+    parts.push_back(std::move(second));
+    budget -= 2;  // Spent now, so a part dropped before it runs never lets the budget grow.
+  };
+  split(batch);
+  while (!parts.empty()) {
+    Batch part = std::move(parts.front());
+    parts.pop_front();
+    DropDead(part);
+    if (part.requests.empty()) continue;
+    BoundAgain(worker);
+    metrics_->RecordRetryExecution();
+    const absl::Status status = Execute(worker, buffers, part, /*retry=*/true);
+    if (status.ok()) continue;
+    if (part.requests.size() > 1 && budget >= 2 && RetriesOnSplit(status)) {
+      split(part);
+    } else {
+      FailAll(part, status);
+    }
+  }
+}
+
+absl::Status Executor::Execute(int worker, WorkerBuffers& buffers, Batch& batch, bool retry) {
   const ModelMetadata& metadata = backend_->metadata();
   const int64_t rows = batch.rows;
   // A lone request is passed through without a copy, unless an input must be narrowed.
   const bool single = batch.requests.size() == 1 && !narrows_;
   const bool variable = metadata.HasVariableDims();
   const absl::Time gather_start = clock_->Now();
-  for (const auto& request : batch.requests) {
-    const absl::Duration waited = gather_start - request->arrival();
+  for (size_t j = 0; !retry && j < batch.requests.size(); ++j) {
+    const absl::Duration waited = gather_start - batch.requests[j]->arrival();
     metrics_->RecordQueued(waited);
     if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
   }
@@ -402,16 +475,19 @@ void Executor::Run(int worker, WorkerBuffers& buffers, Batch& batch) {
   if (options_.statistics != nullptr && status.ok()) {
     options_.statistics->RecordBatch(rows, gather, took, scatter);
   }
-  // Each answer serialises its response on the answering thread: split like the scatter.
-  const int64_t answer_bytes =
-      status.ok() ? std::accumulate(output_bytes.begin(), output_bytes.end(), int64_t{0}) : 0;
   for (const auto& request : batch.requests) request->TraceCompute(start, scatter_start);
-  ForEachRequest(batch, answer_bytes, [&](size_t j) { batch.requests[j]->Finish(status); });
   if (!options_.pool_staging) {
-    // Unpooled: this batch's memory goes now, and the next batch allocates its own.
+    // Unpooled: this batch's memory goes now (the answers need none of it), and the next batch
+    // allocates its own.
     for (Staging& staging : buffers.inputs) staging = Staging();
     for (Staging& staging : buffers.outputs) staging = Staging();
   }
+  if (!status.ok()) return status;  // Run() answers, or splits and retries.
+  // Each answer serialises its response on the answering thread: split like the scatter.
+  const int64_t answer_bytes =
+      std::accumulate(output_bytes.begin(), output_bytes.end(), int64_t{0});
+  ForEachRequest(batch, answer_bytes, [&](size_t j) { batch.requests[j]->Finish(status); });
+  return status;
 }
 
 void Executor::ForEachRequest(const Batch& batch, int64_t bytes,

@@ -50,6 +50,23 @@ namespace coalesce {
 // after every scatter piece has finished and the batch's statistics are recorded, so that a
 // client reading ModelStatistics after its answer sees its batch counted.
 //
+// A failed batch of more than one request is split and retried, so that one request that makes
+// the model fail (a value it raises on, an index out of range, a huge allocation) fails alone
+// instead of taking its batch with it. The executor cannot tell which request failed a batch,
+// so it bisects: it runs the failed batch's two halves (by requests, in order), answers every
+// half that succeeds, and splits every half of more than one request that fails again, level by
+// level; a part of one request that fails is answered with its own error. Only an error the
+// model's inputs can cause is retried (RetriesOnSplit()); one that says the backend cannot run
+// at all (UNAVAILABLE, UNIMPLEMENTED, ...) fails the whole batch at once. The cost is bounded:
+// each request that fails alone costs at most 2 * ceil(log2(n)) extra backend calls in a batch
+// of n, each level of the bisection runs at most the batch's rows again, and one batch spends
+// at most Options::max_retry_executions extra calls, after which every part still failing is
+// answered with its error. Before each retry the part's cancelled and expired requests are
+// dropped and answered as before a batch, so a request's deadline still holds and each request
+// is answered once. A retry is a batch like any other in the metrics (batches, inferences,
+// stages), and is counted in coalesce_split_batches_total and
+// coalesce_split_retry_executions_total.
+//
 // Thread-safety: `Dispatch()` and `idle_workers()` may be called from any thread (in practice the
 // batcher's). `Stop()` is called once, by the owner. Requests' done callbacks run on the batch
 // threads and on the copy threads, concurrently with each other (those of one batch too) and with
@@ -109,6 +126,11 @@ class Executor : public BatchSink {
     // compute. The latency model learns the backend call without the wait, so with this on a
     // batch can finish up to one other backend call later than predicted. See docs/engine.md.
     bool exclusive_backend = false;
+    // Extra backend calls one failed batch may spend on finding the requests that fail alone
+    // (split and retry, above). The default lets a batch of up to 33 requests isolate every
+    // failing request, and a larger one at least 64 / (2 * ceil(log2(n))) of them. 0: a failed
+    // batch fails every request in it. Must be >= 0.
+    int max_retry_executions = 64;
     // BENCHMARKS ONLY (bench/engine_bench.cc): leave out the gather (the backend reads whatever
     // staging holds) or the scatter (responses stay empty). The answers are wrong; the time is
     // what an engine that received requests in staging, or answered from staging without a
@@ -119,6 +141,13 @@ class Executor : public BatchSink {
 
   // Options::copy_threads' default on this machine.
   static int DefaultCopyThreads();
+
+  // Whether a batch that failed with `status` is split and retried: for the codes a model's
+  // inputs can cause (INTERNAL, UNKNOWN, INVALID_ARGUMENT, OUT_OF_RANGE, RESOURCE_EXHAUSTED).
+  // Not for those that say the backend cannot run any batch now (UNAVAILABLE: its device is
+  // lost; UNIMPLEMENTED, FAILED_PRECONDITION, ABORTED, DATA_LOSS, CANCELLED,
+  // DEADLINE_EXCEEDED and the rest), which a smaller batch would only repeat.
+  static bool RetriesOnSplit(const absl::Status& status);
 
   // `backend`, `metrics` and `clock` must outlive the executor.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(Options options, Backend* backend,
@@ -180,10 +209,22 @@ class Executor : public BatchSink {
   absl::Status ReserveFullBatch(WorkerBuffers& buffers);
   // Runs batches with `buffers` (from ReserveFullBatch()) until stopped.
   void WorkerLoop(int worker, WorkerBuffers buffers);
-  // Runs `batch` on `worker`; calls LeftModel(worker) once, when the batch is out of the backend
-  // (or was dropped whole before it).
+  // Runs `batch` on `worker` and answers every request in it, splitting and retrying it if it
+  // fails; calls LeftModel(worker) once per backend call, when the batch (or a part of it) is out
+  // of the backend, or once if the batch was dropped whole before it.
   void Run(int worker, WorkerBuffers& buffers, Batch& batch);
+  // One backend call: gathers `batch`, runs it, and on success scatters and answers every
+  // request. On failure answers nothing and returns the error (every request still in `batch`).
+  // `retry`: a part of a failed batch, whose requests' queueing was recorded already.
+  absl::Status Execute(int worker, WorkerBuffers& buffers, Batch& batch, bool retry);
+  // Splits the failed `batch` (more than one request) and runs its parts until each is answered:
+  // see the class comment.
+  void RetrySplit(int worker, WorkerBuffers& buffers, Batch batch);
+  // Answers every request of `batch` with `status`.
+  static void FailAll(Batch& batch, const absl::Status& status);
   void LeftModel(int worker);
+  // The reverse of LeftModel(): a part of a failed batch is bound for `worker`'s model again.
+  void BoundAgain(int worker);
   // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
   absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.

@@ -76,8 +76,19 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
       expired_(prometheus::BuildCounter()
                    .Name("coalesce_expired_requests_total")
                    .Help("Requests dropped before running because their deadline passed while "
-                         "they were queued.")
+                         "they were queued (or before a retry of their split batch).")
                    .Register(*registry_)),
+      split_batches_(prometheus::BuildCounter()
+                         .Name("coalesce_split_batches_total")
+                         .Help("Failed batches of more than one request split and retried, so "
+                               "that only the requests that fail alone get the model's error.")
+                         .Register(*registry_)),
+      split_retry_executions_(
+          prometheus::BuildCounter()
+              .Name("coalesce_split_retry_executions_total")
+              .Help("Backend calls spent on the parts of split batches (also counted in "
+                    "coalesce_batches_total).")
+              .Register(*registry_)),
       deadline_missed_(prometheus::BuildCounter()
                            .Name("coalesce_deadline_missed_total")
                            .Help("Requests answered OK, but after their deadline.")
@@ -191,6 +202,8 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) 
   m->shed_ = &shed_.Add({{"model", model}});
   m->cancelled_ = &cancelled_.Add({{"model", model}});
   m->expired_ = &expired_.Add({{"model", model}});
+  m->split_batches_ = &split_batches_.Add({{"model", model}});
+  m->split_retry_executions_ = &split_retry_executions_.Add({{"model", model}});
   m->deadline_missed_ = &deadline_missed_.Add({{"model", model}});
   m->deadline_slack_ = &deadline_slack_.Add({{"model", model}}, LatencyBuckets());
   m->prediction_ratio_ = &prediction_ratio_.Add(

@@ -57,6 +57,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& shed_;
   prometheus::Family<prometheus::Counter>& cancelled_;
   prometheus::Family<prometheus::Counter>& expired_;
+  prometheus::Family<prometheus::Counter>& split_batches_;
+  prometheus::Family<prometheus::Counter>& split_retry_executions_;
   prometheus::Family<prometheus::Counter>& deadline_missed_;
   prometheus::Family<prometheus::Histogram>& deadline_slack_;
   prometheus::Family<prometheus::Gauge>& predicted_batch_duration_;
@@ -105,6 +107,10 @@ class ModelMetrics {
   void RecordShed() { shed_->Increment(); }
   void RecordCancelled() { cancelled_->Increment(); }
   void RecordExpired() { expired_->Increment(); }
+  // A failed batch split to find the requests that fail alone, and each backend call spent on
+  // its parts (Executor: split and retry).
+  void RecordSplitBatch() { split_batches_->Increment(); }
+  void RecordRetryExecution() { split_retry_executions_->Increment(); }
   // Time a request waited from arrival until its batch started.
   void RecordQueued(absl::Duration waited) {
     queue_duration_->Observe(absl::ToDoubleSeconds(waited));
@@ -143,6 +149,8 @@ class ModelMetrics {
   prometheus::Counter* shed_ = nullptr;
   prometheus::Counter* cancelled_ = nullptr;
   prometheus::Counter* expired_ = nullptr;
+  prometheus::Counter* split_batches_ = nullptr;
+  prometheus::Counter* split_retry_executions_ = nullptr;
   prometheus::Counter* deadline_missed_ = nullptr;
   prometheus::Histogram* deadline_slack_ = nullptr;
   prometheus::Histogram* prediction_ratio_ = nullptr;

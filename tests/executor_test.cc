@@ -1,9 +1,11 @@
 #include "core/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,7 +33,8 @@ ModelMetadata OneFloatModel() {
   return m;
 }
 
-// OUT = 2 * IN + 1 elementwise; ROW = the row's index within the batch. Fails on demand.
+// OUT = 2 * IN + 1 elementwise; ROW = the row's index within the batch. Fails on demand: every
+// batch (`fail`), or a batch holding the value `poison` (with `poison_code`).
 class AffineBackend : public Backend {
  public:
   const ModelMetadata& metadata() const override { return metadata_; }
@@ -62,6 +65,10 @@ class AffineBackend : public Backend {
       batch_sizes_.push_back(rows);
     }
     if (fail) return absl::InternalError("injected failure");
+    const float* values = reinterpret_cast<const float*>(inputs[0]);
+    if (std::find(values, values + 2 * rows, poison) != values + 2 * rows) {
+      return absl::Status(poison_code, "poison value in the batch");
+    }
     {
       absl::MutexLock lock(&mu_);
       input_buffers_.push_back(inputs[0]);
@@ -136,6 +143,8 @@ class AffineBackend : public Backend {
   }
 
   bool fail = false;
+  float poison = std::numeric_limits<float>::quiet_NaN();  // NaN: none (it equals nothing).
+  absl::StatusCode poison_code = absl::StatusCode::kInternal;
   std::optional<DeviceStages> stages;
   // When set, Execute() waits for it, so a test can look at the executor mid-batch.
   absl::Notification* gate = nullptr;
@@ -167,8 +176,10 @@ struct Call {
 };
 
 std::unique_ptr<InferRequest> MakeCall(Call& call, absl::BlockingCounter& counter,
-                                       bool want_row = true) {
+                                       bool want_row = true,
+                                       absl::Time deadline = absl::InfiniteFuture()) {
   InferRequest::Options options;
+  options.deadline = deadline;
   options.rows = static_cast<int64_t>(call.input.size() / 2);
   options.inputs.emplace_back(reinterpret_cast<const char*>(call.input.data()),
                               call.input.size() * sizeof(float));
@@ -572,6 +583,185 @@ TEST_F(ExecutorTest, UnpooledStagingAllocatesForEveryBatch) {
   EXPECT_EQ(backend_.allocations(), kBatches * 3);
   EXPECT_EQ(StagingCount("miss"), kBatches * 3);
   EXPECT_EQ(StagingCount("hit"), 0);
+}
+
+// Split and retry of a failed batch (the class comment of Executor).
+class ExecutorSplitTest : public ExecutorTest {
+ protected:
+  static constexpr float kPoison = -1000;
+
+  // One single-row request per value pair {i, i}, the one at `poisoned` (if any) sending kPoison.
+  static std::vector<Call> Calls(int n, std::vector<int> poisoned = {}) {
+    std::vector<Call> calls;
+    for (int i = 0; i < n; ++i) {
+      const bool poison = std::find(poisoned.begin(), poisoned.end(), i) != poisoned.end();
+      calls.emplace_back(poison ? std::vector<float>{kPoison, 0}
+                                : std::vector<float>{float(i), float(i)});
+    }
+    return calls;
+  }
+  static std::vector<Call*> Pointers(std::vector<Call>& calls) {
+    std::vector<Call*> pointers;
+    for (Call& call : calls) pointers.push_back(&call);
+    return pointers;
+  }
+  // coalesce_split_batches_total and coalesce_split_retry_executions_total of the model.
+  double SplitBatches() {
+    return MetricValue(*metrics_.registry(), "coalesce_split_batches_total", {{"model", "affine"}})
+        .value_or(-1);
+  }
+  double RetryExecutions() {
+    return MetricValue(*metrics_.registry(), "coalesce_split_retry_executions_total",
+                       {{"model", "affine"}})
+        .value_or(-1);
+  }
+  // Every call but those at `poisoned` answered once with its right answer; those once with
+  // `code`.
+  static void ExpectAnswers(const std::vector<Call>& calls, std::vector<int> poisoned,
+                            absl::StatusCode code = absl::StatusCode::kInternal) {
+    for (size_t i = 0; i < calls.size(); ++i) {
+      EXPECT_EQ(calls[i].answers, 1) << "request " << i;
+      if (std::find(poisoned.begin(), poisoned.end(), i) != poisoned.end()) {
+        EXPECT_EQ(calls[i].status.code(), code) << "request " << i << ": " << calls[i].status;
+        EXPECT_TRUE(calls[i].out.empty()) << "request " << i;
+      } else {
+        EXPECT_TRUE(calls[i].status.ok()) << "request " << i << ": " << calls[i].status;
+        EXPECT_EQ(Floats(calls[i].out), (std::vector<float>{2.0f * i + 1, 2.0f * i + 1}))
+            << "request " << i;
+      }
+    }
+  }
+};
+
+TEST_F(ExecutorSplitTest, OnlyThePoisonRequestOfAFailedBatchGetsTheError) {
+  backend_.poison = kPoison;
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(8, {5});
+  RunBatch(*executor, Pointers(calls));
+  ExpectAnswers(calls, {5});
+  EXPECT_EQ(calls[5].status.message(), "poison value in the batch");
+  // Bisection: the failing half of each level is split again, 2 * log2(8) retries in all.
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{8, 4, 4, 2, 2, 1, 1}));
+  EXPECT_EQ(SplitBatches(), 1);
+  EXPECT_EQ(RetryExecutions(), 6);
+}
+
+TEST_F(ExecutorSplitTest, EveryRequestThatFailsAloneIsIsolated) {
+  backend_.poison = kPoison;
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(8, {0, 6});
+  RunBatch(*executor, Pointers(calls));
+  ExpectAnswers(calls, {0, 6});
+  EXPECT_EQ(RetryExecutions(), 2 + 4 + 4);  // Two failing parts on each level below the top.
+}
+
+TEST_F(ExecutorSplitTest, ABatchThatAlwaysFailsCostsAtMostTheRetryBudget) {
+  backend_.fail = true;
+  Executor::Options options = Workers(1);
+  options.max_retry_executions = 6;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(16);
+  RunBatch(*executor, Pointers(calls));
+  for (const Call& call : calls) {
+    EXPECT_EQ(call.answers, 1);
+    EXPECT_EQ(call.status.message(), "injected failure");
+  }
+  // The budget is spent level by level: both halves, then the four quarters; the quarters that
+  // fail again are answered with their error, unsplit.
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{16, 8, 8, 4, 4, 4, 4}));
+  EXPECT_EQ(RetryExecutions(), 6);
+}
+
+TEST_F(ExecutorSplitTest, ABudgetTooSmallFailsTheUnsplitPartWithItsError) {
+  backend_.poison = kPoison;
+  Executor::Options options = Workers(1);
+  options.max_retry_executions = 2;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(8, {5});
+  RunBatch(*executor, Pointers(calls));
+  // The half without the poison request is answered; the other half fails whole.
+  ExpectAnswers(calls, {4, 5, 6, 7});
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{8, 4, 4}));
+}
+
+TEST_F(ExecutorSplitTest, NoRetryBudgetFailsTheWholeBatch) {
+  backend_.poison = kPoison;
+  Executor::Options options = Workers(1);
+  options.max_retry_executions = 0;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(4, {1});
+  RunBatch(*executor, Pointers(calls));
+  ExpectAnswers(calls, {0, 1, 2, 3});
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(SplitBatches(), 0);
+}
+
+TEST_F(ExecutorSplitTest, AnErrorThatIsNotTheInputsFailsTheBatchWithoutRetries) {
+  backend_.poison = kPoison;
+  backend_.poison_code = absl::StatusCode::kUnavailable;  // As a backend whose device is lost.
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(4, {1});
+  RunBatch(*executor, Pointers(calls));
+  ExpectAnswers(calls, {0, 1, 2, 3}, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(RetryExecutions(), 0);
+}
+
+TEST_F(ExecutorSplitTest, ARequestThatExpiresDuringRetriesIsAnsweredDeadlineExceededOnce) {
+  backend_.poison = kPoison;
+  std::atomic<int> calls_in{0};
+  // The first (failing) batch takes 2 s, past request 3's deadline.
+  backend_.before_compute = [&](float) {
+    if (calls_in++ == 0) clock_.Advance(absl::Seconds(2));
+  };
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  std::vector<Call> calls = Calls(4, {2});
+  absl::BlockingCounter counter(4);
+  Batch batch;
+  for (int i = 0; i < 4; ++i) {
+    const absl::Time deadline =
+        i == 3 ? clock_.Now() + absl::Seconds(1) : absl::InfiniteFuture();
+    batch.requests.push_back(MakeCall(calls[i], counter, /*want_row=*/true, deadline));
+  }
+  batch.rows = 4;
+  executor->Dispatch(std::move(batch));
+  counter.Wait();
+  ExpectAnswers(std::vector<Call>(calls.begin(), calls.begin() + 3), {2});
+  EXPECT_EQ(calls[3].answers, 1);
+  EXPECT_EQ(calls[3].status.code(), absl::StatusCode::kDeadlineExceeded) << calls[3].status;
+  // Requests 0 and 1 succeed as a half; request 3 is dropped from the other before it runs.
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{4, 2, 1}));
+  EXPECT_EQ(MetricValue(*metrics_.registry(), "coalesce_expired_requests_total",
+                        {{"model", "affine"}})
+                .value_or(-1),
+            1);
+}
+
+TEST_F(ExecutorSplitTest, RetriesKeepEveryAnswerRightUnderConcurrentBatches) {
+  backend_.poison = kPoison;
+  Executor::Options options = Workers(2);
+  options.batches_per_worker = 2;
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::vector<Call>> batches;
+    for (int b = 0; b < 4; ++b) batches.push_back(Calls(8, {(round + b) % 8}));
+    absl::BlockingCounter counter(32);
+    for (auto& calls : batches) DispatchBatch(*executor, Pointers(calls), counter);
+    counter.Wait();
+    for (int b = 0; b < 4; ++b) ExpectAnswers(batches[b], {(round + b) % 8});
+  }
+  executor->Stop();
+  EXPECT_EQ(SplitBatches(), 80);
+  EXPECT_EQ(RetryExecutions(), 80 * 6);
+}
+
+TEST_F(ExecutorTest, CreateRejectsNegativeRetryBudget) {
+  Executor::Options options = Workers(1);
+  options.max_retry_executions = -1;
+  absl::Status status =
+      Executor::Create(options, &backend_, model_metrics_.get(), &clock_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("max_retry_executions"), std::string::npos) << status;
 }
 
 TEST_F(ExecutorTest, CreateRejectsZeroWorkers) {
