@@ -210,6 +210,80 @@ TEST(TorchBackendTest, LoadRefusesAModelThatDoesNotReturnItsDeclaredOutputs) {
   }
 }
 
+// One FP32 input X and output Y of 4 values per row, computed by `forward`.
+absl::StatusOr<std::unique_ptr<TorchBackend>> LoadXToY(const std::string& name,
+                                                      const std::string& forward) {
+  ModelMetadata metadata;
+  metadata.name = name;
+  metadata.max_batch_size = 4;
+  metadata.inputs.push_back({"X", DataType::kFp32, {4}});
+  metadata.outputs.push_back({"Y", DataType::kFp32, {4}});
+  const std::string path = testing::TempDir() + "/coalesce_" + name + "_model.pt";
+  if (absl::Status s = SaveTorchScript(path, forward); !s.ok()) return s;
+  TorchBackend::Options options;
+  options.device = "cpu";
+  return TorchBackend::Load(path, metadata, options);
+}
+
+// Runs `backend` (X to Y, 4 values a row) on `x`; Y lands in `*y`.
+absl::Status RunXToY(TorchBackend& backend, const std::vector<float>& x, std::vector<float>* y) {
+  y->assign(x.size(), std::nanf(""));
+  const char* in = reinterpret_cast<const char*>(x.data());
+  char* out = reinterpret_cast<char*>(y->data());
+  return backend.Execute(0, static_cast<int64_t>(x.size() / 4), {&in, 1}, {&out, 1});
+}
+
+TEST(TorchBackendTest, LoadRefusesAModelThatReturnsAnotherTypeThanItDeclares) {
+  auto backend = LoadXToY("long", "\ndef forward(self, x):\n    return (x * 10.0).long()\n");
+  ASSERT_FALSE(backend.ok());
+  EXPECT_NE(backend.status().message().find(
+                "model 'long' returned INT64 for output 'Y', declared FP32"),
+            std::string::npos)
+      << backend.status();
+}
+
+// A model whose output type depends on its input passes its dry run; the batch that makes it
+// return another type fails, naming the output and both types, instead of being cast.
+TEST(TorchBackendTest, AnOutputOfAnotherTypeThanDeclaredFailsItsBatch) {
+  auto backend = LoadXToY("sometimes_long",
+                          "\ndef forward(self, x):\n"
+                          "    if bool((x > 100.0).any()):\n"
+                          "        return x.long()\n"
+                          "    return x * 2.0\n");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  std::vector<float> y;
+  ASSERT_TRUE(RunXToY(**backend, {1, 2, 3, 4}, &y).ok());
+  EXPECT_EQ(y, (std::vector<float>{2, 4, 6, 8}));
+  absl::Status status = RunXToY(**backend, {1, 2, 3, 400}, &y);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(status.message(),
+            "model 'sometimes_long' returned INT64 for output 'Y', declared FP32");
+}
+
+// A batch the model raises on fails on the CPU fallback too: it is the batch's fault, not the
+// device's, so the model stays on its device (here the injected device failure stands for the
+// device's own copy of the model raising).
+TEST(TorchBackendTest, ABatchTheModelRaisesOnDoesNotMoveTheModelToItsFallback) {
+  auto backend = LoadXToY("raises",
+                          "\ndef forward(self, x):\n"
+                          "    assert not bool((x < -100.0).any()), 'negative input'\n"
+                          "    return x * 2.0\n");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  std::vector<float> y;
+  (*backend)->InjectDeviceFailuresForTesting(1);
+  absl::Status status = RunXToY(**backend, {1, 2, 3, -400}, &y);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(status.message().find("negative input"), std::string::npos) << status;
+  EXPECT_EQ((*backend)->fallbacks(), 0);
+  EXPECT_FALSE((*backend)->on_fallback());
+  // A batch the CPU answers still falls back.
+  (*backend)->InjectDeviceFailuresForTesting(1);
+  ASSERT_TRUE(RunXToY(**backend, {1, 2, 3, 4}, &y).ok());
+  EXPECT_EQ(y, (std::vector<float>{2, 4, 6, 8}));
+  EXPECT_EQ((*backend)->fallbacks(), 1);
+  EXPECT_TRUE((*backend)->on_fallback());
+}
+
 // The largest difference between two outputs of equal size.
 double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
   double max_difference = 0;

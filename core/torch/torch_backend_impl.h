@@ -190,6 +190,9 @@ struct TorchBackend::Impl {
   void FellBack(const std::exception& e, bool probe);
   // A recheck's batch succeeded on the device: back to it.
   void Recovered();
+  // A recheck's batch (`probe`) told nothing about the device (the CPU failed it too): the next
+  // batch rechecks instead.
+  void EndProbe(bool probe);
   // Gives every worker its own copy of `served` (and stream), then runs WarmUpAndCheck().
   absl::Status InstallAndCheck(const torch::jit::Module& served, const Options& options);
   // Consumes one injected failure, if any is left.

@@ -92,6 +92,12 @@ void TorchBackend::Impl::FellBack(const std::exception& e, bool probe) {
                probe ? "staying on the CPU fallback" : "falling back to CPU");
 }
 
+void TorchBackend::Impl::EndProbe(bool probe) {
+  if (!probe) return;
+  absl::MutexLock lock(&fallback_mu);
+  probing = false;
+}
+
 void TorchBackend::Impl::Recovered() {
   {
     absl::MutexLock lock(&fallback_mu);
@@ -147,6 +153,11 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
                                      absl::Span<const std::vector<int64_t>> input_dims,
                                      const OutputSink& sink,
                                      absl::Span<char* const> fixed_outputs) {
+  // Staged FP16 inputs are widened for the fp32 module, its outputs narrowed into staging.
+  auto run_on_cpu = [&] {
+    return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
+                 sink, /*staged=*/true);
+  };
   bool probe = false;
   if (ShouldTryDevice(&probe)) {
     try {
@@ -157,20 +168,31 @@ absl::Status TorchBackend::Impl::Run(int worker, int64_t rows,
     } catch (const std::exception& e) {
       const bool injected = dynamic_cast<const InjectedDeviceFailure*>(&e) != nullptr;
       if (device_kind == DeviceKind::kCpu && !injected) {
-        if (probe) {
-          absl::MutexLock lock(&fallback_mu);
-          probing = false;
-        }
+        EndProbe(probe);
         throw;
       }
-      // The device failed (an error, out of memory): serve from the CPU rather than fail
-      // every request from now on.
+      // The device failed (an error, out of memory), or the model failed on this batch's
+      // inputs (it raised, or asked for more memory than there is): the fp32 CPU module tells
+      // which. Only a batch the CPU answers makes the model serve from the CPU rather than fail
+      // every request from now on; one the CPU fails too is the batch's fault (the executor
+      // splits and retries it) and leaves the device in use, so that a poison request cannot
+      // move a model off its device.
+      absl::Status on_cpu;
+      try {
+        on_cpu = run_on_cpu();
+      } catch (const std::exception&) {
+        EndProbe(probe);
+        throw;
+      }
+      if (!on_cpu.ok()) {
+        EndProbe(probe);
+        return on_cpu;
+      }
       FellBack(e, probe);
+      return on_cpu;
     }
   }
-  // Staged FP16 inputs are widened for the fp32 module, its outputs narrowed into staging.
-  return RunOn(cpu_module, torch::Device(torch::kCPU), torch::kFloat, rows, inputs, input_dims,
-               sink, /*staged=*/true);
+  return run_on_cpu();
 }
 
 absl::StatusOr<std::vector<torch::Tensor>> TorchBackend::Impl::OutputTensors(
@@ -230,10 +252,20 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
       OutputTensors(module.forward(std::move(args)));
   if (!outputs.ok()) return outputs.status();
   std::vector<torch::Tensor>& tensors = *outputs;
-  // Every output's shape is checked before any is copied: an error leaves no copy in flight.
+  // Every output's type and shape are checked before any is copied: an error leaves no copy in
+  // flight.
   std::vector<std::vector<int64_t>> shapes;
   for (size_t o = 0; o < tensors.size(); ++o) {
     const TensorSpec& spec = metadata.outputs[o];
+    // The declared type, or for FP32 the compute precision the model runs in; converting any
+    // other type would hand the client values the model did not mean (an index as a float).
+    const torch::ScalarType returned = tensors[o].scalar_type();
+    if (returned != ScalarTypeOf(spec.dtype) &&
+        returned != torch_support::ModelTypeOf(spec.dtype, compute)) {
+      return absl::InternalError(absl::StrCat(
+          "model '", metadata.name, "' returned ", torch_support::TypeName(returned),
+          " for output '", spec.name, "', declared ", DataTypeName(spec.dtype)));
+    }
     std::vector<int64_t> got(tensors[o].sizes().begin(), tensors[o].sizes().end());
     // The config's reshape (or dims), after the batch dimension of a batching model, -1
     // matching any size. The elements are the client's dims' in the same order.

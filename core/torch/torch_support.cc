@@ -53,6 +53,15 @@ torch::ScalarType ScalarTypeOf(DataType dtype) {
   return torch::kByte;  // Unsigned wider types: refused at load (see CheckSupported).
 }
 
+std::string TypeName(torch::ScalarType type) {
+  for (DataType dtype : {DataType::kBool, DataType::kUint8, DataType::kInt8, DataType::kInt16,
+                         DataType::kInt32, DataType::kInt64, DataType::kFp16, DataType::kBf16,
+                         DataType::kFp32, DataType::kFp64}) {
+    if (ScalarTypeOf(dtype) == type) return std::string(DataTypeName(dtype));
+  }
+  return c10::toString(type);
+}
+
 bool IsFloating(DataType dtype) {
   return dtype == DataType::kFp16 || dtype == DataType::kBf16 || dtype == DataType::kFp32 ||
          dtype == DataType::kFp64;

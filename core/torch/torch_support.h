@@ -26,6 +26,9 @@ namespace torch_support {
 // CheckSupported() refuses).
 torch::ScalarType ScalarTypeOf(DataType dtype);
 bool IsFloating(DataType dtype);
+// `type` as the protocol names it where it has a protocol type (INT64, FP32), else as Torch
+// does (ComplexFloat), for messages.
+std::string TypeName(torch::ScalarType type);
 torch::ScalarType ComputeType(Precision precision);
 // The type a tensor declared `declared` reaches the model in when the model computes in
 // `compute`: `compute` for FP32, the only type the server's precision applies to; the declared
