@@ -19,6 +19,15 @@
 // gRPC port (an HTTP/2 preface sent a byte a second), while /metrics is scraped every 500 ms;
 // a round (or a soak) with a failed scrape fails.
 //
+// --poison=N adds N poison requests to each round's mixed traffic: valid-shaped requests with a
+// value the model fails on (--poison_values), each to be answered INTERNAL while every valid
+// request batched with it is still answered right. It needs a model that fails on those values:
+//
+//   coalesce-poison-model --repository=/tmp/poison-repo      # bench/poison_model.cc
+//   coalesce-server --model_repository=/tmp/poison-repo --max_queue_size=64 --max_message_mib=4 &
+//   coalesce-stress --model=poison --max_batch_size=16 --max_message_mib=4 --poison=4 \
+//     --server_pid=$!                                          # or bench/poison-stress.sh
+//
 // --soak_s=N instead runs constant load for N seconds, samples the server's resident memory
 // every --sample_s, fits a line to the samples after --warmup_s, and exits non-zero if memory
 // grows faster than --max_growth_mb_per_hour (or any answer was wrong or lost).
@@ -41,6 +50,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/stress_poison.h"
 #include "bench/stress_runner.h"
 #include "bench/stress_slow_clients.h"
 #include "bench/stress_traffic.h"
@@ -70,6 +80,12 @@ ABSL_FLAG(int, cancels, 4, "Calls cancelled mid-flight per round.");
 ABSL_FLAG(int, deadlines, 2, "Calls with a 1 µs deadline per round.");
 ABSL_FLAG(int, garbage, 4, "Unparsable messages per round.");
 ABSL_FLAG(int, oversized, 1, "Messages over --max_message_mib per round.");
+ABSL_FLAG(int, poison, 0,
+          "Poison requests per round: a value from --poison_values in a valid-shaped request, "
+          "answered INTERNAL by a model that fails on it (coalesce-poison-model writes one).");
+ABSL_FLAG(std::string, poison_values, "-1000,1e7",
+          "Values that make the model fail, comma-separated; poison requests take them in turn. "
+          "coalesce-poison-model's model raises below -100 and allocates 2^50 bytes above 1e6.");
 ABSL_FLAG(int, channels, 8, "Connections opened, used once and closed per round.");
 ABSL_FLAG(int, flood, 512, "Requests sent at once per round, past the queue bound.");
 ABSL_FLAG(bool, expect_exhausted, false,
@@ -123,6 +139,7 @@ double ServerRssMb() {
 // Tally of judged calls.
 struct Tally {
   int64_t requests = 0, answered = 0, expected_errors = 0, exhausted = 0, cancelled = 0;
+  int64_t poison = 0;  // Poison requests answered with the model's error.
   int64_t wrong = 0, lost = 0, duplicated = 0;
   bool clean() const { return wrong == 0 && lost == 0 && duplicated == 0; }
 };
@@ -135,6 +152,7 @@ struct Context {
   Check check;
   double atol, rtol;
   SlowClients* slow_clients = nullptr;
+  std::vector<float> poison_values;
 };
 
 void Count(const Context& ctx, const Call& call, Tally& tally) {
@@ -149,6 +167,7 @@ void Count(const Context& ctx, const Call& call, Tally& tally) {
         ++tally.exhausted;
       }
       if (call.status.error_code() == grpc::StatusCode::CANCELLED) ++tally.cancelled;
+      if (IsPoison(call)) ++tally.poison;
       return;
     case Verdict::kWrong: ++tally.wrong; break;
     case Verdict::kLost: ++tally.lost; break;
@@ -201,6 +220,10 @@ Tally RunRound(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
     static constexpr int64_t kAfterUs[] = {0, 200, 1000, 3000};
     mixed.push_back(traffic.Cancelled(kAfterUs[i % 4]));
   }
+  for (int i = 0; i < absl::GetFlag(FLAGS_poison); ++i) {
+    const float value = ctx.poison_values[i % ctx.poison_values.size()];
+    mixed.push_back(PoisonRequest(traffic, 1 + rng() % most_rows, value, rng));
+  }
   std::shuffle(mixed.begin(), mixed.end(), rng);
   RunPhase(ctx, runner, std::move(mixed), absl::GetFlag(FLAGS_concurrency), tally);
 
@@ -231,8 +254,9 @@ Tally RunRound(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
 }
 
 int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
-  std::printf("%5s %8s %8s %8s %9s %9s %6s %5s %5s %8s %7s\n", "round", "requests", "ok",
-              "exp.err", "flood_rej", "cancelled", "wrong", "lost", "dup", "rss_mb", "secs");
+  std::printf("%5s %8s %8s %8s %9s %9s %6s %6s %5s %5s %8s %7s\n", "round", "requests", "ok",
+              "exp.err", "flood_rej", "cancelled", "poison", "wrong", "lost", "dup", "rss_mb",
+              "secs");
   Tally total;
   int passed = 0;
   double first_rss = ServerRssMb(), last_rss = first_rss;
@@ -241,13 +265,15 @@ int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
     absl::Time start = absl::Now();
     Tally t = RunRound(ctx, traffic, rng);
     last_rss = ServerRssMb();
-    std::printf("%5d %8ld %8ld %8ld %9ld %9ld %6ld %5ld %5ld %8.1f %7.2f\n", round, t.requests,
-                t.answered, t.expected_errors, t.exhausted, t.cancelled, t.wrong, t.lost,
-                t.duplicated, last_rss, absl::ToDoubleSeconds(absl::Now() - start));
+    std::printf("%5d %8ld %8ld %8ld %9ld %9ld %6ld %6ld %5ld %5ld %8.1f %7.2f\n", round,
+                t.requests, t.answered, t.expected_errors, t.exhausted, t.cancelled, t.poison,
+                t.wrong, t.lost, t.duplicated, last_rss,
+                absl::ToDoubleSeconds(absl::Now() - start));
     std::fflush(stdout);
     total.requests += t.requests, total.answered += t.answered;
     total.expected_errors += t.expected_errors, total.exhausted += t.exhausted;
     total.cancelled += t.cancelled, total.wrong += t.wrong, total.lost += t.lost;
+    total.poison += t.poison;
     total.duplicated += t.duplicated;
     const bool scrapes_clean = ctx.slow_clients == nullptr || ctx.slow_clients->Clean();
     if (t.clean() && scrapes_clean) ++passed;
@@ -260,11 +286,11 @@ int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
   bool died = last_rss == -2;
   std::printf(
       "rounds passed: %d of %d; server crashes: %d; requests %ld: ok %ld, expected errors %ld "
-      "(flood refused %ld, cancelled %ld), wrong %ld, lost %ld, duplicated %ld; server RSS %.1f -> "
-      "%.1f MB\n",
+      "(flood refused %ld, cancelled %ld, poison %ld), wrong %ld, lost %ld, duplicated %ld; "
+      "server RSS %.1f -> %.1f MB\n",
       passed, rounds, died ? 1 : 0, total.requests, total.answered, total.expected_errors,
-      total.exhausted, total.cancelled, total.wrong, total.lost, total.duplicated, first_rss,
-      last_rss);
+      total.exhausted, total.cancelled, total.poison, total.wrong, total.lost, total.duplicated,
+      first_rss, last_rss);
   if (ctx.slow_clients != nullptr) std::printf("%s\n", ctx.slow_clients->Summary().c_str());
   return passed == rounds && !died ? 0 : 1;
 }
@@ -408,6 +434,15 @@ int Main() {
   ctx.check = check == "echo" ? Check::kEcho : Check::kReference;
   ctx.atol = absl::GetFlag(FLAGS_atol);
   ctx.rtol = absl::GetFlag(FLAGS_rtol);
+  if (absl::GetFlag(FLAGS_poison) > 0) {
+    absl::StatusOr<std::vector<float>> values =
+        ParsePoisonValues(absl::GetFlag(FLAGS_poison_values));
+    if (!values.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(values.status().message()).c_str());
+      return 2;
+    }
+    ctx.poison_values = *std::move(values);
+  }
   SamplePool pool(*model, absl::GetFlag(FLAGS_pool_rows), absl::GetFlag(FLAGS_seed));
   if (absl::Status s = pool.Prepare(ctx.check, *ctx.stub); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

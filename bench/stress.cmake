@@ -1,7 +1,7 @@
 # coalesce-stress: rounds of mixed, hostile traffic and a soak mode against a live server
 # (included by bench/CMakeLists.txt). A program, not a test: it prints a table per round.
-add_executable(coalesce-stress stress.cc stress_runner.cc stress_slow_clients.cc
-  stress_traffic.cc)
+add_executable(coalesce-stress stress.cc stress_poison.cc stress_runner.cc
+  stress_slow_clients.cc stress_traffic.cc)
 target_include_directories(coalesce-stress PRIVATE "${PROJECT_SOURCE_DIR}")
 target_link_libraries(coalesce-stress PRIVATE coalesce_proto coalesce_flag_parsing gRPC::grpc++
   absl::flags

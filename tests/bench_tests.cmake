@@ -8,3 +8,13 @@ if(TARGET coalesce_loadgen)
   include(GoogleTest)
   gtest_discover_tests(load_generator_test DISCOVERY_TIMEOUT 60)
 endif()
+
+# coalesce-stress with poison traffic (bench/poison-stress.sh): a few rounds against a real
+# server whose TorchScript model raises on some values and asks for 2^50 bytes on others; every
+# valid answer exact, every poison request answered INTERNAL, at least one batch split.
+if(TARGET coalesce-server AND TARGET coalesce-stress AND TARGET coalesce-poison-model)
+  add_test(NAME stress_poison
+    COMMAND bash ${PROJECT_SOURCE_DIR}/bench/poison-stress.sh $<TARGET_FILE:coalesce-server>
+      $<TARGET_FILE:coalesce-stress> $<TARGET_FILE:coalesce-poison-model> 3)
+  set_tests_properties(stress_poison PROPERTIES TIMEOUT 300)
+endif()

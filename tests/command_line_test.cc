@@ -36,6 +36,7 @@ std::vector<Program> Programs() {
       {"coalesce-stress", COALESCE_STRESS_BINARY, "rounds"},
       {"coalesce-model-ceiling", COALESCE_MODEL_CEILING_BINARY, "workers"},
       {"coalesce-engine-bench", COALESCE_ENGINE_BENCH_BINARY, "copy_threads"},
+      {"coalesce-poison-model", COALESCE_POISON_MODEL_BINARY, "width"},
   };
 }
 
