@@ -49,7 +49,8 @@ fi
 
 status=0
 "$stress" --address="127.0.0.1:$grpc_port" --model=poison --max_batch_size=16 \
-  --max_message_mib=4 --poison=8 --rounds="$rounds" --flood=128 --server_pid="$pid" || status=$?
+  --max_message_mib=4 --poison=8 --rounds="$rounds" --flood=128 --server_pid="$pid" \
+  --metrics_address="127.0.0.1:$metrics_port" || status=$?
 
 # The split counter: poison that never shared a batch would pass without testing anything.
 exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
