@@ -7,3 +7,10 @@ target_link_libraries(coalesce-stress PRIVATE coalesce_proto coalesce_flag_parsi
   absl::flags
   absl::flags_parse absl::flags_usage absl::flags_config absl::strings absl::str_format
   absl::status absl::statusor absl::synchronization absl::time)
+
+# A client that never reads its answers (speaks HTTP/2 itself): coalesce-stress's slow reader, and
+# the transport tests'.
+add_library(coalesce_non_reading_client STATIC non_reading_client.cc)
+target_include_directories(coalesce_non_reading_client PUBLIC "${PROJECT_SOURCE_DIR}")
+target_link_libraries(coalesce_non_reading_client PUBLIC absl::status absl::statusor
+  absl::strings absl::time)

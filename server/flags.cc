@@ -88,6 +88,24 @@ ABSL_FLAG(int, max_message_mib, 64, "Largest gRPC message accepted or sent, in M
 ABSL_FLAG(int, max_shared_memory_regions, 64,
           "Most shared-memory regions (Triton's system and CUDA shared-memory extensions) "
           "registered at once; 0 turns the extension off.");
+ABSL_FLAG(int, grpc_max_concurrent_streams, 128,
+          "Calls in progress at once on one client connection (HTTP/2 streams); more wait in "
+          "the client. Bounds the answers a client that does not read can make one connection "
+          "hold.");
+ABSL_FLAG(int, max_pending_per_stream, 64,
+          "Requests of one ModelStreamInfer stream read but not yet answered on the wire; at "
+          "this many the server reads no more from the stream until answers are written.");
+ABSL_FLAG(absl::Duration, grpc_max_connection_idle, absl::Minutes(5),
+          "Close a client connection with no call in progress for this long (clients reconnect "
+          "when they next call). inf: never.");
+ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::InfiniteDuration(),
+          "Close a client connection after this long (calls in progress get 30s to finish), so "
+          "that clients spread over replicas again. inf: never.");
+ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
+          "Ping a client connection quiet for this long; close it if the ping is not answered "
+          "within --grpc_keepalive_timeout. inf: never.");
+ABSL_FLAG(absl::Duration, grpc_keepalive_timeout, absl::Seconds(20),
+          "How long a keepalive ping may go unanswered before the connection is closed.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long calls in flight may take to finish (after "
           "--shutdown_delay) before they are cancelled.");
@@ -148,6 +166,15 @@ template <typename T>
 std::string AtLeast(absl::string_view flag, T value, T minimum) {
   if (value >= minimum) return "";
   return absl::StrCat("--", flag, " must be >= ", minimum, ", got ", value);
+}
+
+// A positive duration; "inf" too when `infinite_allowed`.
+std::string DurationPositive(absl::string_view flag, absl::Duration value, bool infinite_allowed) {
+  if (value > absl::ZeroDuration() && (infinite_allowed || value != absl::InfiniteDuration())) {
+    return "";
+  }
+  return absl::StrCat("--", flag, " must be a positive duration", infinite_allowed ? " or inf" : "",
+                      " (like 5m), got ", absl::FormatDuration(value));
 }
 
 std::string DurationAtLeastZero(absl::string_view flag, absl::Duration value) {
@@ -222,6 +249,15 @@ std::vector<std::string> FlagProblems() {
   if (regions < 0 || regions > 65536) {
     add(absl::StrCat("--max_shared_memory_regions must be in 0..65536, got ", regions));
   }
+  add(AtLeast("grpc_max_concurrent_streams", absl::GetFlag(FLAGS_grpc_max_concurrent_streams), 1));
+  add(AtLeast("max_pending_per_stream", absl::GetFlag(FLAGS_max_pending_per_stream), 1));
+  add(DurationPositive("grpc_max_connection_idle", absl::GetFlag(FLAGS_grpc_max_connection_idle),
+                       true));
+  add(DurationPositive("grpc_max_connection_age", absl::GetFlag(FLAGS_grpc_max_connection_age),
+                       true));
+  add(DurationPositive("grpc_keepalive_time", absl::GetFlag(FLAGS_grpc_keepalive_time), true));
+  add(DurationPositive("grpc_keepalive_timeout", absl::GetFlag(FLAGS_grpc_keepalive_timeout),
+                       false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
   add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
   if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
@@ -310,6 +346,12 @@ absl::StatusOr<Server::Options> ServerOptionsFromFlags() {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_mib) << 20;
   options.shutdown_delay = absl::GetFlag(FLAGS_shutdown_delay);
+  options.connections.max_concurrent_streams = absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
+  options.connections.max_pending_per_stream = absl::GetFlag(FLAGS_max_pending_per_stream);
+  options.connections.max_connection_idle = absl::GetFlag(FLAGS_grpc_max_connection_idle);
+  options.connections.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
+  options.connections.keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
+  options.connections.keepalive_timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);
   options.trace.file = absl::GetFlag(FLAGS_trace_file);
   options.max_shared_memory_regions = absl::GetFlag(FLAGS_max_shared_memory_regions);
   absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();

@@ -18,6 +18,7 @@
 #include "server/shared_memory_manager.h"
 #include "server/shared_memory_tensors.h"
 #include "server/stream_infer_reactor.h"
+#include "server/wire_messages.h"
 #include "server/version.h"
 #include "spdlog/spdlog.h"
 
@@ -50,18 +51,48 @@ void FillTensorMetadata(const TensorSpec& spec, bool batched,
   for (int64_t dim : spec.dims) out->add_shape(dim);
 }
 
-// The reactor of one ModelInfer call. It records cancellation so that the batcher and executor
-// can drop the request before it costs compute, and frees itself when gRPC is done with it,
-// which is after Finish(): the request's pointer to `cancelled_` stays valid until it answers.
+// The reactor of one ModelInfer call. It owns the parsed request and its answer until the answer
+// is serialized, records cancellation so that the batcher and executor can drop the request
+// before it costs compute, and frees itself when gRPC is done with it, which is after Finish():
+// the request's pointer to `cancelled_` stays valid until it answers.
 class InferReactor : public grpc::ServerUnaryReactor {
  public:
+  // `answer_bytes` is gRPC's response message of the call.
+  explicit InferReactor(grpc::ByteBuffer* answer_bytes) : answer_bytes_(answer_bytes) {}
+
   void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
   void OnDone() override { delete this; }
   const std::atomic<bool>* cancelled() const { return &cancelled_; }
+  inference::ModelInferRequest& request() { return messages_->request; }
+  inference::ModelInferResponse* response() { return &messages_->response; }
+
+  // Finishes the call with `status` and, if OK, the response. The messages are freed first: a
+  // client slow to read its answer then holds only the answer's bytes on their way to it.
+  void Answer(absl::Status status) {
+    if (status.ok()) status = SerializeMessage(messages_->response, answer_bytes_);
+    messages_.reset();
+    Finish(ToGrpcStatus(status));
+  }
 
  private:
+  struct Messages {
+    inference::ModelInferRequest request;
+    inference::ModelInferResponse response;
+  };
+  std::unique_ptr<Messages> messages_ = std::make_unique<Messages>();
+  grpc::ByteBuffer* const answer_bytes_;
   std::atomic<bool> cancelled_{false};
 };
+
+// Where gRPC's generated service registered `method` of the inference service (its index in the
+// proto's service, as the generated code numbers them).
+int MethodIndex(const char* method) {
+  return inference::ModelInferRequest::descriptor()
+      ->file()
+      ->FindServiceByName("GRPCInferenceService")
+      ->FindMethodByName(method)
+      ->index();
+}
 
 // Fills in each output's variable (-1) dimension from the bytes the model produced (a model has
 // at most one per output; see ServedModel).
@@ -113,7 +144,23 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context, absl::Time now
 
 InferenceService::InferenceService(ModelRegistry* registry, ModelRepository* repository,
                                    Clock* clock)
-    : registry_(registry), repository_(repository), clock_(clock) {}
+    : registry_(registry), repository_(repository), clock_(clock) {
+  // The inference calls take bytes (server/wire_messages.h): the token is checked before the
+  // request is parsed, and bytes that are not a request get an answer that says so.
+  MarkMethodRawCallback(
+      MethodIndex("ModelInfer"),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                 grpc::ByteBuffer* response) {
+            return ModelInferBytes(context, request, response);
+          }));
+  MarkMethodRawCallback(
+      MethodIndex("ModelStreamInfer"),
+      new grpc::internal::CallbackBidiHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this](grpc::CallbackServerContext* context) {
+            return new StreamInferReactor(this, context);
+          }));
+}
 
 InferenceService::~InferenceService() {
   std::vector<Background> threads;
@@ -216,19 +263,23 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   return FinishNow(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* InferenceService::ModelInfer(
-    grpc::CallbackServerContext* context, const inference::ModelInferRequest* request,
-    inference::ModelInferResponse* response) {
+grpc::ServerUnaryReactor* InferenceService::ModelInferBytes(grpc::CallbackServerContext* context,
+                                                            const grpc::ByteBuffer* request_bytes,
+                                                            grpc::ByteBuffer* response_bytes) {
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
-  auto* reactor = new InferReactor();
-  Infer(*request, response, DeadlineOf(*context, clock_->Now()), reactor->cancelled(),
-        [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  auto* reactor = new InferReactor(response_bytes);
+  // gRPC holds the request's bytes until the call is done, which for a client slow to read its
+  // answer is long after they are parsed: the parse consumes them. They are gRPC's buffer, const
+  // only in the handler's signature.
+  if (absl::Status s = ParseInferRequest(*const_cast<grpc::ByteBuffer*>(request_bytes),
+                                         &reactor->request());
+      !s.ok()) {
+    reactor->Answer(std::move(s));
+    return reactor;
+  }
+  Infer(reactor->request(), reactor->response(), DeadlineOf(*context, clock_->Now()),
+        reactor->cancelled(), [reactor](absl::Status s) { reactor->Answer(std::move(s)); });
   return reactor;
-}
-
-grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-InferenceService::ModelStreamInfer(grpc::CallbackServerContext* context) {
-  return new StreamInferReactor(this, context);
 }
 
 void InferenceService::Infer(const inference::ModelInferRequest& request,

@@ -57,6 +57,11 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // before serving.
   void set_shared_memory(SharedMemoryManager* manager) { shared_memory_ = manager; }
 
+  // Most requests of one ModelStreamInfer stream read and not yet answered on the wire (see
+  // StreamInferReactor); 64 by default. Call before serving.
+  void set_max_pending_per_stream(int max_pending) { max_pending_per_stream_ = max_pending; }
+  int max_pending_per_stream() const { return max_pending_per_stream_; }
+
   // Readiness: while false, ServerReady and ModelReady say no and ModelInfer answers
   // UNAVAILABLE (used while draining at shutdown).
   void set_ready(bool ready) { ready_.store(ready, std::memory_order_release); }
@@ -92,11 +97,6 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) override;
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
-                                       const inference::ModelInferRequest* request,
-                                       inference::ModelInferResponse* response) override;
-  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-  ModelStreamInfer(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override;
@@ -145,6 +145,11 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                         inference::LogSettingsResponse* response) override;
 
  private:
+  // ModelInfer, over the request's bytes (see server/wire_messages.h). ModelStreamInfer is a
+  // StreamInferReactor.
+  grpc::ServerUnaryReactor* ModelInferBytes(grpc::CallbackServerContext* context,
+                                            const grpc::ByteBuffer* request_bytes,
+                                            grpc::ByteBuffer* response_bytes);
   // Validates `request` and resolves its deadline and priority, pointing the model's outputs at
   // `response`. The result has no done callback yet. `shared_memory` (may be null) holds the
   // request's tensors in shared memory and must outlive the result.
@@ -168,6 +173,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   Authorizer authorizer_;
   RequestTracer* tracer_ = nullptr;
   SharedMemoryManager* shared_memory_ = nullptr;
+  int max_pending_per_stream_ = 64;
   // A thread of RunInBackground() and whether its work is done (then it is joined on the next
   // call, so that finished threads do not pile up over a long life).
   struct Background {

@@ -40,6 +40,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                    absl::FormatDuration(options.shutdown_delay)));
   }
 
+  if (absl::Status s = ValidateConnectionLimits(options.connections); !s.ok()) return s;
+
   absl::StatusOr<std::unique_ptr<RequestTracer>> tracer = RequestTracer::Create(options.trace);
   if (!tracer.ok()) return tracer.status();
   SharedMemoryManager::Options shared_memory_options;
@@ -59,6 +61,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                         server->repository_.get(), clock);
   if (options.authorizer) server->service_->set_authorizer(options.authorizer);
   server->service_->set_tracer(server->tracer_.get());
+  server->service_->set_max_pending_per_stream(options.connections.max_pending_per_stream);
   server->shared_memory_ = *std::move(shared_memory);
   server->service_->set_shared_memory(server->shared_memory_.get());
 
@@ -77,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  ApplyConnectionLimits(options.connections, builder);
   server->in_flight_ = std::make_unique<InFlightCalls>(absl::StrCat("/", kServiceName, "/"));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
   counters.push_back(server->in_flight_->MakeInterceptorFactory());

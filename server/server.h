@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/model_registry.h"
 #include "core/model_repository.h"
+#include "server/connection_limits.h"
 #include "server/in_flight_calls.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
@@ -35,6 +36,8 @@ class Server {
     // Largest request or response message, in bytes; larger ones are refused by gRPC with
     // RESOURCE_EXHAUSTED.
     int max_message_bytes = 64 << 20;
+    // What one client connection may hold, and when idle or dead ones are closed.
+    ConnectionLimits connections;
     // How the gRPC endpoint secures connections; plaintext by default (see TlsOptions).
     TlsOptions tls;
     // Checks every call of the inference service (a BearerTokenAuthorizer, say); none by

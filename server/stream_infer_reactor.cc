@@ -3,13 +3,16 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/inference_service.h"
+#include "server/wire_messages.h"
 
 namespace coalesce {
 
 StreamInferReactor::StreamInferReactor(InferenceService* service,
                                        grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
+    : service_(service), context_(context), max_pending_(service->max_pending_per_stream()) {
+  // Before anything is read: a caller without the token never has a message parsed.
   if (absl::Status s = service_->Authorize(*context_); !s.ok()) {
     {
       absl::MutexLock lock(&mu_);
@@ -18,13 +21,18 @@ StreamInferReactor::StreamInferReactor(InferenceService* service,
     Finish(ToGrpcStatus(s));
     return;
   }
+  ReadNext();
+}
+
+void StreamInferReactor::ReadNext() {
   reading_ = std::make_unique<Call>();
-  StartRead(&reading_->request);
+  StartRead(&reading_->request_bytes);
 }
 
 void StreamInferReactor::OnReadDone(bool ok) {
   if (!ok) {
-    // The client half-closed, cancelled, or sent something gRPC could not parse.
+    // The client half-closed or cancelled (messages that do not parse arrive as bytes, so they
+    // are not mistaken for the end of the stream).
     reading_.reset();
     Next next;
     {
@@ -35,19 +43,29 @@ void StreamInferReactor::OnReadDone(bool ok) {
     Do(next);
     return;
   }
+  std::unique_ptr<Call> call = std::move(reading_);
+  call->ordinal = ++messages_read_;
+  bool read_on;
   {
     absl::MutexLock lock(&mu_);
     ++running_;
+    read_on = running_ + static_cast<int64_t>(answers_.size()) < max_pending_;
+    read_paused_ = !read_on;
   }
-  std::unique_ptr<Call> call = std::move(reading_);
-  reading_ = std::make_unique<Call>();
-  // Read the next request before running this one: a stream's requests batch together.
-  StartRead(&reading_->request);
+  // Read the next request before running this one: a stream's requests batch together. Once
+  // paused, a completed write reads on (DecideNext()); from here on only that thread reads.
+  if (read_on) ReadNext();
   Start(std::move(call));
 }
 
 void StreamInferReactor::Start(std::unique_ptr<Call> call) {
   Call* raw = call.get();
+  if (absl::Status s = ParseInferRequest(raw->request_bytes, &raw->request); !s.ok()) {
+    Answered(std::move(call), absl::Status(s.code(), absl::StrCat("stream message ",
+                                                                  raw->ordinal, ": ",
+                                                                  s.message())));
+    return;
+  }
   absl::Time deadline = DeadlineOf(*context_, service_->clock()->Now());
   service_->Infer(raw->request, raw->response.mutable_infer_response(), deadline, &cancelled_,
                   [this, call = std::move(call)](absl::Status s) mutable {
@@ -66,8 +84,16 @@ void StreamInferReactor::Answered(std::unique_ptr<Call> call, const absl::Status
     response->set_model_version(call->request.model_version());
     response->set_id(call->request.id());
   }
-  // The request's inputs point into call->request; the request is finished now, so the message
-  // is free to go out with the answer.
+  if (absl::Status s = SerializeMessage(call->response, &call->response_bytes); !s.ok()) {
+    inference::ModelStreamInferResponse error;
+    error.set_error_message(std::string(s.message()));
+    *error.mutable_infer_response()->mutable_id() = call->request.id();
+    SerializeMessage(error, &call->response_bytes).IgnoreError();
+  }
+  // The request's inputs pointed into call->request; the request is finished now, so the
+  // messages go, and only the answer's bytes wait for the client.
+  call->request = inference::ModelInferRequest();
+  call->response = inference::ModelStreamInferResponse();
   Next next;
   {
     absl::MutexLock lock(&mu_);
@@ -105,9 +131,14 @@ StreamInferReactor::Next StreamInferReactor::DecideNext() {
     // Nothing more goes out; the answer being written stays until its write completes.
     answers_.erase(answers_.begin() + (writing_ ? 1 : 0), answers_.end());
   }
+  if (read_paused_ && !reads_done_ &&
+      running_ + static_cast<int64_t>(answers_.size()) < max_pending_) {
+    read_paused_ = false;
+    next.read = true;
+  }
   if (!writing_ && !answers_.empty()) {
     writing_ = true;
-    next.write = &answers_.front()->response;
+    next.write = &answers_.front()->response_bytes;
   } else if (!writing_ && answers_.empty() && reads_done_ && running_ == 0 && !finished_) {
     finished_ = true;
     next.finish = true;
@@ -119,6 +150,7 @@ StreamInferReactor::Next StreamInferReactor::DecideNext() {
 }
 
 void StreamInferReactor::Do(const Next& next) {
+  if (next.read) ReadNext();
   if (next.write != nullptr) StartWrite(next.write);
   if (next.finish) Finish(next.status);
 }

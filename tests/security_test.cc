@@ -17,6 +17,7 @@
 #include "server/bearer_token_authorizer.h"
 #include "server/server.h"
 #include "tests/echo_test_server.h"
+#include "tests/raw_calls.h"
 #include "tests/test_certificates.h"
 
 namespace coalesce {
@@ -202,6 +203,23 @@ TEST_F(TokenTest, HealthCheckingNeedsNoToken) {
     ASSERT_TRUE(status.ok()) << service << ": " << status.error_message();
     EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
+}
+
+// The token is checked before the request is parsed: bytes that are no request, sent without
+// a token, are refused for the token, not for the bytes.
+TEST_F(TokenTest, InferenceWithoutTokenIsRefusedBeforeItsRequestIsParsed) {
+  grpc::ClientContext unary_context;
+  grpc::ByteBuffer response;
+  grpc::Status unary =
+      RawUnaryCall(channel_, &unary_context, "ModelInfer", BytesOf(kNotAProtobuf), &response);
+  EXPECT_EQ(unary.error_code(), grpc::StatusCode::UNAUTHENTICATED) << unary.error_message();
+
+  grpc::ClientContext stream_context;
+  std::unique_ptr<RawStream> stream = RawModelStreamInfer(channel_, &stream_context);
+  stream->Write(BytesOf(kNotAProtobuf));
+  stream->WritesDone();
+  grpc::Status streamed = stream->Finish();
+  EXPECT_EQ(streamed.error_code(), grpc::StatusCode::UNAUTHENTICATED) << streamed.error_message();
 }
 
 TEST_F(TokenTest, MetadataCallsNeedTheTokenToo) {

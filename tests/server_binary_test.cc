@@ -77,6 +77,11 @@ TEST(ServerBinaryTest, InvalidValueExitsTwoWithOneLine) {
                    "--grpc_address must be host:port with a port in 0..65535, got '8001'");
   ExpectUsageError({"--priority_levels=2", "--default_priority=3"},
                    "--default_priority must be in 1..--priority_levels (2), got 3");
+  ExpectUsageError({"--grpc_max_connection_idle=0s"},
+                   "--grpc_max_connection_idle must be a positive duration or inf (like 5m), got 0");
+  ExpectUsageError({"--grpc_keepalive_timeout=inf"},
+                   "--grpc_keepalive_timeout must be a positive duration (like 5m), got inf");
+  ExpectUsageError({"--max_pending_per_stream=0"}, "--max_pending_per_stream must be >= 1, got 0");
 }
 
 TEST(ServerBinaryTest, UnknownFlagUnparsableValueAndStrayArgumentExitTwoWithOneLine) {

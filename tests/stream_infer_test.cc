@@ -1,6 +1,6 @@
 // ModelStreamInfer over loopback, against a model that echoes its input: answers match their
-// requests by id, errors travel in error_message without ending the stream, and a client that
-// walks away mid-stream leaves the server serving.
+// requests by id, errors (a message that is no request included) travel in error_message without
+// ending the stream, and a client that walks away mid-stream leaves the server serving.
 #include <cstring>
 #include <map>
 #include <memory>
@@ -14,6 +14,7 @@
 #include "core/demo_model.h"
 #include "core/echo_backend.h"
 #include "proto/inference.grpc.pb.h"
+#include "tests/raw_calls.h"
 #include "tests/test_server.h"
 
 namespace coalesce {
@@ -96,6 +97,39 @@ TEST_F(StreamInferTest, EveryRequestIsAnsweredOnceAndAnErrorDoesNotEndTheStream)
   grpc::Status status = stream->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(answers.size(), static_cast<size_t>(kRequests));
+  for (const auto& [id, count] : answers) EXPECT_EQ(count, 1) << id;
+}
+
+TEST_F(StreamInferTest, AMessageThatIsNoRequestIsAnsweredInBandAndTheStreamGoesOn) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  std::unique_ptr<RawStream> stream = RawModelStreamInfer(channel, &context);
+  constexpr int kMessages = 11;
+  for (int i = 0; i < kMessages; ++i) {
+    // The sixth message is no ModelInferRequest.
+    ASSERT_TRUE(stream->Write(i == 5 ? BytesOf(kNotAProtobuf)
+                                     : BytesOf(Request(absl::StrCat("r", i), 1.0f))));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<std::string, int> answers;
+  grpc::ByteBuffer bytes;
+  while (stream->Read(&bytes)) {
+    ModelStreamInferResponse response;
+    ASSERT_TRUE(ParseBytes(bytes, &response));
+    const std::string& id = response.infer_response().id();
+    ++answers[id];
+    if (id.empty()) {
+      EXPECT_EQ(response.error_message(),
+                "stream message 6: request is not a valid ModelInferRequest: 6 bytes that do not "
+                "parse as one");
+    } else {
+      EXPECT_EQ(response.error_message(), "") << id;
+    }
+  }
+  grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(answers.size(), static_cast<size_t>(kMessages));
   for (const auto& [id, count] : answers) EXPECT_EQ(count, 1) << id;
 }
 
