@@ -6,7 +6,10 @@
 //
 // Exit status: 0 after a clean drain (or a passing --check-config); 2 for a wrong command line
 // (one line on stderr); 1 for anything that fails once the flags are valid (a port in use, a
-// model that does not load, unreadable TLS or token files, a failing --check-config).
+// model that does not load, unreadable TLS or token files, a failing --check-config) or a second
+// stop signal; 3 when the process was still running --shutdown_delay + --drain_timeout + 5 s
+// after the stop signal (what was stuck is logged).
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -18,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/flag_parsing.h"
 #include "core/clock.h"
@@ -33,6 +37,7 @@
 #include "server/logging.h"
 #include "server/malloc_arenas.h"
 #include "server/server.h"
+#include "server/shutdown_watchdog.h"
 #include "server/torch_backend_factory.h"
 #include "spdlog/spdlog.h"
 
@@ -204,15 +209,51 @@ void QuietProtobufLogs() {
   });
 }
 
-// Serves until SIGTERM or SIGINT, then drains. Returns the exit status.
-int Serve() {
-  // Signals are taken synchronously by sigwait() below; block them before any thread starts so
-  // that every thread inherits the mask.
+// How much longer than --shutdown_delay + --drain_timeout the process may take to stop: gRPC's
+// own shutdown, the models' last batches, the metrics endpoint. Past it, the watchdog ends it.
+constexpr absl::Duration kShutdownMargin = absl::Seconds(5);
+
+// The stop signals (SIGTERM, SIGINT), taken from start-up on by a thread of their own, so that
+// one that arrives while models load is not left waiting for them. The first starts the shutdown
+// watchdog and wakes Serve(); a second exits at once.
+struct StopSignals {
+  absl::Notification received;
+  std::atomic<int> signal{0};
+  std::unique_ptr<ShutdownWatchdog> watchdog;
+};
+
+// Blocks the stop signals in this thread and every thread started after (so only sigwait() takes
+// them) and starts the thread that takes them. Lives as long as the process: the threads use it.
+StopSignals* HandleStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto* stop = new StopSignals();
+  ShutdownWatchdog::Options options;
+  // Flags are valid here (main() checked), so the bound is positive and finite.
+  options.bound = absl::GetFlag(FLAGS_shutdown_delay) + absl::GetFlag(FLAGS_drain_timeout) +
+                  kShutdownMargin;
+  options.progress = [] { return std::string("loading models (start-up)"); };
+  stop->watchdog = *ShutdownWatchdog::Create(std::move(options));
+  std::thread([signals, stop] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    stop->signal.store(signal);
+    stop->watchdog->Start();
+    stop->received.Notify();
+    // A second signal while draining means "now": exit at once, without waiting for the drain.
+    sigwait(&signals, &signal);
+    std::fprintf(stderr, "%s: second signal; exiting without draining\n", kProgram);
+    std::_Exit(1);
+  }).detach();
+  return stop;
+}
+
+// Serves until SIGTERM or SIGINT, then drains. Returns the exit status.
+int Serve() {
+  StopSignals* stop = HandleStopSignals();
 
   auto fail = [](const absl::Status& status) {
     spdlog::error("not serving: {}", std::string(status.message()));
@@ -238,6 +279,13 @@ int Serve() {
   auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
   absl::StatusOr<Models> models = BuildModels(metrics.get());
   if (!models.ok()) return fail(models.status());
+  if (stop->received.HasBeenNotified()) {
+    spdlog::info("stop signal received while loading models; exiting without serving");
+    models->repository.reset();
+    models->registry->ShutdownAll();
+    stop->watchdog->Disarm();
+    return 0;
+  }
   spdlog::info("models loaded: {}", DescribeModels(*models->registry));
 
   absl::StatusOr<std::unique_ptr<Server>> server =
@@ -248,19 +296,19 @@ int Serve() {
                options->grpc_address, (*server)->grpc_port(), options->metrics_address,
                (*server)->metrics_port());
 
-  int signal = 0;
-  sigwait(&signals, &signal);
-  // A second signal while draining means "now": exit at once, without waiting for the drain.
-  std::thread([signals] {
-    int again = 0;
-    sigwait(&signals, &again);
-    std::fprintf(stderr, "%s: second signal; exiting without draining\n", kProgram);
-    std::_Exit(1);
-  }).detach();
-  spdlog::info("received {}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  spdlog::info("draining: readiness off, new calls UNAVAILABLE, calls in flight get up to {}",
-               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
+  Server* serving = server->get();
+  stop->watchdog->set_progress([serving] { return serving->ShutdownProgress(); });
+
+  stop->received.WaitForNotification();
+  spdlog::info("received {}", stop->signal.load() == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("draining: readiness off, new calls UNAVAILABLE, calls in flight get up to {}; "
+               "the process exits within {} whatever is stuck",
+               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)),
+               absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_delay) +
+                                    absl::GetFlag(FLAGS_drain_timeout) + kShutdownMargin));
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  // Before the server goes: the watchdog's report reads it.
+  stop->watchdog->Disarm();
   spdlog::info("stopped");
   return 0;
 }

@@ -114,12 +114,22 @@ void Server::SampleGauges() {
   for (const auto& [name, entry] : depth) entry.first->SetQueueDepth(entry.second);
 }
 
+std::string Server::ShutdownProgress() const {
+  return absl::StrCat(shutdown_stage_.load(std::memory_order_acquire), "; ",
+                      in_flight_ != nullptr ? in_flight_->count() : 0,
+                      " inference call(s) in flight");
+}
+
 void Server::Shutdown(absl::Duration drain_timeout) {
   if (shut_down_) return;
   shut_down_ = true;
+  auto stage = [this](const char* what) {
+    shutdown_stage_.store(what, std::memory_order_release);
+  };
   if (service_ != nullptr) service_->set_ready(false);
   if (grpc_server_ != nullptr) {
     SetHealth(*grpc_server_, false);
+    stage("waiting out the shutdown delay");
     if (shutdown_delay_ > absl::ZeroDuration()) {
       spdlog::info("readiness off; accepting calls (answered UNAVAILABLE) for {} before closing "
                    "the gRPC listener", absl::FormatDuration(shutdown_delay_));
@@ -130,19 +140,26 @@ void Server::Shutdown(absl::Duration drain_timeout) {
     // answers UNAVAILABLE. Once grpc::Server::Shutdown() starts, a call that crosses its GOAWAY
     // can be answered CANCELLED by gRPC itself (seen with gRPC 1.51), so that comes last.
     const absl::Time deadline = absl::Now() + drain_timeout;
+    stage("draining inference calls in flight");
     if (!in_flight_->AwaitIdle(deadline)) {
       spdlog::warn("drain timeout ({}) passed with {} inference call(s) in flight; cancelling",
                    absl::FormatDuration(drain_timeout), in_flight_->count());
     }
-    // Cancels whatever is still running (health watches, say) at the deadline.
+    // Cancels whatever is still running (health watches, say) at the deadline; then waits for
+    // every call to be finished, so a call whose model still runs holds it.
+    stage("closing the gRPC endpoint (waiting for cancelled calls whose model still runs)");
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
   spdlog::debug("gRPC endpoint closed; stopping models");
   // No more loads: the repository's poller stops before the models do.
+  stage("stopping the model repository (waiting for a poll or load in progress)");
   repository_.reset();
+  stage("stopping the models (waiting for the batches they run)");
   if (registry_ != nullptr) registry_->ShutdownAll();
   spdlog::debug("models stopped; closing metrics endpoint");
+  stage("closing the metrics endpoint (waiting for a scrape in progress)");
   metrics_endpoint_.reset();
+  stage("stopped");
 }
 
 }  // namespace coalesce

@@ -1,6 +1,7 @@
 #ifndef COALESCE_SERVER_SERVER_H_
 #define COALESCE_SERVER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,10 @@ class Server {
   // is cancelled, the models run what they hold, and both endpoints close. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
 
+  // What Shutdown() is doing now and the inference calls still in flight, in words (for the
+  // report of a shutdown that takes too long; see ShutdownWatchdog). Thread-safe.
+  std::string ShutdownProgress() const;
+
  private:
   Server() = default;
   // Refreshes the gauges that are sampled rather than counted (memory, queue depth).
@@ -105,6 +110,8 @@ class Server {
   int metrics_port_ = 0;
   absl::Duration shutdown_delay_ = absl::ZeroDuration();
   bool shut_down_ = false;
+  // The step Shutdown() is in, for ShutdownProgress(); a string literal.
+  std::atomic<const char*> shutdown_stage_{"not shutting down"};
 };
 
 }  // namespace coalesce
