@@ -28,6 +28,11 @@
 //   coalesce-stress --model=poison --max_batch_size=16 --max_message_mib=4 --poison=4 \
 //     --server_pid=$!                                          # or bench/poison-stress.sh
 //
+// Through each round's mixed phase, two slow readers (--slow_reader_requests) send valid
+// requests, one connection as unary calls and one on a single stream, and never read an answer;
+// the server's resident memory may grow by at most --max_slow_reader_growth_mb meanwhile (with
+// --server_pid), or the round fails.
+//
 // --soak_s=N instead runs constant load for N seconds, samples the server's resident memory
 // every --sample_s, fits a line to the samples after --warmup_s, and exits non-zero if memory
 // grows faster than --max_growth_mb_per_hour (or any answer was wrong or lost).
@@ -53,6 +58,7 @@
 #include "bench/stress_poison.h"
 #include "bench/stress_runner.h"
 #include "bench/stress_slow_clients.h"
+#include "bench/stress_slow_reader.h"
 #include "bench/stress_traffic.h"
 #include "common/flag_parsing.h"
 #include "proto/inference.grpc.pb.h"
@@ -91,6 +97,14 @@ ABSL_FLAG(int, flood, 512, "Requests sent at once per round, past the queue boun
 ABSL_FLAG(bool, expect_exhausted, false,
           "Fail a round whose flood got no RESOURCE_EXHAUSTED (set it when the server runs with a "
           "--max_queue_size well below --flood).");
+ABSL_FLAG(int, slow_reader_requests, 512,
+          "Requests each of a round's two slow readers (a connection of unary calls, a stream) "
+          "sends, as far as the server takes them, without reading an answer; 0: none.");
+ABSL_FLAG(double, max_slow_reader_growth_mb, 256,
+          "Fail a round in which the server's resident memory grows by more than this while the "
+          "slow readers hold their connections. With the server's defaults (128 unread answers "
+          "per connection, 64 requests pending per stream) and 8-row demo requests of 256 KiB "
+          "they hold about 64 MB; the rest is headroom for the round's other traffic.");
 ABSL_FLAG(int, round_timeout_s, 120, "A call not answered this long after its round's phase "
                                      "started counts as lost.");
 ABSL_FLAG(int, pool_rows, 64, "Distinct input samples that requests are built from.");
@@ -198,6 +212,56 @@ void RunPhase(Context& ctx, Runner& runner, std::vector<std::unique_ptr<Call>> c
   }
 }
 
+// The slow readers of a round and the server's memory before they started.
+struct SlowReaderRound {
+  std::unique_ptr<SlowReaders> readers;
+  double rss_before_mb = -1;
+};
+
+// Largest growth of the server's memory seen while slow readers held their connections.
+double max_slow_reader_growth_mb = 0;
+
+// Starts the round's slow readers (none with --slow_reader_requests=0) with requests of `rows`.
+SlowReaderRound StartSlowReaders(TrafficBuilder& traffic, int rows) {
+  SlowReaderRound round;
+  const int requests = absl::GetFlag(FLAGS_slow_reader_requests);
+  if (requests <= 0) return round;
+  round.rss_before_mb = ServerRssMb();
+  const std::string request = traffic.Valid(rows)->request.SerializeAsString();
+  absl::StatusOr<std::unique_ptr<SlowReaders>> readers =
+      SlowReaders::Start(absl::GetFlag(FLAGS_address), request, requests);
+  if (!readers.ok()) {
+    std::fprintf(stderr, "  slow readers: %s\n", readers.status().ToString().c_str());
+  } else {
+    round.readers = *std::move(readers);
+  }
+  return round;
+}
+
+// Counts a wrong answer in `tally` if the slow readers could not start or the server grew past
+// --max_slow_reader_growth_mb while they held on; then closes their connections.
+void CheckSlowReaders(SlowReaderRound& round, Tally& tally) {
+  if (absl::GetFlag(FLAGS_slow_reader_requests) <= 0) return;
+  if (round.readers == nullptr) {
+    ++tally.wrong;
+    return;
+  }
+  const double rss = ServerRssMb();
+  if (rss > 0 && round.rss_before_mb > 0) {
+    const double growth = rss - round.rss_before_mb;
+    max_slow_reader_growth_mb = std::max(max_slow_reader_growth_mb, growth);
+    if (growth > absl::GetFlag(FLAGS_max_slow_reader_growth_mb)) {
+      std::fprintf(stderr,
+                   "  server grew %.1f MB (bound %.1f) while slow readers held %ld unary and %ld "
+                   "stream requests unread\n",
+                   growth, absl::GetFlag(FLAGS_max_slow_reader_growth_mb),
+                   round.readers->unary_sent(), round.readers->stream_sent());
+      ++tally.wrong;
+    }
+  }
+  round.readers.reset();
+}
+
 Tally RunRound(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
   Tally tally;
   auto owned_runner = std::make_unique<Runner>(ctx.channel);
@@ -225,7 +289,9 @@ Tally RunRound(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
     mixed.push_back(PoisonRequest(traffic, 1 + rng() % most_rows, value, rng));
   }
   std::shuffle(mixed.begin(), mixed.end(), rng);
+  SlowReaderRound slow = StartSlowReaders(traffic, most_rows);
   RunPhase(ctx, runner, std::move(mixed), absl::GetFlag(FLAGS_concurrency), tally);
+  CheckSlowReaders(slow, tally);
 
   // A burst of connections: each its own TCP connection (no shared subchannel), one call each,
   // closed as soon as the call is started.
@@ -292,6 +358,10 @@ int RunRounds(Context& ctx, TrafficBuilder& traffic, std::mt19937_64& rng) {
       total.exhausted, total.cancelled, total.poison, total.wrong, total.lost, total.duplicated,
       first_rss, last_rss);
   if (ctx.slow_clients != nullptr) std::printf("%s\n", ctx.slow_clients->Summary().c_str());
+  if (absl::GetFlag(FLAGS_slow_reader_requests) > 0 && first_rss > 0) {
+    std::printf("slow readers: server RSS grew at most %.1f MB in a round (bound %.1f MB)\n",
+                max_slow_reader_growth_mb, absl::GetFlag(FLAGS_max_slow_reader_growth_mb));
+  }
   return passed == rounds && !died ? 0 : 1;
 }
 
