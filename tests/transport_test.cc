@@ -48,6 +48,8 @@ int64_t ResidentBytes() {
 class TransportTest : public ::testing::Test {
  protected:
   void TearDown() override {
+    // Its calls would hold the drain until the timeout.
+    slow_.reset();
     if (server_ != nullptr) server_->Shutdown(absl::Seconds(5));
   }
 
@@ -89,9 +91,25 @@ class TransportTest : public ::testing::Test {
     ASSERT_GE(Succeeded(), count);
   }
 
+  // Connects `slow_`, a client that never reads, and sends kRequests requests of kRows rows as
+  // unary calls or on one stream until the server takes no more (none within a second).
+  void SendWithoutReading(bool on_stream) {
+    auto client = NonReadingClient::Connect(address());
+    ASSERT_TRUE(client.ok()) << client.status();
+    slow_ = *std::move(client);
+    if (on_stream) ASSERT_TRUE(slow_->OpenStream(kModelStreamInfer, absl::Seconds(5)));
+    const std::string request = EchoRequest(kRows).SerializeAsString();
+    for (int i = 0; i < kRequests; ++i) {
+      const bool taken = on_stream ? slow_->SendOnStream(request, absl::Seconds(1))
+                                   : slow_->Unary(kModelInfer, request, absl::Seconds(1));
+      if (!taken) break;
+    }
+  }
+
   std::unique_ptr<Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<GRPCInferenceService::Stub> stub_;
+  std::unique_ptr<NonReadingClient> slow_;
 };
 
 TEST_F(TransportTest, BytesThatAreNoRequestAreInvalidArgumentSayingSo) {
@@ -115,19 +133,13 @@ TEST_F(TransportTest, AClientThatNeverReadsUnaryAnswersHoldsAtMostItsStreamsWort
   Start(options);
   ASSERT_TRUE(Infer().ok());
   const int64_t before = ResidentBytes();
-
-  auto client = NonReadingClient::Connect(address());
-  ASSERT_TRUE(client.ok()) << client.status();
-  const std::string request = EchoRequest(kRows).SerializeAsString();
-  for (int i = 0; i < kRequests; ++i) {
-    if (!(*client)->Unary(kModelInfer, request, absl::Seconds(1))) break;
-  }
-  EXPECT_EQ((*client)->max_concurrent_streams(), 32);
-  AwaitSucceeded(1 + (*client)->messages_sent());
+  SendWithoutReading(/*on_stream=*/false);
+  EXPECT_EQ(slow_->max_concurrent_streams(), 32);
+  AwaitSucceeded(1 + slow_->messages_sent());
   const int64_t growth = ResidentBytes() - before;
   // 32 answers of 512 KiB, with room for gRPC's and the allocator's own.
   constexpr int64_t kBound = 32 * 2 * kRequestBytes + (64 << 20);
-  EXPECT_LT(growth, kBound) << "sent " << (*client)->messages_sent() << " requests";
+  EXPECT_LT(growth, kBound) << "sent " << slow_->messages_sent() << " requests";
   // The server answers others meanwhile.
   EXPECT_TRUE(Infer().ok());
 }
@@ -140,21 +152,14 @@ TEST_F(TransportTest, AStreamThatNeverReadsItsAnswersIsHeldBackAndHoldsBoundedMe
   Start(options);
   ASSERT_TRUE(Infer().ok());
   const int64_t before = ResidentBytes();
-
-  auto client = NonReadingClient::Connect(address());
-  ASSERT_TRUE(client.ok()) << client.status();
-  ASSERT_TRUE((*client)->OpenStream(kModelStreamInfer, absl::Seconds(5)));
-  const std::string request = EchoRequest(kRows).SerializeAsString();
-  for (int i = 0; i < kRequests; ++i) {
-    if (!(*client)->SendOnStream(request, absl::Seconds(1))) break;
-  }
-  EXPECT_LT((*client)->messages_sent(), kRequests);
+  SendWithoutReading(/*on_stream=*/true);
+  EXPECT_LT(slow_->messages_sent(), kRequests);
   AwaitSucceeded(1 + 8);
   const int64_t growth = ResidentBytes() - before;
   // 8 answers of 512 KiB, the requests in flow-control windows, and gRPC's and the allocator's
   // own.
   constexpr int64_t kBound = 8 * 2 * kRequestBytes + (64 << 20);
-  EXPECT_LT(growth, kBound) << "sent " << (*client)->messages_sent() << " requests";
+  EXPECT_LT(growth, kBound) << "sent " << slow_->messages_sent() << " requests";
   EXPECT_TRUE(Infer().ok());
 }
 
