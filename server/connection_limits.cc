@@ -42,6 +42,7 @@ absl::Status ValidateConnectionLimits(const ConnectionLimits& limits) {
         std::tuple{"max_connection_age_grace", limits.max_connection_age_grace, true},
         std::tuple{"keepalive_time", limits.keepalive_time, true},
         std::tuple{"keepalive_timeout", limits.keepalive_timeout, false},
+        std::tuple{"handshake_timeout", limits.handshake_timeout, false},
         std::tuple{"min_client_ping_interval", limits.min_client_ping_interval, false}}) {
     if (absl::Status s = Positive(name, value, never_allowed); !s.ok()) return s;
   }
@@ -59,6 +60,8 @@ void ApplyConnectionLimits(const ConnectionLimits& limits, grpc::ServerBuilder& 
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Milliseconds(limits.keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Milliseconds(limits.keepalive_timeout));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             Milliseconds(limits.handshake_timeout));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Milliseconds(limits.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);

@@ -32,6 +32,10 @@ struct ConnectionLimits {
   // pod, a dropped network) stops holding the connection.
   absl::Duration keepalive_time = absl::Minutes(1);
   absl::Duration keepalive_timeout = absl::Seconds(20);
+  // A connection that has not completed its handshake (TLS, and the client's HTTP/2 preface and
+  // SETTINGS) this long after it was accepted is closed: a client sending a byte at a time, or
+  // nothing, does not hold it. gRPC's default is 120 s.
+  absl::Duration handshake_timeout = absl::Seconds(20);
   // Clients may ping this often without a call in progress (gRPC's server default is 5 min;
   // clients that keep connections alive commonly ping every 10 to 30 s); more often counts as a
   // strike, and the second strike closes the connection (gRPC's default).

@@ -106,6 +106,9 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "within --grpc_keepalive_timeout. inf: never.");
 ABSL_FLAG(absl::Duration, grpc_keepalive_timeout, absl::Seconds(20),
           "How long a keepalive ping may go unanswered before the connection is closed.");
+ABSL_FLAG(absl::Duration, grpc_handshake_timeout, absl::Seconds(20),
+          "Close a client connection that has not completed its TLS and HTTP/2 handshake this "
+          "long after it was accepted (a client sending a byte at a time, or nothing).");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long calls in flight may take to finish (after "
           "--shutdown_delay) before they are cancelled.");
@@ -258,6 +261,8 @@ std::vector<std::string> FlagProblems() {
   add(DurationPositive("grpc_keepalive_time", absl::GetFlag(FLAGS_grpc_keepalive_time), true));
   add(DurationPositive("grpc_keepalive_timeout", absl::GetFlag(FLAGS_grpc_keepalive_timeout),
                        false));
+  add(DurationPositive("grpc_handshake_timeout", absl::GetFlag(FLAGS_grpc_handshake_timeout),
+                       false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
   add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
   if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
@@ -352,6 +357,7 @@ absl::StatusOr<Server::Options> ServerOptionsFromFlags() {
   options.connections.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   options.connections.keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
   options.connections.keepalive_timeout = absl::GetFlag(FLAGS_grpc_keepalive_timeout);
+  options.connections.handshake_timeout = absl::GetFlag(FLAGS_grpc_handshake_timeout);
   options.trace.file = absl::GetFlag(FLAGS_trace_file);
   options.max_shared_memory_regions = absl::GetFlag(FLAGS_max_shared_memory_regions);
   absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();

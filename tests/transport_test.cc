@@ -1,6 +1,12 @@
 // The gRPC endpoint against clients that misbehave at the transport: bytes that are no request,
-// clients that never read their answers, connections left idle. Real gRPC over loopback, the echo
+// clients that never read their answers, connections left idle or never completed. Real gRPC over loopback, the echo
 // demo model; the non-reading client speaks HTTP/2 itself (bench/non_reading_client.h).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -160,6 +166,34 @@ TEST_F(TransportTest, AStreamThatNeverReadsItsAnswersIsHeldBackAndHoldsBoundedMe
   // own.
   constexpr int64_t kBound = 8 * 2 * kRequestBytes + (64 << 20);
   EXPECT_LT(growth, kBound) << "sent " << slow_->messages_sent() << " requests";
+  EXPECT_TRUE(Infer().ok());
+}
+
+// A client that connects and sends its HTTP/2 preface a byte at a time never completes the
+// handshake: the server closes the connection at the handshake timeout.
+TEST_F(TransportTest, AConnectionThatNeverCompletesItsHandshakeIsClosed) {
+  Server::Options options;
+  options.connections.handshake_timeout = absl::Milliseconds(300);
+  Start(options);
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(server_->grpc_port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(send(fd, "PRI * HTTP", 10, MSG_NOSIGNAL), 10);
+  // The server's own SETTINGS arrive at once; then it closes the connection (end of stream, or
+  // a reset) well within the test's patience, where gRPC's default would hold it 120 s.
+  bool closed = false;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20); !closed && absl::Now() < deadline;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    char buffer[4096];
+    closed = recv(fd, buffer, sizeof(buffer), 0) <= 0;
+  }
+  close(fd);
+  EXPECT_TRUE(closed);
   EXPECT_TRUE(Infer().ok());
 }
 
