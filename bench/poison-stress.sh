@@ -6,7 +6,9 @@
 # requests among the valid ones, each checked against the model's own answer. Exits non-zero if
 # any round saw a wrong, lost or duplicated answer, if no batch was split (the poison never
 # shared a batch: the run proved nothing), or if the server died or did not exit on SIGTERM.
-# tests/bench_tests.cmake runs it in CI with a few rounds.
+# tests/bench_tests.cmake runs it in CI with a few rounds. Slow readers are left out here: their
+# valid requests would fill the queue bound (64) of this slower CPU model, and the mixed phase
+# counts a full queue as a wrong answer; bench/echo-stress.sh has them.
 set -euo pipefail
 server=${1:?usage: bench/poison-stress.sh SERVER STRESS POISON_MODEL ROUNDS [SERVER_FLAG...]}
 stress=${2:?usage: bench/poison-stress.sh SERVER STRESS POISON_MODEL ROUNDS [SERVER_FLAG...]}
@@ -50,7 +52,7 @@ fi
 status=0
 "$stress" --address="127.0.0.1:$grpc_port" --model=poison --max_batch_size=16 \
   --max_message_mib=4 --poison=8 --rounds="$rounds" --flood=128 --server_pid="$pid" \
-  --metrics_address="127.0.0.1:$metrics_port" || status=$?
+  --metrics_address="127.0.0.1:$metrics_port" --slow_reader_requests=0 || status=$?
 
 # The split counter: poison that never shared a batch would pass without testing anything.
 exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"

@@ -18,3 +18,12 @@ if(TARGET coalesce-server AND TARGET coalesce-stress AND TARGET coalesce-poison-
       $<TARGET_FILE:coalesce-stress> $<TARGET_FILE:coalesce-poison-model> 3)
   set_tests_properties(stress_poison PROPERTIES TIMEOUT 300)
 endif()
+
+# coalesce-stress against the echo backend with slow readers and slow clients beside the mixed
+# traffic (bench/echo-stress.sh): a few rounds in CI, 100 for the table in bench/RESULTS.md.
+if(TARGET coalesce-server AND TARGET coalesce-stress AND TARGET coalesce-client)
+  add_test(NAME stress_echo
+    COMMAND bash ${PROJECT_SOURCE_DIR}/bench/echo-stress.sh $<TARGET_FILE:coalesce-server>
+      $<TARGET_FILE:coalesce-stress> $<TARGET_FILE:coalesce-client> 5)
+  set_tests_properties(stress_echo PROPERTIES TIMEOUT 300)
+endif()
