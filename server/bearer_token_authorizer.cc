@@ -13,6 +13,21 @@ namespace {
 constexpr absl::string_view kScheme = "Bearer ";
 constexpr char kExpected[] = "expected metadata 'authorization: Bearer <token>'";
 
+// What a client can send in a header: non-empty printable ASCII without spaces. The message
+// never holds the token.
+absl::Status CheckToken(absl::string_view token) {
+  if (token.empty()) return absl::InvalidArgumentError("bearer token: expected a token, got none");
+  for (size_t i = 0; i < token.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(token[i]);
+    if (c <= ' ' || c >= 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bearer token: expected printable ASCII without spaces, got byte ", static_cast<int>(c),
+          " at offset ", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
@@ -27,16 +42,22 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 }
 
 absl::StatusOr<BearerTokenAuthorizer> BearerTokenAuthorizer::Create(std::string token) {
-  if (token.empty()) return absl::InvalidArgumentError("bearer token: expected a token, got none");
-  for (size_t i = 0; i < token.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(token[i]);
-    if (c <= ' ' || c >= 0x7f) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bearer token: expected printable ASCII without spaces, got byte ", static_cast<int>(c),
-          " at offset ", i));
-    }
-  }
+  if (absl::Status s = CheckToken(token); !s.ok()) return s;
   return BearerTokenAuthorizer(std::make_shared<const std::string>(std::move(token)));
+}
+
+absl::Status BearerTokenAuthorizer::ReplaceToken(std::string token) {
+  if (absl::Status s = CheckToken(token); !s.ok()) return s;
+  auto replacement = std::make_shared<const std::string>(std::move(token));
+  absl::MutexLock lock(&token_->mu);
+  token_->value.swap(replacement);
+  // The old token is freed here or by the last check still comparing against it.
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const std::string> BearerTokenAuthorizer::current() const {
+  absl::ReaderMutexLock lock(&token_->mu);
+  return token_->value;
 }
 
 absl::StatusOr<std::string> BearerTokenAuthorizer::ReadTokenFile(const std::string& path) {
@@ -48,7 +69,7 @@ absl::StatusOr<std::string> BearerTokenAuthorizer::ReadTokenFile(const std::stri
         "--auth_token_file: '", path, "' holds no token (", contents->size(),
         " bytes, all whitespace)"));
   }
-  if (absl::Status s = Create(token).status(); !s.ok()) {
+  if (absl::Status s = CheckToken(token); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--auth_token_file: '", path, "': ",
                                                     s.message()));
   }
@@ -85,7 +106,7 @@ absl::Status BearerTokenAuthorizer::CheckValues(const std::vector<absl::string_v
     return absl::UnauthenticatedError(absl::StrCat("'authorization: Bearer' carries no token; ",
                                                    kExpected));
   }
-  if (!ConstantTimeEquals(*token_, presented)) {
+  if (!ConstantTimeEquals(*current(), presented)) {
     return absl::UnauthenticatedError("bearer token in 'authorization' metadata is not valid");
   }
   return absl::OkStatus();

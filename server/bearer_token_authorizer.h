@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace coalesce {
 
@@ -20,7 +21,8 @@ namespace coalesce {
 //
 // Use as an InferenceService::Authorizer: `service.set_authorizer(*authorizer)`.
 //
-// Thread-safe: immutable after Create(); copies share the token.
+// Thread-safe. Copies share one token: ReplaceToken() on any copy changes what every copy
+// admits, so the copy an InferenceService holds is rotated through one its owner kept.
 class BearerTokenAuthorizer {
  public:
   // The metadata key (gRPC keys are lower case).
@@ -35,6 +37,10 @@ class BearerTokenAuthorizer {
   // naming `path`.
   static absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
+  // Makes `token` the one every copy admits, from the next check on; calls already admitted
+  // stay admitted. Checked as Create() checks it; on error the current token stays.
+  absl::Status ReplaceToken(std::string token);
+
   // Checks a call's metadata.
   absl::Status operator()(const grpc::CallbackServerContext& context) const {
     return Check(context);
@@ -45,10 +51,20 @@ class BearerTokenAuthorizer {
   absl::Status CheckValues(const std::vector<absl::string_view>& values) const;
 
  private:
-  explicit BearerTokenAuthorizer(std::shared_ptr<const std::string> token)
-      : token_(std::move(token)) {}
+  // The token the copies share. A check copies the pointer under the lock and compares
+  // outside it, so a replacement never waits for a comparison nor frees a token in use.
+  struct SharedToken {
+    explicit SharedToken(std::shared_ptr<const std::string> token) : value(std::move(token)) {}
+    absl::Mutex mu;
+    std::shared_ptr<const std::string> value ABSL_GUARDED_BY(mu);
+  };
 
-  std::shared_ptr<const std::string> token_;
+  explicit BearerTokenAuthorizer(std::shared_ptr<const std::string> token)
+      : token_(std::make_shared<SharedToken>(std::move(token))) {}
+
+  std::shared_ptr<const std::string> current() const;
+
+  std::shared_ptr<SharedToken> token_;
 };
 
 // True iff `a` and `b` are equal, in time that depends on their lengths only, not on where they

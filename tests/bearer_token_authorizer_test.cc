@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,28 @@ TEST(BearerTokenAuthorizerTest, ReadTokenFileRefusesWhitespaceOnlyAndMissingFile
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(missing.status().message(),
             "--auth_token_file: cannot read '/nonexistent/token': No such file or directory");
+}
+
+TEST(BearerTokenAuthorizerTest, ReplacedTokenIsAdmittedByEveryCopyAndTheOldOneIsNot) {
+  BearerTokenAuthorizer kept = Authorizer();
+  // What an InferenceService holds: a copy, inside a function.
+  std::function<absl::Status(const std::vector<absl::string_view>&)> served =
+      [copy = kept](const std::vector<absl::string_view>& values) {
+        return copy.CheckValues(values);
+      };
+  ASSERT_TRUE(kept.ReplaceToken("rotated-token").ok());
+  EXPECT_TRUE(served({"Bearer rotated-token"}).ok());
+  EXPECT_EQ(served({"Bearer abc123-secret"}).code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(kept.CheckValues({"Bearer rotated-token"}).ok());
+}
+
+TEST(BearerTokenAuthorizerTest, ReplacementThatNoHeaderCanCarryKeepsTheToken) {
+  BearerTokenAuthorizer authorizer = Authorizer();
+  EXPECT_EQ(authorizer.ReplaceToken("").code(), absl::StatusCode::kInvalidArgument);
+  absl::Status spaced = authorizer.ReplaceToken("two words");
+  EXPECT_EQ(spaced.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(spaced.message().find("two words"), absl::string_view::npos) << spaced;
+  EXPECT_TRUE(authorizer.CheckValues({"Bearer abc123-secret"}).ok());
 }
 
 TEST(ConstantTimeEqualsTest, ComparesWholeStrings) {
