@@ -32,9 +32,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
                                                       Clock* clock,
                                                       std::unique_ptr<ModelRepository> repository) {
   // Checked before anything starts, so that bad TLS never leaves a half-started server.
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeServerCredentials(options.tls);
-  if (!credentials.ok()) return credentials.status();
+  if (absl::Status s = ValidateTls(options.tls); !s.ok()) return s;
+  std::unique_ptr<RotatingTlsCredentials> tls;
+  if (options.tls.enabled()) {
+    absl::StatusOr<std::unique_ptr<RotatingTlsCredentials>> rotating =
+        RotatingTlsCredentials::Create(options.tls);
+    if (!rotating.ok()) return rotating.status();
+    tls = *std::move(rotating);
+  }
   if (options.shutdown_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("shutdown_delay must be >= 0, got ",
                                                    absl::FormatDuration(options.shutdown_delay)));
@@ -75,8 +80,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.grpc_address, *credentials,
-                           &server->grpc_port_);
+  server->tls_ = std::move(tls);
+  builder.AddListeningPort(
+      options.grpc_address,
+      server->tls_ != nullptr ? server->tls_->credentials() : grpc::InsecureServerCredentials(),
+      &server->grpc_port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
@@ -112,6 +120,19 @@ void Server::SampleGauges() {
   }
   // ...which the sum over versions then replaces.
   for (const auto& [name, entry] : depth) entry.first->SetQueueDepth(entry.second);
+}
+
+absl::Status Server::ReloadTls(const TlsOptions& tls) {
+  if (tls_ == nullptr) {
+    if (!tls.enabled()) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        "TLS: the endpoint serves plaintext; turning TLS on needs a restart");
+  }
+  return tls_->Replace(tls);
+}
+
+std::string Server::DescribeServedTls() const {
+  return tls_ != nullptr ? tls_->Describe() : DescribeTls(TlsOptions());
 }
 
 std::string Server::ShutdownProgress() const {

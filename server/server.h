@@ -18,6 +18,7 @@
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
 #include "server/request_tracer.h"
+#include "server/rotating_tls_credentials.h"
 #include "server/shared_memory_manager.h"
 #include "server/tls.h"
 
@@ -27,6 +28,7 @@ namespace coalesce {
 // and the Prometheus endpoint, over a set of models.
 //
 // Thread-safety: `Shutdown()` is called once, from the thread that owns the server.
+// ReloadTls() may be called from any thread until the server is destroyed.
 class Server {
  public:
   struct Options {
@@ -39,7 +41,8 @@ class Server {
     int max_message_bytes = 64 << 20;
     // What one client connection may hold, and when idle or dead ones are closed.
     ConnectionLimits connections;
-    // How the gRPC endpoint secures connections; plaintext by default (see TlsOptions).
+    // How the gRPC endpoint secures connections; plaintext by default (see TlsOptions). With
+    // TLS, ReloadTls() replaces the certificates while the server runs.
     TlsOptions tls;
     // Checks every call of the inference service (a BearerTokenAuthorizer, say); none by
     // default. gRPC health checking and reflection are never checked, so that probes need no
@@ -84,6 +87,14 @@ class Server {
   // is cancelled, the models run what they hold, and both endpoints close. Idempotent.
   void Shutdown(absl::Duration drain_timeout);
 
+  // Serves `tls` to new connections from within RotatingTlsCredentials::kRefreshSeconds on;
+  // open connections keep theirs. On error (it does not validate, TLS was off at start, or it
+  // would change between TLS and mutual TLS) the current certificates keep serving; see
+  // RotatingTlsCredentials::Replace(). Thread-safe.
+  absl::Status ReloadTls(const TlsOptions& tls);
+  // DescribeTls() of what the endpoint serves now.
+  std::string DescribeServedTls() const;
+
   // What Shutdown() is doing now and the inference calls still in flight, in words (for the
   // report of a shutdown that takes too long; see ShutdownWatchdog). Thread-safe.
   std::string ShutdownProgress() const;
@@ -104,6 +115,8 @@ class Server {
   std::unique_ptr<InferenceService> service_;
   // Counts the service's calls for the drain; outlives grpc_server_, whose calls it counts.
   std::unique_ptr<InFlightCalls> in_flight_;
+  // The TLS material gRPC watches (none for plaintext); outlives grpc_server_, which reads it.
+  std::unique_ptr<RotatingTlsCredentials> tls_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;

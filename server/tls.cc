@@ -5,8 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <grpcpp/security/server_credentials.h>
-
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -114,18 +113,6 @@ absl::Status ValidateTls(const TlsOptions& tls) {
     if (!roots.ok()) return roots.status();
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const TlsOptions& tls) {
-  if (absl::Status s = ValidateTls(tls); !s.ok()) return s;
-  if (!tls.enabled()) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(
-      tls.mutual() ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  options.pem_root_certs = tls.client_ca_pem;
-  options.pem_key_cert_pairs.push_back({tls.private_key_pem, tls.cert_chain_pem});
-  return grpc::SslServerCredentials(options);
 }
 
 std::string DescribeTls(const TlsOptions& tls) {

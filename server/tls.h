@@ -1,17 +1,14 @@
 #ifndef COALESCE_SERVER_TLS_H_
 #define COALESCE_SERVER_TLS_H_
 
-#include <memory>
 #include <string>
-
-#include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/statusor.h"
 
 namespace coalesce {
 
 // How the gRPC endpoint secures its connections, as PEM text (not paths: the caller reads the
-// files, so that errors name the flag that gave each one).
+// files, so that errors name the flag that gave each one). RotatingTlsCredentials serves them.
 //
 //   all empty                      plaintext (the default; the endpoint is bound to loopback)
 //   cert_chain_pem + private_key   TLS: clients verify the server
@@ -35,11 +32,6 @@ struct TlsOptions {
 // certificates and not expired, the key is a private key and belongs to the leaf certificate.
 // INVALID_ARGUMENT names the part and what is wrong. Thread-safe.
 absl::Status ValidateTls(const TlsOptions& tls);
-
-// Validates (see ValidateTls()) and returns the credentials to serve with: insecure ones when TLS
-// is off, else SSL ones (GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY when mutual).
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const TlsOptions& tls);
 
 // One line for logs and --check-config: "off (plaintext)", "TLS (server certificate CN=...,
 // expires ...)" or "mutual TLS (...; client certificates must chain to CN=...)".

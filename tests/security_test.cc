@@ -1,20 +1,24 @@
-// TLS, mutual TLS and bearer tokens end to end: real gRPC over loopback against the echo demo
-// model, with certificates made for the run by the openssl tool.
+// TLS, mutual TLS and bearer tokens end to end, and their rotation while serving: real gRPC over
+// loopback against the echo demo model, with certificates made for the run by the openssl tool.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <fstream>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/inference.grpc.pb.h"
 #include "client/client_security.h"
 #include "server/bearer_token_authorizer.h"
+#include "server/rotating_tls_credentials.h"
 #include "server/server.h"
 #include "tests/echo_test_server.h"
 #include "tests/raw_calls.h"
@@ -158,19 +162,138 @@ TEST_F(SecurityTest, StartRefusesCertificateWithoutKeyAndClientCaWithoutCertific
   EXPECT_EQ(StartEchoServer(ca_only).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Rotation in process, through Server::ReloadTls() (the binary's SIGHUP is tested in
+// credential_reload_test.cc).
+class TlsReloadTest : public SecurityTest {
+ protected:
+  // A channel of its own (no connection shared with another channel).
+  std::shared_ptr<grpc::Channel> FreshChannel(
+      std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                     credentials, args);
+  }
+
+  // Infers through new channels until one is served; the last status after 30 s otherwise.
+  grpc::Status AwaitServed(const std::function<std::shared_ptr<grpc::ChannelCredentials>()>& make) {
+    grpc::Status status;
+    for (absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;
+         absl::SleepFor(absl::Milliseconds(50))) {
+      status = Infer(FreshChannel(make()));
+      if (status.ok()) break;
+    }
+    return status;
+  }
+};
+
+TEST_F(TlsReloadTest, MutualTlsReloadReplacesClientCaAndCertificateForNewConnectionsOnly) {
+  Start(Tls(/*mutual=*/true));
+  auto open = FreshChannel(ClientTls(certs_->ca_cert, certs_->client_cert, certs_->client_key));
+  ASSERT_TRUE(Infer(open).ok());
+
+  TlsOptions rotated;
+  rotated.cert_chain_pem = certs_->other_server_cert;
+  rotated.private_key_pem = certs_->other_server_key;
+  rotated.client_ca_pem = certs_->other_ca_cert;
+  ASSERT_TRUE(server_->ReloadTls(rotated).ok());
+  EXPECT_NE(server_->DescribeServedTls().find("mutual TLS"), std::string::npos);
+
+  grpc::Status served = AwaitServed([] {
+    return ClientTls(certs_->other_ca_cert, certs_->other_client_cert, certs_->other_client_key);
+  });
+  EXPECT_TRUE(served.ok()) << served.error_message();
+  // A client of the old CA: refused, whichever CA it trusts for the server.
+  EXPECT_EQ(Infer(FreshChannel(ClientTls(certs_->other_ca_cert, certs_->client_cert,
+                                         certs_->client_key)))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Infer(FreshChannel(ClientTls(certs_->ca_cert, certs_->client_cert,
+                                         certs_->client_key)))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // The connection opened before keeps serving.
+  EXPECT_TRUE(Infer(open).ok());
+}
+
+TEST_F(TlsReloadTest, ReloadThatDoesNotValidateKeepsTheCertificateAndSaysWhy) {
+  Start(Tls(/*mutual=*/false));
+  TlsOptions garbage;
+  garbage.cert_chain_pem = "-----BEGIN CERTIFICATE-----\nnot base64\n";
+  garbage.private_key_pem = certs_->server_key;
+  absl::Status status = server_->ReloadTls(garbage);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+
+  TlsOptions other_key;
+  other_key.cert_chain_pem = certs_->other_server_cert;
+  other_key.private_key_pem = certs_->server_key;
+  status = server_->ReloadTls(other_key);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("does not belong to the certificate"), std::string::npos);
+
+  // The mode is fixed at start: gRPC cannot change it on a listening port.
+  TlsOptions mutual = Tls(/*mutual=*/true).tls;
+  EXPECT_EQ(server_->ReloadTls(mutual).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(server_->ReloadTls(TlsOptions()).code(), absl::StatusCode::kFailedPrecondition);
+
+  // Nothing to await: what is checked is that nothing changes. gRPC re-reads its copies every
+  // RotatingTlsCredentials::kRefreshSeconds; after two refreshes, the old certificate serves.
+  absl::SleepFor(absl::Seconds(2 * RotatingTlsCredentials::kRefreshSeconds) +
+                 absl::Milliseconds(500));
+  grpc::Status kept = Infer(FreshChannel(ClientTls(certs_->ca_cert)));
+  EXPECT_TRUE(kept.ok()) << kept.error_message();
+}
+
+TEST_F(TlsReloadTest, PlaintextServerRefusesToTurnTlsOnByReload) {
+  Start(Server::Options());
+  EXPECT_TRUE(server_->ReloadTls(TlsOptions()).ok());
+  EXPECT_EQ(server_->ReloadTls(Tls(/*mutual=*/false).tls).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Infer(Channel(grpc::InsecureChannelCredentials())).ok());
+}
+
+TEST(RotatingTlsCredentialsTest, KeepsItsCopiesInAPrivateDirectoryThatItRemoves) {
+  auto certs = MakeTestCertificates();
+  ASSERT_TRUE(certs.ok()) << certs.status();
+  TlsOptions tls;
+  tls.cert_chain_pem = certs->server_cert;
+  tls.private_key_pem = certs->server_key;
+  tls.client_ca_pem = certs->ca_cert;
+  auto rotating = RotatingTlsCredentials::Create(tls, certs->dir);
+  ASSERT_TRUE(rotating.ok()) << rotating.status();
+  const std::filesystem::path dir = (*rotating)->directory();
+  EXPECT_EQ(dir.parent_path(), std::filesystem::path(certs->dir));
+  EXPECT_EQ(std::filesystem::status(dir).permissions(), std::filesystem::perms::owner_all);
+  EXPECT_EQ(std::filesystem::status(dir / "identity.pem").permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  rotating->reset();
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
 class TokenTest : public SecurityTest {
  protected:
   void SetUp() override {
     auto authorizer = BearerTokenAuthorizer::Create(kToken);
     ASSERT_TRUE(authorizer.ok()) << authorizer.status();
+    authorizer_.emplace(*std::move(authorizer));
     Server::Options options;
-    options.authorizer = *authorizer;
+    options.authorizer = *authorizer_;
     Start(options);
     channel_ = Channel(grpc::InsecureChannelCredentials());
   }
 
+  // Shares its token with the server's copy.
+  std::optional<BearerTokenAuthorizer> authorizer_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+TEST_F(TokenTest, ReplacedTokenIsRequiredFromTheNextCallOn) {
+  ASSERT_TRUE(Infer(channel_, absl::StrCat("Bearer ", kToken)).ok());
+  ASSERT_TRUE(authorizer_->ReplaceToken("rotated-t0ken").ok());
+  EXPECT_TRUE(Infer(channel_, "Bearer rotated-t0ken").ok());
+  EXPECT_EQ(Infer(channel_, absl::StrCat("Bearer ", kToken)).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
 
 TEST_F(TokenTest, CallWithoutTokenIsUnauthenticated) {
   grpc::Status status = Infer(channel_);

@@ -16,13 +16,16 @@ namespace coalesce {
 
 // Certificates made for a test run with the openssl command-line tool (EC P-256, valid two
 // days): a CA; a server certificate for 127.0.0.1 and localhost (subjectAltName) signed by it;
-// a client certificate signed by it; and a client certificate signed by another CA. Files lie
-// in `dir` as <name>.crt and <name>.key; the PEM text is loaded in the fields.
+// a client certificate signed by it; and a server and a client certificate signed by another CA
+// (what a rotation replaces the first ones with). Files lie in `dir` as <name>.crt and
+// <name>.key; the PEM text is loaded in the fields.
 struct TestCertificates {
   std::string dir;
   std::string ca_cert;
   std::string server_cert, server_key;
   std::string client_cert, client_key;
+  std::string other_ca_cert;
+  std::string other_server_cert, other_server_key;
   std::string other_client_cert, other_client_key;
 
   std::string Path(const std::string& file) const { return absl::StrCat(dir, "/", file); }
@@ -48,6 +51,8 @@ leaf() {
 ca ca "coalesce test CA"
 ca other-ca "coalesce other CA"
 leaf server localhost ca "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth"
+leaf other-server localhost other-ca "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  "extendedKeyUsage=serverAuth"
 leaf client "coalesce test client" ca "extendedKeyUsage=clientAuth" "keyUsage=digitalSignature"
 leaf other-client "coalesce other client" other-ca "extendedKeyUsage=clientAuth" \
   "keyUsage=digitalSignature"
@@ -86,6 +91,9 @@ inline absl::StatusOr<TestCertificates> MakeTestCertificates() {
   certs.server_key = ReadAll(certs.Path("server.key"));
   certs.client_cert = ReadAll(certs.Path("client.crt"));
   certs.client_key = ReadAll(certs.Path("client.key"));
+  certs.other_ca_cert = ReadAll(certs.Path("other-ca.crt"));
+  certs.other_server_cert = ReadAll(certs.Path("other-server.crt"));
+  certs.other_server_key = ReadAll(certs.Path("other-server.key"));
   certs.other_client_cert = ReadAll(certs.Path("other-client.crt"));
   certs.other_client_key = ReadAll(certs.Path("other-client.key"));
   return certs;
