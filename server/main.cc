@@ -4,6 +4,9 @@
 //   coalesce-server --flagfile=config/server.flags
 //   coalesce-server --flagfile=config/server.flags --check-config
 //
+// SIGHUP re-reads the TLS certificates, the client CA and the token file (docs/security.md);
+// SIGTERM or SIGINT drains and stops.
+//
 // Exit status: 0 after a clean drain (or a passing --check-config); 2 for a wrong command line
 // (one line on stderr); 1 for anything that fails once the flags are valid (a port in use, a
 // model that does not load, unreadable TLS or token files, a failing --check-config) or a second
@@ -12,6 +15,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,10 +36,12 @@
 #include "core/torch/torch_backend.h"
 #include "core/torch/torch_cuda_ipc.h"
 #include "google/protobuf/stubs/logging.h"
+#include "server/bearer_token_authorizer.h"
 #include "server/file_descriptor_limit.h"
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/malloc_arenas.h"
+#include "server/rotating_tls_credentials.h"
 #include "server/server.h"
 #include "server/shutdown_watchdog.h"
 #include "server/torch_backend_factory.h"
@@ -251,9 +257,106 @@ StopSignals* HandleStopSignals() {
   return stop;
 }
 
+// SIGHUP reloads the TLS files and the token file. Its default action would end the process, so
+// main() blocks it first thing and a thread of its own takes it. Until the server serves there is
+// nothing to reload: one that arrives while starting is acted on once serving starts.
+struct ReloadSignals {
+  absl::Mutex mu;
+  // What SIGHUP runs; set while the server serves. It runs under `mu`, so that clearing it waits
+  // for a reload in progress (a few small files read; nothing else takes `mu`).
+  std::function<void()> reload ABSL_GUARDED_BY(mu);
+  // A SIGHUP came while starting.
+  bool pending ABSL_GUARDED_BY(mu) = false;
+  // Serving has ended: nothing will reload any more.
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+};
+
+// Blocks SIGHUP in this thread and every thread started after it, so that only sigwait() takes
+// it. Call before any thread starts.
+void BlockReloadSignal() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+// Starts the thread that takes SIGHUP. Lives as long as the process: the thread uses it.
+ReloadSignals* HandleReloadSignals() {
+  auto* reloads = new ReloadSignals();
+  std::thread([reloads] {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    while (true) {
+      int signal = 0;
+      if (sigwait(&signals, &signal) != 0) continue;
+      absl::MutexLock lock(&reloads->mu);
+      if (reloads->reload) {
+        spdlog::info("received SIGHUP: reloading the TLS and token files");
+        reloads->reload();
+      } else if (reloads->stopped) {
+        spdlog::info("received SIGHUP while stopping: nothing reloaded");
+      } else if (!reloads->pending) {
+        reloads->pending = true;
+        spdlog::info("received SIGHUP while starting: the TLS and token files are reloaded once "
+                     "serving");
+      }
+    }
+  }).detach();
+  return reloads;
+}
+
+// Makes `reload` what SIGHUP runs, and runs it now for a SIGHUP that came while starting.
+void StartReloading(ReloadSignals* reloads, std::function<void()> reload) {
+  absl::MutexLock lock(&reloads->mu);
+  reloads->reload = std::move(reload);
+  if (reloads->pending) {
+    reloads->pending = false;
+    spdlog::info("reloading the TLS and token files for the SIGHUP received while starting");
+    reloads->reload();
+  }
+}
+
+// SIGHUP does nothing from here on; returns once a reload in progress is done.
+void StopReloading(ReloadSignals* reloads) {
+  absl::MutexLock lock(&reloads->mu);
+  reloads->reload = nullptr;
+  reloads->stopped = true;
+}
+
+// Re-reads the TLS files and the token file the flags name. Each part that reads and validates
+// replaces what `server` serves; one that does not leaves the old one serving, and the log says
+// why (never with the token). `token` is the authorizer whose token the server's copy shares;
+// null without --auth_token_file.
+void ReloadCredentials(Server& server, BearerTokenAuthorizer* token) {
+  if (!absl::GetFlag(FLAGS_grpc_tls_cert).empty()) {
+    absl::StatusOr<TlsOptions> tls = TlsOptionsFromFlags();
+    absl::Status status = tls.ok() ? server.ReloadTls(*tls) : tls.status();
+    if (status.ok()) {
+      spdlog::info("TLS reloaded: {}; new connections get it within {} s, open ones keep theirs",
+                   server.DescribeServedTls(), RotatingTlsCredentials::kRefreshSeconds);
+    } else {
+      spdlog::error("TLS not reloaded, still serving {}: {}", server.DescribeServedTls(),
+                    std::string(status.message()));
+    }
+  }
+  if (token != nullptr) {
+    const std::string file = absl::GetFlag(FLAGS_auth_token_file);
+    absl::StatusOr<std::string> read = BearerTokenAuthorizer::ReadTokenFile(file);
+    absl::Status status = read.ok() ? token->ReplaceToken(*std::move(read)) : read.status();
+    if (status.ok()) {
+      spdlog::info("auth: token reloaded from '{}'", file);
+    } else {
+      spdlog::error("auth: token not reloaded, the previous one stays: {}",
+                    std::string(status.message()));
+    }
+  }
+}
+
 // Serves until SIGTERM or SIGINT, then drains. Returns the exit status.
 int Serve() {
   StopSignals* stop = HandleStopSignals();
+  ReloadSignals* reloads = HandleReloadSignals();
 
   auto fail = [](const absl::Status& status) {
     spdlog::error("not serving: {}", std::string(status.message()));
@@ -298,8 +401,12 @@ int Serve() {
 
   Server* serving = server->get();
   stop->watchdog->set_progress([serving] { return serving->ShutdownProgress(); });
+  // The authorizer inside the options shares its token with the server's copy.
+  BearerTokenAuthorizer* token = options->authorizer.target<BearerTokenAuthorizer>();
+  StartReloading(reloads, [serving, token] { ReloadCredentials(*serving, token); });
 
   stop->received.WaitForNotification();
+  StopReloading(reloads);
   spdlog::info("received {}", stop->signal.load() == SIGTERM ? "SIGTERM" : "SIGINT");
   spdlog::info("draining: readiness off, new calls UNAVAILABLE, calls in flight get up to {}; "
                "the process exits within {} whatever is stuck",
@@ -318,6 +425,8 @@ int Serve() {
 
 int main(int argc, char** argv) {
   using coalesce::kProgram;
+  // Before anything else, so that SIGHUP never ends the process.
+  coalesce::BlockReloadSignal();
   coalesce::ParseFlagsOrExit(
       argc, argv, kProgram,
       "Serves models over the Open Inference Protocol (KServe v2 gRPC) with adaptive batching.\n"

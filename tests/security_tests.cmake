@@ -41,3 +41,15 @@ if(TARGET coalesce-server)
   add_dependencies(server_binary_tests coalesce-server)
   gtest_discover_tests(server_binary_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 endif()
+
+# coalesce-server re-reads its certificates and token file on SIGHUP.
+if(TARGET coalesce-server)
+  add_executable(credential_reload_tests credential_reload_test.cc)
+  target_link_libraries(credential_reload_tests PRIVATE coalesce_proto gRPC::grpc++
+    GTest::gtest_main absl::strings absl::status absl::statusor absl::time)
+  target_compile_definitions(credential_reload_tests PRIVATE
+    COALESCE_SERVER_BINARY="$<TARGET_FILE:coalesce-server>")
+  target_include_directories(credential_reload_tests PRIVATE ${PROJECT_SOURCE_DIR})
+  add_dependencies(credential_reload_tests coalesce-server)
+  gtest_discover_tests(credential_reload_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 180)
+endif()
