@@ -3,6 +3,7 @@
 #
 #   ctest -R 'Security|Token|BearerToken|JsonLog|ServerLimits|Drain|ServerBinary|HostileRequest' \
 #     --output-on-failure
+#   ctest -R 'TlsReload|RotatingTls|CredentialReload' --output-on-failure   # rotation
 #
 # The TLS tests make their certificates with the openssl tool (scripts/install-deps.sh).
 

@@ -303,6 +303,7 @@ def check_systemd(checks, args):
                  stop is not None and int(stop.group(1)) > drain,
                  "%s vs %d s" % (settings.get("TimeoutStopSec"), drain))
     expected = {"Type": "exec", "KillSignal": "SIGTERM", "Restart": "on-failure",
+                "ExecReload": "/bin/kill -HUP $MAINPID",
                 "DynamicUser": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
                 "NoNewPrivileges": "yes", "PrivateTmp": "yes", "CapabilityBoundingSet": "",
                 "LockPersonality": "yes", "SystemCallFilter": "~@privileged"}
