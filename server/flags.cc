@@ -106,6 +106,10 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "within --grpc_keepalive_timeout. inf: never.");
 ABSL_FLAG(absl::Duration, grpc_keepalive_timeout, absl::Seconds(20),
           "How long a keepalive ping may go unanswered before the connection is closed.");
+ABSL_FLAG(absl::Duration, grpc_listener_check_interval, absl::Seconds(1),
+          "How often the gRPC listener's accept queue is read; connections left waiting for 10 "
+          "readings in a row end the process with status 4 for its supervisor to restart it "
+          "(gRPC 1.51 stops accepting for good after running out of file descriptors). 0: off.");
 ABSL_FLAG(absl::Duration, grpc_handshake_timeout, absl::Seconds(20),
           "Close a client connection that has not completed its TLS and HTTP/2 handshake this "
           "long after it was accepted (a client sending a byte at a time, or nothing).");
@@ -261,6 +265,8 @@ std::vector<std::string> FlagProblems() {
   add(DurationPositive("grpc_keepalive_time", absl::GetFlag(FLAGS_grpc_keepalive_time), true));
   add(DurationPositive("grpc_keepalive_timeout", absl::GetFlag(FLAGS_grpc_keepalive_timeout),
                        false));
+  add(DurationAtLeastZero("grpc_listener_check_interval",
+                          absl::GetFlag(FLAGS_grpc_listener_check_interval)));
   add(DurationPositive("grpc_handshake_timeout", absl::GetFlag(FLAGS_grpc_handshake_timeout),
                        false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));

@@ -48,6 +48,7 @@ ABSL_DECLARE_FLAG(absl::Duration, grpc_max_connection_age);
 ABSL_DECLARE_FLAG(absl::Duration, grpc_keepalive_time);
 ABSL_DECLARE_FLAG(absl::Duration, grpc_keepalive_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, grpc_handshake_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, grpc_listener_check_interval);
 ABSL_DECLARE_FLAG(absl::Duration, drain_timeout);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_delay);
 ABSL_DECLARE_FLAG(std::string, log_level);

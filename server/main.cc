@@ -11,7 +11,8 @@
 // (one line on stderr); 1 for anything that fails once the flags are valid (a port in use, a
 // model that does not load, unreadable TLS or token files, a failing --check-config) or a second
 // stop signal; 3 when the process was still running --shutdown_delay + --drain_timeout + 5 s
-// after the stop signal (what was stuck is logged).
+// after the stop signal (what was stuck is logged); 4 when the gRPC listener stopped accepting
+// connections (server/listener_watch.h), so that the supervisor starts a fresh process.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -39,6 +40,7 @@
 #include "server/bearer_token_authorizer.h"
 #include "server/file_descriptor_limit.h"
 #include "server/flags.h"
+#include "server/listener_watch.h"
 #include "server/logging.h"
 #include "server/malloc_arenas.h"
 #include "server/rotating_tls_credentials.h"
@@ -353,6 +355,32 @@ void ReloadCredentials(Server& server, BearerTokenAuthorizer* token) {
   }
 }
 
+// Exit status when the gRPC listener stopped accepting connections.
+constexpr int kListenerDeadExit = 4;
+
+// Watches the gRPC listener on `port` (--grpc_listener_check_interval; null when off or where it
+// cannot be watched) and ends the process with kListenerDeadExit if it stops accepting.
+std::unique_ptr<ListenerWatch> WatchListener(int port) {
+  const absl::Duration interval = absl::GetFlag(FLAGS_grpc_listener_check_interval);
+  if (interval == absl::ZeroDuration()) return nullptr;
+  ListenerWatch::Options options;
+  options.port = port;
+  options.interval = interval;
+  options.on_dead = [](const std::string& why) {
+    spdlog::critical("{}; exiting with status {} for the supervisor to restart the server", why,
+                     kListenerDeadExit);
+    spdlog::default_logger()->flush();
+    std::fprintf(stderr, "%s: %s\n", kProgram, why.c_str());
+    std::_Exit(kListenerDeadExit);
+  };
+  absl::StatusOr<std::unique_ptr<ListenerWatch>> watch = ListenerWatch::Start(std::move(options));
+  if (!watch.ok()) {
+    spdlog::warn("gRPC listener not watched: {}", std::string(watch.status().message()));
+    return nullptr;
+  }
+  return *std::move(watch);
+}
+
 // Serves until SIGTERM or SIGINT, then drains. Returns the exit status.
 int Serve() {
   StopSignals* stop = HandleStopSignals();
@@ -399,6 +427,8 @@ int Serve() {
                options->grpc_address, (*server)->grpc_port(), options->metrics_address,
                (*server)->metrics_port());
 
+  std::unique_ptr<ListenerWatch> listener_watch = WatchListener((*server)->grpc_port());
+
   Server* serving = server->get();
   stop->watchdog->set_progress([serving] { return serving->ShutdownProgress(); });
   // The authorizer inside the options shares its token with the server's copy.
@@ -413,6 +443,7 @@ int Serve() {
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)),
                absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_delay) +
                                     absl::GetFlag(FLAGS_drain_timeout) + kShutdownMargin));
+  listener_watch.reset();  // Before gRPC closes the listening socket it reads.
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   // Before the server goes: the watchdog's report reads it.
   stop->watchdog->Disarm();
