@@ -342,7 +342,8 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
                                            const std::vector<char>& input, int64_t rows,
                                            absl::Duration warmup, absl::Duration window) {
   ServerMetrics metrics(std::make_shared<prometheus::Registry>());
-  std::unique_ptr<ModelMetrics> model_metrics = metrics.ForModel(backend.metadata().name);
+  std::unique_ptr<ModelMetrics> model_metrics =
+      metrics.ForModel(backend.metadata().name, backend.metadata().version);
   Executor::Options options;
   options.num_workers = variant.workers;
   options.pool_staging = variant.pooled;

@@ -57,7 +57,7 @@ status=0
 # The split counter: poison that never shared a batch would pass without testing anything.
 exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
 printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-splits=$(grep -E '^coalesce_split_batches_total\{model="poison"\}' <&3 | awk '{print $2}' || true)
+splits=$(grep -E '^coalesce_split_batches_total\{model="poison",version="1"\}' <&3 | awk '{print $2}' || true)
 exec 3>&-
 echo "poison-stress: batches split to isolate poison requests: ${splits:-none}"
 if [[ -z $splits || $splits == 0 ]]; then

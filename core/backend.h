@@ -74,6 +74,9 @@ class Backend {
   virtual int DefaultBatchesPerWorker() const { return 1; }
   // Where the model runs and in what precision, for logs ("cpu fp32", "cuda fp16").
   virtual std::string DeviceDescription() const = 0;
+  // The device its batches run on, as the metrics' `device` label: "cpu", "cuda:0", "mps".
+  // Models that name the same device share its busy time (DeviceBusy). Default "cpu".
+  virtual std::string DeviceName() const { return "cpu"; }
 
   // Host memory of `bytes` bytes for the executor to gather inputs into and receive outputs
   // in, freed when the last copy of the pointer goes. Plain heap memory by default; a GPU

@@ -428,25 +428,29 @@ absl::Status Executor::Execute(int worker, WorkerBuffers& buffers, Batch& batch,
     // this worker's): its own stage, neither gather nor backend time.
     absl::MutexLockMaybe lock(backend_lock);
     start = backend_lock != nullptr ? clock_->Now() : gathered;
-    if (variable) {
-      Backend::VariableBatch shapes;
-      shapes.input_dims = batch.requests[0]->input_dims();
-      shapes.output_buffer = [&](int o, int64_t bytes) {
-        output_bytes[o] = bytes;
-        outputs[o] = Reserve(buffers.outputs[o], bytes);
-        return outputs[o];
-      };
-      status = ExecuteGuarded(
-          [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
-      for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
-        if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
-          status = absl::InternalError(absl::StrCat("model '", metadata.name,
-                                                    "' produced no whole rows for output '",
-                                                    metadata.outputs[o].name, "'"));
+    {
+      // The device's busy time (DeviceBusy): from entering the backend until it returns.
+      DeviceBusy::Scope on_device(options_.device_busy);
+      if (variable) {
+        Backend::VariableBatch shapes;
+        shapes.input_dims = batch.requests[0]->input_dims();
+        shapes.output_buffer = [&](int o, int64_t bytes) {
+          output_bytes[o] = bytes;
+          outputs[o] = Reserve(buffers.outputs[o], bytes);
+          return outputs[o];
+        };
+        status = ExecuteGuarded(
+            [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
+        for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
+          if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
+            status = absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                      "' produced no whole rows for output '",
+                                                      metadata.outputs[o].name, "'"));
+          }
         }
+      } else {
+        status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
       }
-    } else {
-      status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
     }
     scatter_start = clock_->Now();
     // Before the worker's next call, which may be another thread's.

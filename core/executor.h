@@ -16,6 +16,7 @@
 #include "core/batch.h"
 #include "core/clock.h"
 #include "core/copy_pool.h"
+#include "core/device_busy.h"
 #include "core/latency_model.h"
 #include "core/metrics.h"
 #include "core/model_statistics.h"
@@ -94,6 +95,10 @@ class Executor : public BatchSink {
     // Receives each request's queueing time and each batch's stage times. May be null; not
     // owned.
     ModelStatistics* statistics = nullptr;
+    // The busy time of the device the backend runs on, shared with every other model on it:
+    // each backend call counts from entering the backend until it returns. May be null; not
+    // owned.
+    DeviceBusy* device_busy = nullptr;
     // Keep each thread's staging buffers from batch to batch (reserved once at start-up). Off,
     // every batch allocates fresh staging memory from the backend and frees it afterwards:
     // only for measuring what pooling saves (bench/engine_bench.cc).

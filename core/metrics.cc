@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -24,7 +25,7 @@ prometheus::Histogram::BucketBoundaries BatchSizeBuckets() {
 
 }  // namespace
 
-ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
+ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry, Clock* clock)
     : registry_(std::move(registry)),
       requests_(prometheus::BuildCounter()
                     .Name("coalesce_requests_total")
@@ -147,11 +148,24 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                                "models on one device report the same values. Absent on CPU. "
                                "Sampled at scrape time.")
                          .Register(*registry_)),
+      device_busy_seconds_(
+          prometheus::BuildCounter()
+              .Name("coalesce_device_busy_seconds_total")
+              .Help("Time the device had at least one batch on it (from entering the backend "
+                    "until it returned; overlapping batches counted once), whichever model ran "
+                    "them. rate() of it is the device's busy fraction.")
+              .Register(*registry_)),
+      device_busy_ratio_(prometheus::BuildGauge()
+                             .Name("coalesce_device_busy_ratio")
+                             .Help("Share of the time between the last two scrapes that the "
+                                   "device had at least one batch on it (0 to 1).")
+                             .Register(*registry_)),
       resident_memory_(prometheus::BuildGauge()
                            .Name("coalesce_process_resident_memory_bytes")
                            .Help("Resident memory of the server process.")
                            .Register(*registry_)
-                           .Add({})) {}
+                           .Add({})),
+      clock_(clock) {}
 
 void ServerMetrics::SampleProcess() {
   long pages_total = 0, pages_resident = 0;
@@ -165,7 +179,8 @@ void ServerMetrics::SampleProcess() {
 
 void ServerMetrics::SampleThroughput(absl::Time now) {
   absl::MutexLock lock(&mu_);
-  for (auto& [model, tracker] : throughput_trackers_) {
+  for (auto& [key, series] : versions_) {
+    ThroughputTracker& tracker = series.throughput;
     const double value = tracker.inferences->Value();
     const absl::Duration elapsed = now - tracker.last_time;
     if (tracker.last_time != absl::InfinitePast() && elapsed > absl::ZeroDuration()) {
@@ -176,61 +191,128 @@ void ServerMetrics::SampleThroughput(absl::Time now) {
   }
 }
 
-std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model) {
-  std::unique_ptr<ModelMetrics> m(new ModelMetrics());
+std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model,
+                                                     const std::string& version) {
+  VersionKey key(model, version);
+  std::unique_ptr<ModelMetrics> m(new ModelMetrics(this, key));
+  // Held throughout, so that no Release() removes a series between its Add() and its Track.
+  absl::MutexLock lock(&mu_);
+  VersionSeries& series = versions_[key];
+  ++series.users;
+  // The series of `family` for this version and `extra` labels, registered for removal.
+  auto add = [&](auto& family, const prometheus::Labels& extra, auto&&... args) {
+    prometheus::Labels labels = extra;
+    labels.emplace("model", model);
+    labels.emplace("version", version);
+    auto* metric = &family.Add(labels, std::forward<decltype(args)>(args)...);
+    series.removers.emplace(metric, [&family, metric] { family.Remove(metric); });
+    return metric;
+  };
   for (int code = 0; code < ModelMetrics::kNumCodes; ++code) {
     std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-    m->requests_by_code_[code] = &requests_.Add({{"model", model}, {"code", name}});
+    m->requests_by_code_[code] = add(requests_, {{"code", name}});
   }
-  m->request_duration_ = &request_duration_.Add({{"model", model}}, LatencyBuckets());
-  m->batch_size_ = &batch_size_.Add({{"model", model}}, BatchSizeBuckets());
-  m->compute_duration_ = &compute_duration_.Add({{"model", model}}, LatencyBuckets());
-  m->gather_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "gather"}}, LatencyBuckets());
-  m->scatter_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "scatter"}}, LatencyBuckets());
-  m->backend_wait_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "backend_wait"}}, LatencyBuckets());
-  m->copy_in_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "copy_in"}}, LatencyBuckets());
-  m->forward_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "forward"}}, LatencyBuckets());
-  m->copy_out_duration_ =
-      &stage_duration_.Add({{"model", model}, {"stage", "copy_out"}}, LatencyBuckets());
-  m->inferences_ = &inferences_.Add({{"model", model}});
-  m->batches_ = &batches_.Add({{"model", model}});
-  m->shed_ = &shed_.Add({{"model", model}});
-  m->cancelled_ = &cancelled_.Add({{"model", model}});
-  m->expired_ = &expired_.Add({{"model", model}});
-  m->split_batches_ = &split_batches_.Add({{"model", model}});
-  m->split_retry_executions_ = &split_retry_executions_.Add({{"model", model}});
-  m->deadline_missed_ = &deadline_missed_.Add({{"model", model}});
-  m->deadline_slack_ = &deadline_slack_.Add({{"model", model}}, LatencyBuckets());
-  m->prediction_ratio_ = &prediction_ratio_.Add(
-      {{"model", model}},
+  m->request_duration_ = add(request_duration_, {}, LatencyBuckets());
+  m->batch_size_ = add(batch_size_, {}, BatchSizeBuckets());
+  m->compute_duration_ = add(compute_duration_, {}, LatencyBuckets());
+  m->gather_duration_ = add(stage_duration_, {{"stage", "gather"}}, LatencyBuckets());
+  m->scatter_duration_ = add(stage_duration_, {{"stage", "scatter"}}, LatencyBuckets());
+  m->backend_wait_duration_ = add(stage_duration_, {{"stage", "backend_wait"}}, LatencyBuckets());
+  m->copy_in_duration_ = add(stage_duration_, {{"stage", "copy_in"}}, LatencyBuckets());
+  m->forward_duration_ = add(stage_duration_, {{"stage", "forward"}}, LatencyBuckets());
+  m->copy_out_duration_ = add(stage_duration_, {{"stage", "copy_out"}}, LatencyBuckets());
+  m->inferences_ = add(inferences_, {});
+  m->batches_ = add(batches_, {});
+  m->shed_ = add(shed_, {});
+  m->cancelled_ = add(cancelled_, {});
+  m->expired_ = add(expired_, {});
+  m->split_batches_ = add(split_batches_, {});
+  m->split_retry_executions_ = add(split_retry_executions_, {});
+  m->deadline_missed_ = add(deadline_missed_, {});
+  m->deadline_slack_ = add(deadline_slack_, {}, LatencyBuckets());
+  m->prediction_ratio_ = add(
+      prediction_ratio_, {},
       prometheus::Histogram::BucketBoundaries{0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4});
-  m->latency_summary_ = &latency_summary_.Add(
-      {{"model", model}},
+  m->latency_summary_ = add(
+      latency_summary_, {},
       prometheus::Summary::Quantiles{{0.5, 0.01}, {0.9, 0.005}, {0.99, 0.001}},
       std::chrono::seconds(60), /*age_buckets=*/5);
-  m->queue_depth_ = &queue_depth_.Add({{"model", model}});
-  m->queue_duration_ = &queue_duration_.Add({{"model", model}}, LatencyBuckets());
-  {
-    absl::MutexLock lock(&mu_);
-    ThroughputTracker& tracker = throughput_trackers_[model];
-    if (tracker.inferences == nullptr) {
-      tracker.inferences = m->inferences_;
-      tracker.throughput = &throughput_.Add({{"model", model}});
-    }
+  m->queue_depth_ = add(queue_depth_, {});
+  m->queue_duration_ = add(queue_duration_, {}, LatencyBuckets());
+  if (series.throughput.inferences == nullptr) {
+    series.throughput.inferences = m->inferences_;
+    series.throughput.throughput = add(throughput_, {});
   }
-  m->staging_hits_ = &staging_pool_.Add({{"model", model}, {"result", "hit"}});
-  m->staging_misses_ = &staging_pool_.Add({{"model", model}, {"result", "miss"}});
-  m->device_fallbacks_ = &device_fallbacks_.Add({{"model", model}});
-  m->on_fallback_ = &on_fallback_.Add({{"model", model}});
-  m->model_ = model;
+  m->staging_hits_ = add(staging_pool_, {{"result", "hit"}});
+  m->staging_misses_ = add(staging_pool_, {{"result", "miss"}});
+  m->device_fallbacks_ = add(device_fallbacks_, {});
+  m->on_fallback_ = add(on_fallback_, {});
   m->predicted_family_ = &predicted_batch_duration_;
   m->device_memory_family_ = &device_memory_;
   return m;
+}
+
+void ServerMetrics::Track(const VersionKey& key, const void* series,
+                          std::function<void()> remove) {
+  absl::MutexLock lock(&mu_);
+  versions_[key].removers.emplace(series, std::move(remove));
+}
+
+void ServerMetrics::Release(const VersionKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = versions_.find(key);
+  if (it == versions_.end() || --it->second.users > 0) return;
+  for (const auto& [series, remove] : it->second.removers) remove();
+  versions_.erase(it);
+}
+
+DeviceBusy* ServerMetrics::Device(const std::string& device) {
+  absl::MutexLock lock(&mu_);
+  DeviceSeries& series = devices_[device];
+  if (series.busy == nullptr) {
+    series.busy = std::make_unique<DeviceBusy>(clock_);
+    series.busy_seconds = &device_busy_seconds_.Add({{"device", device}});
+    series.busy_ratio = &device_busy_ratio_.Add({{"device", device}});
+    series.last_time = clock_->Now();
+  }
+  return series.busy.get();
+}
+
+std::vector<std::string> ServerMetrics::devices() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> names;
+  for (const auto& [device, series] : devices_) names.push_back(device);
+  return names;
+}
+
+void ServerMetrics::SampleDevices() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [device, series] : devices_) {
+    const absl::Time now = clock_->Now();
+    const absl::Duration busy = series.busy->BusyTime();
+    if (busy > series.counted) {
+      series.busy_seconds->Increment(absl::ToDoubleSeconds(busy - series.counted));
+      series.counted = busy;
+    }
+    if (now > series.last_time) {
+      const double ratio = absl::FDivDuration(busy - series.last_busy, now - series.last_time);
+      series.busy_ratio->Set(std::min(1.0, ratio));
+      series.last_time = now;
+      series.last_busy = busy;
+    }
+  }
+}
+
+ModelMetrics::~ModelMetrics() { server_->Release(key_); }
+
+prometheus::Gauge* ModelMetrics::AddGauge(prometheus::Family<prometheus::Gauge>& family,
+                                          const prometheus::Labels& extra) {
+  prometheus::Labels labels = extra;
+  labels.emplace("model", key_.first);
+  labels.emplace("version", key_.second);
+  prometheus::Gauge* gauge = &family.Add(labels);
+  server_->Track(key_, gauge, [&family, gauge] { family.Remove(gauge); });
+  return gauge;
 }
 
 void ModelMetrics::RecordRequest(absl::StatusCode code, absl::Duration latency,
@@ -272,26 +354,30 @@ void ModelMetrics::RecordDeviceStages(const Backend::DeviceStages& stages) {
 }
 
 void ModelMetrics::SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) {
-  predicted_family_->Add({{"model", model_}, {"batch_size", std::to_string(rows)}})
-      .Set(absl::ToDoubleSeconds(predicted));
+  absl::MutexLock lock(&predicted_mu_);
+  prometheus::Gauge*& gauge = predicted_[rows];
+  if (gauge == nullptr) {
+    gauge = AddGauge(*predicted_family_, {{"batch_size", std::to_string(rows)}});
+  }
+  gauge->Set(absl::ToDoubleSeconds(predicted));
 }
 
 void ModelMetrics::SampleBackend(const Backend& backend) {
   const Backend::FallbackState fallback = backend.Fallback();
-  {
-    absl::MutexLock lock(&sample_mu_);
-    if (fallback.fallbacks > fallbacks_sampled_) {
-      device_fallbacks_->Increment(static_cast<double>(fallback.fallbacks - fallbacks_sampled_));
-      fallbacks_sampled_ = fallback.fallbacks;
-    }
+  const std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory();
+  absl::MutexLock lock(&sample_mu_);
+  if (fallback.fallbacks > fallbacks_sampled_) {
+    device_fallbacks_->Increment(static_cast<double>(fallback.fallbacks - fallbacks_sampled_));
+    fallbacks_sampled_ = fallback.fallbacks;
   }
   on_fallback_->Set(fallback.on_fallback ? 1 : 0);
-  if (std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory()) {
-    device_memory_family_->Add({{"model", model_}, {"kind", "in_use"}})
-        .Set(static_cast<double>(memory->in_use_bytes));
-    device_memory_family_->Add({{"model", model_}, {"kind", "reserved"}})
-        .Set(static_cast<double>(memory->reserved_bytes));
+  if (!memory.has_value()) return;
+  if (memory_in_use_ == nullptr) {
+    memory_in_use_ = AddGauge(*device_memory_family_, {{"kind", "in_use"}});
+    memory_reserved_ = AddGauge(*device_memory_family_, {{"kind", "reserved"}});
   }
+  memory_in_use_->Set(static_cast<double>(memory->in_use_bytes));
+  memory_reserved_->Set(static_cast<double>(memory->reserved_bytes));
 }
 
 }  // namespace coalesce

@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   std::unique_ptr<ServedModel> model(new ServedModel(options));
   model->clock_ = clock;
   model->backend_ = std::move(backend);
-  model->metrics_ = metrics->ForModel(model->metadata().name);
+  model->metrics_ = metrics->ForModel(model->metadata().name, model->metadata().version);
   // A model that does not batch (max_batch_size 0) runs one request per execution.
   const int64_t max_batch = std::max<int64_t>(1, model->metadata().max_batch_size);
 
@@ -117,6 +117,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
   executor_options.latency = model->latency_.get();
   executor_options.statistics = &model->statistics_;
+  executor_options.device_busy = metrics->Device(model->backend_->DeviceName());
   absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(
       executor_options, model->backend_.get(), model->metrics_.get(), clock);
   if (!executor.ok()) return executor.status();

@@ -55,7 +55,9 @@ class ServedModel {
     bool profile = true;
   };
 
-  // `metrics` and `clock` must outlive the model.
+  // `metrics` and `clock` must outlive the model. The model records into metrics' series of
+  // its name and version, and its batches count toward the busy time of its backend's device
+  // (ServerMetrics::Device()).
   static absl::StatusOr<std::unique_ptr<ServedModel>> Create(const Options& options,
                                                              std::unique_ptr<Backend> backend,
                                                              ServerMetrics* metrics,
@@ -73,7 +75,7 @@ class ServedModel {
   int num_workers() const { return options_.num_workers; }
   int batches_per_worker() const { return batches_per_worker_; }
   // This version's cumulative statistics (the ModelStatistics RPC); the Prometheus series in
-  // metrics() are shared by every version of the model name.
+  // metrics() are this version's too (shared with another instance of it during a reload).
   ModelStatistics& statistics() { return statistics_; }
 
   // Queues `request` for execution. Ownership passes iff the call returns OK. Otherwise the

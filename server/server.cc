@@ -109,17 +109,19 @@ Server::~Server() { Shutdown(absl::ZeroDuration()); }
 void Server::SampleGauges() {
   metrics_->SampleProcess();
   metrics_->SampleThroughput(absl::Now());
-  // The versions of a model share its series: their queues add up.
-  std::map<std::string, std::pair<ModelMetrics*, int64_t>> depth;
+  metrics_->SampleDevices();
+  // Two instances of one version (the old and the new during a reload) share its series: their
+  // queues add up.
+  std::map<std::pair<std::string, std::string>, std::pair<ModelMetrics*, int64_t>> depth;
   for (const auto& model : registry_->models()) {
-    auto& [metrics, total] = depth[model->metadata().name];
+    auto& [metrics, total] = depth[{model->metadata().name, model->metadata().version}];
     metrics = &model->metrics();
     total += model->queue_depth();
-    // Backend figures (device memory, fallbacks) and the version's own queue depth...
+    // Backend figures (device memory, fallbacks) and the instance's own queue depth...
     model->SampleGauges();
   }
-  // ...which the sum over versions then replaces.
-  for (const auto& [name, entry] : depth) entry.first->SetQueueDepth(entry.second);
+  // ...which the sum over instances then replaces.
+  for (const auto& [key, entry] : depth) entry.first->SetQueueDepth(entry.second);
 }
 
 absl::Status Server::ReloadTls(const TlsOptions& tls) {

@@ -101,7 +101,8 @@ class Server {
 
  private:
   Server() = default;
-  // Refreshes the gauges that are sampled rather than counted (memory, queue depth).
+  // Refreshes the gauges that are sampled rather than counted (memory, queue depth, device
+  // busy time).
   void SampleGauges();
 
   std::unique_ptr<ServerMetrics> metrics_;

@@ -127,7 +127,7 @@ class DeadlineIntegrationTest : public ::testing::Test {
 
   double Metric(const std::string& name) {
     return MetricValue(HttpGet(server_->metrics_port(), "/metrics"),
-                       absl::StrCat(name, "{model=\"slow\"}"));
+                       absl::StrCat(name, "{model=\"slow\",version=\"1\"}"));
   }
 
   SlowCountingBackend* backend_ = nullptr;

@@ -193,7 +193,7 @@ class ExecutorCopyTest : public ::testing::Test {
   }
 
   ServerMetrics metrics_{std::make_shared<prometheus::Registry>()};
-  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("wide");
+  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("wide", "1");
   FakeClock clock_;
   WideBackend backend_;
 };

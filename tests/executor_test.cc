@@ -207,7 +207,7 @@ std::vector<float> Floats(const std::string& bytes) {
 class ExecutorTest : public ::testing::Test {
  protected:
   ServerMetrics metrics_{std::make_shared<prometheus::Registry>()};
-  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("affine");
+  std::unique_ptr<ModelMetrics> model_metrics_ = metrics_.ForModel("affine", "1");
   FakeClock clock_;
   AffineBackend backend_;
 
@@ -254,7 +254,7 @@ class ExecutorTest : public ::testing::Test {
   // coalesce_staging_pool_total{model="affine", result=`result`}.
   double StagingCount(const std::string& result) {
     return MetricValue(*metrics_.registry(), "coalesce_staging_pool_total",
-                       {{"model", "affine"}, {"result", result}})
+                       {{"model", "affine"}, {"version", "1"}, {"result", result}})
         .value_or(-1);
   }
 
@@ -585,6 +585,43 @@ TEST_F(ExecutorTest, UnpooledStagingAllocatesForEveryBatch) {
   EXPECT_EQ(StagingCount("hit"), 0);
 }
 
+TEST_F(ExecutorTest, DeviceBusyCountsOverlappingBackendCallsOnceThroughTheExecutor) {
+  // Two workers, a batch on each, held in the backend until the test lets it go, while the fake
+  // clock moves: A is in the backend 0 .. 20 ms, B 10 .. 30 ms, then the device idles 20 ms.
+  ServerMetrics metrics(std::make_shared<prometheus::Registry>(), &clock_);
+  Executor::Options options = Workers(2);
+  options.device_busy = metrics.Device("cpu");
+  absl::Notification a_in, b_in, release_a, release_b;
+  backend_.before_compute = [&](float value) {
+    (value == 1 ? a_in : b_in).Notify();
+    (value == 1 ? release_a : release_b).WaitForNotification();
+  };
+  auto executor = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+  Call a({1, 1}), b({2, 2});
+  absl::BlockingCounter a_done(1), b_done(1);
+  DispatchBatch(*executor, {&a}, a_done);
+  a_in.WaitForNotification();
+  clock_.Advance(absl::Milliseconds(10));
+  DispatchBatch(*executor, {&b}, b_done);
+  b_in.WaitForNotification();
+  clock_.Advance(absl::Milliseconds(10));
+  release_a.Notify();
+  a_done.Wait();  // A is answered only once it is out of the backend.
+  clock_.Advance(absl::Milliseconds(10));
+  release_b.Notify();
+  b_done.Wait();
+  clock_.Advance(absl::Milliseconds(20));
+  metrics.SampleDevices();
+  // Busy 30 of 50 ms (the calls' sum, 40 ms, would say 0.8).
+  EXPECT_DOUBLE_EQ(
+      *MetricValue(*metrics.registry(), "coalesce_device_busy_seconds_total", {{"device", "cpu"}}),
+      0.030);
+  EXPECT_DOUBLE_EQ(
+      *MetricValue(*metrics.registry(), "coalesce_device_busy_ratio", {{"device", "cpu"}}), 0.6);
+  EXPECT_EQ(a.answers, 1);
+  EXPECT_EQ(b.answers, 1);
+}
+
 // Split and retry of a failed batch (the class comment of Executor).
 class ExecutorSplitTest : public ExecutorTest {
  protected:
@@ -607,12 +644,13 @@ class ExecutorSplitTest : public ExecutorTest {
   }
   // coalesce_split_batches_total and coalesce_split_retry_executions_total of the model.
   double SplitBatches() {
-    return MetricValue(*metrics_.registry(), "coalesce_split_batches_total", {{"model", "affine"}})
+    return MetricValue(*metrics_.registry(), "coalesce_split_batches_total",
+                       {{"model", "affine"}, {"version", "1"}})
         .value_or(-1);
   }
   double RetryExecutions() {
     return MetricValue(*metrics_.registry(), "coalesce_split_retry_executions_total",
-                       {{"model", "affine"}})
+                       {{"model", "affine"}, {"version", "1"}})
         .value_or(-1);
   }
   // Every call but those at `poisoned` answered once with its right answer; those once with
@@ -732,7 +770,7 @@ TEST_F(ExecutorSplitTest, ARequestThatExpiresDuringRetriesIsAnsweredDeadlineExce
   // Requests 0 and 1 succeed as a half; request 3 is dropped from the other before it runs.
   EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{4, 2, 1}));
   EXPECT_EQ(MetricValue(*metrics_.registry(), "coalesce_expired_requests_total",
-                        {{"model", "affine"}})
+                        {{"model", "affine"}, {"version", "1"}})
                 .value_or(-1),
             1);
 }

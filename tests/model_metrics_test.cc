@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/metrics.h"
 #include "core/served_model.h"
@@ -33,10 +34,12 @@ class ReportingBackend : public Backend {
   std::optional<MemoryUsage> DeviceMemory() const override { return memory; }
   FallbackState Fallback() const override { return fallback; }
   int DefaultBatchesPerWorker() const override { return batches_per_worker; }
+  std::string DeviceName() const override { return device; }
 
   std::optional<MemoryUsage> memory;
   FallbackState fallback;
   int batches_per_worker = 1;
+  std::string device = "cpu";
 
  private:
   ModelMetadata metadata_;
@@ -44,8 +47,10 @@ class ReportingBackend : public Backend {
 
 class ModelMetricsTest : public ::testing::Test {
  protected:
+  // The series `name` of version 1 (every model here is at version 1) with `labels` besides.
   std::optional<double> Value(const std::string& name,
                               std::map<std::string, std::string> labels) {
+    labels.emplace("version", "1");
     return MetricValue(*metrics_.registry(), name, labels);
   }
 
@@ -53,7 +58,7 @@ class ModelMetricsTest : public ::testing::Test {
 };
 
 TEST_F(ModelMetricsTest, FallbackCounterAndGaugeFollowTheBackend) {
-  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo");
+  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo", "1");
   ReportingBackend backend;
   m->SampleBackend(backend);
   EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 0);
@@ -71,22 +76,23 @@ TEST_F(ModelMetricsTest, FallbackCounterAndGaugeFollowTheBackend) {
   EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "demo"}}), 0);
 }
 
-TEST_F(ModelMetricsTest, VersionsOfOneModelAddTheirFallbacks) {
-  std::unique_ptr<ModelMetrics> v1 = metrics_.ForModel("demo");
-  std::unique_ptr<ModelMetrics> v2 = metrics_.ForModel("demo");
+TEST_F(ModelMetricsTest, InstancesOfOneVersionAddTheirFallbacks) {
+  // The old and the new instance of version 1 during a reload.
+  std::unique_ptr<ModelMetrics> old_one = metrics_.ForModel("demo", "1");
+  std::unique_ptr<ModelMetrics> new_one = metrics_.ForModel("demo", "1");
   ReportingBackend b1, b2;
   b1.fallback = {2, true};
   b2.fallback = {1, true};
-  v1->SampleBackend(b1);
-  v2->SampleBackend(b2);
+  old_one->SampleBackend(b1);
+  new_one->SampleBackend(b2);
   b2.fallback = {4, true};
-  v2->SampleBackend(b2);
-  v1->SampleBackend(b1);
+  new_one->SampleBackend(b2);
+  old_one->SampleBackend(b1);
   EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "demo"}}), 2 + 4);
 }
 
 TEST_F(ModelMetricsTest, DeviceMemoryIsExportedOnlyWhereTheBackendKnowsIt) {
-  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo");
+  std::unique_ptr<ModelMetrics> m = metrics_.ForModel("demo", "1");
   ReportingBackend backend;
   m->SampleBackend(backend);
   EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "demo"}, {"kind", "in_use"}}),
@@ -118,6 +124,23 @@ TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
   EXPECT_EQ(Value("coalesce_queue_depth", {{"model", "reporting"}}), 0);
 }
 
+TEST_F(ModelMetricsTest, ServedModelCountsTowardItsBackendsDevice) {
+  auto backend = std::make_unique<ReportingBackend>();
+  backend->device = "cuda:1";
+  FakeClock clock;
+  ServedModel::Options options;
+  options.profile = false;
+  auto model = ServedModel::Create(options, std::move(backend), &metrics_, &clock);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(metrics_.devices(), std::vector<std::string>{"cuda:1"});
+  metrics_.SampleDevices();
+  EXPECT_EQ(MetricValue(*metrics_.registry(), "coalesce_device_busy_seconds_total",
+                        {{"device", "cuda:1"}}),
+            0);
+  EXPECT_EQ(MetricValue(*metrics_.registry(), "coalesce_device_busy_ratio", {{"device", "cuda:1"}}),
+            0);
+}
+
 TEST_F(ModelMetricsTest, ServedModelHoldsTheBackendsBatchesPerWorkerUnlessTold) {
   // Each executor thread reserves staging for the input and the output at start-up, counted as
   // pool misses: 2 per thread, and a thread per worker and batch it holds.
@@ -135,7 +158,7 @@ TEST_F(ModelMetricsTest, ServedModelHoldsTheBackendsBatchesPerWorkerUnlessTold) 
     (*model)->Shutdown();  // Joins the threads, so each has reserved.
     const int threads = 2 * (told == 0 ? 2 : told);
     EXPECT_EQ(MetricValue(*metrics.registry(), "coalesce_staging_pool_total",
-                          {{"model", "reporting"}, {"result", "miss"}}),
+                          {{"model", "reporting"}, {"version", "1"}, {"result", "miss"}}),
               2 * threads)
         << "batches_per_worker " << told;
   }

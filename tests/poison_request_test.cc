@@ -115,11 +115,12 @@ class PoisonRequestTest : public RepositoryServerTest {
     return poisoned;
   }
 
-  // coalesce_split_batches_total{model="poison"} from the metrics endpoint.
+  // coalesce_split_batches_total{model="poison",version="1"} from the metrics endpoint.
   double SplitBatches() {
     const std::string body = HttpGet(server_->metrics_port(), "/metrics");
     for (absl::string_view line : absl::StrSplit(body, '\n')) {
-      constexpr absl::string_view kSeries = "coalesce_split_batches_total{model=\"poison\"} ";
+      constexpr absl::string_view kSeries =
+          "coalesce_split_batches_total{model=\"poison\",version=\"1\"} ";
       double value = 0;
       if (absl::ConsumePrefix(&line, kSeries) && absl::SimpleAtod(line, &value)) return value;
     }

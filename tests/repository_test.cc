@@ -21,6 +21,7 @@
 #include "proto/inference.grpc.pb.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
+#include "tests/http_get.h"
 #include "tests/torchscript_models.h"
 
 namespace coalesce {
@@ -475,6 +476,64 @@ TEST_F(RepositoryTest, ReloadUnderLoadDropsNoRequestAndUnloadThenLoadServesAgain
   ASSERT_TRUE(Infer(ScaleRequest("scale", 4), &response).ok());
   EXPECT_EQ(response.model_version(), "2");
   EXPECT_EQ(Values<float>(response.raw_output_contents(0)), (std::vector<float>{8, -8}));
+  fs::remove_all(root);
+}
+
+TEST_F(RepositoryTest, EachVersionsSeriesCountItsOwnRequestsThroughAReload) {
+  // A repository of its own: this test removes a version.
+  const fs::path root = fs::path(testing::TempDir()) / absl::StrCat("coalesce_rollout_", getpid());
+  fs::remove_all(root);
+  const std::string config = ScaleConfig("rollout") + "version_policy: { all: {} }\n";
+  WriteModel(root, "rollout", config, 1, ScaleForward(1));
+  WriteModel(root, "rollout", config, 2, ScaleForward(2));
+  Start("explicit", root, {"rollout"});
+  auto load = [&] {
+    grpc::ClientContext context;
+    inference::RepositoryModelLoadRequest request;
+    request.set_model_name("rollout");
+    inference::RepositoryModelLoadResponse response;
+    return stub_->RepositoryModelLoad(&context, request, &response);
+  };
+  auto series = [&](const std::string& name, const std::string& version) {
+    return MetricValue(HttpGet(server_->metrics_port(), "/metrics"),
+                       absl::StrCat(name, "{code=\"OK\",model=\"rollout\",version=\"", version,
+                                    "\"}"));
+  };
+
+  // One client per version, each sending kRequests while the model reloads: the reload swaps
+  // in new instances of both versions, which go on counting into the same series.
+  constexpr int kRequests = 60;
+  std::atomic<int> sent[2] = {0, 0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int v = 0; v < 2; ++v) {
+    clients.emplace_back([&, v] {
+      for (int k = 0; k < kRequests; ++k) {
+        ModelInferRequest request = ScaleRequest("rollout", 1);
+        request.set_model_version(std::to_string(v + 1));
+        ModelInferResponse response;
+        grpc::Status status = Infer(request, &response);
+        if (!status.ok() || response.model_version() != request.model_version()) ++failed;
+        ++sent[v];
+      }
+    });
+  }
+  while (sent[0].load() < 10 || sent[1].load() < 10) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  grpc::Status reloaded = load();
+  EXPECT_TRUE(reloaded.ok()) << reloaded.error_message();
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(series("coalesce_requests_total", "1"), kRequests);
+  EXPECT_EQ(series("coalesce_requests_total", "2"), kRequests);
+
+  // Version 1 leaves the repository: its series go at the reload, version 2's stay.
+  fs::remove_all(root / "rollout" / "1");
+  reloaded = load();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error_message();
+  EXPECT_EQ(series("coalesce_requests_total", "1"), -1);
+  EXPECT_EQ(series("coalesce_requests_total", "2"), kRequests);
   fs::remove_all(root);
 }
 

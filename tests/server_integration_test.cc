@@ -3,10 +3,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/barrier.h"
 #include "core/demo_model.h"
 #include "core/torch/torch_backend.h"
@@ -151,31 +154,43 @@ TEST_F(ServerIntegrationTest, ConcurrentSingleSamplesAreBatchedAndAnsweredCorrec
 
   // Batches were really formed: fewer batches than samples, every sample counted once.
   std::string metrics = Metrics();
-  double samples = MetricValue(metrics, "coalesce_inferences_total{model=\"demo\"}");
-  double batches = MetricValue(metrics, "coalesce_batches_total{model=\"demo\"}");
+  // The demo model is version 1; every series of a model names its version. Labels are exposed
+  // sorted by name.
+  auto demo = [&metrics](const std::string& name, std::map<std::string, std::string> labels = {}) {
+    labels.emplace("model", "demo");
+    labels.emplace("version", "1");
+    std::vector<std::string> pairs;
+    for (const auto& [label, value] : labels) {
+      pairs.push_back(absl::StrCat(label, "=\"", value, "\""));
+    }
+    return MetricValue(metrics, absl::StrCat(name, "{", absl::StrJoin(pairs, ","), "}"));
+  };
+  double samples = demo("coalesce_inferences_total");
+  double batches = demo("coalesce_batches_total");
   EXPECT_EQ(samples, kClients * kPerClient);
   EXPECT_GT(batches, 0);
   EXPECT_LT(batches, samples) << "no request shared a batch";
-  EXPECT_EQ(MetricValue(metrics, "coalesce_requests_total{code=\"OK\",model=\"demo\"}"),
-            kClients * kPerClient);
-  EXPECT_EQ(MetricValue(metrics,
-                        "coalesce_requests_total{code=\"INVALID_ARGUMENT\",model=\"demo\"}"),
-            1);
-  EXPECT_EQ(MetricValue(metrics, "coalesce_batch_size_count{model=\"demo\"}"), batches);
-  EXPECT_EQ(MetricValue(metrics, "coalesce_batch_size_sum{model=\"demo\"}"), samples);
+  EXPECT_EQ(demo("coalesce_requests_total", {{"code", "OK"}}), kClients * kPerClient);
+  EXPECT_EQ(demo("coalesce_requests_total", {{"code", "INVALID_ARGUMENT"}}), 1);
+  EXPECT_EQ(demo("coalesce_batch_size_count"), batches);
+  EXPECT_EQ(demo("coalesce_batch_size_sum"), samples);
   // Sampled at scrape time: nothing waits once every call is answered; the process holds at
-  // least the model and gRPC (tens of MB); the p99 summary saw the requests.
-  EXPECT_EQ(MetricValue(metrics, "coalesce_queue_depth{model=\"demo\"}"), 0);
+  // least the model and gRPC (tens of MB); the p99 summary saw the requests; the CPU had
+  // batches on it for some of the time.
+  EXPECT_EQ(demo("coalesce_queue_depth"), 0);
   EXPECT_GT(MetricValue(metrics, "coalesce_process_resident_memory_bytes"), 20e6);
+  EXPECT_GT(MetricValue(metrics, "coalesce_device_busy_seconds_total{device=\"cpu\"}"), 0);
+  const double busy = MetricValue(metrics, "coalesce_device_busy_ratio{device=\"cpu\"}");
+  EXPECT_GT(busy, 0);
+  EXPECT_LE(busy, 1);
   // The CPU device never failed; every batch reused its worker's staging memory.
-  EXPECT_EQ(MetricValue(metrics, "coalesce_device_fallbacks_total{model=\"demo\"}"), 0);
-  EXPECT_EQ(MetricValue(metrics, "coalesce_model_on_fallback{model=\"demo\"}"), 0);
-  EXPECT_GE(MetricValue(metrics, "coalesce_staging_pool_total{model=\"demo\",result=\"hit\"}"),
-            batches);
-  EXPECT_EQ(MetricValue(metrics, "coalesce_request_latency_seconds_count{model=\"demo\"}"),
-            kClients * kPerClient);
-  EXPECT_GT(MetricValue(metrics,
-                        "coalesce_request_latency_seconds{model=\"demo\",quantile=\"0.99\"}"),
+  EXPECT_EQ(demo("coalesce_device_fallbacks_total"), 0);
+  EXPECT_EQ(demo("coalesce_model_on_fallback"), 0);
+  EXPECT_GE(demo("coalesce_staging_pool_total", {{"result", "hit"}}), batches);
+  EXPECT_EQ(demo("coalesce_request_latency_seconds_count"), kClients * kPerClient);
+  // A summary's quantile label comes after the series' own.
+  EXPECT_GT(MetricValue(metrics, "coalesce_request_latency_seconds"
+                                 "{model=\"demo\",version=\"1\",quantile=\"0.99\"}"),
             0);
 }
 

@@ -104,7 +104,7 @@ TEST(ShutdownTest, SigtermEndsTheProcessInTimeWhileAForwardPassRunsOn) {
   ASSERT_NE(grpc_port, 0) << ReadAll(log);
 
   // A request whose forward pass runs on.
-  const std::string series = "coalesce_queue_duration_seconds_count{model=\"slow\"}";
+  const std::string series = "coalesce_queue_duration_seconds_count{model=\"slow\",version=\"1\"}";
   const double queued_before = MetricValue(HttpGet(metrics_port, "/metrics"), series);
   auto stub = inference::GRPCInferenceService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", grpc_port), grpc::InsecureChannelCredentials()));

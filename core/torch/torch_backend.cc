@@ -113,6 +113,11 @@ std::string TorchBackend::DeviceDescription() const {
   return absl::StrCat(DeviceKindName(impl_->device_kind), " ", PrecisionName(impl_->precision));
 }
 
+std::string TorchBackend::DeviceName() const {
+  if (impl_->device_kind == DeviceKind::kCuda) return absl::StrCat("cuda:", impl_->device.index());
+  return std::string(DeviceKindName(impl_->device_kind));
+}
+
 std::shared_ptr<char> TorchBackend::AllocateStaging(int64_t bytes) {
   if (impl_->device_kind != DeviceKind::kCuda) return Backend::AllocateStaging(bytes);
   torch::Tensor memory =

@@ -101,6 +101,9 @@ class TorchBackend : public Backend {
   // MPS (where the device's submissions are serialised anyway; not measured there).
   int DefaultBatchesPerWorker() const override;
   std::string DeviceDescription() const override;
+  // "cuda:0" on CUDA, "cpu" or "mps" elsewhere. A model on its CPU fallback still names its
+  // device.
+  std::string DeviceName() const override;
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
   // FP16 for FP32 tensors with Options::stage_fp16 on CUDA in fp16; the wire type otherwise.
