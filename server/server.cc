@@ -1,6 +1,10 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <map>
 #include <utility>
 #include <vector>
@@ -8,6 +12,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
@@ -70,6 +75,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
   server->shared_memory_ = *std::move(shared_memory);
   server->service_->set_shared_memory(server->shared_memory_.get());
 
+  server->nvml_library_ = options.nvml_library;
+  server->LoadNvmlOnce();
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
       MetricsEndpoint::Start(options.metrics_address, server->metrics_->registry(),
                              [s = server.get()] { s->SampleGauges(); });
@@ -106,10 +113,33 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options,
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }
 
+void Server::LoadNvmlOnce() {
+  if (nvml_tried_ || nvml_library_.empty()) return;
+  const std::vector<std::string> devices = metrics_->devices();
+  if (std::none_of(devices.begin(), devices.end(),
+                   [](const std::string& d) { return absl::StartsWith(d, "cuda:"); })) {
+    return;
+  }
+  nvml_tried_ = true;
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  absl::StatusOr<std::unique_ptr<GpuUtilization>> nvml =
+      GpuUtilization::Load(nvml_library_, *metrics_->registry(),
+                           visible != nullptr ? std::optional<std::string>(visible) : std::nullopt);
+  if (!nvml.ok()) {
+    spdlog::info("NVML not loaded, so coalesce_gpu_utilization_ratio is not exported: {}",
+                 std::string(nvml.status().message()));
+    return;
+  }
+  spdlog::info("NVML loaded from {}: exporting coalesce_gpu_utilization_ratio", nvml_library_);
+  gpu_utilization_ = *std::move(nvml);
+}
+
 void Server::SampleGauges() {
   metrics_->SampleProcess();
   metrics_->SampleThroughput(absl::Now());
   metrics_->SampleDevices();
+  LoadNvmlOnce();
+  if (gpu_utilization_ != nullptr) gpu_utilization_->Sample(metrics_->devices());
   // Two instances of one version (the old and the new during a reload) share its series: their
   // queues add up.
   std::map<std::pair<std::string, std::string>, std::pair<ModelMetrics*, int64_t>> depth;

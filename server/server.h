@@ -14,6 +14,7 @@
 #include "core/model_registry.h"
 #include "core/model_repository.h"
 #include "server/connection_limits.h"
+#include "server/gpu_utilization.h"
 #include "server/in_flight_calls.h"
 #include "server/inference_service.h"
 #include "server/metrics_endpoint.h"
@@ -62,6 +63,9 @@ class Server {
     // Opens CUDA IPC handles (OpenCudaIpcMemory, from the LibTorch layer); empty: the CUDA
     // shared-memory extension answers UNIMPLEMENTED.
     CudaIpcOpener cuda_ipc_opener;
+    // NVML, dlopened once a model runs on a CUDA device, for coalesce_gpu_utilization_ratio
+    // (GpuUtilization); whether it loaded is logged once. Empty: never loaded.
+    std::string nvml_library = "libnvidia-ml.so.1";
   };
 
   // Starts serving `registry`'s models. `metrics` is the registry those models record into.
@@ -102,8 +106,11 @@ class Server {
  private:
   Server() = default;
   // Refreshes the gauges that are sampled rather than counted (memory, queue depth, device
-  // busy time).
+  // busy time, GPU utilisation).
   void SampleGauges();
+  // Loads NVML (Options::nvml_library) the first time a model runs on a CUDA device. Called
+  // before the metrics endpoint starts, then only on its thread (from SampleGauges()).
+  void LoadNvmlOnce();
 
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ModelRegistry> registry_;
@@ -119,6 +126,10 @@ class Server {
   // The TLS material gRPC watches (none for plaintext); outlives grpc_server_, which reads it.
   std::unique_ptr<RotatingTlsCredentials> tls_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  // NVML's utilisation, once loaded; used on the metrics endpoint's thread.
+  std::string nvml_library_;
+  bool nvml_tried_ = false;
+  std::unique_ptr<GpuUtilization> gpu_utilization_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
