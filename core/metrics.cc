@@ -335,7 +335,9 @@ void ModelMetrics::RecordBatch(int64_t rows, absl::Duration compute, absl::Durat
   compute_duration_->Observe(absl::ToDoubleSeconds(compute));
   inferences_->Increment(static_cast<double>(rows));
   batches_->Increment();
-  if (predicted > absl::ZeroDuration()) prediction_ratio_->Observe(compute / predicted);
+  if (predicted > absl::ZeroDuration()) {
+    prediction_ratio_->Observe(absl::FDivDuration(compute, predicted));
+  }
 }
 
 void ModelMetrics::RecordStages(absl::Duration gather, absl::Duration scatter) {

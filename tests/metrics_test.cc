@@ -80,6 +80,17 @@ TEST(ServerMetricsTest, AVersionsSeriesGoWithItsLastInstance) {
   EXPECT_EQ(SeriesValue(*registry, v1_batches), 0);
 }
 
+TEST(ServerMetricsTest, PredictionRatioIsMeasuredOverPredictedWithoutRounding) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  ServerMetrics metrics(registry);
+  std::unique_ptr<ModelMetrics> m = metrics.ForModel("m", "1");
+  m->RecordBatch(4, absl::Microseconds(1500), absl::Milliseconds(1));
+  m->RecordBatch(4, absl::Microseconds(900), absl::Milliseconds(1));
+  const std::string labels = "{model=\"m\",version=\"1\"}";
+  EXPECT_DOUBLE_EQ(SeriesValue(*registry, "coalesce_batch_duration_prediction_ratio_sum" + labels),
+                   1.5 + 0.9);
+}
+
 TEST(ServerMetricsTest, QueueTimeIsAHistogramPerModelVersion) {
   auto registry = std::make_shared<prometheus::Registry>();
   ServerMetrics metrics(registry);
