@@ -163,29 +163,35 @@ tests:
   - interval: 10s
     input_series:
       # 100 samples and 10 batches every 10 s: 10 samples/s, 1 batch/s, 10 samples per batch.
-      - series: 'coalesce_inferences_total{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_inferences_total{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+100x30'
-      - series: 'coalesce_batches_total{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_batches_total{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+10x30'
-      - series: 'coalesce_batch_size_sum{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_batch_size_sum{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+100x30'
-      - series: 'coalesce_batch_size_count{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_batch_size_count{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+10x30'
       # 100 requests every 10 s, all OK, all between 12.8 ms and 25.6 ms, 2 s of latency in
       # all: p99 = 12.8 + 12.8 x 0.99 ms, p50 = 12.8 + 12.8 x 0.5 ms, 0.2 requests inside.
-      - series: 'coalesce_requests_total{{job="coalesce",instance="a",model="demo",code="OK"}}'
+      - series: 'coalesce_requests_total{{job="coalesce",instance="a",model="demo",version="1",code="OK"}}'
         values: '0+100x30'
-      - series: 'coalesce_requests_total{{job="coalesce",instance="a",model="demo",code="UNAVAILABLE"}}'
+      - series: 'coalesce_requests_total{{job="coalesce",instance="a",model="demo",version="1",code="UNAVAILABLE"}}'
         values: '0+0x30'
-      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",le="0.0128"}}'
+      # Version 2 beside it during a rollout: 50 more OK requests every 10 s.
+      - series: 'coalesce_requests_total{{job="coalesce",instance="a",model="demo",version="2",code="OK"}}'
+        values: '0+50x30'
+      # The device busy 6 s of every 10 s.
+      - series: 'coalesce_device_busy_seconds_total{{job="coalesce",instance="a",device="cuda:0"}}'
+        values: '0+6x30'
+      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",version="1",le="0.0128"}}'
         values: '0+0x30'
-      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",le="0.0256"}}'
+      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",version="1",le="0.0256"}}'
         values: '0+100x30'
-      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",le="+Inf"}}'
+      - series: 'coalesce_request_duration_seconds_bucket{{job="coalesce",instance="a",model="demo",version="1",le="+Inf"}}'
         values: '0+100x30'
-      - series: 'coalesce_request_duration_seconds_sum{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_request_duration_seconds_sum{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+2x30'
-      - series: 'coalesce_request_duration_seconds_count{{job="coalesce",instance="a",model="demo"}}'
+      - series: 'coalesce_request_duration_seconds_count{{job="coalesce",instance="a",model="demo",version="1"}}'
         values: '0+100x30'
     promql_expr_test:
       - expr: model:coalesce_inferences:rate1m
@@ -207,7 +213,24 @@ tests:
         eval_time: 4m
         exp_samples:
           - labels: 'model_code:coalesce_requests:rate1m{{model="demo",code="OK"}}'
+            value: 15
+      - expr: model_version_code:coalesce_requests:rate1m{{code="OK"}}
+        eval_time: 4m
+        exp_samples:
+          - labels: 'model_version_code:coalesce_requests:rate1m{{model="demo",version="1",code="OK"}}'
             value: 10
+          - labels: 'model_version_code:coalesce_requests:rate1m{{model="demo",version="2",code="OK"}}'
+            value: 5
+      - expr: instance_device:coalesce_device_busy:ratio_rate1m
+        eval_time: 4m
+        exp_samples:
+          - labels: 'instance_device:coalesce_device_busy:ratio_rate1m{{job="coalesce",instance="a",device="cuda:0"}}'
+            value: 0.6
+      - expr: round(model_version:coalesce_request_duration_seconds:p99_rate1m * 1e6)
+        eval_time: 4m
+        exp_samples:
+          - labels: '{{model="demo",version="1"}}'
+            value: 25472
       - expr: model:coalesce_requests_not_ok:ratio_rate1m
         eval_time: 4m
         exp_samples:
