@@ -72,6 +72,7 @@ TEST(TorchBackendTest, DemoMetadataIsTheDocumentedShape) {
   ASSERT_EQ(m.outputs.size(), 1u);
   EXPECT_EQ(m.outputs[0].name, "OUTPUT0");
   EXPECT_EQ(backend->DeviceDescription(), "cpu fp32");
+  EXPECT_EQ(backend->DeviceName(), "cpu");
   // On the CPU the model computes on the worker's own thread: a second batch per worker would
   // only wait for it (2 on CUDA only).
   EXPECT_EQ(backend->DefaultBatchesPerWorker(), 1);
@@ -167,6 +168,7 @@ TEST(TorchBackendTest, RefusesUnavailableDeviceAndBadPrecision) {
   auto on_mps = TorchBackend::CreateDemo(mps, 4);
   if (on_mps.ok()) {
     EXPECT_EQ((*on_mps)->DeviceDescription(), "mps fp16");  // A Mac with MPS.
+    EXPECT_EQ((*on_mps)->DeviceName(), "mps");
   } else {
     EXPECT_EQ(on_mps.status().code(), absl::StatusCode::kFailedPrecondition);
   }
@@ -491,6 +493,8 @@ TEST(TorchBackendTest, CudaGraphReplaysAnswerLikeTheEagerPath) {
     EXPECT_LE(max_diff, 1e-6) << "round " << round;
   }
   const TorchBackend::GraphStats graphs = backend.cuda_graphs();
+  // The metrics' device label: the one CUDA device a model runs on.
+  EXPECT_EQ(backend.DeviceName(), OnCuda(backend) ? "cuda:0" : "cpu");
   if (OnCuda(backend)) {
     // Rounds 0 and 1 run eagerly, round 2 captures and replays, rounds 3 and 4 replay.
     EXPECT_EQ(graphs.captured, 1);
