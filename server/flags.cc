@@ -265,8 +265,13 @@ std::vector<std::string> FlagProblems() {
   add(DurationPositive("grpc_keepalive_time", absl::GetFlag(FLAGS_grpc_keepalive_time), true));
   add(DurationPositive("grpc_keepalive_timeout", absl::GetFlag(FLAGS_grpc_keepalive_timeout),
                        false));
-  add(DurationAtLeastZero("grpc_listener_check_interval",
-                          absl::GetFlag(FLAGS_grpc_listener_check_interval)));
+  if (const absl::Duration check = absl::GetFlag(FLAGS_grpc_listener_check_interval);
+      check != absl::ZeroDuration() && check < absl::Milliseconds(100)) {
+    // 10 readings make the window: shorter, a burst of connections could look like a dead
+    // listener.
+    add(absl::StrCat("--grpc_listener_check_interval must be 0 (off) or at least 100ms, got ",
+                     absl::FormatDuration(check)));
+  }
   add(DurationPositive("grpc_handshake_timeout", absl::GetFlag(FLAGS_grpc_handshake_timeout),
                        false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));

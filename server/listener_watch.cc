@@ -31,10 +31,10 @@ absl::StatusOr<int> ListenerWatch::AcceptQueueLength(int fd) {
 #endif
 }
 
-absl::StatusOr<int> ListenerWatch::FindListeningSocket(int port) {
+absl::StatusOr<std::vector<int>> ListenerWatch::FindListeningSockets(int port) {
   DIR* dir = opendir("/proc/self/fd");
   if (dir == nullptr) return absl::UnimplementedError("no /proc/self/fd");
-  int found = -1;
+  std::vector<int> found;
   while (dirent* entry = readdir(dir)) {
     int fd = 0;
     if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == dirfd(dir)) continue;
@@ -50,25 +50,26 @@ absl::StatusOr<int> ListenerWatch::FindListeningSocket(int port) {
     } else if (address.ss_family == AF_INET6) {
       bound = ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
     }
-    if (bound == port) {
-      found = fd;
-      break;
-    }
+    if (bound == port) found.push_back(fd);
   }
   closedir(dir);
-  if (found < 0) return absl::NotFoundError(absl::StrCat("no listening socket on port ", port));
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat("no listening socket on port ", port));
+  }
   return found;
 }
 
 absl::StatusOr<std::unique_ptr<ListenerWatch>> ListenerWatch::Start(Options options) {
-  absl::StatusOr<int> fd = FindListeningSocket(options.port);
-  if (!fd.ok()) return fd.status();
-  if (absl::StatusOr<int> length = AcceptQueueLength(*fd); !length.ok()) return length.status();
-  return std::unique_ptr<ListenerWatch>(new ListenerWatch(std::move(options), *fd));
+  absl::StatusOr<std::vector<int>> fds = FindListeningSockets(options.port);
+  if (!fds.ok()) return fds.status();
+  for (int fd : *fds) {
+    if (absl::StatusOr<int> length = AcceptQueueLength(fd); !length.ok()) return length.status();
+  }
+  return std::unique_ptr<ListenerWatch>(new ListenerWatch(std::move(options), *std::move(fds)));
 }
 
-ListenerWatch::ListenerWatch(Options options, int fd)
-    : options_(std::move(options)), fd_(fd), thread_([this] { Watch(); }) {}
+ListenerWatch::ListenerWatch(Options options, std::vector<int> fds)
+    : options_(std::move(options)), fds_(std::move(fds)), thread_([this] { Watch(); }) {}
 
 ListenerWatch::~ListenerWatch() {
   stop_.Notify();
@@ -76,18 +77,22 @@ ListenerWatch::~ListenerWatch() {
 }
 
 void ListenerWatch::Watch() {
-  int waiting_readings = 0;
+  // Per listening socket: consecutive readings with connections waiting.
+  std::vector<int> waiting_readings(fds_.size(), 0);
   while (!stop_.WaitForNotificationWithTimeout(options_.interval)) {
-    absl::StatusOr<int> length = AcceptQueueLength(fd_);
-    if (!length.ok()) return;  // The socket went away: the server is stopping.
-    waiting_readings = *length > 0 ? waiting_readings + 1 : 0;
-    if (waiting_readings == options_.dead_after) {
-      options_.on_dead(absl::StrCat(
-          *length, " connection(s) waiting on the gRPC port ", options_.port,
-          " have not been accepted for ", absl::FormatDuration(options_.interval * waiting_readings),
-          ": the listener has stopped accepting (gRPC 1.51 stops for good after running out of "
-          "file descriptors once)"));
-      return;
+    for (size_t i = 0; i < fds_.size(); ++i) {
+      absl::StatusOr<int> length = AcceptQueueLength(fds_[i]);
+      if (!length.ok()) return;  // The socket went away: the server is stopping.
+      waiting_readings[i] = *length > 0 ? waiting_readings[i] + 1 : 0;
+      if (waiting_readings[i] == options_.dead_after) {
+        options_.on_dead(absl::StrCat(
+            *length, " connection(s) waiting on the gRPC port ", options_.port,
+            " have not been accepted for ",
+            absl::FormatDuration(options_.interval * waiting_readings[i]),
+            ": the listener has stopped accepting (gRPC 1.51 stops for good after running out "
+            "of file descriptors once)"));
+        return;
+      }
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -19,8 +20,9 @@ namespace coalesce {
 // its listener is not re-armed, so the process looks alive, answers on connections it already
 // has, and every new client waits until its deadline. Nothing inside gRPC can be asked to retry,
 // so coalesce watches from outside: every `interval` it reads the listening socket's accept
-// queue length (TCP_INFO on a listening socket, Linux); connections that stay queued across
-// `dead_after` consecutive readings are not being accepted. The caller then ends the process
+// queue length (TCP_INFO on a listening socket, Linux) of every listening socket of the port;
+// connections that stay queued on any of them across `dead_after` consecutive readings are not
+// being accepted. The caller then ends the process
 // with a distinct status so that its supervisor (systemd Restart=on-failure, launchd KeepAlive,
 // Kubernetes) starts a fresh one. A listener that accepts drains its queue in microseconds, so
 // a queue that is never empty for `dead_after` x `interval` is not load.
@@ -43,15 +45,17 @@ class ListenerWatch {
 
   // Connections waiting in the accept queue of the listening socket `fd`.
   static absl::StatusOr<int> AcceptQueueLength(int fd);
-  // This process's listening TCP socket bound to `port`, or NOT_FOUND.
-  static absl::StatusOr<int> FindListeningSocket(int port);
+  // This process's listening TCP sockets bound to `port` (gRPC opens one per resolved address,
+  // and on Linux one per completion queue, sharing the port with SO_REUSEPORT; running out of
+  // descriptors stops only the one whose accept failed), or NOT_FOUND.
+  static absl::StatusOr<std::vector<int>> FindListeningSockets(int port);
 
  private:
-  ListenerWatch(Options options, int fd);
+  ListenerWatch(Options options, std::vector<int> fds);
   void Watch();
 
   const Options options_;
-  const int fd_;  // gRPC's; never closed here.
+  const std::vector<int> fds_;  // gRPC's; never closed here.
   absl::Notification stop_;
   std::thread thread_;
 };
