@@ -1,13 +1,8 @@
 // Every program a user runs, as a script sees it: `--help` prints the usage text and exits 0; an
 // unknown flag, an unparsable value or a stray argument exits 2 with one line on stderr naming
 // the program and the problem. Each case runs the real binary; nothing binds a port.
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <fstream>
 #include <ostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "tests/binary_run.h"
 
 namespace coalesce {
 namespace {
@@ -40,38 +36,15 @@ std::vector<Program> Programs() {
   };
 }
 
-struct ProgramRun {
-  int exit_status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream file(path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-ProgramRun RunProgram(const Program& program, const std::string& args) {
-  char dir[] = "/tmp/coalesce-command-line-test-XXXXXX";
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  const std::string out = absl::StrCat(dir, "/out"), err = absl::StrCat(dir, "/err");
-  const std::string command =
-      absl::StrCat("'", program.path, "' ", args, " >", out, " 2>", err, " </dev/null");
-  const int status = std::system(command.c_str());
-  ProgramRun run;
-  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.out = ReadAll(out);
-  run.err = ReadAll(err);
-  return run;
+BinaryRun RunProgram(const Program& program, const std::string& args) {
+  return RunBinary(program.path, args);
 }
 
 class CommandLineTest : public testing::TestWithParam<Program> {};
 
 TEST_P(CommandLineTest, HelpPrintsUsageAndExitsZero) {
   const Program& program = GetParam();
-  ProgramRun run = RunProgram(program, "--help");
+  BinaryRun run = RunProgram(program, "--help");
   EXPECT_EQ(run.exit_status, 0) << run.out << run.err;
   // The usage text lists the program's own flags.
   EXPECT_TRUE(absl::StrContains(run.out + run.err, "--" + program.int_flag))
@@ -80,14 +53,14 @@ TEST_P(CommandLineTest, HelpPrintsUsageAndExitsZero) {
 
 TEST_P(CommandLineTest, VersionNamesTheProgramAndExitsZero) {
   const Program& program = GetParam();
-  ProgramRun run = RunProgram(program, "--version");
+  BinaryRun run = RunProgram(program, "--version");
   EXPECT_EQ(run.exit_status, 0) << run.err;
   EXPECT_TRUE(absl::StartsWith(run.out, program.name + " ")) << run.out;
 }
 
 TEST_P(CommandLineTest, UnknownFlagExitsTwoWithOneLine) {
   const Program& program = GetParam();
-  ProgramRun run = RunProgram(program, "--no_such_flag_at_all=1");
+  BinaryRun run = RunProgram(program, "--no_such_flag_at_all=1");
   EXPECT_EQ(run.exit_status, 2) << run.err;
   std::vector<std::string> lines = absl::StrSplit(run.err, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 1u) << run.err;
@@ -98,7 +71,7 @@ TEST_P(CommandLineTest, UnknownFlagExitsTwoWithOneLine) {
 
 TEST_P(CommandLineTest, UnparsableValueExitsTwoNamingTheFlag) {
   const Program& program = GetParam();
-  ProgramRun run = RunProgram(program, absl::StrCat("--", program.int_flag, "=many"));
+  BinaryRun run = RunProgram(program, absl::StrCat("--", program.int_flag, "=many"));
   EXPECT_EQ(run.exit_status, 2) << run.err;
   std::vector<std::string> lines = absl::StrSplit(run.err, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 1u) << run.err;
@@ -106,7 +79,7 @@ TEST_P(CommandLineTest, UnparsableValueExitsTwoNamingTheFlag) {
 }
 
 TEST_P(CommandLineTest, StrayArgumentExitsTwo) {
-  ProgramRun run = RunProgram(GetParam(), "stray");
+  BinaryRun run = RunProgram(GetParam(), "stray");
   EXPECT_EQ(run.exit_status, 2) << run.err;
   EXPECT_TRUE(absl::StrContains(run.err, "'stray'")) << run.err;
 }

@@ -14,39 +14,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+#include "tests/binary_run.h"
 #include "tests/test_certificates.h"
 
 namespace coalesce {
 namespace {
 
-struct ServerRun {
-  int exit_status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream file(path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 // Runs coalesce-server with `args` (no shell quoting needed: tests pass plain words), after the
 // shell commands `before`.
-ServerRun RunServer(const std::vector<std::string>& args, const std::string& before = "") {
-  char dir[] = "/tmp/coalesce-binary-test-XXXXXX";
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  std::string out = absl::StrCat(dir, "/out"), err = absl::StrCat(dir, "/err");
-  std::string command = absl::StrCat(before, "'", COALESCE_SERVER_BINARY, "' ",
-                                     absl::StrJoin(args, " "),
-                                     " >", out, " 2>", err, " </dev/null");
-  int status = std::system(command.c_str());
-  ServerRun run;
-  run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.out = ReadAll(out);
-  run.err = ReadAll(err);
-  return run;
+BinaryRun RunServer(const std::vector<std::string>& args, const std::string& before = "") {
+  return RunBinary(COALESCE_SERVER_BINARY, absl::StrJoin(args, " "), before);
 }
 
 std::string WriteTemp(const std::string& contents) {
@@ -60,7 +37,7 @@ std::string WriteTemp(const std::string& contents) {
 
 // A wrong command line exits 2 with exactly `line` on stderr (and nothing on stdout).
 void ExpectUsageError(const std::vector<std::string>& args, const std::string& line) {
-  ServerRun run = RunServer(args);
+  BinaryRun run = RunServer(args);
   EXPECT_EQ(run.exit_status, 2) << absl::StrJoin(args, " ") << "\n" << run.err;
   EXPECT_EQ(run.err, absl::StrCat("coalesce-server: ", line, "\n")) << absl::StrJoin(args, " ");
   EXPECT_EQ(run.out, "") << absl::StrJoin(args, " ");
@@ -99,7 +76,7 @@ TEST(ServerBinaryTest, TlsFlagsThatDoNotGoTogetherExitTwo) {
 }
 
 TEST(ServerBinaryTest, CheckConfigReportsEachCheckAndExitsZero) {
-  ServerRun run = RunServer({"--check-config", "--backend=echo", "--max_batch_size=16"});
+  BinaryRun run = RunServer({"--check-config", "--backend=echo", "--max_batch_size=16"});
   EXPECT_EQ(run.exit_status, 0) << run.out << run.err;
   EXPECT_EQ(run.out,
             "ok    flags: all values valid\n"
@@ -119,7 +96,7 @@ TEST(ServerBinaryTest, CheckConfigRefusesADeeplyNestedConfigNamingTheFileAndTheB
   for (int i = 0; i < 100000; ++i) config += "a {";
   for (int i = 0; i < 100000; ++i) config += "}";
   std::ofstream(std::filesystem::path(dir) / "nested" / "config.pbtxt") << config;
-  ServerRun run = RunServer({"--check-config", absl::StrCat("--model_repository=", dir)});
+  BinaryRun run = RunServer({"--check-config", absl::StrCat("--model_repository=", dir)});
   EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
   EXPECT_NE(run.out.find("FAIL  model: nested is unavailable: failed to load 'nested', failed to "
                          "poll from model repository: nested/config.pbtxt: config.pbtxt of model "
@@ -134,7 +111,7 @@ TEST(ServerBinaryTest, CheckConfigReadsTlsAndTokenFiles) {
   auto certs = MakeTestCertificates();
   ASSERT_TRUE(certs.ok()) << certs.status();
   std::string token = WriteTemp("token-for-check\n");
-  ServerRun run = RunServer({"--check_config", "--backend=echo",
+  BinaryRun run = RunServer({"--check_config", "--backend=echo",
                        "--grpc_tls_cert=" + certs->Path("server.crt"),
                        "--grpc_tls_key=" + certs->Path("server.key"),
                        "--grpc_tls_client_ca=" + certs->Path("ca.crt"),
@@ -149,7 +126,7 @@ TEST(ServerBinaryTest, CheckConfigReadsTlsAndTokenFiles) {
 }
 
 TEST(ServerBinaryTest, CheckConfigExitsOneOnUnreadableTlsFile) {
-  ServerRun run = RunServer({"--check-config", "--backend=echo", "--grpc_tls_cert=/nonexistent/cert.pem",
+  BinaryRun run = RunServer({"--check-config", "--backend=echo", "--grpc_tls_cert=/nonexistent/cert.pem",
                        "--grpc_tls_key=/nonexistent/key.pem"});
   EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
   EXPECT_NE(run.out.find("FAIL  tls: --grpc_tls_cert: cannot read '/nonexistent/cert.pem': No "
@@ -162,7 +139,7 @@ TEST(ServerBinaryTest, CheckConfigExitsOneOnUnreadableTlsFile) {
 
 TEST(ServerBinaryTest, CheckConfigExitsOneOnEmptyTokenFile) {
   std::string token = WriteTemp("\n");
-  ServerRun run = RunServer({"--check-config", "--backend=echo", "--auth_token_file=" + token});
+  BinaryRun run = RunServer({"--check-config", "--backend=echo", "--auth_token_file=" + token});
   EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
   EXPECT_NE(run.out.find("FAIL  auth: --auth_token_file: '" + token +
                          "' holds no token (1 bytes, all whitespace)\n"),
@@ -171,7 +148,7 @@ TEST(ServerBinaryTest, CheckConfigExitsOneOnEmptyTokenFile) {
 }
 
 TEST(ServerBinaryTest, UnreadableTokenFileAtStartExitsOne) {
-  ServerRun run = RunServer({"--backend=echo", "--grpc_address=127.0.0.1:0",
+  BinaryRun run = RunServer({"--backend=echo", "--grpc_address=127.0.0.1:0",
                        "--metrics_address=127.0.0.1:0", "--auth_token_file=/nonexistent/token"});
   EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
   EXPECT_EQ(run.err,
@@ -184,7 +161,7 @@ TEST(ServerBinaryTest, RaisesItsOpenFileLimitToTheHardLimitAtStart) {
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
   if (limit.rlim_max <= 256) GTEST_SKIP() << "hard limit " << limit.rlim_max << ": no room";
   // Started with a soft limit of 256; the unreadable token file ends the run once it has begun.
-  ServerRun run = RunServer({"--backend=echo", "--grpc_address=127.0.0.1:0",
+  BinaryRun run = RunServer({"--backend=echo", "--grpc_address=127.0.0.1:0",
                              "--metrics_address=127.0.0.1:0",
                              "--auth_token_file=/nonexistent/token"},
                             "ulimit -S -n 256 && exec ");
