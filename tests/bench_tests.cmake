@@ -27,3 +27,15 @@ if(TARGET coalesce-server AND TARGET coalesce-stress AND TARGET coalesce-client)
       $<TARGET_FILE:coalesce-stress> $<TARGET_FILE:coalesce-client> 5)
   set_tests_properties(stress_echo PROPERTIES TIMEOUT 300)
 endif()
+
+# The Python batching peer (bench/peers/python_batching_server.py) that the benchmarks compare
+# against: its own self-test serves on a free port and checks answers, batching, errors and a call
+# without a deadline. Linux only: it needs Debian's python3-grpcio, python3-protobuf and python3-torch
+# (install-deps.sh).
+find_program(COALESCE_SYSTEM_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(COALESCE_SYSTEM_PYTHON AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  add_test(NAME python_peer_self_test
+    COMMAND ${COALESCE_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/bench/peers/python_batching_server.py
+      --self_test --device=cpu)
+  set_tests_properties(python_peer_self_test PROPERTIES TIMEOUT 300)
+endif()

@@ -288,7 +288,7 @@ class InferenceService:
             context.abort(e.code, str(e))
         future = self.batcher.submit(x)
         try:
-            y = future.result(timeout=context.time_remaining())
+            y = future.result(timeout=wait_timeout(context.time_remaining()))
         except concurrent.futures.TimeoutError:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "inference did not finish in time")
         except Exception as e:
@@ -387,6 +387,15 @@ def serve(args):
 
 # --------------------------------------------------------------------------------------------
 # Self-test.
+
+def wait_timeout(time_remaining):
+    """A call's time left as a timeout for Future.result(): None (wait as long as it takes) for a
+    call without a deadline, for which grpcio reports a time far beyond what threading can wait
+    (OverflowError above threading.TIMEOUT_MAX)."""
+    if time_remaining is None or time_remaining >= threading.TIMEOUT_MAX:
+        return None
+    return time_remaining
+
 
 def self_test(args):
     """Serves on a free port, checks answers against the model applied directly. Returns 0/1."""
@@ -503,7 +512,14 @@ def self_test(args):
     else:
         check(max(sizes) == 1, "unbatched: every batch holds one request %s" % sizes)
 
+    # A call without a deadline (h2load's, and most clients' by default) waits for its batch.
     ones = make_request(torch.ones((1,) + demo_model.SAMPLE_SHAPE), False, "ones")
+    try:
+        no_deadline = read_output(infer(ones))
+        check(tuple(no_deadline.shape) == (1,) + demo_model.SAMPLE_SHAPE,
+              "a call without a deadline is answered")
+    except grpc.RpcError as e:
+        check(False, "a call without a deadline is answered (%s: %s)" % (e.code(), e.details()))
     first = read_output(infer(ones, timeout=10)).reshape(-1)[:4].tolist()
     print("all-ones [1,32,256] -> OUTPUT0[0,0,:4] = %s" % first, flush=True)
 
