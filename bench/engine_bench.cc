@@ -71,7 +71,7 @@
 #include "common/flag_parsing.h"
 #include "core/clock.h"
 #include "core/executor.h"
-#include "core/half.h"
+#include "core/staging_layout.h"
 #include "core/metrics.h"
 #include "core/torch/torch_backend.h"
 
@@ -110,7 +110,7 @@ struct Variant {
   int workers = 1;
   int copy_threads = 1;  // Executor::Options::copy_threads.
   bool graphs = false;   // TorchBackend::Options::cuda_graphs (CUDA only).
-  // Executor::Options::skip_gather/scatter_for_benchmark: bounds for a zero-copy path.
+  // Without the gather or the scatter (CopySkippingBackend): bounds for a zero-copy path.
   bool skip_gather = false;
   bool skip_scatter = false;
   bool exclusive = false;  // Executor::Options::exclusive_backend.
@@ -303,25 +303,25 @@ std::array<Totals, kStages> StageTotals(const prometheus::Registry& registry) {
 // largest value of the latter: the engine must answer what the model computes.
 absl::Status CheckAnswer(TorchBackend& backend, const std::vector<char>& input, int64_t row_bytes,
                          int64_t r, const std::string& answer) {
-  std::vector<float> expected(answer.size() / sizeof(float));
-  const char* row = input.data() + r * row_bytes;
-  // The backend's own batch path takes and gives staging types (FP16 with stage_fp16 on CUDA).
-  const bool half_in = backend.InputStagingType(0) == DataType::kFp16;
-  const bool half_out = backend.OutputStagingType(0) == DataType::kFp16;
-  std::vector<uint16_t> in_halves(half_in ? row_bytes / sizeof(float) : 0);
-  if (half_in) {
-    FloatsToHalves(in_halves.data(), reinterpret_cast<const float*>(row), in_halves.size(),
-                   /*streaming=*/false);
+  // The backend's own batch path takes and gives its staging layouts (FP16 with stage_fp16 on
+  // CUDA).
+  const StagingLayout& in_layout = backend.InputStaging(0);
+  const StagingLayout& out_layout = backend.OutputStaging(0);
+  std::vector<char> in(in_layout.StagedBytes(row_bytes));
+  in_layout.Stage(absl::string_view(input.data() + r * row_bytes, row_bytes), in.data(),
+                  /*streaming=*/false);
+  std::vector<char> out(out_layout.StagedBytes(backend.metadata().outputs[0].RowBytes()));
+  const char* in_ptr = in.data();
+  char* out_ptr = out.data();
+  if (absl::Status s = backend.Execute(0, 1, {&in_ptr, 1}, {&out_ptr, 1}); !s.ok()) return s;
+  std::string expected_bytes;
+  out_layout.Unstage(out.data(), static_cast<int64_t>(out.size()), &expected_bytes);
+  if (answer.size() != expected_bytes.size()) {
+    return absl::InternalError(absl::StrCat("row ", r, ": answer of ", answer.size(),
+                                            " bytes, expected ", expected_bytes.size()));
   }
-  std::vector<uint16_t> out_halves(half_out ? expected.size() : 0);
-  const char* in = half_in ? reinterpret_cast<const char*>(in_halves.data()) : row;
-  char* out = half_out ? reinterpret_cast<char*>(out_halves.data())
-                       : reinterpret_cast<char*>(expected.data());
-  if (absl::Status s = backend.Execute(0, 1, {&in, 1}, {&out, 1}); !s.ok()) return s;
-  if (half_out) HalvesToFloats(expected.data(), out_halves.data(), out_halves.size());
-  if (answer.size() != expected.size() * sizeof(float)) {
-    return absl::InternalError(absl::StrCat("row ", r, ": answer of ", answer.size(), " bytes"));
-  }
+  std::vector<float> expected(expected_bytes.size() / sizeof(float));
+  std::memcpy(expected.data(), expected_bytes.data(), expected_bytes.size());
   std::vector<float> got(expected.size());
   std::memcpy(got.data(), answer.data(), answer.size());
   double max_diff = 0, max_ref = 0;
@@ -338,6 +338,74 @@ absl::Status CheckAnswer(TorchBackend& backend, const std::vector<char>& input, 
   return absl::OkStatus();
 }
 
+// A layout that stages like `inner` but leaves out its copy in one direction: the gather's
+// (Stage) or the scatter's (Unstage).
+class SkippingLayout : public StagingLayout {
+ public:
+  SkippingLayout(const StagingLayout& inner, bool skip_stage, bool skip_unstage)
+      : inner_(inner), skip_stage_(skip_stage), skip_unstage_(skip_unstage) {}
+  absl::Status Fits(const TensorSpec& spec) const override { return inner_.Fits(spec); }
+  DataType StagedType(DataType wire) const override { return inner_.StagedType(wire); }
+  int64_t StagedBytes(int64_t wire_bytes) const override {
+    return inner_.StagedBytes(wire_bytes);
+  }
+  bool keeps_wire_bytes() const override { return inner_.keeps_wire_bytes(); }
+  void Stage(absl::string_view wire, char* staged, bool streaming) const override {
+    if (!skip_stage_) inner_.Stage(wire, staged, streaming);
+  }
+  void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const override {
+    if (!skip_unstage_) inner_.Unstage(staged, staged_bytes, wire);
+  }
+
+ private:
+  const StagingLayout& inner_;
+  const bool skip_stage_;
+  const bool skip_unstage_;
+};
+
+// `backend` with the gather or the scatter left out of its staging layouts (--extra_variants i,
+// s): the backend reads whatever staging holds, or the responses stay empty. The answers are
+// wrong; the time is what an engine that received requests in staging, or answered from staging
+// without a copy, could reach. Everything else is the backend's own.
+class CopySkippingBackend : public Backend {
+ public:
+  CopySkippingBackend(Backend& backend, bool skip_gather, bool skip_scatter) : backend_(backend) {
+    for (size_t i = 0; i < backend.metadata().inputs.size(); ++i) {
+      inputs_.emplace_back(backend.InputStaging(static_cast<int>(i)), skip_gather, false);
+    }
+    for (size_t o = 0; o < backend.metadata().outputs.size(); ++o) {
+      outputs_.emplace_back(backend.OutputStaging(static_cast<int>(o)), false, skip_scatter);
+    }
+  }
+  const ModelMetadata& metadata() const override { return backend_.metadata(); }
+  absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                       absl::Span<char* const> outputs) override {
+    return backend_.Execute(worker, rows, inputs, outputs);
+  }
+  absl::Status ExecuteVariable(int worker, int64_t rows, absl::Span<const char* const> inputs,
+                               const VariableBatch& batch) override {
+    return backend_.ExecuteVariable(worker, rows, inputs, batch);
+  }
+  const StagingLayout& InputStaging(int i) const override { return inputs_[i]; }
+  const StagingLayout& OutputStaging(int o) const override { return outputs_[o]; }
+  int DefaultBatchesPerWorker() const override { return backend_.DefaultBatchesPerWorker(); }
+  std::string DeviceDescription() const override { return backend_.DeviceDescription(); }
+  std::string DeviceName() const override { return backend_.DeviceName(); }
+  std::shared_ptr<char> AllocateStaging(int64_t bytes) override {
+    return backend_.AllocateStaging(bytes);
+  }
+  std::optional<MemoryUsage> DeviceMemory() const override { return backend_.DeviceMemory(); }
+  std::optional<DeviceStages> TakeDeviceStages(int worker) override {
+    return backend_.TakeDeviceStages(worker);
+  }
+  FallbackState Fallback() const override { return backend_.Fallback(); }
+
+ private:
+  Backend& backend_;
+  std::deque<SkippingLayout> inputs_;  // A deque: layouts do not move.
+  std::deque<SkippingLayout> outputs_;
+};
+
 absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant& variant,
                                            const std::vector<char>& input, int64_t rows,
                                            absl::Duration warmup, absl::Duration window) {
@@ -348,12 +416,13 @@ absl::StatusOr<ServerResult> MeasureServer(TorchBackend& backend, const Variant&
   options.num_workers = variant.workers;
   options.pool_staging = variant.pooled;
   options.copy_threads = variant.copy_threads;
-  options.skip_gather_for_benchmark = variant.skip_gather;
-  options.skip_scatter_for_benchmark = variant.skip_scatter;
   options.exclusive_backend = variant.exclusive;
   options.batches_per_worker = variant.batches_per_worker;
+  CopySkippingBackend skipping(backend, variant.skip_gather, variant.skip_scatter);
+  Backend* const served =
+      variant.skip_gather || variant.skip_scatter ? &skipping : static_cast<Backend*>(&backend);
   absl::StatusOr<std::unique_ptr<Executor>> executor =
-      Executor::Create(options, &backend, model_metrics.get(), Clock::Real());
+      Executor::Create(options, served, model_metrics.get(), Clock::Real());
   if (!executor.ok()) return executor.status();
   const int64_t row_bytes = backend.metadata().inputs[0].RowBytes();
 

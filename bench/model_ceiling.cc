@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -43,7 +42,7 @@
 #include "bench/model_dir.h"
 #include "common/flag_parsing.h"
 #include "core/data_type.h"
-#include "core/half.h"
+#include "core/staging_layout.h"
 #include "core/model_metadata.h"
 #include "core/torch/torch_backend.h"
 
@@ -102,18 +101,15 @@ struct WorkerBuffers {
     for (size_t i = 0; i < metadata.inputs.size(); ++i) {
       const coalesce::TensorSpec& spec = metadata.inputs[i];
       const int64_t elements = spec.RowElements() * max_rows;
-      const DataType staged = backend.InputStagingType(static_cast<int>(i));
-      const int64_t bytes = elements * coalesce::DataTypeSize(staged);
+      const coalesce::StagingLayout& layout = backend.InputStaging(static_cast<int>(i));
+      const int64_t bytes = layout.StagedBytes(elements * coalesce::DataTypeSize(spec.dtype));
       char* buffer = memory.emplace_back(backend.AllocateStaging(bytes)).get();
       if (spec.dtype == DataType::kFp32) {
         std::vector<float> values(elements);
         for (float& value : values) value = uniform(rng);
-        if (staged == DataType::kFp16) {
-          coalesce::FloatsToHalves(reinterpret_cast<uint16_t*>(buffer), values.data(),
-                                   values.size(), /*streaming=*/false);
-        } else {
-          std::memcpy(buffer, values.data(), bytes);
-        }
+        layout.Stage(absl::string_view(reinterpret_cast<const char*>(values.data()),
+                                       values.size() * sizeof(float)),
+                     buffer, /*streaming=*/false);
       } else {
         for (int64_t b = 0; b < bytes; ++b) buffer[b] = static_cast<char>(rng() & 0x3f);
       }
@@ -122,10 +118,9 @@ struct WorkerBuffers {
     for (size_t o = 0; o < metadata.outputs.size(); ++o) {
       const coalesce::TensorSpec& spec = metadata.outputs[o];
       const int64_t elements = spec.RowElements() * max_rows;
-      const DataType staged = backend.OutputStagingType(static_cast<int>(o));
-      output_ptrs.push_back(
-          memory.emplace_back(backend.AllocateStaging(elements * coalesce::DataTypeSize(staged)))
-              .get());
+      const int64_t bytes = backend.OutputStaging(static_cast<int>(o))
+                                .StagedBytes(elements * coalesce::DataTypeSize(spec.dtype));
+      output_ptrs.push_back(memory.emplace_back(backend.AllocateStaging(bytes)).get());
     }
   }
 };

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/model_metadata.h"
+#include "core/staging_layout.h"
 
 namespace coalesce {
 
@@ -30,13 +31,13 @@ class Backend {
   virtual const ModelMetadata& metadata() const = 0;
 
   // Runs the model on `rows` samples. `inputs[i]` holds `rows` rows of model input i in its
-  // staging type (InputStagingType(), the wire datatype unless the backend asks otherwise),
+  // staging layout (InputStaging(): the wire bytes unless the backend asks otherwise),
   // contiguous and row-major; `outputs[i]` has room for `rows` rows of output i in its staging
-  // type and receives them in the same layout. An error fails the batch, which the executor
-  // splits and retries if the error is one the model's inputs can cause (INTERNAL,
-  // INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...: Executor::RetriesOnSplit()), so that only the
-  // requests that fail alone get it. A backend that cannot run any batch now (its device is
-  // lost) says so with UNAVAILABLE, which fails the batch without retries.
+  // layout (OutputStaging()) and receives them in the same order. An error fails the batch,
+  // which the executor splits and retries if the error is one the model's inputs can cause
+  // (INTERNAL, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...: Executor::RetriesOnSplit()), so that
+  // only the requests that fail alone get it. A backend that cannot run any batch now (its
+  // device is lost) says so with UNAVAILABLE, which fails the batch without retries.
   // A model with max_batch_size 0 does not batch: `rows` is always 1, and a backend hands its
   // model a tensor of exactly the spec's dims (or reshape), without a leading rows dimension.
   // A row holds a tensor's elements in `dims` order; a spec with a reshape (TensorSpec::reshape)
@@ -61,12 +62,14 @@ class Backend {
     return absl::UnimplementedError("this backend runs fixed-size tensors only");
   }
 
-  // The type input `i` (output `o`) is staged in: what Execute() reads (writes). Default: the
-  // wire type. The one other choice the executor supports is FP16 for an FP32 tensor of fixed
-  // dims: it narrows inputs while it gathers and widens outputs while it scatters (core/half.h),
-  // so that a backend computing in fp16 on an accelerator moves half the bytes over PCIe.
-  virtual DataType InputStagingType(int i) const { return metadata().inputs[i].dtype; }
-  virtual DataType OutputStagingType(int o) const { return metadata().outputs[o].dtype; }
+  // How input `i` (output `o`) is laid out in staging: what Execute() reads (writes) in place of
+  // the wire bytes. The executor stages each request's rows through it while it gathers (and
+  // scatters), and refuses at start-up a layout that does not fit its tensor
+  // (StagingLayout::Fits()). Default: as on the wire. A backend computing in fp16 on an
+  // accelerator can ask for StagingLayout::Fp16() for FP32 tensors, so that half the bytes cross
+  // between host and device.
+  virtual const StagingLayout& InputStaging(int i) const { return StagingLayout::Wire(); }
+  virtual const StagingLayout& OutputStaging(int o) const { return StagingLayout::Wire(); }
 
   // Executor::Options::batches_per_worker when the server leaves it to the backend: 2 where a
   // batch's host copies are worth overlapping with another batch's time on the same model

@@ -12,48 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/half.h"
-
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace coalesce {
-namespace {
-
-// memcpy with non-temporal stores: the bytes go to memory without staying in this core's cache
-// (see Executor::Options::streaming_gather). Visible to other threads and to DMA once
-// StreamingFence() has run on this thread.
-void StreamingCopy(char* dst, const char* src, size_t n) {
-#if defined(__SSE2__)
-  const size_t head = std::min(n, (16 - reinterpret_cast<uintptr_t>(dst) % 16) % 16);
-  std::memcpy(dst, src, head);
-  dst += head;
-  src += head;
-  n -= head;
-  for (; n >= 64; n -= 64, src += 64, dst += 64) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
-    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32));
-    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 48));
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst), a);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 16), b);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 32), c);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 48), d);
-  }
-#endif
-  std::memcpy(dst, src, n);
-}
-
-// Orders this thread's streaming stores before its later stores (the copy pool's completion).
-void StreamingFence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
                                                            ModelMetrics* metrics, Clock* clock) {
   if (options.num_workers < 1) {
@@ -77,7 +37,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
         "executor max_retry_executions must be >= 0, got ", options.max_retry_executions));
   }
   std::unique_ptr<Executor> executor(new Executor(std::move(options), backend, metrics, clock));
-  if (absl::Status s = executor->ResolveStagingTypes(); !s.ok()) return s;
+  if (absl::Status s = executor->ResolveStagingLayouts(); !s.ok()) return s;
   if (executor->options_.copy_threads > 1) {
     CopyPool::Options pool;
     pool.threads = executor->options_.copy_threads - 1;
@@ -117,42 +77,35 @@ Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clo
 
 Executor::~Executor() { Stop(); }
 
-absl::Status Executor::ResolveStagingTypes() {
+absl::Status Executor::ResolveStagingLayouts() {
   const ModelMetadata& metadata = backend_->metadata();
-  auto resolve = [&](const TensorSpec& spec, DataType staged,
-                     const char* kind) -> absl::StatusOr<bool> {
-    if (staged == spec.dtype) return false;
-    if (spec.dtype == DataType::kFp32 && staged == DataType::kFp16 && !spec.HasVariableDims()) {
-      return true;
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model '", metadata.name, "' ", kind, " '", spec.name, "': the backend stages ",
-        DataTypeName(spec.dtype), " as ", DataTypeName(staged),
-        "; the executor converts only FP32 tensors of fixed dims to FP16"));
+  auto check = [&](const TensorSpec& spec, const StagingLayout& layout,
+                   const char* kind) -> absl::Status {
+    absl::Status fits = layout.Fits(spec);
+    if (fits.ok()) return fits;
+    return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name, "' ", kind, " '",
+                                                   spec.name, "': ", fits.message()));
   };
   for (size_t i = 0; i < metadata.inputs.size(); ++i) {
-    absl::StatusOr<bool> half =
-        resolve(metadata.inputs[i], backend_->InputStagingType(static_cast<int>(i)), "input");
-    if (!half.ok()) return half.status();
-    half_inputs_.push_back(*half);
-    narrows_ = narrows_ || *half;
+    const StagingLayout& layout = backend_->InputStaging(static_cast<int>(i));
+    if (absl::Status s = check(metadata.inputs[i], layout, "input"); !s.ok()) return s;
+    input_layouts_.push_back(&layout);
+    lone_in_place_ = lone_in_place_ && layout.keeps_wire_bytes();
   }
   for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-    absl::StatusOr<bool> half =
-        resolve(metadata.outputs[o], backend_->OutputStagingType(static_cast<int>(o)), "output");
-    if (!half.ok()) return half.status();
-    half_outputs_.push_back(*half);
+    const StagingLayout& layout = backend_->OutputStaging(static_cast<int>(o));
+    if (absl::Status s = check(metadata.outputs[o], layout, "output"); !s.ok()) return s;
+    output_layouts_.push_back(&layout);
   }
   return absl::OkStatus();
 }
 
 int64_t Executor::StagedInputBytes(size_t i, int64_t wire_bytes) const {
-  return half_inputs_[i] ? wire_bytes / 2 : wire_bytes;
+  return input_layouts_[i]->StagedBytes(wire_bytes);
 }
 
 int64_t Executor::OutputStagingRowBytes(size_t o) const {
-  const int64_t wire = backend_->metadata().outputs[o].RowBytes();
-  return half_outputs_[o] ? wire / 2 : wire;
+  return output_layouts_[o]->StagedBytes(backend_->metadata().outputs[o].RowBytes());
 }
 
 bool Executor::RetriesOnSplit(const absl::Status& status) {
@@ -377,121 +330,142 @@ void Executor::RetrySplit(int worker, WorkerBuffers& buffers, Batch batch) {
 }
 
 absl::Status Executor::Execute(int worker, WorkerBuffers& buffers, Batch& batch, bool retry) {
-  const ModelMetadata& metadata = backend_->metadata();
-  const int64_t rows = batch.rows;
-  // A lone request is passed through without a copy, unless an input must be narrowed.
-  const bool single = batch.requests.size() == 1 && !narrows_;
-  const bool variable = metadata.HasVariableDims();
-  const absl::Time gather_start = clock_->Now();
-  for (size_t j = 0; !retry && j < batch.requests.size(); ++j) {
-    const absl::Duration waited = gather_start - batch.requests[j]->arrival();
-    metrics_->RecordQueued(waited);
-    if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
-  }
-
-  // Gather: one copy per request and input (narrowing FP32 to FP16 where staged so), or none for
-  // a lone request. Every request of a batch has the same input sizes (the batcher groups them),
-  // so rows stack contiguously.
-  std::vector<const char*> inputs(metadata.inputs.size());
-  if (single) {
-    for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = batch.requests[0]->input(i).data();
-  } else {
-    std::vector<char*> staging(metadata.inputs.size());
-    for (size_t i = 0; i < staging.size(); ++i) {
-      int64_t bytes = 0;
-      for (const auto& request : batch.requests) bytes += request->input(i).size();
-      staging[i] = Reserve(buffers.inputs[i], StagedInputBytes(i, bytes));
-      inputs[i] = staging[i];
-    }
-    if (!options_.skip_gather_for_benchmark) Gather(batch, staging);
-  }
-  // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
-  // ran for variable ones.
-  std::vector<char*> outputs(metadata.outputs.size());
-  std::vector<int64_t> output_bytes(metadata.outputs.size(), 0);
-  if (!variable) {
-    for (size_t o = 0; o < metadata.outputs.size(); ++o) {
-      output_bytes[o] = rows * OutputStagingRowBytes(o);
-      outputs[o] = Reserve(buffers.outputs[o], output_bytes[o]);
-    }
-  }
-
-  absl::Duration predicted =
-      options_.latency != nullptr ? options_.latency->Predict(rows) : absl::ZeroDuration();
-  const absl::Time gathered = clock_->Now();
-  absl::Time start, scatter_start;
-  absl::Status status;
-  std::optional<Backend::DeviceStages> stages;
-  absl::Mutex* const backend_lock = BackendLock(worker);
-  {
-    // Wait for the backend (exclusive_backend: no other call; batches_per_worker > 1: none of
-    // this worker's): its own stage, neither gather nor backend time.
-    absl::MutexLockMaybe lock(backend_lock);
-    start = backend_lock != nullptr ? clock_->Now() : gathered;
-    {
-      // The device's busy time (DeviceBusy): from entering the backend until it returns.
-      DeviceBusy::Scope on_device(options_.device_busy);
-      if (variable) {
-        Backend::VariableBatch shapes;
-        shapes.input_dims = batch.requests[0]->input_dims();
-        shapes.output_buffer = [&](int o, int64_t bytes) {
-          output_bytes[o] = bytes;
-          outputs[o] = Reserve(buffers.outputs[o], bytes);
-          return outputs[o];
-        };
-        status = ExecuteGuarded(
-            [&] { return backend_->ExecuteVariable(worker, rows, inputs, shapes); });
-        for (size_t o = 0; status.ok() && o < outputs.size(); ++o) {
-          if (outputs[o] == nullptr || output_bytes[o] % rows != 0) {
-            status = absl::InternalError(absl::StrCat("model '", metadata.name,
-                                                      "' produced no whole rows for output '",
-                                                      metadata.outputs[o].name, "'"));
-          }
-        }
-      } else {
-        status = ExecuteGuarded([&] { return backend_->Execute(worker, rows, inputs, outputs); });
-      }
-    }
-    scatter_start = clock_->Now();
-    // Before the worker's next call, which may be another thread's.
-    if (status.ok()) stages = backend_->TakeDeviceStages(worker);
-  }
-  LeftModel(worker);
-  if (backend_lock != nullptr) metrics_->RecordBackendWait(start - gathered);
-  const absl::Duration took = scatter_start - start;
-  metrics_->RecordBatch(rows, took, predicted);
-  if (stages.has_value()) metrics_->RecordDeviceStages(*stages);
-  if (status.ok() && options_.latency != nullptr) {
-    options_.latency->Observe(rows, took);
-    int64_t size = options_.latency->SizeFor(rows);
-    metrics_->SetPredictedBatchDuration(size, options_.latency->Predict(size));
-  }
-
-  // Scatter: each request's rows of each output it asked for.
-  if (status.ok() && !options_.skip_scatter_for_benchmark) {
-    Scatter(batch, rows, outputs, output_bytes);
-  }
-  // Recorded before the answers go out, so that a client reading statistics after its answer
-  // sees its batch counted.
-  const absl::Duration gather = gathered - gather_start;
-  const absl::Duration scatter = clock_->Now() - scatter_start;
-  metrics_->RecordStages(gather, scatter);
-  if (options_.statistics != nullptr && status.ok()) {
-    options_.statistics->RecordBatch(rows, gather, took, scatter);
-  }
-  for (const auto& request : batch.requests) request->TraceCompute(start, scatter_start);
+  BackendCall call(backend_->metadata());
+  Gather(buffers, batch, retry, call);
+  CallBackend(worker, buffers, batch, call);
+  Scatter(batch, call);
   if (!options_.pool_staging) {
     // Unpooled: this batch's memory goes now (the answers need none of it), and the next batch
     // allocates its own.
     for (Staging& staging : buffers.inputs) staging = Staging();
     for (Staging& staging : buffers.outputs) staging = Staging();
   }
-  if (!status.ok()) return status;  // Run() answers, or splits and retries.
+  if (!call.status.ok()) return call.status;  // Run() answers, or splits and retries.
+  Answer(batch, call);
+  return absl::OkStatus();
+}
+
+Executor::BackendCall::BackendCall(const ModelMetadata& metadata)
+    : inputs(metadata.inputs.size()),
+      outputs(metadata.outputs.size()),
+      output_bytes(metadata.outputs.size(), 0) {}
+
+void Executor::Gather(WorkerBuffers& buffers, const Batch& batch, bool retry,
+                      BackendCall& call) {
+  const ModelMetadata& metadata = backend_->metadata();
+  call.gather_start = clock_->Now();
+  for (size_t j = 0; !retry && j < batch.requests.size(); ++j) {
+    const absl::Duration waited = call.gather_start - batch.requests[j]->arrival();
+    metrics_->RecordQueued(waited);
+    if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
+  }
+  if (batch.requests.size() == 1 && lone_in_place_) {
+    // A lone request whose inputs stage as they are is passed through without a copy.
+    for (size_t i = 0; i < call.inputs.size(); ++i) {
+      call.inputs[i] = batch.requests[0]->input(i).data();
+    }
+  } else {
+    // Every request of a batch has the same input sizes (the batcher groups them), so rows stack
+    // contiguously.
+    std::vector<char*> staging(call.inputs.size());
+    for (size_t i = 0; i < staging.size(); ++i) {
+      int64_t bytes = 0;
+      for (const auto& request : batch.requests) bytes += request->input(i).size();
+      staging[i] = Reserve(buffers.inputs[i], StagedInputBytes(i, bytes));
+      call.inputs[i] = staging[i];
+    }
+    GatherRows(batch, staging);
+  }
+  // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
+  // ran for variable ones.
+  if (!metadata.HasVariableDims()) {
+    for (size_t o = 0; o < call.outputs.size(); ++o) {
+      call.output_bytes[o] = batch.rows * OutputStagingRowBytes(o);
+      call.outputs[o] = Reserve(buffers.outputs[o], call.output_bytes[o]);
+    }
+  }
+  call.gathered = clock_->Now();
+}
+
+void Executor::CallBackend(int worker, WorkerBuffers& buffers, const Batch& batch,
+                           BackendCall& call) {
+  const absl::Duration predicted =
+      options_.latency != nullptr ? options_.latency->Predict(batch.rows) : absl::ZeroDuration();
+  std::optional<Backend::DeviceStages> stages;
+  absl::Mutex* const backend_lock = BackendLock(worker);
+  {
+    // Wait for the backend (exclusive_backend: no other call; batches_per_worker > 1: none of
+    // this worker's): its own stage, neither gather nor backend time.
+    absl::MutexLockMaybe lock(backend_lock);
+    call.start = backend_lock != nullptr ? clock_->Now() : call.gathered;
+    {
+      // The device's busy time (DeviceBusy): from entering the backend until it returns.
+      DeviceBusy::Scope on_device(options_.device_busy);
+      call.status = InvokeBackend(worker, buffers, batch, call);
+    }
+    call.scatter_start = clock_->Now();
+    // Before the worker's next call, which may be another thread's.
+    if (call.status.ok()) stages = backend_->TakeDeviceStages(worker);
+  }
+  LeftModel(worker);
+  if (backend_lock != nullptr) metrics_->RecordBackendWait(call.start - call.gathered);
+  const absl::Duration took = call.scatter_start - call.start;
+  metrics_->RecordBatch(batch.rows, took, predicted);
+  if (stages.has_value()) metrics_->RecordDeviceStages(*stages);
+  if (call.status.ok() && options_.latency != nullptr) {
+    options_.latency->Observe(batch.rows, took);
+    int64_t size = options_.latency->SizeFor(batch.rows);
+    metrics_->SetPredictedBatchDuration(size, options_.latency->Predict(size));
+  }
+}
+
+absl::Status Executor::InvokeBackend(int worker, WorkerBuffers& buffers, const Batch& batch,
+                                     BackendCall& call) {
+  const ModelMetadata& metadata = backend_->metadata();
+  const int64_t rows = batch.rows;
+  if (!metadata.HasVariableDims()) {
+    return ExecuteGuarded(
+        [&] { return backend_->Execute(worker, rows, call.inputs, call.outputs); });
+  }
+  Backend::VariableBatch shapes;
+  shapes.input_dims = batch.requests[0]->input_dims();
+  shapes.output_buffer = [&](int o, int64_t bytes) {
+    call.output_bytes[o] = bytes;
+    call.outputs[o] = Reserve(buffers.outputs[o], bytes);
+    return call.outputs[o];
+  };
+  absl::Status status =
+      ExecuteGuarded([&] { return backend_->ExecuteVariable(worker, rows, call.inputs, shapes); });
+  for (size_t o = 0; status.ok() && o < call.outputs.size(); ++o) {
+    if (call.outputs[o] == nullptr || call.output_bytes[o] % rows != 0) {
+      status = absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                "' produced no whole rows for output '",
+                                                metadata.outputs[o].name, "'"));
+    }
+  }
+  return status;
+}
+
+void Executor::Scatter(const Batch& batch, const BackendCall& call) {
+  if (call.status.ok()) ScatterRows(batch, call.outputs, call.output_bytes);
+  // Recorded before the answers go out, so that a client reading statistics after its answer
+  // sees its batch counted.
+  const absl::Duration gather = call.gathered - call.gather_start;
+  const absl::Duration took = call.scatter_start - call.start;
+  const absl::Duration scatter = clock_->Now() - call.scatter_start;
+  metrics_->RecordStages(gather, scatter);
+  if (options_.statistics != nullptr && call.status.ok()) {
+    options_.statistics->RecordBatch(batch.rows, gather, took, scatter);
+  }
+  for (const auto& request : batch.requests) request->TraceCompute(call.start, call.scatter_start);
+}
+
+void Executor::Answer(Batch& batch, const BackendCall& call) {
   // Each answer serialises its response on the answering thread: split like the scatter.
   const int64_t answer_bytes =
-      std::accumulate(output_bytes.begin(), output_bytes.end(), int64_t{0});
-  ForEachRequest(batch, answer_bytes, [&](size_t j) { batch.requests[j]->Finish(status); });
-  return status;
+      std::accumulate(call.output_bytes.begin(), call.output_bytes.end(), int64_t{0});
+  ForEachRequest(batch, answer_bytes,
+                 [&](size_t j) { batch.requests[j]->Finish(absl::OkStatus()); });
 }
 
 void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
@@ -524,7 +498,7 @@ void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
   });
 }
 
-void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
+void Executor::GatherRows(const Batch& batch, absl::Span<char* const> inputs) {
   // Where each request's rows start in each input's staging, so pieces can copy independently.
   const size_t n = batch.requests.size();
   std::vector<int64_t> offsets(n * inputs.size());
@@ -541,24 +515,15 @@ void Executor::Gather(const Batch& batch, absl::Span<char* const> inputs) {
   ForEachRequest(batch, bytes, [&](size_t j) {
     const InferRequest& request = *batch.requests[j];
     for (size_t i = 0; i < inputs.size(); ++i) {
-      absl::string_view data = request.input(i);
-      char* to = inputs[i] + offsets[j * inputs.size() + i];
-      if (half_inputs_[i]) {
-        FloatsToHalves(reinterpret_cast<uint16_t*>(to),
-                       reinterpret_cast<const float*>(data.data()), data.size() / sizeof(float),
-                       streaming);
-      } else if (streaming) {
-        StreamingCopy(to, data.data(), data.size());
-      } else {
-        std::memcpy(to, data.data(), data.size());
-      }
+      input_layouts_[i]->Stage(request.input(i), inputs[i] + offsets[j * inputs.size() + i],
+                               streaming);
     }
-    if (streaming) StreamingFence();
+    if (streaming) StagingFence();
   });
 }
 
-void Executor::Scatter(const Batch& batch, int64_t rows, absl::Span<char* const> outputs,
-                       absl::Span<const int64_t> output_bytes) {
+void Executor::ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
+                           absl::Span<const int64_t> output_bytes) {
   std::vector<int64_t> first_row(batch.requests.size());
   int64_t row = 0;
   for (size_t j = 0; j < batch.requests.size(); ++j) {
@@ -567,25 +532,15 @@ void Executor::Scatter(const Batch& batch, int64_t rows, absl::Span<char* const>
   }
   int64_t bytes = 0;
   for (int64_t b : output_bytes) bytes += b;
-  // assign() allocates each response and copies into it in one pass; the allocations happen on
-  // the copy threads too (resize() then memcpy would write every byte twice: zeros, then data).
+  // Each response is allocated as it is filled, on the copy threads too.
   ForEachRequest(batch, bytes, [&](size_t j) {
     const InferRequest& request = *batch.requests[j];
     for (size_t o = 0; o < outputs.size(); ++o) {
       std::string* out = request.output(o);
       if (out == nullptr) continue;
-      const int64_t row_bytes = output_bytes[o] / rows;  // In the staging type.
-      const char* from = outputs[o] + first_row[j] * row_bytes;
-      if (half_outputs_[o]) {
-        // Widened into a response of twice the staged bytes (resize() zeroes it first: C++17
-        // has no uninitialised resize; the zeroes stay in this core's cache).
-        const int64_t halves = request.rows() * row_bytes / 2;
-        out->resize(halves * sizeof(float));
-        HalvesToFloats(reinterpret_cast<float*>(out->data()),
-                       reinterpret_cast<const uint16_t*>(from), halves);
-      } else {
-        out->assign(from, request.rows() * row_bytes);
-      }
+      const int64_t row_bytes = output_bytes[o] / batch.rows;  // In the staging layout.
+      output_layouts_[o]->Unstage(outputs[o] + first_row[j] * row_bytes,
+                                  request.rows() * row_bytes, out);
     }
   });
 }

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/backend.h"
 #include "core/batch.h"
 #include "core/clock.h"
@@ -20,6 +22,7 @@
 #include "core/latency_model.h"
 #include "core/metrics.h"
 #include "core/model_statistics.h"
+#include "core/staging_layout.h"
 
 namespace coalesce {
 
@@ -38,6 +41,10 @@ namespace coalesce {
 // CUDA) and are sized for a full batch when the thread starts: no batch allocates (unless
 // Options::pool_staging is off). Each request for staging memory is counted in the model's
 // metrics as a pool hit (reused) or miss (allocated).
+//
+// Each row is copied through the staging layout the backend asks for (Backend::InputStaging(),
+// OutputStaging()): as on the wire, or converted (FP32 narrowed to FP16 and back); the executor
+// itself knows no conversion.
 //
 // Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
@@ -136,12 +143,6 @@ class Executor : public BatchSink {
     // failing request, and a larger one at least 64 / (2 * ceil(log2(n))) of them. 0: a failed
     // batch fails every request in it. Must be >= 0.
     int max_retry_executions = 64;
-    // BENCHMARKS ONLY (bench/engine_bench.cc): leave out the gather (the backend reads whatever
-    // staging holds) or the scatter (responses stay empty). The answers are wrong; the time is
-    // what an engine that received requests in staging, or answered from staging without a
-    // copy, could reach.
-    bool skip_gather_for_benchmark = false;
-    bool skip_scatter_for_benchmark = false;
   };
 
   // Options::copy_threads' default on this machine.
@@ -183,11 +184,12 @@ class Executor : public BatchSink {
     std::vector<Staging> outputs;
   };
 
-  // Checks the backend's staging types and fills half_inputs_, narrows_ and half_outputs_.
-  absl::Status ResolveStagingTypes();
-  // What `wire_bytes` of input `i` take in its staging type.
+  // Checks the backend's staging layouts and fills input_layouts_, output_layouts_ and
+  // lone_in_place_.
+  absl::Status ResolveStagingLayouts();
+  // What `wire_bytes` of input `i` take in its staging layout.
   int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
-  // Bytes of one row of output `o` in its staging type.
+  // Bytes of one row of output `o` in its staging layout.
   int64_t OutputStagingRowBytes(size_t o) const;
 
   // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
@@ -222,6 +224,35 @@ class Executor : public BatchSink {
   // request. On failure answers nothing and returns the error (every request still in `batch`).
   // `retry`: a part of a failed batch, whose requests' queueing was recorded already.
   absl::Status Execute(int worker, WorkerBuffers& buffers, Batch& batch, bool retry);
+  // What one backend call's steps (Gather, CallBackend, Scatter, Answer) hand on to the next.
+  struct BackendCall {
+    explicit BackendCall(const ModelMetadata& metadata);
+    // Per model input: its rows for the whole batch in staging, or a lone request's own bytes.
+    std::vector<const char*> inputs;
+    // Per model output: room for the whole batch in staging, and its bytes there (for variable
+    // dims, set by the backend once it ran).
+    std::vector<char*> outputs;
+    std::vector<int64_t> output_bytes;
+    // When the gather began and ended, the backend call began (after any wait for the backend)
+    // and ended (the scatter began).
+    absl::Time gather_start, gathered, start, scatter_start;
+    // The backend call's outcome.
+    absl::Status status;
+  };
+  // Records each request's queueing (unless `retry`), then stages the batch's inputs in
+  // `buffers` (or passes a lone request's through) and reserves its fixed-size outputs.
+  void Gather(WorkerBuffers& buffers, const Batch& batch, bool retry, BackendCall& call);
+  // Waits for the backend (BackendLock()), runs the batch on it, and records the call in the
+  // metrics and the latency model. Calls LeftModel(worker).
+  void CallBackend(int worker, WorkerBuffers& buffers, const Batch& batch, BackendCall& call);
+  // The call into the backend itself, for fixed or variable dims; any exception becomes INTERNAL.
+  absl::Status InvokeBackend(int worker, WorkerBuffers& buffers, const Batch& batch,
+                             BackendCall& call);
+  // After a successful call, copies each request's rows of every output it asked for into its
+  // response. Records the batch's stages, failed or not.
+  void Scatter(const Batch& batch, const BackendCall& call);
+  // Answers every request of the successful `batch` OK.
+  void Answer(Batch& batch, const BackendCall& call);
   // Splits the failed `batch` (more than one request) and runs its parts until each is answered:
   // see the class comment.
   void RetrySplit(int worker, WorkerBuffers& buffers, Batch batch);
@@ -234,12 +265,12 @@ class Executor : public BatchSink {
   absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.
   void DropDead(Batch& batch);
-  // Memcpy every request's input rows into `inputs` (one staging buffer per model input).
-  void Gather(const Batch& batch, absl::Span<char* const> inputs);
+  // Stages every request's input rows into `inputs` (one staging buffer per model input).
+  void GatherRows(const Batch& batch, absl::Span<char* const> inputs);
   // Copies each request's rows of every output it asked for out of `outputs`, which hold
-  // `output_bytes` for the batch's `rows` rows.
-  void Scatter(const Batch& batch, int64_t rows, absl::Span<char* const> outputs,
-               absl::Span<const int64_t> output_bytes);
+  // `output_bytes` for all the batch's rows.
+  void ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
+                   absl::Span<const int64_t> output_bytes);
   // Runs `work(j)` for every request j of `batch`, which together move `bytes`: on this thread,
   // or split into pieces of consecutive requests for the copy threads and this thread.
   void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& work);
@@ -266,12 +297,13 @@ class Executor : public BatchSink {
   // exclusive_backend, whose lock covers them).
   std::unique_ptr<absl::Mutex[]> worker_mu_;
 
-  // Per input and output: staged as FP16 for an FP32 wire type (Backend::InputStagingType()),
-  // narrowed in the gather and widened in the scatter. Constant after Create().
-  std::vector<bool> half_inputs_;
-  std::vector<bool> half_outputs_;
-  // Whether any input is narrowed (so even a lone request is gathered). Constant after Create().
-  bool narrows_ = false;
+  // Per input and output: its staging layout (Backend::InputStaging()), which the gather and
+  // the scatter copy through. Constant after Create().
+  std::vector<const StagingLayout*> input_layouts_;
+  std::vector<const StagingLayout*> output_layouts_;
+  // Whether every input stages as it is, so a lone request is passed through without a copy.
+  // Constant after Create().
+  bool lone_in_place_ = true;
 
   std::vector<std::thread> workers_;
   // Null with copy_threads <= 1. Outlives the workers (Stop() joins them first).

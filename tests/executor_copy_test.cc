@@ -39,11 +39,11 @@ class WideBackend : public Backend {
   const ModelMetadata& metadata() const override { return metadata_; }
   // With `half`, IN and OUT are staged as FP16 (ROW stays FP32), as a GPU backend computing in
   // fp16 asks; OUT = 2 * IN + 1 computed on the widened values and narrowed again.
-  DataType InputStagingType(int i) const override {
-    return half ? DataType::kFp16 : DataType::kFp32;
+  const StagingLayout& InputStaging(int i) const override {
+    return half ? StagingLayout::Fp16() : StagingLayout::Wire();
   }
-  DataType OutputStagingType(int o) const override {
-    return half && o == 0 ? DataType::kFp16 : DataType::kFp32;
+  const StagingLayout& OutputStaging(int o) const override {
+    return half && o == 0 ? StagingLayout::Fp16() : StagingLayout::Wire();
   }
   absl::Status Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
                        absl::Span<char* const> outputs) override {
@@ -406,18 +406,27 @@ TEST_F(ExecutorCopyTest, Fp16StagingNarrowsInputsAndWidensOutputsOnEveryPath) {
   EXPECT_EQ(Floats(lone.out), expected_out(lone));
 }
 
-TEST_F(ExecutorCopyTest, CreateRefusesAStagingConversionItCannotDo) {
-  class Bf16Staging : public WideBackend {
+TEST_F(ExecutorCopyTest, CreateRefusesAStagingLayoutThatDoesNotFitItsTensor) {
+  // FP16 staging asked for an input that is FP16 on the wire already.
+  class Fp16Wire : public WideBackend {
    public:
-    DataType InputStagingType(int i) const override { return DataType::kBf16; }
-  } bf16;
+    Fp16Wire() {
+      metadata_ = WideBackend::metadata();
+      metadata_.inputs[0].dtype = DataType::kFp16;
+      half = true;
+    }
+    const ModelMetadata& metadata() const override { return metadata_; }
+
+   private:
+    ModelMetadata metadata_;
+  } fp16_wire;
   Executor::Options options;
   absl::StatusOr<std::unique_ptr<Executor>> executor =
-      Executor::Create(options, &bf16, model_metrics_.get(), &clock_);
+      Executor::Create(options, &fp16_wire, model_metrics_.get(), &clock_);
   EXPECT_EQ(executor.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(executor.status().message(),
-            "model 'wide' input 'IN': the backend stages FP32 as BF16; the executor converts "
-            "only FP32 tensors of fixed dims to FP16");
+            "model 'wide' input 'IN': FP16 staging takes only FP32 tensors of fixed dims, not "
+            "FP16");
 }
 
 TEST_F(ExecutorCopyTest, CreateRejectsNegativeCopyThreads) {

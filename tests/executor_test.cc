@@ -84,6 +84,12 @@ class AffineBackend : public Backend {
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
+  const StagingLayout& InputStaging(int i) const override {
+    return layout != nullptr ? *layout : StagingLayout::Wire();
+  }
+  const StagingLayout& OutputStaging(int o) const override {
+    return layout != nullptr ? *layout : StagingLayout::Wire();
+  }
   // Reports `stages` for every batch it ran, failed or not (the executor must take them only
   // from successful ones).
   std::optional<DeviceStages> TakeDeviceStages(int worker) override { return stages; }
@@ -146,6 +152,8 @@ class AffineBackend : public Backend {
   float poison = std::numeric_limits<float>::quiet_NaN();  // NaN: none (it equals nothing).
   absl::StatusCode poison_code = absl::StatusCode::kInternal;
   std::optional<DeviceStages> stages;
+  // When set, the staging layout of every input and output (else as on the wire).
+  const StagingLayout* layout = nullptr;
   // When set, Execute() waits for it, so a test can look at the executor mid-batch.
   absl::Notification* gate = nullptr;
   // When set, called inside Execute() with the batch's first input value (to hold one batch).
@@ -163,6 +171,34 @@ class AffineBackend : public Backend {
   int max_in_worker_ ABSL_GUARDED_BY(mu_) = 0;
   int calls_of_[kMaxWorkers] ABSL_GUARDED_BY(mu_) = {};
   bool bad_worker_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Floats staged negated, so that a test can tell whether the executor copied through the layout;
+// or, with `copies` off, not copied at all (as bench/engine_bench.cc leaves out a copy).
+class NegatingLayout : public StagingLayout {
+ public:
+  explicit NegatingLayout(bool copies = true) : copies_(copies) {}
+  absl::Status Fits(const TensorSpec& spec) const override { return absl::OkStatus(); }
+  DataType StagedType(DataType wire) const override { return wire; }
+  int64_t StagedBytes(int64_t wire_bytes) const override { return wire_bytes; }
+  bool keeps_wire_bytes() const override { return false; }
+  void Stage(absl::string_view wire, char* staged, bool streaming) const override {
+    if (!copies_) return;
+    std::vector<float> values(wire.size() / sizeof(float));
+    std::memcpy(values.data(), wire.data(), wire.size());
+    for (float& value : values) value = -value;
+    std::memcpy(staged, values.data(), wire.size());
+  }
+  void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const override {
+    if (!copies_) return;
+    std::vector<float> values(staged_bytes / sizeof(float));
+    std::memcpy(values.data(), staged, staged_bytes);
+    for (float& value : values) value = -value;
+    wire->assign(reinterpret_cast<const char*>(values.data()), staged_bytes);
+  }
+
+ private:
+  const bool copies_;
 };
 
 // One request's input, output buffers and answer.
@@ -348,30 +384,37 @@ TEST_F(ExecutorTest, RecordsTheDeviceStagesTheBackendTimed) {
   EXPECT_EQ(StageHistogram("gather").first, 4u);
 }
 
-TEST_F(ExecutorTest, BenchmarkSkipsLeaveOutTheirCopyAndStillAnswerEveryRequest) {
-  Executor::Options options = Workers(1);
-  options.skip_scatter_for_benchmark = true;
-  auto no_scatter = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
+TEST_F(ExecutorTest, CopiesEveryRowThroughTheBackendsStagingLayout) {
+  NegatingLayout negating;
+  backend_.layout = &negating;
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  // The backend computes 2x + 1 on the staged -x, and its answer is negated back: -(2(-x) + 1).
+  Call a({1, 2}), b({3, 4, 5, 6}), lone({7, 8});
+  RunBatch(*executor, {&a, &b});
+  RunBatch(*executor, {&lone});  // Staged too: the layout does not keep the wire bytes.
+  EXPECT_EQ(Floats(a.out), (std::vector<float>{1, 3}));
+  EXPECT_EQ(Floats(b.out), (std::vector<float>{5, 7, 9, 11}));
+  EXPECT_EQ(Floats(lone.out), (std::vector<float>{13, 15}));
+  EXPECT_EQ(Floats(a.row), (std::vector<float>{0}));
+  EXPECT_EQ(Floats(b.row), (std::vector<float>{-1, -2}));
+  // The lone request's rows reached the backend from staging, not from the request.
+  ASSERT_EQ(backend_.input_buffers().size(), 2u);
+  EXPECT_NE(backend_.input_buffers()[1], reinterpret_cast<const char*>(lone.input.data()));
+}
+
+TEST_F(ExecutorTest, ALayoutThatCopiesNothingLeavesTheResponsesEmptyAndAnswersEveryRequest) {
+  // What bench/engine_bench.cc's variants without the gather or the scatter rely on.
+  NegatingLayout copies_nothing(/*copies=*/false);
+  backend_.layout = &copies_nothing;
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
   Call a({1, 2}), b({3, 4});
-  RunBatch(*no_scatter, {&a, &b});
+  RunBatch(*executor, {&a, &b});
   for (Call* call : {&a, &b}) {
     EXPECT_TRUE(call->status.ok()) << call->status;
     EXPECT_EQ(call->answers, 1);
     EXPECT_TRUE(call->out.empty());  // The backend ran; nothing was copied out.
   }
-  no_scatter->Stop();
-
-  options.skip_scatter_for_benchmark = false;
-  options.skip_gather_for_benchmark = true;
-  auto no_gather = *Executor::Create(options, &backend_, model_metrics_.get(), &clock_);
-  Call c({5, 6}), d({7, 8});
-  RunBatch(*no_gather, {&c, &d});
-  // The backend ran on whatever staging held, and its rows were copied out.
-  for (Call* call : {&c, &d}) {
-    EXPECT_TRUE(call->status.ok()) << call->status;
-    EXPECT_EQ(call->answers, 1);
-    EXPECT_EQ(call->out.size(), 2 * sizeof(float));
-  }
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{2}));
 }
 
 TEST_F(ExecutorTest, WorkerReportsIdleAfterEachBatch) {

@@ -558,10 +558,10 @@ TEST(TorchBackendTest, Fp16StagingOnlyOnCudaAndItsAnswersMatchFp32Staging) {
   options.stage_fp16 = false;
   auto wire = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(wire.ok()) << wire.status();
-  EXPECT_EQ((*wire)->InputStagingType(0), DataType::kFp32);
+  EXPECT_EQ((*wire)->InputStaging(0).StagedType(DataType::kFp32), DataType::kFp32);
   const DataType expected = OnCuda(**staged) ? DataType::kFp16 : DataType::kFp32;
-  EXPECT_EQ((*staged)->InputStagingType(0), expected);
-  EXPECT_EQ((*staged)->OutputStagingType(0), expected);
+  EXPECT_EQ((*staged)->InputStaging(0).StagedType(DataType::kFp32), expected);
+  EXPECT_EQ((*staged)->OutputStaging(0).StagedType(DataType::kFp32), expected);
   if (expected != DataType::kFp16) return;  // Nothing else differs off CUDA (checked above).
 
   constexpr int64_t kRows = 4;

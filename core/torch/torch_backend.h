@@ -66,7 +66,7 @@ class TorchBackend : public Backend {
     // (it reads device values on the host, e.g. data-dependent control flow) makes the first
     // capture fail: logged, and the model runs eagerly from then on. Ignored on CPU and MPS.
     bool cuda_graphs = true;
-    // CUDA in fp16 only: stage FP32 inputs and outputs as FP16 (InputStagingType()), so the
+    // CUDA in fp16 only: stage FP32 inputs and outputs as FP16 (InputStaging()), so the
     // executor narrows them while gathering and widens them while scattering, on the host, and
     // half the bytes cross PCIe. Narrowing rounds to nearest even, as the device's conversion
     // did, so answers are the same; the CPU fallback's fp32 answers are then rounded to fp16.
@@ -106,9 +106,10 @@ class TorchBackend : public Backend {
   std::string DeviceName() const override;
   // Page-locked on CUDA, plain heap memory elsewhere.
   std::shared_ptr<char> AllocateStaging(int64_t bytes) override;
-  // FP16 for FP32 tensors with Options::stage_fp16 on CUDA in fp16; the wire type otherwise.
-  DataType InputStagingType(int i) const override;
-  DataType OutputStagingType(int o) const override;
+  // StagingLayout::Fp16() for FP32 tensors with Options::stage_fp16 on CUDA in fp16; as on the
+  // wire otherwise.
+  const StagingLayout& InputStaging(int i) const override;
+  const StagingLayout& OutputStaging(int o) const override;
 
   // CUDA: the caching allocator's bytes on this model's device (shared with every model on
   // it). CPU and MPS: nothing (see torch_support.cc for why).

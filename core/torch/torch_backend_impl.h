@@ -117,7 +117,7 @@ struct TorchBackend::Impl {
   Clock* clock = nullptr;
   // Options::cuda_graphs, on a CUDA device.
   bool cuda_graphs = false;
-  // Each input's and output's staging type (Backend::InputStagingType()): FP16 for FP32
+  // Each input's and output's type in staging (Backend::InputStaging()): FP16 for FP32
   // tensors with Options::stage_fp16 on CUDA in fp16, else the wire type.
   std::vector<DataType> input_staging;
   std::vector<DataType> output_staging;

@@ -307,9 +307,15 @@ absl::Status TorchBackend::Impl::RunOn(torch::jit::Module& module, torch::Device
   return absl::OkStatus();
 }
 
-DataType TorchBackend::InputStagingType(int i) const { return impl_->input_staging[i]; }
+const StagingLayout& TorchBackend::InputStaging(int i) const {
+  return impl_->input_staging[i] == impl_->metadata.inputs[i].dtype ? StagingLayout::Wire()
+                                                                     : StagingLayout::Fp16();
+}
 
-DataType TorchBackend::OutputStagingType(int o) const { return impl_->output_staging[o]; }
+const StagingLayout& TorchBackend::OutputStaging(int o) const {
+  return impl_->output_staging[o] == impl_->metadata.outputs[o].dtype ? StagingLayout::Wire()
+                                                                      : StagingLayout::Fp16();
+}
 
 std::optional<Backend::DeviceStages> TorchBackend::TakeDeviceStages(int worker) {
   WorkerState& state = impl_->workers[worker % impl_->workers.size()];
