@@ -49,12 +49,12 @@ namespace coalesce {
 // Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
 // pool shared by all threads) and the batch's own thread copy at once: one core's memcpy
-// bandwidth (about 12.5 GiB/s on the H100 host) would otherwise bound a batch of 256 demo rows,
-// 8 MiB each way, at 1.3 ms. Each piece writes only its own requests' bytes.
+// bandwidth would otherwise bound a large batch's copies. Each piece writes only its own
+// requests' bytes.
 //
 // The answers are split the same way, by the scatter's bytes (a failed batch has none, so it
 // answers on its own thread alone): each answer serialises its response on the thread that gives
-// it (in the server, the gRPC reactor's Finish), 8 MiB in all for those 256 rows. They go out only
+// it (in the server, the gRPC reactor's Finish), as many bytes as it copied. They go out only
 // after every scatter piece has finished and the batch's statistics are recorded, so that a
 // client reading ModelStatistics after its answer sees its batch counted.
 //
@@ -123,11 +123,9 @@ class Executor : public BatchSink {
     int64_t copy_split_bytes = int64_t{256} << 10;
     // Gather with non-temporal (cache-bypassing) stores where the CPU has them (x86-64 SSE2;
     // elsewhere plain memcpy). The staging buffer is next read by the GPU's DMA engine, not by
-    // a CPU core, and a DMA read of lines still dirty in several cores' caches is slow: on an
-    // H200 host, splitting the gather of 8 MiB over 4 threads with memcpy made the backend's
-    // call 0.18 ms slower (0.41 -> 0.59 ms); with streaming stores it stayed at 0.41
-    // (bench/results/2026-11-26-engine.md). Off: memcpy, which leaves the rows in cache for a backend
-    // that reads them on the CPU.
+    // a CPU core, and a DMA read of lines still dirty in several cores' caches is slow, most of
+    // all when the gather is split over copy threads (bench/results/2026-11-26-engine.md). Off:
+    // memcpy, which leaves the rows in cache for a backend that reads them on the CPU.
     bool streaming_gather = true;
     // At most one backend call at a time: a thread that has gathered its batch waits until no
     // other thread is in the backend (the wait is stage "backend_wait" in the metrics, not the
