@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# bench/gpu-soak.sh OUT_DIR [SOAK_S] [WARMUP_S]: on the CUDA host, after build-cuda exists
-# (bench/gpu-run.sh or .gpudeps/build-on-cuda-host.sh), soaks the demo model on the GPU with
-# coalesce-stress: resident memory sampled every 5 s and fitted per hour, device memory read
-# from /metrics every 30 s (curl fails there with the deps' LD_LIBRARY_PATH: bash's /dev/tcp).
+# bench/gpu-soak.sh OUT_DIR [SOAK_S] [WARMUP_S] [SERVER_FLAG...]: on the CUDA host, after
+# build-cuda exists (bench/gpu-run.sh or .gpudeps/build-on-cuda-host.sh), soaks the demo model on
+# the GPU with coalesce-stress: resident memory sampled every 5 s and fitted per hour, device
+# memory read from /metrics every 30 s (curl fails there with the deps' LD_LIBRARY_PATH: bash's
+# /dev/tcp). SERVER_FLAGs go to coalesce-server after the defaults (for a before/after, e.g.
+# --malloc_trim_interval=0).
 set -euo pipefail
-out=${1:?usage: bench/gpu-soak.sh OUT_DIR [SOAK_S] [WARMUP_S]}
+out=${1:?usage: bench/gpu-soak.sh OUT_DIR [SOAK_S] [WARMUP_S] [SERVER_FLAG...]}
 soak=${2:-560}
 warmup=${3:-150}
+shift $(($# < 3 ? $# : 3))
 mkdir -p "$out"
 export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 build-cuda/server/coalesce-server --device=cuda --max_queue_size=64 --max_message_mib=4 \
-  --grpc_address=127.0.0.1:8001 --metrics_address=127.0.0.1:8002 >"$out/server.log" 2>&1 &
+  --grpc_address=127.0.0.1:8001 --metrics_address=127.0.0.1:8002 "$@" >"$out/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/8001) 2>/dev/null && break; sleep 1; done
 (

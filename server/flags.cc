@@ -84,6 +84,10 @@ ABSL_FLAG(int64_t, max_queue_size, 4096,
 ABSL_FLAG(int, malloc_arena_max, 2,
           "glibc malloc arenas at most (0: glibc's default of 8 per core); MALLOC_ARENA_MAX in "
           "the environment wins. Few arenas keep resident memory from creeping on many cores.");
+ABSL_FLAG(absl::Duration, malloc_trim_interval, absl::Seconds(10),
+          "How often the free pages of glibc's malloc heaps are given back to the system "
+          "(malloc_trim), so that resident memory follows what is in use instead of creeping "
+          "up as free memory piles up in the heaps. 0: never (glibc's own policy).");
 ABSL_FLAG(int, max_message_mib, 64, "Largest gRPC message accepted or sent, in MiB.");
 ABSL_FLAG(int, max_shared_memory_regions, 64,
           "Most shared-memory regions (Triton's system and CUDA shared-memory extensions) "
@@ -275,6 +279,7 @@ std::vector<std::string> FlagProblems() {
   add(DurationPositive("grpc_handshake_timeout", absl::GetFlag(FLAGS_grpc_handshake_timeout),
                        false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
+  add(DurationAtLeastZero("malloc_trim_interval", absl::GetFlag(FLAGS_malloc_trim_interval)));
   add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
   if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     add(std::string(s.message()));

@@ -40,6 +40,7 @@ ABSL_DECLARE_FLAG(int, priority_levels);
 ABSL_DECLARE_FLAG(int, default_priority);
 ABSL_DECLARE_FLAG(int64_t, max_queue_size);
 ABSL_DECLARE_FLAG(int, malloc_arena_max);
+ABSL_DECLARE_FLAG(absl::Duration, malloc_trim_interval);
 ABSL_DECLARE_FLAG(int, max_message_mib);
 ABSL_DECLARE_FLAG(int, grpc_max_concurrent_streams);
 ABSL_DECLARE_FLAG(int, max_pending_per_stream);

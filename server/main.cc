@@ -43,6 +43,7 @@
 #include "server/listener_watch.h"
 #include "server/logging.h"
 #include "server/malloc_arenas.h"
+#include "server/malloc_trimmer.h"
 #include "server/rotating_tls_credentials.h"
 #include "server/server.h"
 #include "server/shutdown_watchdog.h"
@@ -381,8 +382,29 @@ std::unique_ptr<ListenerWatch> WatchListener(int port) {
   return *std::move(watch);
 }
 
+// Gives the malloc heaps' free pages back every --malloc_trim_interval; null when off or where
+// there is nothing to trim.
+std::unique_ptr<MallocTrimmer> TrimMalloc() {
+  MallocTrimmer::Options options;
+  options.interval = absl::GetFlag(FLAGS_malloc_trim_interval);
+  if (options.interval == absl::ZeroDuration()) {
+    spdlog::info("malloc trim: off (--malloc_trim_interval=0)");
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<MallocTrimmer>> trimmer = MallocTrimmer::Start(options);
+  if (!trimmer.ok()) {
+    spdlog::info("malloc trim: off: {}", std::string(trimmer.status().message()));
+    return nullptr;
+  }
+  spdlog::info("malloc trim: free heap pages given back every {} (--malloc_trim_interval)",
+               absl::FormatDuration(options.interval));
+  return *std::move(trimmer);
+}
+
 // Serves until SIGTERM or SIGINT, then drains. Returns the exit status.
 int Serve() {
+  // Before any thread starts, so that every thread takes its arena under the cap.
+  const std::string arenas = CapMallocArenas(absl::GetFlag(FLAGS_malloc_arena_max));
   StopSignals* stop = HandleStopSignals();
   ReloadSignals* reloads = HandleReloadSignals();
 
@@ -391,10 +413,9 @@ int Serve() {
     std::fprintf(stderr, "%s: %s\n", kProgram, status.ToString().c_str());
     return 1;
   };
-  // Before any thread starts, so that every thread takes its arena under the cap.
-  const std::string arenas = CapMallocArenas(absl::GetFlag(FLAGS_malloc_arena_max));
   spdlog::info("starting {}", kProgram);
   spdlog::info("{}", arenas);
+  std::unique_ptr<MallocTrimmer> trimmer = TrimMalloc();
   // Every client connection holds a descriptor: take all the hard limit allows.
   if (absl::StatusOr<FileDescriptorLimit> fds = RaiseFileDescriptorLimit(); fds.ok()) {
     spdlog::info("open file limit: {} (was {}, hard limit {})", fds->after, fds->before, fds->hard);
@@ -447,6 +468,10 @@ int Serve() {
   (*server)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   // Before the server goes: the watchdog's report reads it.
   stop->watchdog->Disarm();
+  if (trimmer != nullptr) {
+    spdlog::info("malloc trim: {} trims, the longest {}", trimmer->trims(),
+                 absl::FormatDuration(trimmer->longest()));
+  }
   spdlog::info("stopped");
   return 0;
 }
