@@ -141,6 +141,10 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "File holding a secret token (surrounding whitespace ignored). Set: every inference "
           "call must carry the metadata 'authorization: Bearer <token>'; gRPC health checking "
           "stays open.");
+ABSL_FLAG(absl::Duration, credential_check_interval, absl::Seconds(10),
+          "How often the files of --grpc_tls_cert, --grpc_tls_key, --grpc_tls_client_ca and "
+          "--auth_token_file are looked at (stat: inode, size, modification time); once a change "
+          "has held for one more look they are reloaded as on SIGHUP. 0: only SIGHUP reloads.");
 ABSL_FLAG(bool, check_config, false,
           "Also --check-config. Validate the flags, read the TLS and token files and load the "
           "models as serving would, bind no port, print a report and exit: 0 if all is well, "
@@ -280,6 +284,8 @@ std::vector<std::string> FlagProblems() {
                        false));
   add(DurationAtLeastZero("drain_timeout", absl::GetFlag(FLAGS_drain_timeout)));
   add(DurationAtLeastZero("malloc_trim_interval", absl::GetFlag(FLAGS_malloc_trim_interval)));
+  add(DurationAtLeastZero("credential_check_interval",
+                          absl::GetFlag(FLAGS_credential_check_interval)));
   add(DurationAtLeastZero("shutdown_delay", absl::GetFlag(FLAGS_shutdown_delay)));
   if (absl::Status s = ValidateLogLevel(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     add(std::string(s.message()));

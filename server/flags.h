@@ -58,6 +58,7 @@ ABSL_DECLARE_FLAG(std::string, grpc_tls_cert);
 ABSL_DECLARE_FLAG(std::string, grpc_tls_key);
 ABSL_DECLARE_FLAG(std::string, grpc_tls_client_ca);
 ABSL_DECLARE_FLAG(std::string, auth_token_file);
+ABSL_DECLARE_FLAG(absl::Duration, credential_check_interval);
 ABSL_DECLARE_FLAG(bool, check_config);
 
 namespace coalesce {

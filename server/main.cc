@@ -4,8 +4,8 @@
 //   coalesce-server --flagfile=config/server.flags
 //   coalesce-server --flagfile=config/server.flags --check-config
 //
-// SIGHUP re-reads the TLS certificates, the client CA and the token file (docs/security.md);
-// SIGTERM or SIGINT drains and stops.
+// SIGHUP, or a change of the files, re-reads the TLS certificates, the client CA and the token
+// file (docs/security.md); SIGTERM or SIGINT drains and stops.
 //
 // Exit status: 0 after a clean drain (or a passing --check-config); 2 for a wrong command line
 // (one line on stderr); 1 for anything that fails once the flags are valid (a port in use, a
@@ -38,6 +38,7 @@
 #include "core/torch/torch_cuda_ipc.h"
 #include "google/protobuf/stubs/logging.h"
 #include "server/bearer_token_authorizer.h"
+#include "server/file_change_watch.h"
 #include "server/file_descriptor_limit.h"
 #include "server/flags.h"
 #include "server/listener_watch.h"
@@ -260,15 +261,16 @@ StopSignals* HandleStopSignals() {
   return stop;
 }
 
-// SIGHUP reloads the TLS files and the token file. Its default action would end the process, so
-// main() blocks it first thing and a thread of its own takes it. Until the server serves there is
-// nothing to reload: one that arrives while starting is acted on once serving starts.
+// SIGHUP, and a change of the files (--credential_check_interval), reload the TLS files and the
+// token file. SIGHUP's default action would end the process, so main() blocks it first thing and
+// a thread of its own takes it, and looks at the files between signals. Until the server serves
+// there is nothing to reload: a reload asked for while starting is done once serving starts.
 struct ReloadSignals {
   absl::Mutex mu;
-  // What SIGHUP runs; set while the server serves. It runs under `mu`, so that clearing it waits
-  // for a reload in progress (a few small files read; nothing else takes `mu`).
+  // What a reload runs; set while the server serves. It runs under `mu`, so that clearing it
+  // waits for a reload in progress (a few small files read; nothing else takes `mu`).
   std::function<void()> reload ABSL_GUARDED_BY(mu);
-  // A SIGHUP came while starting.
+  // A reload was asked for while starting.
   bool pending ABSL_GUARDED_BY(mu) = false;
   // Serving has ended: nothing will reload any more.
   bool stopped ABSL_GUARDED_BY(mu) = false;
@@ -283,44 +285,65 @@ void BlockReloadSignal() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
-// Starts the thread that takes SIGHUP. Lives as long as the process: the thread uses it.
+// Reloads now, or once serving if still starting; `why` starts the log line.
+void RequestReload(ReloadSignals* reloads, const std::string& why) {
+  absl::MutexLock lock(&reloads->mu);
+  if (reloads->reload) {
+    spdlog::info("{}: reloading the TLS and token files", why);
+    reloads->reload();
+  } else if (reloads->stopped) {
+    spdlog::info("{} while stopping: nothing reloaded", why);
+  } else if (!reloads->pending) {
+    reloads->pending = true;
+    spdlog::info("{} while starting: the TLS and token files are reloaded once serving", why);
+  }
+}
+
+// The files a reload reads.
+std::vector<std::string> CredentialFiles() {
+  return {absl::GetFlag(FLAGS_grpc_tls_cert), absl::GetFlag(FLAGS_grpc_tls_key),
+          absl::GetFlag(FLAGS_grpc_tls_client_ca), absl::GetFlag(FLAGS_auth_token_file)};
+}
+
+// Starts the thread that takes SIGHUP and, every --credential_check_interval, looks at the
+// credential files. Lives as long as the process: the thread uses it.
 ReloadSignals* HandleReloadSignals() {
   auto* reloads = new ReloadSignals();
-  std::thread([reloads] {
+  const absl::Duration interval = absl::GetFlag(FLAGS_credential_check_interval);
+  // The first look, before the server reads the files: a change made while it starts is not
+  // missed.
+  std::thread([reloads, interval, watch = FileChangeWatch(CredentialFiles())]() mutable {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGHUP);
+    const bool watching = !watch.empty() && interval > absl::ZeroDuration();
+    const timespec timeout = absl::ToTimespec(interval);
     while (true) {
-      int signal = 0;
-      if (sigwait(&signals, &signal) != 0) continue;
-      absl::MutexLock lock(&reloads->mu);
-      if (reloads->reload) {
-        spdlog::info("received SIGHUP: reloading the TLS and token files");
-        reloads->reload();
-      } else if (reloads->stopped) {
-        spdlog::info("received SIGHUP while stopping: nothing reloaded");
-      } else if (!reloads->pending) {
-        reloads->pending = true;
-        spdlog::info("received SIGHUP while starting: the TLS and token files are reloaded once "
-                     "serving");
+      const int signal =
+          watching ? sigtimedwait(&signals, nullptr, &timeout) : sigwaitinfo(&signals, nullptr);
+      if (signal == SIGHUP) {
+        watch.Reset();  // The reload reads them as they are now.
+        RequestReload(reloads, "received SIGHUP");
+      } else if (watching && errno == EAGAIN && watch.Changed()) {
+        RequestReload(reloads, "TLS or token file changed");
       }
     }
   }).detach();
   return reloads;
 }
 
-// Makes `reload` what SIGHUP runs, and runs it now for a SIGHUP that came while starting.
+// Makes `reload` what a reload runs, and runs it now for one asked for while starting.
 void StartReloading(ReloadSignals* reloads, std::function<void()> reload) {
   absl::MutexLock lock(&reloads->mu);
   reloads->reload = std::move(reload);
   if (reloads->pending) {
     reloads->pending = false;
-    spdlog::info("reloading the TLS and token files for the SIGHUP received while starting");
+    spdlog::info("reloading the TLS and token files, as asked while starting");
     reloads->reload();
   }
 }
 
-// SIGHUP does nothing from here on; returns once a reload in progress is done.
+// Reloads do nothing from here on; returns once a reload in progress is done.
 void StopReloading(ReloadSignals* reloads) {
   absl::MutexLock lock(&reloads->mu);
   reloads->reload = nullptr;

@@ -1,6 +1,7 @@
-// The real coalesce-server binary re-reads its TLS certificates and token file on SIGHUP: new
-// clients get the new ones, connections already open keep working, a file that does not
-// validate leaves the old one serving and the log says why, and SIGHUP never ends the process.
+// The real coalesce-server binary re-reads its TLS certificates and token file on SIGHUP, and
+// when the files change: new clients get the new ones, connections already open keep working, a
+// file that does not validate leaves the old one serving and the log says why (once per
+// change), and SIGHUP never ends the process.
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -142,11 +143,14 @@ class CredentialReloadTest : public ::testing::Test {
   fs::path key_file() const { return dir_ / "live.key"; }
   fs::path token_file() const { return dir_ / "live.token"; }
 
-  std::unique_ptr<ServerProcess> StartServer() {
+  // `check_interval`: --credential_check_interval; 0 (off) for the SIGHUP tests, so that what
+  // reloads is the signal.
+  std::unique_ptr<ServerProcess> StartServer(const std::string& check_interval = "0") {
     auto server = std::make_unique<ServerProcess>(
         dir_, std::vector<std::string>{"--grpc_tls_cert=" + cert_file().string(),
                                        "--grpc_tls_key=" + key_file().string(),
-                                       "--auth_token_file=" + token_file().string()});
+                                       "--auth_token_file=" + token_file().string(),
+                                       "--credential_check_interval=" + check_interval});
     port_ = server->AwaitGrpcPort();
     EXPECT_NE(port_, 0) << server->Log();
     return server;
@@ -184,6 +188,38 @@ class CredentialReloadTest : public ::testing::Test {
     return status;
   }
 
+  // Replaces the certificate, key and token files with the other CA's certificate and
+  // "second-token".
+  void RotateFiles() {
+    WriteFile(cert_file(), certs_.other_server_cert);
+    WriteFile(key_file(), certs_.other_server_key);
+    WriteFile(token_file(), "second-token\n");
+  }
+
+  // After RotateFiles() and the reload: new clients need the new certificate and token, and
+  // `open`, connected before, keeps working with the new token.
+  void ExpectRotated(ServerProcess& server, const std::shared_ptr<grpc::Channel>& open) {
+    EXPECT_NE(server.Log().find("TLS reloaded: TLS (server certificate /CN=localhost"),
+              std::string::npos)
+        << server.Log();
+    // New clients: the new certificate (from the other CA) and the new token.
+    grpc::Status rotated = AwaitServed(certs_.other_ca_cert, "second-token");
+    EXPECT_TRUE(rotated.ok()) << rotated.error_message() << "\n" << server.Log();
+    EXPECT_EQ(Call(Channel(certs_.ca_cert), "second-token").error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(Call(Channel(certs_.other_ca_cert), "first-token").error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    // The connection opened before: still up (it trusts the old CA only, so a new connection
+    // would fail), and its calls need the new token.
+    EXPECT_TRUE(Call(open, "second-token").ok());
+    EXPECT_EQ(Call(open, "first-token").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+    EXPECT_EQ(server.Stop(), 0) << server.Log();
+    const std::string log = server.Log();
+    EXPECT_EQ(log.find("first-token"), std::string::npos) << log;
+    EXPECT_EQ(log.find("second-token"), std::string::npos) << log;
+  }
+
   TestCertificates certs_;
   fs::path dir_;
   int port_ = 0;
@@ -195,31 +231,46 @@ TEST_F(CredentialReloadTest, SighupRotatesCertificateAndTokenWhileOpenConnection
   auto open = Channel(certs_.ca_cert);
   ASSERT_TRUE(Call(open, "first-token").ok()) << server->Log();
 
-  WriteFile(cert_file(), certs_.other_server_cert);
-  WriteFile(key_file(), certs_.other_server_key);
-  WriteFile(token_file(), "second-token\n");
+  RotateFiles();
   ASSERT_EQ(kill(server->pid(), SIGHUP), 0);
   ASSERT_TRUE(server->AwaitLog("auth: token reloaded from")) << server->Log();
-  EXPECT_NE(server->Log().find("TLS reloaded: TLS (server certificate /CN=localhost"),
+  EXPECT_NE(server->Log().find("received SIGHUP: reloading"), std::string::npos) << server->Log();
+  ExpectRotated(*server, open);
+}
+
+TEST_F(CredentialReloadTest, ChangedFilesRotateCertificateAndTokenWithoutASignal) {
+  std::unique_ptr<ServerProcess> server = StartServer("100ms");
+  ASSERT_NE(port_, 0);
+  auto open = Channel(certs_.ca_cert);
+  ASSERT_TRUE(Call(open, "first-token").ok()) << server->Log();
+
+  RotateFiles();
+  ASSERT_TRUE(server->AwaitLog("auth: token reloaded from")) << server->Log();
+  EXPECT_NE(server->Log().find("TLS or token file changed: reloading"), std::string::npos)
+      << server->Log();
+  ExpectRotated(*server, open);
+}
+
+TEST_F(CredentialReloadTest, AChangedFileThatDoesNotValidateIsKeptOutAndLoggedOncePerChange) {
+  std::unique_ptr<ServerProcess> server = StartServer("100ms");
+  ASSERT_NE(port_, 0);
+
+  WriteFile(cert_file(), "-----BEGIN CERTIFICATE-----\nnot base64 at all\n");
+  ASSERT_TRUE(server->AwaitLog("TLS not reloaded")) << server->Log();
+  EXPECT_NE(server->Log().find("TLS certificate chain: expected one or more PEM certificates"),
             std::string::npos)
       << server->Log();
+  // A second change (a new token) reloads again: the bad certificate is refused a second time,
+  // not at every check in between (10 checks a second here).
+  WriteFile(token_file(), "second-token\n");
+  ASSERT_TRUE(server->AwaitLog("auth: token reloaded from", 2)) << server->Log();
+  EXPECT_EQ(Count(server->Log(), "TLS not reloaded"), 2u) << server->Log();
+  EXPECT_EQ(Count(server->Log(), "TLS or token file changed"), 2u) << server->Log();
 
-  // New clients: the new certificate (from the other CA) and the new token.
-  grpc::Status rotated = AwaitServed(certs_.other_ca_cert, "second-token");
-  EXPECT_TRUE(rotated.ok()) << rotated.error_message() << "\n" << server->Log();
-  EXPECT_EQ(Call(Channel(certs_.ca_cert), "second-token").error_code(),
-            grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(Call(Channel(certs_.other_ca_cert), "first-token").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
-  // The connection opened before: still up (it trusts the old CA only, so a new connection
-  // would fail), and its calls need the new token.
-  EXPECT_TRUE(Call(open, "second-token").ok());
-  EXPECT_EQ(Call(open, "first-token").error_code(), grpc::StatusCode::UNAUTHENTICATED);
-
+  // New clients still get the old certificate, with the new token.
+  grpc::Status kept = Call(Channel(certs_.ca_cert), "second-token");
+  EXPECT_TRUE(kept.ok()) << kept.error_message() << "\n" << server->Log();
   EXPECT_EQ(server->Stop(), 0) << server->Log();
-  const std::string log = server->Log();
-  EXPECT_EQ(log.find("first-token"), std::string::npos) << log;
-  EXPECT_EQ(log.find("second-token"), std::string::npos) << log;
 }
 
 TEST_F(CredentialReloadTest, SighupWithFilesThatDoNotValidateKeepsTheOldOnesAndLogsWhy) {

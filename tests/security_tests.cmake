@@ -8,8 +8,8 @@
 # The TLS tests make their certificates with the openssl tool (scripts/install-deps.sh).
 
 # Units: no server.
-add_executable(security_unit_tests bearer_token_authorizer_test.cc file_descriptor_limit_test.cc
-  json_log_formatter_test.cc)
+add_executable(security_unit_tests bearer_token_authorizer_test.cc file_change_watch_test.cc
+  file_descriptor_limit_test.cc json_log_formatter_test.cc)
 target_link_libraries(security_unit_tests PRIVATE coalesce_server_lib GTest::gtest_main)
 gtest_discover_tests(security_unit_tests DISCOVERY_TIMEOUT 60)
 
