@@ -3,7 +3,7 @@
 # batch size and variant (precision, pooled staging, workers). A program, not a test: it prints
 # a table.
 add_executable(coalesce-engine-bench engine_bench.cc)
-target_link_libraries(coalesce-engine-bench PRIVATE coalesce_torch coalesce_bench_model_dir
-  coalesce_flag_parsing
+target_link_libraries(coalesce-engine-bench PRIVATE coalesce_torch_bench coalesce_torch_testing
+  coalesce_bench_model_dir coalesce_flag_parsing
   absl::flags absl::flags_parse absl::flags_usage absl::status absl::statusor absl::strings
   absl::str_format absl::synchronization absl::time Threads::Threads)

@@ -8,14 +8,14 @@
 // (config.pbtxt and a version folder) with one FP32 input and one FP32 output of fixed dims, as
 // bench/make_mlp_model.py writes.
 // For each batch size B and compute precision, three numbers:
-//   ceiling  TorchBackend::TimeResidentBatches(): the served module's forward on inputs already
-//            on the device in the compute precision, each result copied to the host (the
-//            synchronisation point, as in bench/model_ceiling.cc); mean ms per batch.
-//   host     TorchBackend::TimeHostBatches(): the same module run by the backend's own batch
-//            path from a host (pinned) buffer of wire-type inputs into a host buffer:
-//            host->device copy, conversion, forward, conversion, device->host copy. No gather,
-//            scatter or answers: one batch at a time, what a server that receives its inputs as
-//            bytes pays per batch unless it overlaps batches on several streams.
+//   ceiling  TimeResidentBatches() (core/torch/torch_ceilings.h): the served module's forward on
+//            inputs already on the device in the compute precision, each result copied to the
+//            host (the synchronisation point, as in bench/model_ceiling.cc); mean ms per batch.
+//   host     TimeHostBatches(): the same module run by the backend's own batch path from a
+//            host (pinned) buffer of wire-type inputs into a host buffer: host->device copy,
+//            conversion, forward, conversion, device->host copy. No gather, scatter or answers:
+//            one batch at a time, what a server that receives its inputs as bytes pays per batch
+//            unless it overlaps batches on several streams.
 //   server   the server's own Executor and TorchBackend (with its metrics) fed batches of B
 //            one-row requests, as the batcher hands them over. A batch runs from Dispatch() to
 //            its last request's answer: gather into staging, host->device copy and conversion,
@@ -74,6 +74,8 @@
 #include "core/staging_layout.h"
 #include "core/metrics.h"
 #include "core/torch/torch_backend.h"
+#include "core/torch/torch_ceilings.h"
+#include "core/torch/torch_device_faults.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
 ABSL_FLAG(double, duration_s, 1.0, "Timed seconds per ceiling and per table row.");
@@ -186,8 +188,8 @@ enum class Ceiling { kResident, kHost };
 absl::StatusOr<double> CeilingMs(TorchBackend& backend, Ceiling ceiling, int64_t rows,
                                  absl::Duration warmup, absl::Duration window) {
   auto time = [&](int iterations) {
-    return ceiling == Ceiling::kResident ? backend.TimeResidentBatches(0, rows, iterations)
-                                         : backend.TimeHostBatches(0, rows, iterations);
+    return ceiling == Ceiling::kResident ? TimeResidentBatches(backend, 0, rows, iterations)
+                                         : TimeHostBatches(backend, 0, rows, iterations);
   };
   int iterations = 1;
   absl::Duration took;
@@ -506,7 +508,7 @@ absl::Status ExerciseFallback(TorchBackend& backend, const std::vector<char>& in
   std::vector<char> out(out_spec.RowBytes() * 2);
   const char* in = input.data();
   char* out_ptr = out.data();
-  backend.InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(backend, 1);
   if (absl::Status s = backend.Execute(0, 2, {&in, 1}, {&out_ptr, 1}); !s.ok()) return s;
   if (backend.fallbacks() != 1 || !backend.on_fallback()) {
     return absl::InternalError(absl::StrCat("after an injected failure: fallbacks ",

@@ -9,6 +9,8 @@
 
 #include "core/demo_model.h"
 #include "core/half.h"
+#include "core/torch/torch_ceilings.h"
+#include "core/torch/torch_device_faults.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/torchscript_models.h"
@@ -272,14 +274,14 @@ TEST(TorchBackendTest, ABatchTheModelRaisesOnDoesNotMoveTheModelToItsFallback) {
                           "    return x * 2.0\n");
   ASSERT_TRUE(backend.ok()) << backend.status();
   std::vector<float> y;
-  (*backend)->InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(**backend, 1);
   absl::Status status = RunXToY(**backend, {1, 2, 3, -400}, &y);
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_NE(status.message().find("negative input"), std::string::npos) << status;
   EXPECT_EQ((*backend)->fallbacks(), 0);
   EXPECT_FALSE((*backend)->on_fallback());
   // A batch the CPU answers still falls back.
-  (*backend)->InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(**backend, 1);
   ASSERT_TRUE(RunXToY(**backend, {1, 2, 3, 4}, &y).ok());
   EXPECT_EQ(y, (std::vector<float>{2, 4, 6, 8}));
   EXPECT_EQ((*backend)->fallbacks(), 1);
@@ -316,7 +318,7 @@ TEST(TorchBackendTest, DeviceFailureIsAnsweredByTheFp32CpuFallback) {
   EXPECT_EQ(backend->fallbacks(), 0);
   EXPECT_FALSE(backend->on_fallback());
 
-  backend->InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(*backend, 1);
   std::vector<float> failed_batch = RunDemo(*backend, input, 3);  // Asserts OK inside.
   EXPECT_LE(MaxDifference(failed_batch, fp32), 1e-5);  // The fp32 fallback's answer.
   EXPECT_EQ(backend->fallbacks(), 1);
@@ -333,7 +335,7 @@ TEST(TorchBackendTest, DeviceFailureIsAnsweredByTheFp32CpuFallback) {
 
 TEST(TorchBackendTest, FallbackAnswersMatchTheDoublePrecisionReference) {
   auto backend = Bf16Demo(absl::InfiniteDuration());
-  backend->InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(*backend, 1);
   std::vector<float> input = RandomInput(2, 5);
   std::vector<float> output = RunDemo(*backend, input, 2);
   ASSERT_EQ(backend->fallbacks(), 1);
@@ -351,7 +353,7 @@ TEST(TorchBackendTest, ReturnsToTheDeviceOnceTheRecheckIntervalHasPassed) {
   auto backend = Bf16Demo(absl::Seconds(30), &clock);
   std::vector<float> input = RandomInput(1, 8);
   const std::vector<float> fp32 = RunDemo(*CpuDemo(), input, 1);
-  backend->InjectDeviceFailuresForTesting(1);
+  InjectDeviceFailures(*backend, 1);
   RunDemo(*backend, input, 1);
   ASSERT_TRUE(backend->on_fallback());
 
@@ -371,7 +373,7 @@ TEST(TorchBackendTest, FailedRecheckStaysOnTheFallbackAndCountsAgain) {
   auto backend = Bf16Demo(absl::InfiniteDuration());
   std::vector<float> input = RandomInput(2, 9);
   const std::vector<float> fp32 = RunDemo(*CpuDemo(), input, 2);
-  backend->InjectDeviceFailuresForTesting(2);
+  InjectDeviceFailures(*backend, 2);
   RunDemo(*backend, input, 2);
   EXPECT_EQ(backend->fallbacks(), 1);
 
@@ -423,7 +425,7 @@ TEST(TorchBackendTest, ResidentBatchesRunTheModel) {
   options.clock = &clock;
   auto backend = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(backend.ok()) << backend.status();
-  absl::StatusOr<absl::Duration> took = (*backend)->TimeResidentBatches(1, 8, 3);
+  absl::StatusOr<absl::Duration> took = TimeResidentBatches(**backend, 1, 8, 3);
   ASSERT_TRUE(took.ok()) << took.status();
   EXPECT_EQ(*took, absl::ZeroDuration());
   EXPECT_EQ((*backend)->fallbacks(), 0);
@@ -436,7 +438,7 @@ TEST(TorchBackendTest, HostBatchesRunTheBatchPath) {
   options.clock = &clock;
   auto backend = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(backend.ok()) << backend.status();
-  absl::StatusOr<absl::Duration> took = (*backend)->TimeHostBatches(1, 8, 3);
+  absl::StatusOr<absl::Duration> took = TimeHostBatches(**backend, 1, 8, 3);
   ASSERT_TRUE(took.ok()) << took.status();
   EXPECT_EQ(*took, absl::ZeroDuration());
   EXPECT_EQ((*backend)->fallbacks(), 0);
@@ -444,8 +446,8 @@ TEST(TorchBackendTest, HostBatchesRunTheBatchPath) {
 
 TEST(TorchBackendTest, HostBatchesReportADeviceFailureInsteadOfFallingBack) {
   auto backend = CpuDemo();
-  backend->InjectDeviceFailuresForTesting(1);
-  absl::StatusOr<absl::Duration> took = backend->TimeHostBatches(0, 4, 2);
+  InjectDeviceFailures(*backend, 1);
+  absl::StatusOr<absl::Duration> took = TimeHostBatches(*backend, 0, 4, 2);
   EXPECT_EQ(took.status().code(), absl::StatusCode::kInternal);
   EXPECT_NE(took.status().message().find("injected device failure"), std::string::npos)
       << took.status();

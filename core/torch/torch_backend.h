@@ -36,7 +36,8 @@ namespace coalesce {
 // `device_recheck_interval` one batch tries the device again, and if it succeeds the model
 // returns to the device. Both transitions are logged to stderr; Fallback() reports them for
 // the metrics. On the CPU device a throwing model is an error of the model, not retried on the
-// same CPU, except for failures injected by tests (InjectDeviceFailuresForTesting()).
+// same CPU, except for failures injected by tests (InjectDeviceFailures(), test-only:
+// torch_device_faults.h).
 //
 // Thread-safe: every method may be called from any thread; `Execute()` runs concurrently from
 // the executor's workers, each with its own worker index.
@@ -138,30 +139,11 @@ class TorchBackend : public Backend {
   // interval. No effect on a model on its device.
   void RecheckDevice();
 
-  // TEST ONLY. The next `n` batches that would run on the device throw there instead, as a
-  // failing device does, so tests exercise the fallback and the return to the device on any
-  // machine: on a CPU-only machine, the served (frozen, maybe bf16) module plays the device.
-  void InjectDeviceFailuresForTesting(int n);
-
-  // BENCHMARKS ONLY (bench/engine_bench.cc): the model's ceiling. Puts random inputs for `rows`
-  // rows on the device once, already in the compute precision, then runs worker `worker`'s
-  // module `iterations` times, copying each result to host memory in its staging type (the
-  // synchronisation point, as in Execute()). Returns the time of those runs by Options::clock,
-  // the input set-up excluded. Never falls back.
-  absl::StatusOr<absl::Duration> TimeResidentBatches(int worker, int64_t rows, int iterations);
-
-  // BENCHMARKS ONLY (bench/engine_bench.cc): what a server that receives its inputs as bytes
-  // pays per batch, one batch at a time. Puts random inputs for `rows` rows, in their wire type,
-  // into staging memory (pinned on CUDA) once, then runs worker `worker`'s batch path
-  // `iterations` times from there into host staging memory, exactly as Execute() does on the
-  // device (from a CUDA graph, with Options::cuda_graphs): host->device copy, conversion to the
-  // compute precision, forward, conversion to the wire type, device->host copy. No gather,
-  // scatter or answers. Returns the time of those runs by Options::clock, the set-up and one
-  // untimed first run excluded. Never falls back.
-  absl::StatusOr<absl::Duration> TimeHostBatches(int worker, int64_t rows, int iterations);
-
  private:
   struct Impl;
+  // Reaches impl_ for code built only into benchmark and test programs (torch_ceilings.h,
+  // torch_device_faults.h), so that their hooks stay out of this interface.
+  friend class TorchBackendInternals;
   explicit TorchBackend(std::unique_ptr<Impl> impl);
   // Picks device and precision, moves the module there and runs a dry run.
   static absl::StatusOr<std::unique_ptr<TorchBackend>> Initialize(std::unique_ptr<Impl> impl,

@@ -2,9 +2,10 @@
 #define COALESCE_CORE_TORCH_TORCH_BACKEND_IMPL_H_
 
 // TorchBackend's state, shared by torch_backend.cc (loading, the precision check) and
-// torch_execution.cc (running batches, the device fallback). Included only by those two; no
-// protobuf-generated header may be included next to it (a PyTorch wheel bundles its own
-// google/protobuf headers).
+// torch_execution.cc (running batches, the device fallback), and reached through
+// TorchBackendInternals by the benchmark-only torch_ceilings.cc and the test-only
+// torch_device_faults.cc. Included only by those; no protobuf-generated header may be included
+// next to it (a PyTorch wheel bundles its own google/protobuf headers).
 
 #include <torch/script.h>
 #include <torch/torch.h>
@@ -195,7 +196,7 @@ struct TorchBackend::Impl {
   void EndProbe(bool probe);
   // Gives every worker its own copy of `served` (and stream), then runs WarmUpAndCheck().
   absl::Status InstallAndCheck(const torch::jit::Module& served, const Options& options);
-  // Consumes one injected failure, if any is left.
+  // Consumes one injected failure (torch_device_faults.h), if any is left.
   bool TakeInjectedFailure();
   // The spec dims of every input (a fixed-size model's input_dims).
   std::vector<std::vector<int64_t>> SpecInputDims() const;
@@ -206,6 +207,14 @@ struct TorchBackend::Impl {
                                   absl::Span<const int64_t> dims) const;
   // A sink into `outputs`, for fixed-size outputs of exactly their spec's shape.
   OutputSink FixedSink(int64_t rows, absl::Span<char* const> outputs) const;
+};
+
+// A TorchBackend's state, for the benchmark-only and test-only code built beside the backend
+// (torch_ceilings.h, torch_device_faults.h). Production code has no use for it.
+class TorchBackendInternals {
+ public:
+  using Impl = TorchBackend::Impl;
+  static Impl& Of(TorchBackend& backend) { return *backend.impl_; }
 };
 
 }  // namespace coalesce

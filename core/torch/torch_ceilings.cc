@@ -1,4 +1,4 @@
-#include "core/torch/torch_backend.h"
+#include "core/torch/torch_ceilings.h"
 
 // No protobuf-generated header may be included here: a PyTorch wheel ships its own
 // google/protobuf headers, which would shadow the system ones the protos were generated for.
@@ -21,17 +21,14 @@
 #include "core/torch/torch_backend_impl.h"
 #include "core/torch/torch_support.h"
 
-// The benchmark-only ceilings (bench/engine_bench.cc): the model alone, and the backend's batch
-// path alone.
-
 namespace coalesce {
 
 using torch_support::ErrorText;
 using torch_support::ScalarTypeOf;
 
-absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int64_t rows,
-                                                                 int iterations) {
-  Impl& impl = *impl_;
+absl::StatusOr<absl::Duration> TimeResidentBatches(TorchBackend& backend, int worker,
+                                                   int64_t rows, int iterations) {
+  TorchBackendInternals::Impl& impl = TorchBackendInternals::Of(backend);
   try {
     WorkerState& state = impl.workers[worker % impl.workers.size()];
 #if defined(COALESCE_WITH_CUDA)
@@ -83,9 +80,9 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeResidentBatches(int worker, int
   }
 }
 
-absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t rows,
-                                                             int iterations) {
-  Impl& impl = *impl_;
+absl::StatusOr<absl::Duration> TimeHostBatches(TorchBackend& backend, int worker, int64_t rows,
+                                               int iterations) {
+  TorchBackendInternals::Impl& impl = TorchBackendInternals::Of(backend);
   try {
     std::vector<std::vector<int64_t>> dims;
     std::vector<std::shared_ptr<char>> input_memory;
@@ -103,7 +100,7 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t
                        /*streaming=*/false);
         bytes = std::move(halves);
       }
-      input_memory.push_back(AllocateStaging(static_cast<int64_t>(bytes.size())));
+      input_memory.push_back(backend.AllocateStaging(static_cast<int64_t>(bytes.size())));
       std::memcpy(input_memory.back().get(), bytes.data(), bytes.size());
       inputs.push_back(input_memory.back().get());
       dims.push_back(std::move(spec_dims));
@@ -111,9 +108,10 @@ absl::StatusOr<absl::Duration> TorchBackend::TimeHostBatches(int worker, int64_t
     // Host staging for each output, sized by the untimed first run.
     std::vector<std::shared_ptr<char>> output_memory(impl.metadata.outputs.size());
     std::vector<int64_t> output_bytes(impl.metadata.outputs.size(), 0);
-    Impl::OutputSink sink = [&](int o, const std::vector<int64_t>&, int64_t bytes) {
+    TorchBackendInternals::Impl::OutputSink sink = [&](int o, const std::vector<int64_t>&,
+                                                       int64_t bytes) {
       if (output_bytes[o] < bytes) {
-        output_memory[o] = AllocateStaging(bytes);
+        output_memory[o] = backend.AllocateStaging(bytes);
         output_bytes[o] = bytes;
       }
       return output_memory[o].get();

@@ -9,7 +9,6 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -30,7 +29,7 @@ namespace {
 using torch_support::ErrorText;
 using torch_support::ScalarTypeOf;
 
-// What InjectDeviceFailuresForTesting() makes the device path throw.
+// What InjectDeviceFailures() (torch_device_faults.h, test-only) makes the device path throw.
 class InjectedDeviceFailure : public std::runtime_error {
  public:
   InjectedDeviceFailure() : std::runtime_error("injected device failure (test)") {}
@@ -352,10 +351,6 @@ std::optional<Backend::MemoryUsage> TorchBackend::DeviceMemory() const {
 void TorchBackend::RecheckDevice() {
   absl::MutexLock lock(&impl_->fallback_mu);
   impl_->next_recheck = absl::InfinitePast();
-}
-
-void TorchBackend::InjectDeviceFailuresForTesting(int n) {
-  impl_->injected_failures.store(std::max(0, n), std::memory_order_relaxed);
 }
 
 absl::Status TorchBackend::Execute(int worker, int64_t rows, absl::Span<const char* const> inputs,
