@@ -70,6 +70,7 @@
 #include "bench/model_dir.h"
 #include "common/flag_parsing.h"
 #include "core/clock.h"
+#include "core/device.h"
 #include "core/executor.h"
 #include "core/staging_layout.h"
 #include "core/metrics.h"
@@ -540,9 +541,13 @@ absl::StatusOr<std::optional<ModelOnDisk>> OneInOneOutModelFromFlags(int64_t max
 absl::StatusOr<std::unique_ptr<TorchBackend>> MakeBackend(
     const std::optional<ModelOnDisk>& model, const std::string& device,
     const std::string& precision, int64_t max_rows, int workers, bool graphs) {
+  absl::StatusOr<std::optional<DeviceKind>> parsed_device = ParseDevice(device);
+  if (!parsed_device.ok()) return parsed_device.status();
+  absl::StatusOr<std::optional<Precision>> parsed_precision = ParsePrecision(precision);
+  if (!parsed_precision.ok()) return parsed_precision.status();
   TorchBackend::Options options;
-  options.device = device;
-  options.precision = precision;
+  options.device = *parsed_device;
+  options.precision = *parsed_precision;
   options.cuda_graphs = graphs;
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.num_workers = workers;

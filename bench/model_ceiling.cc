@@ -42,8 +42,9 @@
 #include "bench/model_dir.h"
 #include "common/flag_parsing.h"
 #include "core/data_type.h"
-#include "core/staging_layout.h"
+#include "core/device.h"
 #include "core/model_metadata.h"
+#include "core/staging_layout.h"
 #include "core/torch/torch_backend.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
@@ -220,8 +221,6 @@ int main(int argc, char** argv) {
   const int64_t max_rows = *std::max_element(sizes->begin(), sizes->end());
 
   TorchBackend::Options options;
-  options.device = absl::GetFlag(FLAGS_device);
-  options.precision = absl::GetFlag(FLAGS_precision);
   options.num_workers = workers;
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
   options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
@@ -231,6 +230,19 @@ int main(int argc, char** argv) {
     std::cerr << "coalesce-model-ceiling: " << model.status().message() << "\n";
     return 2;
   }
+  // A wrong spelling fails as a backend that cannot be made does.
+  absl::StatusOr<std::optional<coalesce::DeviceKind>> parsed_device =
+      coalesce::ParseDevice(absl::GetFlag(FLAGS_device));
+  absl::StatusOr<std::optional<coalesce::Precision>> parsed_precision =
+      coalesce::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  for (const absl::Status& status : {parsed_device.status(), parsed_precision.status()}) {
+    if (!status.ok()) {
+      std::cerr << "coalesce-model-ceiling: " << status.message() << "\n";
+      return 1;
+    }
+  }
+  options.device = *parsed_device;
+  options.precision = *parsed_precision;
   absl::StatusOr<std::unique_ptr<TorchBackend>> backend =
       model->has_value()
           ? TorchBackend::Load((*model)->file, (*model)->metadata, options)

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/data_type.h"
+#include "core/device.h"
 #include "core/model_metadata.h"
 #include "core/served_model.h"
 #include "proto/model_config.pb.h"
@@ -104,9 +105,9 @@ absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& c
 // What a config changes about how a model is served.
 struct ModelConfigOverrides {
   ServedModel::Options model;
-  // "cpu", "cuda" ("mps" on macOS) for KIND_CPU / KIND_GPU groups; "" (the server's --device)
+  // CPU, CUDA (MPS on macOS) for KIND_CPU / KIND_GPU groups; unset (the server's --device)
   // with no instance_group or only KIND_AUTO groups.
-  std::string device;
+  std::optional<DeviceKind> device;
   // optimization { cuda { graphs: true } }: CUDA graphs for this model (TorchBackend's
   // cuda_graphs) even where the server's --cuda_graphs is off (it is on by default). False
   // (proto3 cannot tell unset from false) keeps the server's setting, so it cannot turn them off

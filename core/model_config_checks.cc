@@ -468,11 +468,11 @@ absl::StatusOr<InstancePlan> PlanInstances(const ModelConfig& config,
           label, " rate_limiter/secondary_devices/profile/host_policy: ignored"));
     }
   }
-  if (placed == ModelInstanceGroup::KIND_CPU) plan.device = "cpu";
+  if (placed == ModelInstanceGroup::KIND_CPU) plan.device = DeviceKind::kCpu;
 #if defined(__APPLE__)
-  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = "mps";
+  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = DeviceKind::kMps;
 #else
-  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = "cuda";
+  if (placed == ModelInstanceGroup::KIND_GPU) plan.device = DeviceKind::kCuda;
 #endif
   return plan;
 }

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/device.h"
 #include "google/protobuf/message.h"
 #include "proto/model_config.pb.h"
 
@@ -47,7 +48,7 @@ absl::Status CheckFiles(const inference::ModelConfig& config);
 // What the instance groups add up to.
 struct InstancePlan {
   int64_t instances = 0;  // 0: no instance_group
-  std::string device;
+  std::optional<DeviceKind> device;  // Unset: no kind named (the server's --device).
 };
 // Validates instance_group and adds it up; `warnings` may be null.
 absl::StatusOr<InstancePlan> PlanInstances(const inference::ModelConfig& config,

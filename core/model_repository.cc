@@ -67,14 +67,22 @@ ModelRepository::ModelRepository(const Options& options, ModelRegistry* registry
                                  ServerMetrics* metrics, Clock* clock)
     : options_(options), registry_(registry), metrics_(metrics), clock_(clock) {}
 
+absl::string_view ModelRepository::ControlModeName(ControlMode mode) {
+  switch (mode) {
+    case ControlMode::kNone:
+      return "none";
+    case ControlMode::kExplicit:
+      return "explicit";
+    case ControlMode::kPoll:
+      return "poll";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
     const Options& options, ModelRegistry* registry, ServerMetrics* metrics, Clock* clock) {
-  const std::string& mode = options.control_mode;
-  if (mode != "none" && mode != "explicit" && mode != "poll") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model control mode must be none, explicit or poll, got '", mode, "'"));
-  }
-  if (mode == "poll" && options.poll_interval <= absl::ZeroDuration()) {
+  const ControlMode mode = options.control_mode;
+  if (mode == ControlMode::kPoll && options.poll_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("repository poll interval must be positive, got ",
                                                    absl::FormatDuration(options.poll_interval)));
   }
@@ -93,7 +101,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
   repo->name_ = root.filename().string();
 
   std::vector<std::string> startup;
-  bool all = mode != "explicit" ||
+  bool all = mode != ControlMode::kExplicit ||
              std::count(options.startup_models.begin(), options.startup_models.end(), "*") > 0;
   if (all) {
     startup = ModelFolders(root);
@@ -112,7 +120,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(
     // A model that fails is recorded UNAVAILABLE with its reason; the others still load.
     for (const std::string& model : startup) repo->LoadLocked(model).IgnoreError();
   }
-  if (mode == "poll") repo->poller_ = std::thread([r = repo.get()] { r->PollLoop(); });
+  if (mode == ControlMode::kPoll) repo->poller_ = std::thread([r = repo.get()] { r->PollLoop(); });
   return repo;
 }
 
@@ -125,9 +133,9 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
   std::vector<IndexEntry> index;
   absl::MutexLock lock(&mu_);
   for (const auto& [name, state] : states_) {
-    if (state.state == "READY") {
+    if (state.state == State::kReady) {
       for (const std::string& version : state.versions) {
-        index.push_back({name, version, "READY", state.reason});
+        index.push_back({name, version, State::kReady, state.reason});
       }
     } else if (!ready_only) {
       // An unloaded model lists the versions it served, as Triton's index does.
@@ -140,7 +148,7 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
   if (ready_only) return index;
   // Folders never loaded (explicit mode) are listed too, with no state, as Triton does.
   for (const std::string& name : ModelFolders(options_.root)) {
-    if (states_.count(name) == 0) index.push_back({name, "", "", ""});
+    if (states_.count(name) == 0) index.push_back({name, "", State::kNotLoaded, ""});
   }
   std::sort(index.begin(), index.end(), [](const IndexEntry& a, const IndexEntry& b) {
     return std::tie(a.name, a.version) < std::tie(b.name, b.version);
@@ -149,11 +157,11 @@ std::vector<ModelRepository::IndexEntry> ModelRepository::Index(bool ready_only)
 }
 
 absl::Status ModelRepository::CheckExplicitControl() const {
-  if (options_.control_mode == "explicit") return absl::OkStatus();
+  if (options_.control_mode == ControlMode::kExplicit) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "explicit model load / unload is not allowed if polling is enabled (coalesce: it needs "
       "--model_control_mode=explicit, and the mode is '",
-      options_.control_mode, "')"));
+      ControlModeName(options_.control_mode), "')"));
 }
 
 absl::Status ModelRepository::Load(const std::string& model, const LoadOverrides& overrides) {
@@ -171,7 +179,7 @@ absl::Status ModelRepository::Unload(const std::string& model) {
 absl::StatusOr<inference::ModelConfig> ModelRepository::Config(const std::string& model) const {
   absl::MutexLock lock(&mu_);
   auto it = states_.find(model);
-  if (it == states_.end() || it->second.state != "READY") {
+  if (it == states_.end() || it->second.state != State::kReady) {
     return absl::NotFoundError(absl::StrCat("model '", model, "' is not loaded"));
   }
   return it->second.config;
@@ -270,12 +278,12 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
     ModelState& state = states_[model];
     state.fingerprint = std::move(fingerprint);
     // Versions already serving keep serving; the index shows the failure.
-    if (state.state == "READY") {
+    if (state.state == State::kReady) {
       state.reason = absl::StrCat("reload failed, serving the versions loaded before: ",
                                   built.status().message());
     } else {
       state.reason = std::string(built.status().message());
-      state.state = "UNAVAILABLE";
+      state.state = State::kUnavailable;
       state.versions.clear();
       registry_->SetUnavailable(model, state.reason);
     }
@@ -289,7 +297,7 @@ absl::Status ModelRepository::LoadLocked(const std::string& model,
   std::shared_ptr<OverrideModelFolder> previous;
   absl::MutexLock lock(&mu_);
   ModelState& state = states_[model];
-  state.state = "READY";
+  state.state = State::kReady;
   state.reason.clear();
   state.versions = std::move(versions);
   state.config = std::move(config);
@@ -311,7 +319,7 @@ absl::Status ModelRepository::UnloadLocked(const std::string& model, bool forget
       states_.erase(it);
     } else {
       ModelState& state = it->second;
-      state.state = "UNAVAILABLE";
+      state.state = State::kUnavailable;
       state.reason = "unloaded";
       state.config.Clear();
       state.fingerprint.clear();
@@ -434,7 +442,7 @@ void ModelRepository::PollOnce() {
   {
     absl::MutexLock state_lock(&mu_);
     for (const auto& [name, state] : states_) {
-      known[name] = {state.fingerprint, state.state == "READY"};
+      known[name] = {state.fingerprint, state.state == State::kReady};
     }
   }
   for (const auto& [name, unused] : known) {

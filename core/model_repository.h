@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "core/backend.h"
 #include "core/clock.h"
+#include "core/device.h"
 #include "core/metrics.h"
 #include "core/model_config.h"
 #include "core/model_registry.h"
@@ -53,10 +54,32 @@ namespace coalesce {
 // and unloads are serialised.
 class ModelRepository {
  public:
+  // What changes the set of served models after start (--model_control_mode).
+  enum class ControlMode {
+    // Every model loaded at start; no changes after.
+    kNone,
+    // `startup_models` loaded at start; RepositoryModelLoad/Unload change what is served.
+    kExplicit,
+    // Every model loaded at start, and the root rescanned every `poll_interval`: new and
+    // changed models loaded, removed ones unloaded.
+    kPoll,
+  };
+  // "none", "explicit", "poll": the flag's spellings, for messages.
+  static absl::string_view ControlModeName(ControlMode mode);
+
+  // A model's state in Index(). The wire carries Triton's names for them ("READY",
+  // "UNAVAILABLE", "" for kNotLoaded); server/ converts.
+  enum class State {
+    // A model folder that was never loaded (explicit mode).
+    kNotLoaded,
+    kReady,
+    kUnavailable,
+  };
+
   // What a model's config asks of its backend, besides its metadata.
   struct BackendSettings {
-    // "" for the server's default, or the config's instance_group kind ("cpu", "cuda"...).
-    std::string device;
+    // Unset for the server's default, or the config's instance_group kind.
+    std::optional<DeviceKind> device;
     // Executor workers that will call the backend.
     int num_workers = 1;
     // optimization.cuda.graphs: CUDA graphs whatever the server's default.
@@ -70,11 +93,7 @@ class ModelRepository {
   struct Options {
     // The repository folder. Must exist.
     std::string root;
-    // "none": load every model at start, no changes after. "explicit": load `startup_models`
-    // at start; RepositoryModelLoad/Unload change what is served. "poll": load every model at
-    // start and rescan every `poll_interval`, loading new and changed models and unloading
-    // removed ones.
-    std::string control_mode = "none";
+    ControlMode control_mode = ControlMode::kNone;
     // Models to load at start in explicit mode; "*" loads every model.
     std::vector<std::string> startup_models;
     absl::Duration poll_interval = absl::Seconds(15);
@@ -112,8 +131,7 @@ class ModelRepository {
   struct IndexEntry {
     std::string name;
     std::string version;
-    // "READY" or "UNAVAILABLE".
-    std::string state;
+    State state = State::kNotLoaded;
     // Why UNAVAILABLE; for READY, empty unless the last load of a served model failed (its
     // earlier versions keep serving), then "reload failed, serving the versions loaded before:
     // " and why.
@@ -132,13 +150,13 @@ class ModelRepository {
 
   // The repository's name in RepositoryIndex requests: the root folder's base name.
   const std::string& name() const { return name_; }
-  const std::string& control_mode() const { return options_.control_mode; }
+  ControlMode control_mode() const { return options_.control_mode; }
 
   // Every model folder under the root, with its state; only ready ones if `ready_only`.
   std::vector<IndexEntry> Index(bool ready_only) const;
 
   // Loads or reloads `model` from disk. FAILED_PRECONDITION unless the control mode is
-  // "explicit"; INVALID_ARGUMENT for a name that is not a plain folder name; otherwise the
+  // kExplicit; INVALID_ARGUMENT for a name that is not a plain folder name; otherwise the
   // load's error (the model is then listed UNAVAILABLE, or, if it was serving, keeps serving
   // its versions and is listed READY with the failure as reason), with Triton's text and code
   // for the stage that failed: INTERNAL "failed to load
@@ -152,7 +170,7 @@ class ModelRepository {
   absl::Status Load(const std::string& model, const LoadOverrides& overrides = {});
   // Stops serving `model` once the requests it holds are answered; Index() then lists the
   // versions it served as UNAVAILABLE, reason "unloaded". FAILED_PRECONDITION unless the control
-  // mode is "explicit". A model that is not loaded is OK, as in Triton.
+  // mode is kExplicit. A model that is not loaded is OK, as in Triton.
   absl::Status Unload(const std::string& model);
 
   // The config a served model was loaded with; NOT_FOUND if `model` is not loaded.
@@ -165,8 +183,8 @@ class ModelRepository {
 
  private:
   struct ModelState {
-    std::string state;   // "READY" or "UNAVAILABLE".
-    std::string reason;  // Why UNAVAILABLE.
+    State state = State::kUnavailable;  // kReady or kUnavailable.
+    std::string reason;                 // Why UNAVAILABLE.
     // Served versions when READY; the versions it served once unloaded; else none.
     std::vector<std::string> versions;
     inference::ModelConfig config;
@@ -179,7 +197,7 @@ class ModelRepository {
   ModelRepository(const Options& options, ModelRegistry* registry, ServerMetrics* metrics,
                   Clock* clock);
 
-  // FAILED_PRECONDITION unless the control mode is "explicit".
+  // FAILED_PRECONDITION unless the control mode is kExplicit.
   absl::Status CheckExplicitControl() const;
   // Loads `model` (a checked folder name) and records the outcome. REQUIRES: load_mu_ held.
   absl::Status LoadLocked(const std::string& model, const LoadOverrides& overrides = {})

@@ -35,25 +35,27 @@ std::vector<int64_t> ProfileDims(const TensorSpec& spec) {
 
 absl::StatusOr<std::unique_ptr<BatchPolicy>> MakePolicy(const ServedModel::Options& options,
                                                         int64_t max_batch) {
-  if (options.batch_policy == "deadline") {
-    DeadlinePolicy::Options policy;
-    policy.max_batch_size = max_batch;
-    policy.max_queue_delay = options.max_queue_delay;
-    policy.preferred_batch_sizes = options.preferred_batch_sizes;
-    auto created = DeadlinePolicy::Create(policy);
-    if (!created.ok()) return created.status();
-    return std::unique_ptr<BatchPolicy>(*std::move(created));
+  switch (options.batch_policy) {
+    case BatchPolicyKind::kDeadline: {
+      DeadlinePolicy::Options policy;
+      policy.max_batch_size = max_batch;
+      policy.max_queue_delay = options.max_queue_delay;
+      policy.preferred_batch_sizes = options.preferred_batch_sizes;
+      auto created = DeadlinePolicy::Create(policy);
+      if (!created.ok()) return created.status();
+      return std::unique_ptr<BatchPolicy>(*std::move(created));
+    }
+    case BatchPolicyKind::kFixed: {
+      SizeOrDelayPolicy::Options policy;
+      policy.max_batch_size = max_batch;
+      policy.max_queue_delay = options.max_queue_delay;
+      auto created = SizeOrDelayPolicy::Create(policy);
+      if (!created.ok()) return created.status();
+      return std::unique_ptr<BatchPolicy>(*std::move(created));
+    }
   }
-  if (options.batch_policy == "fixed") {
-    SizeOrDelayPolicy::Options policy;
-    policy.max_batch_size = max_batch;
-    policy.max_queue_delay = options.max_queue_delay;
-    auto created = SizeOrDelayPolicy::Create(policy);
-    if (!created.ok()) return created.status();
-    return std::unique_ptr<BatchPolicy>(*std::move(created));
-  }
-  return absl::InvalidArgumentError(absl::StrCat("batch policy must be deadline or fixed, got '",
-                                                 options.batch_policy, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown batch policy ",
+                                                 static_cast<int>(options.batch_policy)));
 }
 
 absl::Status CheckScheduling(const SchedulingOptions& s) {

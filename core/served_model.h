@@ -22,6 +22,14 @@
 
 namespace coalesce {
 
+// Which BatchPolicy forms a model's batches.
+enum class BatchPolicyKind {
+  // DeadlinePolicy: latency-model sizing, shedding, eager dispatch.
+  kDeadline,
+  // SizeOrDelayPolicy: the classic full-or-delay rule (a baseline).
+  kFixed,
+};
+
 // One model being served: its backend and the pipeline in front of it (queue -> batcher ->
 // executor), plus the latency model that the batch policy and admission control consult.
 //
@@ -42,10 +50,8 @@ class ServedModel {
     bool exclusive_backend = false;
     // Requests queued before Submit() answers RESOURCE_EXHAUSTED. Must be >= 1.
     int64_t max_queue_size = 4096;
-    // "deadline": DeadlinePolicy (latency-model sizing, shedding, eager dispatch).
-    // "fixed": SizeOrDelayPolicy, the classic full-or-delay rule (a baseline).
-    std::string batch_policy = "deadline";
-    // For "deadline", zero dispatches as soon as a worker is free; for "fixed", the delay.
+    BatchPolicyKind batch_policy = BatchPolicyKind::kDeadline;
+    // For kDeadline, zero dispatches as soon as a worker is free; for kFixed, the delay.
     absl::Duration max_queue_delay = absl::ZeroDuration();
     std::vector<int64_t> preferred_batch_sizes;
     // Deadlines and priorities of requests that do not say.

@@ -91,7 +91,6 @@ void CheckOverrides(const inference::ModelConfig& config, const ModelConfigOverr
              m.scheduling.default_priority <= m.scheduling.priority_levels);
   FUZZ_CHECK(m.max_queue_delay >= absl::ZeroDuration());
   FUZZ_CHECK(m.scheduling.default_timeout > absl::ZeroDuration());
-  FUZZ_CHECK(o.device.empty() || o.device == "cpu" || o.device == "cuda" || o.device == "mps");
 }
 
 void CheckVersions(const inference::ModelVersionPolicy& policy, const uint8_t* data,

@@ -1,11 +1,13 @@
 #include "server/flags.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "server/bearer_token_authorizer.h"
 #include "server/file_contents.h"
 #include "server/logging.h"
@@ -168,13 +170,45 @@ bool IsHostPort(const std::string& address, bool allow_unix) {
 }
 
 std::string OneOf(absl::string_view flag, const std::string& value,
-                  std::initializer_list<absl::string_view> allowed) {
+                  absl::Span<const absl::string_view> allowed) {
   for (absl::string_view a : allowed) {
     if (value == a) return "";
   }
   std::string list;
   for (absl::string_view a : allowed) absl::StrAppend(&list, list.empty() ? "" : ", ", a);
   return absl::StrCat("--", flag, " must be one of ", list, "; got '", value, "'");
+}
+
+// How a flag spells one value of the option it sets.
+template <typename T>
+struct Spelling {
+  absl::string_view text;
+  T value;
+};
+
+constexpr Spelling<BatchPolicyKind> kBatchPolicies[] = {{"deadline", BatchPolicyKind::kDeadline},
+                                                        {"fixed", BatchPolicyKind::kFixed}};
+constexpr Spelling<ModelRepository::ControlMode> kControlModes[] = {
+    {"none", ModelRepository::ControlMode::kNone},
+    {"explicit", ModelRepository::ControlMode::kExplicit},
+    {"poll", ModelRepository::ControlMode::kPoll}};
+
+// The value `text` spells among `spellings`, or the problem in OneOf()'s words.
+template <typename T, size_t N>
+absl::StatusOr<T> Parse(absl::string_view flag, const std::string& text,
+                        const Spelling<T> (&spellings)[N]) {
+  std::vector<absl::string_view> allowed;
+  for (const Spelling<T>& spelling : spellings) {
+    if (spelling.text == text) return spelling.value;
+    allowed.push_back(spelling.text);
+  }
+  return absl::InvalidArgumentError(OneOf(flag, text, allowed));
+}
+
+// The problem with a parsed flag, or "".
+template <typename T>
+std::string Problem(const absl::StatusOr<T>& parsed) {
+  return parsed.ok() ? "" : std::string(parsed.status().message());
 }
 
 template <typename T>
@@ -214,8 +248,9 @@ std::vector<std::string> FlagProblems() {
     }
   }
   add(OneOf("backend", absl::GetFlag(FLAGS_backend), {"torch", "echo"}));
-  add(OneOf("model_control_mode", absl::GetFlag(FLAGS_model_control_mode),
-            {"none", "explicit", "poll"}));
+  const absl::StatusOr<ModelRepository::ControlMode> control_mode =
+      Parse("model_control_mode", absl::GetFlag(FLAGS_model_control_mode), kControlModes);
+  add(Problem(control_mode));
   add(AtLeast("repository_poll_secs", absl::GetFlag(FLAGS_repository_poll_secs), 1));
   add(AtLeast<int64_t>("max_staging_bytes", absl::GetFlag(FLAGS_max_staging_bytes), 1));
   if (absl::GetFlag(FLAGS_model_repository).empty() &&
@@ -237,7 +272,7 @@ std::vector<std::string> FlagProblems() {
   add(AtLeast("batches_per_worker", absl::GetFlag(FLAGS_batches_per_worker), 0));
   const int64_t max_batch = absl::GetFlag(FLAGS_max_batch_size);
   add(AtLeast<int64_t>("max_batch_size", max_batch, 1));
-  add(OneOf("batch_policy", absl::GetFlag(FLAGS_batch_policy), {"deadline", "fixed"}));
+  add(Problem(Parse("batch_policy", absl::GetFlag(FLAGS_batch_policy), kBatchPolicies)));
   add(AtLeast<int64_t>("max_queue_delay_us", absl::GetFlag(FLAGS_max_queue_delay_us), 0));
   for (const std::string& size : absl::GetFlag(FLAGS_preferred_batch_sizes)) {
     int64_t value;
@@ -310,7 +345,7 @@ ServedModel::Options ModelOptionsFromFlags() {
   options.batches_per_worker = absl::GetFlag(FLAGS_batches_per_worker);
   options.exclusive_backend = absl::GetFlag(FLAGS_exclusive_backend);
   options.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
-  options.batch_policy = absl::GetFlag(FLAGS_batch_policy);
+  options.batch_policy = *Parse("batch_policy", absl::GetFlag(FLAGS_batch_policy), kBatchPolicies);
   options.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   for (const std::string& size : absl::GetFlag(FLAGS_preferred_batch_sizes)) {
     int64_t value = 0;
@@ -322,6 +357,10 @@ ServedModel::Options ModelOptionsFromFlags() {
   options.scheduling.priority_levels = absl::GetFlag(FLAGS_priority_levels);
   options.scheduling.default_priority = absl::GetFlag(FLAGS_default_priority);
   return options;
+}
+
+ModelRepository::ControlMode ControlModeFromFlags() {
+  return *Parse("model_control_mode", absl::GetFlag(FLAGS_model_control_mode), kControlModes);
 }
 
 absl::StatusOr<TlsOptions> TlsOptionsFromFlags() {

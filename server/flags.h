@@ -11,6 +11,7 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/model_repository.h"
 #include "core/served_model.h"
 #include "server/server.h"
 
@@ -71,6 +72,9 @@ std::vector<std::string> FlagProblems();
 
 // The model options the flags describe. Call after FlagProblems() found none.
 ServedModel::Options ModelOptionsFromFlags();
+
+// --model_control_mode. Call after FlagProblems() found none.
+ModelRepository::ControlMode ControlModeFromFlags();
 
 // The TLS material the --grpc_tls_* flags name, read and validated (see ValidateTls()); all
 // empty when TLS is off. Errors name the flag and the file.

@@ -27,6 +27,19 @@ namespace {
 
 constexpr char kServerName[] = "coalesce";
 
+// A model's state as Triton's RepositoryIndex names it.
+std::string TritonStateName(ModelRepository::State state) {
+  switch (state) {
+    case ModelRepository::State::kReady:
+      return "READY";
+    case ModelRepository::State::kUnavailable:
+      return "UNAVAILABLE";
+    case ModelRepository::State::kNotLoaded:
+      return "";
+  }
+  return "";
+}
+
 // Bytes of a status message sent to a client. A client with gRPC's default metadata limit (8 KiB)
 // cannot receive a longer message (percent-encoding may triple its size on the wire): it would see
 // RESOURCE_EXHAUSTED instead of the error. Messages quote client text through ClientText(); this
@@ -463,7 +476,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
       auto* entry = response->add_models();
       entry->set_name(model->metadata().name);
       entry->set_version(model->metadata().version);
-      entry->set_state("READY");
+      entry->set_state(TritonStateName(ModelRepository::State::kReady));
     }
     return FinishNow(context, absl::OkStatus());
   }
@@ -471,7 +484,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     auto* entry = response->add_models();
     entry->set_name(e.name);
     entry->set_version(e.version);
-    entry->set_state(e.state);
+    entry->set_state(TritonStateName(e.state));
     entry->set_reason(e.reason);
   }
   return FinishNow(context, absl::OkStatus());

@@ -31,6 +31,7 @@
 #include "common/flag_parsing.h"
 #include "core/clock.h"
 #include "core/demo_model.h"
+#include "core/device.h"
 #include "core/echo_backend.h"
 #include "core/model_registry.h"
 #include "core/model_repository.h"
@@ -58,8 +59,9 @@ constexpr char kProgram[] = "coalesce-server";
 
 TorchBackend::Options TorchOptionsFromFlags() {
   TorchBackend::Options options;
-  options.device = absl::GetFlag(FLAGS_device);
-  options.precision = absl::GetFlag(FLAGS_precision);
+  // Valid spellings: main() checked the flags.
+  options.device = *ParseDevice(absl::GetFlag(FLAGS_device));
+  options.precision = *ParsePrecision(absl::GetFlag(FLAGS_precision));
   options.num_workers = absl::GetFlag(FLAGS_workers);
   options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   options.stage_fp16 = absl::GetFlag(FLAGS_stage_fp16);
@@ -113,7 +115,7 @@ absl::StatusOr<Models> BuildModels(ServerMetrics* metrics) {
   }
   ModelRepository::Options options;
   options.root = root;
-  options.control_mode = absl::GetFlag(FLAGS_model_control_mode);
+  options.control_mode = ControlModeFromFlags();
   options.startup_models = absl::GetFlag(FLAGS_load_model);
   options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_repository_poll_secs));
   options.model_defaults = ModelOptionsFromFlags();
@@ -128,7 +130,7 @@ absl::StatusOr<Models> BuildModels(ServerMetrics* metrics) {
   if (!repository.ok()) return repository.status();
   models.repository = *std::move(repository);
   for (const ModelRepository::IndexEntry& entry : models.repository->Index(false)) {
-    if (entry.state == "UNAVAILABLE") {
+    if (entry.state == ModelRepository::State::kUnavailable) {
       spdlog::error("model {} is unavailable: {}", entry.name, entry.reason);
     }
   }
@@ -190,7 +192,7 @@ int CheckConfig() {
       }
       if (models->repository != nullptr) {
         for (const auto& entry : models->repository->Index(false)) {
-          if (entry.state == "UNAVAILABLE") {
+          if (entry.state == ModelRepository::State::kUnavailable) {
             report("model", absl::FailedPreconditionError(
                                 absl::StrCat(entry.name, " is unavailable: ", entry.reason)),
                    "");

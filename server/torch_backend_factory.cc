@@ -11,7 +11,7 @@ ModelRepository::BackendFactory TorchBackendFactory(const TorchBackend::Options&
                     const ModelRepository::BackendSettings& settings)
              -> absl::StatusOr<std::unique_ptr<Backend>> {
     TorchBackend::Options options = defaults;
-    if (!settings.device.empty()) options.device = settings.device;
+    if (settings.device.has_value()) options.device = settings.device;
     options.num_workers = settings.num_workers;
     if (settings.cuda_graphs) options.cuda_graphs = true;
     auto backend = TorchBackend::Load(path, metadata, options);

@@ -47,7 +47,7 @@ class LoadParametersTest : public RepositoryServerTest {
   // Serves the repository in explicit mode, with load folders made under scratch_/tmp.
   void StartExplicit(OverrideModelFolder::Options limits = {}) {
     limits.parent = (scratch_ / "tmp").string();
-    Start("explicit", {"scale"}, limits);
+    Start(ControlMode::kExplicit, {"scale"}, limits);
   }
 
   static inference::RepositoryModelLoadRequest WithConfig(const std::string& name,

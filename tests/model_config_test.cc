@@ -562,7 +562,7 @@ ServedModel::Options Defaults() {
   ServedModel::Options options;
   options.num_workers = 2;
   options.max_queue_size = 4096;
-  options.batch_policy = "deadline";
+  options.batch_policy = BatchPolicyKind::kDeadline;
   options.max_queue_delay = absl::Milliseconds(3);
   options.preferred_batch_sizes = {64};
   options.scheduling.default_timeout = absl::Seconds(5);
@@ -579,12 +579,12 @@ TEST(ApplyModelConfigTest, MapsDynamicBatchingAndInstanceGroups) {
   const ServedModel::Options& m = overrides->model;
   EXPECT_EQ(m.num_workers, 3);
 #if defined(__APPLE__)
-  EXPECT_EQ(overrides->device, "mps");
+  EXPECT_EQ(overrides->device, DeviceKind::kMps);
 #else
-  EXPECT_EQ(overrides->device, "cuda");
+  EXPECT_EQ(overrides->device, DeviceKind::kCuda);
 #endif
   EXPECT_EQ(m.max_queue_size, 512);
-  EXPECT_EQ(m.batch_policy, "deadline");
+  EXPECT_EQ(m.batch_policy, BatchPolicyKind::kDeadline);
   EXPECT_EQ(m.max_queue_delay, absl::Microseconds(1500));
   EXPECT_THAT(m.preferred_batch_sizes, ElementsAre(8, 16, 32));
   EXPECT_EQ(m.scheduling.default_timeout, absl::Microseconds(250000));
@@ -624,7 +624,7 @@ TEST(ApplyModelConfigTest, WithoutDynamicBatchingOrGroupsKeepsServerDefaults) {
   absl::StatusOr<ModelConfigOverrides> overrides = ApplyModelConfig(parsed->config, Defaults());
   ASSERT_TRUE(overrides.ok()) << overrides.status();
   const ServedModel::Options& m = overrides->model;
-  EXPECT_EQ(overrides->device, "");
+  EXPECT_EQ(overrides->device, std::nullopt);
   EXPECT_EQ(m.num_workers, 2);
   EXPECT_EQ(m.max_queue_size, 4096);
   EXPECT_EQ(m.max_queue_delay, absl::Milliseconds(3));
@@ -640,7 +640,7 @@ TEST(ApplyModelConfigTest, ZeroValuedFieldsKeepServerDefaults) {
   absl::StatusOr<ModelConfigOverrides> overrides = ApplyModelConfig(parsed->config, Defaults());
   ASSERT_TRUE(overrides.ok()) << overrides.status();
   const ServedModel::Options& m = overrides->model;
-  EXPECT_EQ(overrides->device, "cpu");
+  EXPECT_EQ(overrides->device, DeviceKind::kCpu);
   EXPECT_EQ(m.num_workers, 1);  // count unset is one instance, as in Triton
   EXPECT_EQ(m.max_queue_size, 4096);
   EXPECT_EQ(m.max_queue_delay, absl::Milliseconds(3));
@@ -654,7 +654,7 @@ TEST(ApplyModelConfigTest, AutoGroupsLeaveTheDeviceToTheServer) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   absl::StatusOr<ModelConfigOverrides> overrides = ApplyModelConfig(parsed->config, Defaults());
   ASSERT_TRUE(overrides.ok()) << overrides.status();
-  EXPECT_EQ(overrides->device, "");
+  EXPECT_EQ(overrides->device, std::nullopt);
   EXPECT_EQ(overrides->model.num_workers, 4);
 }
 
@@ -775,7 +775,7 @@ TEST(ExampleRepositoryTest, DemoMlpConfigDescribesTheBuiltInDemoModel) {
       ApplyModelConfig(parsed->config, ServedModel::Options());
   ASSERT_TRUE(overrides.ok()) << overrides.status();
   EXPECT_EQ(overrides->model.num_workers, 2);
-  EXPECT_EQ(overrides->device, "");
+  EXPECT_EQ(overrides->device, std::nullopt);
 }
 
 }  // namespace

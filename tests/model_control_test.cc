@@ -39,7 +39,7 @@ class ModelControlTest : public RepositoryServerTest {
 };
 
 TEST_F(ModelControlTest, ModelReadyIsFalseNotAnErrorForUnknownAndUnloadedModels) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   EXPECT_TRUE(Ready("scale"));
   EXPECT_TRUE(Ready("scale", "1"));
   EXPECT_FALSE(Ready("scale", "2"));     // A version that is not served.
@@ -53,20 +53,20 @@ TEST_F(ModelControlTest, ModelReadyIsFalseNotAnErrorForUnknownAndUnloadedModels)
 }
 
 TEST_F(ModelControlTest, ModelReadyIsFalseForAModelThatFailedToLoad) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   EXPECT_FALSE(Load("noconfig").ok());
   EXPECT_FALSE(Ready("noconfig"));
 }
 
 TEST_F(ModelControlTest, UnloadingAModelThatIsNotLoadedSucceedsAsInTriton) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   EXPECT_TRUE(Unload("idle").ok());
   EXPECT_TRUE(Unload("no_such_model").ok());
   EXPECT_TRUE(Ready("scale"));
 }
 
 TEST_F(ModelControlTest, LoadFailuresStartWithTritonsTextAndPollFailuresAreInternalAsInTriton) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   // simple_grpc_model_control.py checks INTERNAL and "failed to poll from model repository".
   grpc::Status missing = Load("no_such_model");
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::INTERNAL);
@@ -96,7 +96,7 @@ TEST_F(ModelControlTest, LoadFailuresStartWithTritonsTextAndPollFailuresAreInter
 }
 
 TEST_F(ModelControlTest, RepositoryIndexListsAnUnloadedModelsVersionsUnavailableUnloaded) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   ASSERT_TRUE(Unload("scale").ok());
   auto index = [&](bool ready_only) {
     grpc::ClientContext context;
@@ -124,7 +124,7 @@ TEST_F(ModelControlTest, ABackendFailureIsTritonsLoadFailedText) {
   fs::create_directories(root_ / "garbage" / "1");
   std::ofstream(root_ / "garbage" / "config.pbtxt") << ScaleModelConfig("garbage");
   std::ofstream(root_ / "garbage" / "1" / "model.pt") << "not TorchScript";
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   grpc::Status status = Load("garbage");
   EXPECT_FALSE(status.ok());
   EXPECT_EQ(status.error_message().rfind("load failed for model 'garbage': ", 0), 0u)
@@ -132,7 +132,7 @@ TEST_F(ModelControlTest, ABackendFailureIsTritonsLoadFailedText) {
 }
 
 TEST_F(ModelControlTest, InferringOnUnavailableOrUnloadedModelsNamesThemInTritonsWords) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   ASSERT_FALSE(Load("noconfig").ok());
   inference::ModelInferResponse response;
   grpc::Status failed = Infer("noconfig", &response);
@@ -156,7 +156,7 @@ TEST_F(ModelControlTest, InferringOnUnavailableOrUnloadedModelsNamesThemInTriton
 }
 
 TEST_F(ModelControlTest, ControlOutsideExplicitModeIsRefusedInTritonsWords) {
-  Start("none", {});
+  Start(ControlMode::kNone, {});
   grpc::Status status = Load("scale");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(status.error_message().rfind(
@@ -175,7 +175,7 @@ TEST_F(ModelControlTest, ALoadOfANameWithALineBreakLeavesOneEscapedLogLine) {
   absl::Cleanup restore = [] {
     LogControl::Global().Install(std::make_shared<spdlog::sinks::stdout_sink_mt>());
   };
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   EXPECT_EQ(Load("a\nFORGED line").error_code(), grpc::StatusCode::INTERNAL);
   // The line is written before the answer is sent.
   std::vector<std::string> mentioning = capture->LinesContaining("FORGED");
@@ -188,7 +188,7 @@ TEST_F(ModelControlTest, ALoadOfANameWithALineBreakLeavesOneEscapedLogLine) {
 // The repository quotes the name it could not load; a client with gRPC's default metadata limit
 // (8 KiB) still reads the error, not RESOURCE_EXHAUSTED.
 TEST_F(ModelControlTest, ALoadOfAMegabyteNameIsRefusedWithAMessageAClientCanRead) {
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   grpc::Status status = Load(std::string(1 << 20, 'n'));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
       << status.error_message().substr(0, 200);

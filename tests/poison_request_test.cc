@@ -50,7 +50,7 @@ class PoisonRequestTest : public RepositoryServerTest {
     RepositoryServerTest::SetUp();
     absl::Status written = WriteRepositoryModel(root_, "poison", kPoisonConfig, 1, kPoisonForward);
     ASSERT_TRUE(written.ok()) << written;
-    Start("none", {"*"});
+    Start(ControlMode::kNone, {"*"});
   }
 
   struct Call {

@@ -74,7 +74,7 @@ class ProtocolExtensionsTest : public testing::Test {
     ASSERT_TRUE(WriteRepositoryModel(root_, "scale", ScaleModelConfig("scale"), 1,
                                      ScaleModelForward(2))
                     .ok());
-    auto server = StartRepositoryServer(root_, "explicit", {"scale"});
+    auto server = StartRepositoryServer(root_, ControlMode::kExplicit, {"scale"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),

@@ -85,7 +85,7 @@ TEST_F(RepositoryLimitsTest, ADeeplyNestedConfigFailsItsLoadWhileTheOthersServe)
   ASSERT_TRUE(WriteRepositoryModel(root_, "nested", NestedConfig("nested", 100000), 1,
                                    ScaleModelForward(1))
                   .ok());
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   const std::string expected =
       "failed to load 'nested', failed to poll from model repository: nested/config.pbtxt: "
       "config.pbtxt of model 'nested': line 6:305: expected messages and lists nested at most "
@@ -106,7 +106,7 @@ TEST_F(RepositoryLimitsTest, ADeeplyNestedConfigFailsItsLoadWhileTheOthersServe)
 
 TEST_F(RepositoryLimitsTest, ADeeplyNestedConfigFoundByAPollIsUnavailableWhileTheOthersServe) {
   configure_ = [](ModelRepository::Options& options) { options.poll_interval = absl::Hours(1); };
-  Start("poll", {});
+  Start(ControlMode::kPoll, {});
   ASSERT_TRUE(WriteRepositoryModel(root_, "nested", NestedConfig("nested", 100000), 1,
                                    ScaleModelForward(1))
                   .ok());
@@ -123,7 +123,7 @@ TEST_F(RepositoryLimitsTest, AMaxBatchSizePastTheBoundIsRefusedBeforeAnythingIsA
   std::string config = ScaleModelConfig("huge");
   config.replace(config.find("max_batch_size: 16"), 18, "max_batch_size: 2147483647");
   ASSERT_TRUE(WriteRepositoryModel(root_, "huge", config, 1, ScaleModelForward(1)).ok());
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   ExpectLoadFails(
       "huge", grpc::StatusCode::INTERNAL,
       "failed to load 'huge', failed to poll from model repository: huge/config.pbtxt: "
@@ -139,7 +139,7 @@ TEST_F(RepositoryLimitsTest, StagingPastTheLimitIsRefusedNamingTheLimit) {
     output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1024, 1024 ] } ]
   )pb";
   ASSERT_TRUE(WriteRepositoryModel(root_, "wide", config, 1, ScaleModelForward(1)).ok());
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   grpc::Status status = Load("wide");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_NE(status.error_message().find(
@@ -175,7 +175,7 @@ TEST_F(RepositoryLimitsTest, StagingThatCannotBeAllocatedFailsTheLoadInsteadOfTh
       return std::unique_ptr<Backend>(*std::move(echo));
     };
   };
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   grpc::Status status = Load("vast");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_EQ(status.error_message().rfind("load failed for model 'vast': version 1: model 'vast' "
@@ -197,7 +197,7 @@ TEST_F(RepositoryLimitsTest, AFifoIsNeverOpenedAsAConfigOrAModelFile) {
                   .ok());
   fs::remove(root_ / "pipedfile" / "1" / "model.pt");
   ASSERT_EQ(mkfifo((root_ / "pipedfile" / "1" / "model.pt").c_str(), 0600), 0);
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   // Bounds a hang (a reader blocked on the FIFO would never answer); never reached when fixed.
   auto load = [&](const std::string& name) {
     grpc::ClientContext context;
@@ -236,7 +236,7 @@ TEST_F(RepositoryLimitsTest, LinksLeadingOutOfTheRepositoryAreRefusedUnlessAllow
   std::ofstream(root_ / "linkedinside" / "config.pbtxt") << ScaleModelConfig("linkedinside");
   fs::create_symlink(root_ / "scale" / "1" / "model.pt",
                      root_ / "linkedinside" / "1" / "model.pt");
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   ExpectLoadFails("linkedversion", grpc::StatusCode::PERMISSION_DENIED,
                   "load failed for model 'linkedversion': version 1: 'linkedversion/1' leads "
                   "outside the repository; --allow_links_outside_repository follows such links");
@@ -251,7 +251,7 @@ TEST_F(RepositoryLimitsTest, LinksLeadingOutOfTheRepositoryAreRefusedUnlessAllow
   configure_ = [](ModelRepository::Options& options) {
     options.allow_links_outside_root = true;
   };
-  Start("explicit", {"scale"});
+  Start(ControlMode::kExplicit, {"scale"});
   for (const char* model : {"linkedversion", "linkedfile"}) {
     ASSERT_TRUE(Load(model).ok()) << model;
     inference::ModelInferResponse response;
@@ -270,7 +270,7 @@ TEST_F(RepositoryLimitsTest, AFailedReloadWhilePollingIsLoggedOnceAndShownWhileT
       errors.push_back(line);
     };
   };
-  Start("poll", {});
+  Start(ControlMode::kPoll, {});
   ASSERT_TRUE(Ready("scale"));
   std::string config = ScaleModelConfig("scale");
   config.replace(config.find("max_batch_size: 16"), 18, "max_batch_size: -1");
@@ -319,7 +319,7 @@ TEST_F(RepositoryLimitsTest, PollingLooksAtEachVersionsModelFileNotAtWhatElseIts
       return real(path, metadata, settings);
     };
   };
-  Start("poll", {});
+  Start(ControlMode::kPoll, {});
   auto load_count = [&] {
     absl::MutexLock lock(&mu);
     return loads;

@@ -52,11 +52,13 @@ inline absl::Status WriteRepositoryModel(const std::filesystem::path& root,
   return SaveTorchScript((root / name / std::to_string(version) / "model.pt").string(), forward);
 }
 
-// Serves the repository at `root` in `mode` ("none", "explicit", "poll"), loading `startup`.
+using ControlMode = ModelRepository::ControlMode;
+
+// Serves the repository at `root` in `mode`, loading `startup`.
 // `override_files` bounds loads that bring files. `configure`, if set, changes the repository's
 // options last; `repository`, if set, receives the repository the server then owns.
 inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
-    const std::filesystem::path& root, const std::string& mode,
+    const std::filesystem::path& root, ControlMode mode,
     std::vector<std::string> startup = {"*"},
     const OverrideModelFolder::Options& override_files = {},
     const std::function<void(ModelRepository::Options&)>& configure = nullptr,
@@ -69,7 +71,7 @@ inline absl::StatusOr<std::unique_ptr<Server>> StartRepositoryServer(
   options.startup_models = std::move(startup);
   options.model_defaults.num_workers = 1;
   TorchBackend::Options torch;
-  torch.device = "cpu";
+  torch.device = DeviceKind::kCpu;
   options.backend_factory = TorchBackendFactory(torch);
   options.override_files = override_files;
   if (configure) configure(options);
@@ -100,7 +102,7 @@ class RepositoryServerTest : public testing::Test {
     std::filesystem::remove_all(root_);
   }
 
-  void Start(const std::string& mode, std::vector<std::string> startup,
+  void Start(ControlMode mode, std::vector<std::string> startup,
              const OverrideModelFolder::Options& override_files = {}) {
     auto server = StartRepositoryServer(root_, mode, std::move(startup), override_files,
                                         configure_, &repository_);

@@ -124,7 +124,7 @@ fs::path Repository() {
 class RepositoryTest : public testing::Test {
  protected:
   // Serves a copy of the repository (tests that change it get their own).
-  void Start(const std::string& mode, const fs::path& root = Repository(),
+  void Start(ModelRepository::ControlMode mode, const fs::path& root = Repository(),
              std::vector<std::string> startup = {"*"}) {
     auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
     auto registry = std::make_unique<ModelRegistry>();
@@ -134,7 +134,7 @@ class RepositoryTest : public testing::Test {
     options.startup_models = std::move(startup);
     options.model_defaults.num_workers = 2;
     TorchBackend::Options torch;
-    torch.device = "cpu";
+    torch.device = DeviceKind::kCpu;
     options.backend_factory = TorchBackendFactory(torch);
     auto repository =
         ModelRepository::Create(options, registry.get(), metrics.get(), Clock::Real());
@@ -182,7 +182,7 @@ class RepositoryTest : public testing::Test {
 };
 
 TEST_F(RepositoryTest, MultiInputMultiOutputModelTakesFp32Int64AndBool) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   ModelInferRequest request;
   request.set_model_name("multi");
   request.set_id("multi-1");
@@ -218,7 +218,7 @@ TEST_F(RepositoryTest, MultiInputMultiOutputModelTakesFp32Int64AndBool) {
 }
 
 TEST_F(RepositoryTest, RequestedOutputSubsetComesBackAlone) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   ModelInferRequest request;
   request.set_model_name("multi");
   const char* names[] = {"X", "N", "FLAG"};
@@ -251,7 +251,7 @@ TEST_F(RepositoryTest, RequestedOutputSubsetComesBackAlone) {
 }
 
 TEST_F(RepositoryTest, VariableLengthRequestsOfMixedLengthsAreAllAnsweredWithTheirOwnShape) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   constexpr int kClients = 6, kEach = 8;
   std::atomic<int> wrong{0}, failed{0};
   std::vector<std::thread> clients;
@@ -292,7 +292,7 @@ TEST_F(RepositoryTest, VariableLengthRequestsOfMixedLengthsAreAllAnsweredWithThe
 }
 
 TEST_F(RepositoryTest, BrokenModelsAreUnavailableWithTheirReasonWhileOthersServe) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   grpc::ClientContext context;
   inference::RepositoryIndexRequest index_request;
   inference::RepositoryIndexResponse index;
@@ -329,7 +329,7 @@ TEST_F(RepositoryTest, BrokenModelsAreUnavailableWithTheirReasonWhileOthersServe
 }
 
 TEST_F(RepositoryTest, AModelReturningAWrongShapeFailsItsBatchClearlyAndServesTheNext) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   ModelInferResponse response;
   grpc::Status bad = Infer(ScaleRequest("wrongshape", 5000), &response);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INTERNAL);
@@ -344,7 +344,7 @@ TEST_F(RepositoryTest, AModelReturningAWrongShapeFailsItsBatchClearlyAndServesTh
 }
 
 TEST_F(RepositoryTest, ModelConfigAndStatisticsDescribeTheServedModel) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   ModelInferResponse response;
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Infer(ScaleRequest("scale", i), &response).ok());
 
@@ -380,7 +380,7 @@ TEST_F(RepositoryTest, ModelConfigAndStatisticsDescribeTheServedModel) {
 }
 
 TEST_F(RepositoryTest, ControlRpcsNeedExplicitModeAndNamesInsideTheRepository) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   auto load = [&](const std::string& name) {
     grpc::ClientContext context;
     inference::RepositoryModelLoadRequest request;
@@ -391,7 +391,7 @@ TEST_F(RepositoryTest, ControlRpcsNeedExplicitModeAndNamesInsideTheRepository) {
   EXPECT_EQ(load("scale").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   server_.reset();
 
-  Start("explicit", Repository(), {"scale"});
+  Start(ModelRepository::ControlMode::kExplicit, Repository(), {"scale"});
   EXPECT_EQ(load("../etc").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(load("scale/1").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(load(".hidden").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -412,7 +412,7 @@ TEST_F(RepositoryTest, ReloadUnderLoadDropsNoRequestAndUnloadThenLoadServesAgain
   const fs::path root = fs::path(testing::TempDir()) / absl::StrCat("coalesce_reload_", getpid());
   fs::remove_all(root);
   WriteModel(root, "scale", ScaleConfig("scale"), 1, ScaleForward(1));
-  Start("explicit", root, {"scale"});
+  Start(ModelRepository::ControlMode::kExplicit, root, {"scale"});
 
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0}, wrong{0}, doubled{0};
@@ -486,7 +486,7 @@ TEST_F(RepositoryTest, EachVersionsSeriesCountItsOwnRequestsThroughAReload) {
   const std::string config = ScaleConfig("rollout") + "version_policy: { all: {} }\n";
   WriteModel(root, "rollout", config, 1, ScaleForward(1));
   WriteModel(root, "rollout", config, 2, ScaleForward(2));
-  Start("explicit", root, {"rollout"});
+  Start(ModelRepository::ControlMode::kExplicit, root, {"rollout"});
   auto load = [&] {
     grpc::ClientContext context;
     inference::RepositoryModelLoadRequest request;
@@ -538,7 +538,7 @@ TEST_F(RepositoryTest, EachVersionsSeriesCountItsOwnRequestsThroughAReload) {
 }
 
 TEST_F(RepositoryTest, VersionsResolveAsTritonDoesWithTheLatestByDefault) {
-  Start("none");
+  Start(ModelRepository::ControlMode::kNone);
   auto infer_version = [&](const std::string& version, ModelInferResponse* response) {
     ModelInferRequest request = ScaleRequest("versions", 5);
     request.set_model_version(version);
@@ -581,7 +581,7 @@ TEST_F(RepositoryTest, TheConfigsGroupsAndCudaGraphsReachTheBackendFactory) {
   options.root = root.string();
   options.model_defaults.num_workers = 2;
   TorchBackend::Options torch;
-  torch.device = "cpu";
+  torch.device = DeviceKind::kCpu;
   std::map<std::string, ModelRepository::BackendSettings> seen;
   absl::Mutex mu;
   options.backend_factory = [&, real = TorchBackendFactory(torch)](
@@ -597,10 +597,10 @@ TEST_F(RepositoryTest, TheConfigsGroupsAndCudaGraphsReachTheBackendFactory) {
   ASSERT_TRUE(repository.ok()) << repository.status();
   absl::MutexLock lock(&mu);
   ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen["graphs"].device, "cpu");
+  EXPECT_EQ(seen["graphs"].device, DeviceKind::kCpu);
   EXPECT_EQ(seen["graphs"].num_workers, 3);
   EXPECT_TRUE(seen["graphs"].cuda_graphs);
-  EXPECT_EQ(seen["plain"].device, "");
+  EXPECT_EQ(seen["plain"].device, std::nullopt);
   EXPECT_EQ(seen["plain"].num_workers, 2);
   EXPECT_FALSE(seen["plain"].cuda_graphs);
   // Both serve (graphs are a CUDA option: the CPU backend ignores them).
@@ -618,7 +618,7 @@ TEST_F(RepositoryTest, ConfigWarningsGoToTheWarnCallbackNamingModelAndFile) {
   ModelRepository::Options options;
   options.root = root.string();
   TorchBackend::Options torch;
-  torch.device = "cpu";
+  torch.device = DeviceKind::kCpu;
   options.backend_factory = TorchBackendFactory(torch);
   std::vector<std::string> warnings;
   options.warn = [&warnings](const std::string& warning) { warnings.push_back(warning); };
@@ -639,10 +639,10 @@ TEST_F(RepositoryTest, PollingLoadsNewModelsReloadsChangedOnesAndUnloadsRemovedO
   ModelRegistry registry;
   ModelRepository::Options options;
   options.root = root.string();
-  options.control_mode = "poll";
+  options.control_mode = ModelRepository::ControlMode::kPoll;
   options.poll_interval = absl::Hours(1);  // Polled by hand below.
   TorchBackend::Options torch;
-  torch.device = "cpu";
+  torch.device = DeviceKind::kCpu;
   options.backend_factory = TorchBackendFactory(torch);
   auto repository = ModelRepository::Create(options, &registry, metrics.get(), Clock::Real());
   ASSERT_TRUE(repository.ok()) << repository.status();

@@ -31,7 +31,7 @@ constexpr int64_t kRow = DemoModel::kTokens * DemoModel::kWidth;
 
 std::unique_ptr<TorchBackend> CpuDemo(int num_workers) {
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   options.num_workers = num_workers;
   auto backend = TorchBackend::CreateDemo(options, 64);
   EXPECT_TRUE(backend.ok()) << backend.status();

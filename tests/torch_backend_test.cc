@@ -22,7 +22,7 @@ constexpr int64_t kRow = DemoModel::kTokens * DemoModel::kWidth;  // Floats per 
 
 std::unique_ptr<TorchBackend> CpuDemo(int64_t max_batch = 32) {
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   auto backend = TorchBackend::CreateDemo(options, max_batch);
   EXPECT_TRUE(backend.ok()) << backend.status();
   return *std::move(backend);
@@ -123,8 +123,8 @@ TEST(TorchBackendTest, RowResultDoesNotDependOnBatchSize) {
 
 TEST(TorchBackendTest, Bf16OnCpuIsCloseToFp32) {
   TorchBackend::Options options;
-  options.device = "cpu";
-  options.precision = "bf16";
+  options.device = DeviceKind::kCpu;
+  options.precision = Precision::kBf16;
   options.max_precision_error = 0.1;  // bf16 lands near 5e-2 on this model: over the 1e-2 default.
   auto bf16 = TorchBackend::CreateDemo(options, 4);
   ASSERT_TRUE(bf16.ok()) << bf16.status();
@@ -144,8 +144,8 @@ TEST(TorchBackendTest, Fp32OnCpuMatchesItsReferenceExactly) {
 
 TEST(TorchBackendTest, PrecisionBeyondToleranceRefusesToServe) {
   TorchBackend::Options options;
-  options.device = "cpu";
-  options.precision = "bf16";
+  options.device = DeviceKind::kCpu;
+  options.precision = Precision::kBf16;
   options.max_precision_error = 1e-6;  // bf16 carries 8 mantissa bits: far coarser.
   auto backend = TorchBackend::CreateDemo(options, 4);
   ASSERT_FALSE(backend.ok());
@@ -161,12 +161,12 @@ TEST(TorchBackendTest, PrecisionBeyondToleranceRefusesToServe) {
 
 TEST(TorchBackendTest, RefusesUnavailableDeviceAndBadPrecision) {
   TorchBackend::Options fp16_cpu;
-  fp16_cpu.device = "cpu";
-  fp16_cpu.precision = "fp16";
+  fp16_cpu.device = DeviceKind::kCpu;
+  fp16_cpu.precision = Precision::kFp16;
   EXPECT_EQ(TorchBackend::CreateDemo(fp16_cpu, 4).status().code(),
             absl::StatusCode::kInvalidArgument);
   TorchBackend::Options mps;
-  mps.device = "mps";
+  mps.device = DeviceKind::kMps;
   auto on_mps = TorchBackend::CreateDemo(mps, 4);
   if (on_mps.ok()) {
     EXPECT_EQ((*on_mps)->DeviceDescription(), "mps fp16");  // A Mac with MPS.
@@ -206,7 +206,7 @@ TEST(TorchBackendTest, LoadRefusesAModelThatDoesNotReturnItsDeclaredOutputs) {
     const std::string path = testing::TempDir() + "/coalesce_odd_model.pt";
     ASSERT_TRUE(SaveTorchScript(path, c.forward).ok()) << c.forward;
     TorchBackend::Options options;
-    options.device = "cpu";
+    options.device = DeviceKind::kCpu;
     auto made = TorchBackend::Load(path, metadata, options);
     ASSERT_FALSE(made.ok()) << c.forward;
     EXPECT_NE(made.status().message().find(c.error), std::string::npos)
@@ -225,7 +225,7 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> LoadXToY(const std::string& name,
   const std::string path = testing::TempDir() + "/coalesce_" + name + "_model.pt";
   if (absl::Status s = SaveTorchScript(path, forward); !s.ok()) return s;
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   return TorchBackend::Load(path, metadata, options);
 }
 
@@ -300,8 +300,8 @@ double MaxDifference(const std::vector<float>& a, const std::vector<float>& b) {
 // The served module in bf16, so that its answers are told apart from the fp32 CPU fallback's.
 std::unique_ptr<TorchBackend> Bf16Demo(absl::Duration recheck_interval, Clock* clock = nullptr) {
   TorchBackend::Options options;
-  options.device = "cpu";
-  options.precision = "bf16";
+  options.device = DeviceKind::kCpu;
+  options.precision = Precision::kBf16;
   options.max_precision_error = 0.1;
   options.device_recheck_interval = recheck_interval;
   options.clock = clock;
@@ -393,7 +393,7 @@ TEST(TorchBackendTest, FailedRecheckStaysOnTheFallbackAndCountsAgain) {
 
 TEST(TorchBackendTest, RefusesNegativeRecheckInterval) {
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   options.device_recheck_interval = absl::Seconds(-1);
   auto backend = TorchBackend::CreateDemo(options, 4);
   ASSERT_FALSE(backend.ok());
@@ -405,7 +405,7 @@ TEST(TorchBackendTest, OptimizedForInferenceAnswersLikeTheFrozenModule) {
   auto optimized = CpuDemo();
   EXPECT_TRUE(optimized->optimized());
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   options.optimize_for_inference = false;
   auto frozen = TorchBackend::CreateDemo(options, 32);
   ASSERT_TRUE(frozen.ok()) << frozen.status();
@@ -421,7 +421,7 @@ TEST(TorchBackendTest, ReportsNoDeviceMemoryOnCpu) {
 TEST(TorchBackendTest, ResidentBatchesRunTheModel) {
   FakeClock clock;  // Stands still: the measured time is exactly zero.
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   options.clock = &clock;
   auto backend = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(backend.ok()) << backend.status();
@@ -434,7 +434,7 @@ TEST(TorchBackendTest, ResidentBatchesRunTheModel) {
 TEST(TorchBackendTest, HostBatchesRunTheBatchPath) {
   FakeClock clock;  // Stands still: the measured time is exactly zero.
   TorchBackend::Options options;
-  options.device = "cpu";
+  options.device = DeviceKind::kCpu;
   options.clock = &clock;
   auto backend = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(backend.ok()) << backend.status();
@@ -468,7 +468,7 @@ bool OnCuda(const TorchBackend& backend) {
 
 TEST(TorchBackendTest, CudaGraphReplaysAnswerLikeTheEagerPath) {
   TorchBackend::Options options;
-  options.device = "auto";
+  options.device = std::nullopt;
   options.cuda_graphs = true;
   options.stage_fp16 = false;  // FP32 in and out, as RunDemo() passes them.
   auto made = TorchBackend::CreateDemo(options, 8);
@@ -521,7 +521,7 @@ TEST(TorchBackendTest, AModelThatReadsTheDeviceOnTheHostRunsWithoutGraphs) {
   metadata.inputs.push_back({"X", DataType::kFp32, {4}});
   metadata.outputs.push_back({"Y", DataType::kFp32, {4}});
   TorchBackend::Options options;
-  options.device = "auto";
+  options.device = std::nullopt;
   options.cuda_graphs = true;
   options.stage_fp16 = false;
   auto made = TorchBackend::Load(path, metadata, options);
@@ -554,7 +554,7 @@ TEST(TorchBackendTest, AModelThatReadsTheDeviceOnTheHostRunsWithoutGraphs) {
 
 TEST(TorchBackendTest, Fp16StagingOnlyOnCudaAndItsAnswersMatchFp32Staging) {
   TorchBackend::Options options;
-  options.device = "auto";
+  options.device = std::nullopt;
   auto staged = TorchBackend::CreateDemo(options, 8);
   ASSERT_TRUE(staged.ok()) << staged.status();
   options.stage_fp16 = false;

@@ -178,16 +178,16 @@ void AddInput(ModelInferRequest& request, const std::string& name, const std::st
 class TritonConformanceTest : public testing::Test {
  protected:
   // Serves `models` of the repository on CPU in `precision`.
-  void Start(std::vector<std::string> models, const std::string& precision = "auto") {
+  void Start(std::vector<std::string> models, std::optional<Precision> precision = std::nullopt) {
     auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
     auto registry = std::make_unique<ModelRegistry>();
     ModelRepository::Options options;
     options.root = Repository().string();
-    options.control_mode = "explicit";
+    options.control_mode = ModelRepository::ControlMode::kExplicit;
     options.startup_models = std::move(models);
     options.model_defaults.num_workers = 2;
     TorchBackend::Options torch;
-    torch.device = "cpu";
+    torch.device = DeviceKind::kCpu;
     torch.precision = precision;
     options.backend_factory = TorchBackendFactory(torch);
     auto repository =
@@ -306,7 +306,7 @@ TEST_F(TritonConformanceTest, NonBatchingModelRunsEveryConcurrentRequestAlone) {
 }
 
 TEST_F(TritonConformanceTest, Fp64StaysExactUnderAReducedPrecision) {
-  Start({"typed"}, "bf16");
+  Start({"typed"}, Precision::kBf16);
   ModelInferResponse response;
   grpc::Status status = Infer(TypedRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -317,7 +317,7 @@ TEST_F(TritonConformanceTest, Fp64StaysExactUnderAReducedPrecision) {
 }
 
 TEST_F(TritonConformanceTest, Int64KeepsItsTypeUnderAReducedPrecision) {
-  Start({"typed"}, "bf16");
+  Start({"typed"}, Precision::kBf16);
   ModelInferResponse response;
   grpc::Status status = Infer(TypedRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -327,7 +327,7 @@ TEST_F(TritonConformanceTest, Int64KeepsItsTypeUnderAReducedPrecision) {
 }
 
 TEST_F(TritonConformanceTest, Fp16InputReachesTheModelAsFp16UnderFp32) {
-  Start({"typed"}, "fp32");
+  Start({"typed"}, Precision::kFp32);
   ModelInferResponse response;
   grpc::Status status = Infer(TypedRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -335,7 +335,7 @@ TEST_F(TritonConformanceTest, Fp16InputReachesTheModelAsFp16UnderFp32) {
 }
 
 TEST_F(TritonConformanceTest, OnlyFp32FollowsTheReducedPrecision) {
-  Start({"typed"}, "bf16");
+  Start({"typed"}, Precision::kBf16);
   ModelInferResponse response;
   grpc::Status status = Infer(TypedRequest(), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "core/backend.h"
 #include "core/clock.h"
+#include "core/device.h"
 
 namespace coalesce {
 
@@ -44,11 +45,13 @@ namespace coalesce {
 class TorchBackend : public Backend {
  public:
   struct Options {
-    // "auto" (MPS, then CUDA, then CPU), "mps", "cuda" or "cpu".
-    std::string device = "auto";
-    // "auto" (fp16 on MPS/CUDA, fp32 on CPU), "fp16", "bf16" or "fp32". Applies only to what
-    // the model declares FP32; a model with no FP32 input runs in fp32 terms, as written.
-    std::string precision = "auto";
+    // The device to run on; unset: MPS, then CUDA, then CPU, whichever is available first
+    // (ResolveDevice()).
+    std::optional<DeviceKind> device;
+    // The precision to compute in; unset: fp16 on MPS/CUDA, fp32 on CPU (ResolvePrecision()).
+    // Applies only to what the model declares FP32; a model with no FP32 input runs in fp32
+    // terms, as written.
+    std::optional<Precision> precision;
     // Executor workers that will call Execute(); on CPU they share the cores, so each gets
     // cores / num_workers intra-op threads. Must be >= 1.
     int num_workers = 2;
