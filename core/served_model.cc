@@ -94,9 +94,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   auto latency = OnlineLatencyModel::Create(latency_options);
   if (!latency.ok()) return latency.status();
   model->latency_ = *std::move(latency);
-  if (options.profile) {
-    if (absl::Status s = model->Profile(clock); !s.ok()) return s;
-  }
+  if (absl::Status s = model->Profile(clock); !s.ok()) return s;
 
   RequestQueue::Options queue_options;
   queue_options.capacity = options.max_queue_size;
@@ -144,44 +142,21 @@ ServedModel::~ServedModel() { Shutdown(); }
 
 absl::Status ServedModel::Profile(Clock* clock) {
   const ModelMetadata& metadata = backend_->metadata();
-  const bool variable = metadata.HasVariableDims();
   // Beyond this, one run is slow enough that larger sizes are extrapolated, not measured.
   const absl::Duration kMeasureBudget = absl::Seconds(1);
   absl::Duration last = absl::ZeroDuration();
   int64_t last_rows = 0;
   for (int64_t rows : latency_->sizes()) {
-    absl::Duration best = absl::InfiniteDuration();
+    absl::Duration best;
     if (last < kMeasureBudget) {
-      std::vector<std::vector<char>> in(metadata.inputs.size()), out(metadata.outputs.size());
-      std::vector<const char*> in_ptrs;
-      std::vector<char*> out_ptrs;
-      Backend::VariableBatch shapes;
-      for (size_t i = 0; i < in.size(); ++i) {
-        shapes.input_dims.push_back(ProfileDims(metadata.inputs[i]));
-        in[i].assign(rows * DimsElements(shapes.input_dims.back()) *
-                         DataTypeSize(metadata.inputs[i].dtype), 0);
-        in_ptrs.push_back(in[i].data());
+      absl::StatusOr<absl::Duration> measured =
+          options_.time_batch ? options_.time_batch(rows) : TimeDryRun(rows, clock);
+      if (!measured.ok()) {
+        return absl::InternalError(absl::StrCat("model '", metadata.name,
+                                                "' failed while profiling batch size ", rows,
+                                                ": ", measured.status().message()));
       }
-      for (size_t o = 0; o < out.size(); ++o) {
-        if (!variable) out[o].assign(rows * metadata.outputs[o].RowBytes(), 0);
-        out_ptrs.push_back(out[o].data());
-      }
-      shapes.output_buffer = [&out](int o, int64_t bytes) {
-        out[o].assign(bytes, 0);
-        return out[o].data();
-      };
-      // The first run at a new size may allocate or compile; keep the faster of two.
-      for (int round = 0; round < 2; ++round) {
-        absl::Time start = clock->Now();
-        absl::Status status = variable ? backend_->ExecuteVariable(0, rows, in_ptrs, shapes)
-                                       : backend_->Execute(0, rows, in_ptrs, out_ptrs);
-        if (!status.ok()) {
-          return absl::InternalError(absl::StrCat("model '", metadata.name,
-                                                  "' failed while profiling batch size ", rows,
-                                                  ": ", status.message()));
-        }
-        best = std::min(best, clock->Now() - start);
-      }
+      best = *measured;
     } else {
       best = last * (static_cast<double>(rows) / static_cast<double>(last_rows));
     }
@@ -191,6 +166,39 @@ absl::Status ServedModel::Profile(Clock* clock) {
     last_rows = rows;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<absl::Duration> ServedModel::TimeDryRun(int64_t rows, Clock* clock) {
+  const ModelMetadata& metadata = backend_->metadata();
+  const bool variable = metadata.HasVariableDims();
+  std::vector<std::vector<char>> in(metadata.inputs.size()), out(metadata.outputs.size());
+  std::vector<const char*> in_ptrs;
+  std::vector<char*> out_ptrs;
+  Backend::VariableBatch shapes;
+  for (size_t i = 0; i < in.size(); ++i) {
+    shapes.input_dims.push_back(ProfileDims(metadata.inputs[i]));
+    in[i].assign(rows * DimsElements(shapes.input_dims.back()) *
+                     DataTypeSize(metadata.inputs[i].dtype), 0);
+    in_ptrs.push_back(in[i].data());
+  }
+  for (size_t o = 0; o < out.size(); ++o) {
+    if (!variable) out[o].assign(rows * metadata.outputs[o].RowBytes(), 0);
+    out_ptrs.push_back(out[o].data());
+  }
+  shapes.output_buffer = [&out](int o, int64_t bytes) {
+    out[o].assign(bytes, 0);
+    return out[o].data();
+  };
+  // The first run at a new size may allocate or compile; keep the faster of two.
+  absl::Duration best = absl::InfiniteDuration();
+  for (int round = 0; round < 2; ++round) {
+    absl::Time start = clock->Now();
+    absl::Status status = variable ? backend_->ExecuteVariable(0, rows, in_ptrs, shapes)
+                                   : backend_->Execute(0, rows, in_ptrs, out_ptrs);
+    if (!status.ok()) return status;
+    best = std::min(best, clock->Now() - start);
+  }
+  return best;
 }
 
 absl::Status ServedModel::Submit(std::unique_ptr<InferRequest>& request) {

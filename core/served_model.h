@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,9 +57,10 @@ class ServedModel {
     std::vector<int64_t> preferred_batch_sizes;
     // Deadlines and priorities of requests that do not say.
     SchedulingOptions scheduling;
-    // Profile the backend at load (a dry run at each tracked batch size). Turned off only by
-    // tests whose backend counts executions.
-    bool profile = true;
+    // How the load-time profile times one batch of `rows` rows, at each size the latency model
+    // tracks. Unset: the backend runs a batch of zeros twice and the faster run counts. A timer
+    // that runs nothing suits a backend that must not run at load.
+    std::function<absl::StatusOr<absl::Duration>(int64_t rows)> time_batch;
   };
 
   // `metrics` and `clock` must outlive the model. The model records into metrics' series of
@@ -104,8 +106,11 @@ class ServedModel {
  private:
   explicit ServedModel(const Options& options) : options_(options) {}
 
-  // Runs the backend at every size the latency model tracks and records the times.
+  // Times a batch at every size the latency model tracks (Options::time_batch) and records the
+  // times.
   absl::Status Profile(Clock* clock);
+  // The default Options::time_batch: the faster of two runs of the backend on zeros.
+  absl::StatusOr<absl::Duration> TimeDryRun(int64_t rows, Clock* clock);
 
   const Options options_;
   // Constant after construction; declared so that the pipeline is destroyed before what it uses.

@@ -84,7 +84,6 @@ class FaultInjectionTest : public ::testing::Test {
     backend_ = backend.get();
     ServedModel::Options options;
     options.num_workers = 2;
-    options.profile = false;  // The profile would run the model on zeros: harmless, but noise.
     auto model = ServedModel::Create(options, std::move(backend), &metrics_, Clock::Real());
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = *std::move(model);

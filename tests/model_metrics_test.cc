@@ -30,6 +30,12 @@ class ReportingBackend : public Backend {
                        absl::Span<char* const>) override {
     return absl::UnimplementedError("ReportingBackend runs no batches");
   }
+  // Its models take their profile from here: the backend runs no batches.
+  static ServedModel::Options ModelOptions() {
+    ServedModel::Options options;
+    options.time_batch = [](int64_t) { return absl::Milliseconds(1); };
+    return options;
+  }
   std::string DeviceDescription() const override { return "reporting"; }
   std::optional<MemoryUsage> DeviceMemory() const override { return memory; }
   FallbackState Fallback() const override { return fallback; }
@@ -112,8 +118,7 @@ TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
   reporting->fallback = {5, true};
   reporting->memory = Backend::MemoryUsage{7, 9};
   FakeClock clock;
-  ServedModel::Options options;
-  options.profile = false;  // Its backend runs no batches.
+  ServedModel::Options options = ReportingBackend::ModelOptions();
   auto model = ServedModel::Create(options, std::move(backend), &metrics_, &clock);
   ASSERT_TRUE(model.ok()) << model.status();
   (*model)->SampleGauges();
@@ -124,12 +129,35 @@ TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
   EXPECT_EQ(Value("coalesce_queue_depth", {{"model", "reporting"}}), 0);
 }
 
+TEST_F(ModelMetricsTest, ServedModelProfilesWithItsBatchTimerInsteadOfRunningTheBackend) {
+  // ReportingBackend fails every batch: a profile that ran it would fail the load.
+  ServedModel::Options options;
+  options.time_batch = [](int64_t rows) { return rows * absl::Milliseconds(2); };
+  FakeClock clock;
+  auto model =
+      ServedModel::Create(options, std::make_unique<ReportingBackend>(), &metrics_, &clock);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(Value("coalesce_predicted_batch_duration_seconds",
+                  {{"model", "reporting"}, {"batch_size", "4"}}),
+            0.008);
+  EXPECT_DOUBLE_EQ(absl::ToDoubleSeconds((*model)->latency().Predict(4)), 0.008);
+}
+
+TEST_F(ModelMetricsTest, ServedModelWithoutABatchTimerProfilesByRunningItsBackend) {
+  FakeClock clock;
+  auto model = ServedModel::Create(ServedModel::Options(), std::make_unique<ReportingBackend>(),
+                                   &metrics_, &clock);
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(model.status().message(),
+            "model 'reporting' failed while profiling batch size 1: ReportingBackend runs no "
+            "batches");
+}
+
 TEST_F(ModelMetricsTest, ServedModelCountsTowardItsBackendsDevice) {
   auto backend = std::make_unique<ReportingBackend>();
   backend->device = "cuda:1";
   FakeClock clock;
-  ServedModel::Options options;
-  options.profile = false;
+  ServedModel::Options options = ReportingBackend::ModelOptions();
   auto model = ServedModel::Create(options, std::move(backend), &metrics_, &clock);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(metrics_.devices(), std::vector<std::string>{"cuda:1"});
@@ -149,8 +177,7 @@ TEST_F(ModelMetricsTest, ServedModelHoldsTheBackendsBatchesPerWorkerUnlessTold) 
     auto backend = std::make_unique<ReportingBackend>();
     backend->batches_per_worker = 2;
     FakeClock clock;
-    ServedModel::Options options;
-    options.profile = false;
+    ServedModel::Options options = ReportingBackend::ModelOptions();
     options.num_workers = 2;
     options.batches_per_worker = told;
     auto model = ServedModel::Create(options, std::move(backend), &metrics, &clock);

@@ -162,9 +162,9 @@ TEST_F(RepositoryLimitsTest, StagingThatCannotBeAllocatedFailsTheLoadInsteadOfTh
   ASSERT_TRUE(WriteRepositoryModel(root_, "vast", config, 1, ScaleModelForward(1)).ok());
   configure_ = [](ModelRepository::Options& options) {
     options.config_limits.max_staging_bytes = std::numeric_limits<int64_t>::max();
-    // No profiling (its dry runs would allocate first) and an echo backend (no TorchScript
-    // dry run): what is left to allocate is the executor's staging.
-    options.model_defaults.profile = false;
+    // A profile without dry runs (they would allocate first) and an echo backend (no
+    // TorchScript dry run): what is left to allocate is the executor's staging.
+    options.model_defaults.time_batch = [](int64_t) { return absl::Milliseconds(1); };
     options.backend_factory = [real = options.backend_factory](
                                   const std::string& path, const ModelMetadata& metadata,
                                   const ModelRepository::BackendSettings& settings)

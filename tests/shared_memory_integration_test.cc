@@ -71,7 +71,6 @@ class SharedMemoryIntegrationTest : public ::testing::Test {
     auto metrics = std::make_unique<ServerMetrics>(std::make_shared<prometheus::Registry>());
     ServedModel::Options model_options;
     model_options.num_workers = 1;
-    model_options.profile = false;
     auto model =
         ServedModel::Create(model_options, std::move(backend), metrics.get(), Clock::Real());
     ASSERT_TRUE(model.ok()) << model.status();

@@ -48,9 +48,7 @@ class StreamInferTest : public ::testing::Test {
   void SetUp() override {
     auto echo = EchoBackend::Create(DemoModel::Metadata(16));
     ASSERT_TRUE(echo.ok());
-    ServedModel::Options options;
-    options.profile = false;
-    auto server = StartLoopbackServer(*std::move(echo), options);
+    auto server = StartLoopbackServer(*std::move(echo), ServedModel::Options());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = GRPCInferenceService::NewStub(grpc::CreateChannel(
