@@ -38,26 +38,24 @@ void Batcher::Drain() {
 }
 
 void Batcher::DropDead(absl::Time now) {
-  auto dead = [now](const Entry& e) {
-    return e.request->cancelled() || e.view.deadline <= now;
-  };
-  if (std::none_of(pending_.begin(), pending_.end(), dead)) return;
-  std::vector<Entry> alive;
-  alive.reserve(pending_.size());
+  const size_t before = pending_.size();
   for (Entry& e : pending_) {
-    if (e.request->cancelled()) {
-      if (options_.metrics != nullptr) options_.metrics->RecordCancelled();
-      e.request->Finish(absl::CancelledError("request was cancelled before it ran"));
-    } else if (e.view.deadline <= now) {
-      if (options_.metrics != nullptr) options_.metrics->RecordExpired();
-      e.request->Finish(
-          absl::DeadlineExceededError("deadline passed while the request was queued"));
-    } else {
-      alive.push_back(std::move(e));
+    switch (FinishIfDead(*e.request, now)) {
+      case DeadReason::kAlive:
+        continue;
+      case DeadReason::kCancelled:
+        if (options_.metrics != nullptr) options_.metrics->RecordCancelled();
+        break;
+      case DeadReason::kDeadlinePassed:
+        if (options_.metrics != nullptr) options_.metrics->RecordExpired();
+        break;
     }
+    e.request.reset();
   }
-  options_.queue->Release(static_cast<int64_t>(pending_.size() - alive.size()));
-  pending_ = std::move(alive);
+  pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                [](const Entry& e) { return e.request == nullptr; }),
+                 pending_.end());
+  options_.queue->Release(static_cast<int64_t>(before - pending_.size()));
 }
 
 absl::Time Batcher::RunRound(absl::Time now) {

@@ -241,26 +241,27 @@ absl::Status Executor::ExecuteGuarded(const std::function<absl::Status()>& execu
 }
 
 void Executor::DropDead(Batch& batch) {
-  absl::Time now = clock_->Now();
-  auto dead = [now](const std::unique_ptr<InferRequest>& r) {
-    return r->cancelled() || r->deadline() <= now;
-  };
-  if (std::none_of(batch.requests.begin(), batch.requests.end(), dead)) return;
-  std::vector<std::unique_ptr<InferRequest>> alive;
-  for (auto& request : batch.requests) {
-    if (request->cancelled()) {
-      metrics_->RecordCancelled();
-      batch.rows -= request->rows();
-      request->Finish(absl::CancelledError("request was cancelled before it ran"));
-    } else if (request->deadline() <= now) {
-      metrics_->RecordExpired();
-      batch.rows -= request->rows();
-      request->Finish(absl::DeadlineExceededError("deadline passed before the request ran"));
-    } else {
-      alive.push_back(std::move(request));
+  const absl::Time now = clock_->Now();
+  // Compacts in place: the common batch has no dead request and must not allocate.
+  size_t kept = 0;
+  for (size_t i = 0; i < batch.requests.size(); ++i) {
+    std::unique_ptr<InferRequest>& request = batch.requests[i];
+    const int64_t rows = request->rows();
+    switch (FinishIfDead(*request, now)) {
+      case DeadReason::kAlive:
+        if (kept != i) batch.requests[kept] = std::move(request);
+        ++kept;
+        continue;
+      case DeadReason::kCancelled:
+        metrics_->RecordCancelled();
+        break;
+      case DeadReason::kDeadlinePassed:
+        metrics_->RecordExpired();
+        break;
     }
+    batch.rows -= rows;
   }
-  batch.requests = std::move(alive);
+  batch.requests.resize(kept);
 }
 
 void Executor::LeftModel(int worker) {

@@ -23,4 +23,16 @@ void InferRequest::Finish(absl::Status status) {
   if (done != nullptr) std::move(done)(std::move(status));
 }
 
+DeadReason FinishIfDead(InferRequest& request, absl::Time now) {
+  if (request.cancelled()) {
+    request.Finish(absl::CancelledError("request was not run: the client cancelled it"));
+    return DeadReason::kCancelled;
+  }
+  if (request.deadline() <= now) {
+    request.Finish(absl::DeadlineExceededError("request was not run: its deadline passed"));
+    return DeadReason::kDeadlinePassed;
+  }
+  return DeadReason::kAlive;
+}
+
 }  // namespace coalesce

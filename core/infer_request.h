@@ -103,6 +103,21 @@ class InferRequest {
   bool answered_ = false;
 };
 
+// Why a request may no longer run.
+enum class DeadReason {
+  kAlive,
+  // The client cancelled it.
+  kCancelled,
+  // Its deadline is at or before now.
+  kDeadlinePassed,
+};
+
+// Answers `request` if it may no longer run, and says why; leaves a live request untouched.
+// Every stage that finds dead requests (the batcher while they wait, the executor before a batch
+// runs) answers them here, so a client sees one message for one reason wherever it was found.
+// The caller counts the two reasons apart.
+DeadReason FinishIfDead(InferRequest& request, absl::Time now);
+
 }  // namespace coalesce
 
 #endif  // COALESCE_CORE_INFER_REQUEST_H_

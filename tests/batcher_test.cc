@@ -275,5 +275,21 @@ TEST_F(BatcherTest, HigherPriorityLeadsTheNextBatchWhateverItsArrival) {
   EXPECT_EQ(sink_.batches[0].requests[1].get(), requests_[0]);
 }
 
+TEST_F(BatcherTest, DeadRequestsGetTheSharedAnswer) {
+  UseDeadlinePolicy();
+  sink_.idle = 0;
+  std::atomic<bool> cancelled{false};
+  Answer* gone = PushWith(absl::InfiniteFuture(), 1, &cancelled);
+  Answer* late = PushWith(clock_.Now() + absl::Milliseconds(5));
+  batcher_->RunOnce();
+  cancelled = true;
+  clock_.Advance(absl::Milliseconds(5));
+  batcher_->RunOnce();
+  EXPECT_EQ(gone->status, absl::CancelledError("request was not run: the client cancelled it"));
+  EXPECT_EQ(late->status, absl::DeadlineExceededError("request was not run: its deadline passed"));
+  EXPECT_EQ(batcher_->pending(), 0);
+  EXPECT_EQ(queue_->size(), 0);
+}
+
 }  // namespace
 }  // namespace coalesce

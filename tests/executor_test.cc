@@ -213,9 +213,11 @@ struct Call {
 
 std::unique_ptr<InferRequest> MakeCall(Call& call, absl::BlockingCounter& counter,
                                        bool want_row = true,
-                                       absl::Time deadline = absl::InfiniteFuture()) {
+                                       absl::Time deadline = absl::InfiniteFuture(),
+                                       const std::atomic<bool>* cancelled = nullptr) {
   InferRequest::Options options;
   options.deadline = deadline;
+  options.cancelled = cancelled;
   options.rows = static_cast<int64_t>(call.input.size() / 2);
   options.inputs.emplace_back(reinterpret_cast<const char*>(call.input.data()),
                               call.input.size() * sizeof(float));
@@ -325,6 +327,25 @@ class ExecutorTest : public ::testing::Test {
     }
   }
 };
+
+TEST_F(ExecutorTest, DeadRequestsGetTheSharedAnswerAndTheRestRuns) {
+  auto executor = *Executor::Create(Workers(1), &backend_, model_metrics_.get(), &clock_);
+  Call gone({1, 2}), live({3, 4}), late({5, 6});
+  std::atomic<bool> cancelled{true};
+  absl::BlockingCounter counter(3);
+  Batch batch;
+  batch.requests.push_back(MakeCall(gone, counter, true, absl::InfiniteFuture(), &cancelled));
+  batch.requests.push_back(MakeCall(live, counter));
+  batch.requests.push_back(MakeCall(late, counter, true, clock_.Now()));
+  batch.rows = 3;
+  executor->Dispatch(std::move(batch));
+  counter.Wait();
+  EXPECT_EQ(gone.status, absl::CancelledError("request was not run: the client cancelled it"));
+  EXPECT_EQ(late.status, absl::DeadlineExceededError("request was not run: its deadline passed"));
+  ASSERT_TRUE(live.status.ok()) << live.status;
+  EXPECT_EQ(Floats(live.out), (std::vector<float>{7, 9}));
+  EXPECT_EQ(backend_.batch_sizes(), (std::vector<int64_t>{1}));
+}
 
 TEST_F(ExecutorTest, GathersRowsInOrderAndScattersEachRequestsRows) {
   auto executor = *Executor::Create(Workers(2), &backend_, model_metrics_.get(), &clock_);
