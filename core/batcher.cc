@@ -18,16 +18,23 @@ absl::StatusOr<std::unique_ptr<Batcher>> Batcher::Create(const Options& options)
 
 Batcher::~Batcher() { Stop(); }
 
-absl::Time Batcher::RunOnce() { return RunRound(options_.clock->Now()); }
+absl::Time Batcher::RunOnce() { return RunRound(options_.clock->Now(), DecideMode::kServe); }
 
 void Batcher::Drain() {
   drained_.clear();
   options_.queue->PopAll(drained_);
   if (drained_.empty()) return;
+  // Keys are compared only among pending requests. Once the table holds more than twice as many
+  // shapes as there are pending requests, forget it and key the pending ones afresh: clients
+  // sending ever new dims cannot grow it, and the re-keying is paid for by the shapes added.
+  if (shape_keys_.size() > 2 * pending_.size() + 64) {
+    shape_keys_.clear();
+    for (Entry& e : pending_) e.view.shape = ShapeKey(*e.request);
+  }
   size_t old_size = pending_.size();
   for (auto& request : drained_) {
     PendingRequest view{request->arrival(), request->deadline(), request->rows(),
-                        request->priority()};
+                        request->priority(), ShapeKey(*request)};
     pending_.push_back({view, std::move(request)});
   }
   // The queue is FIFO per producer only: sort the newcomers, then merge them in.
@@ -37,8 +44,14 @@ void Batcher::Drain() {
                      [](const Entry& a, const Entry& b) { return ComesBefore(a.view, b.view); });
 }
 
+int64_t Batcher::ShapeKey(const InferRequest& request) {
+  if (request.input_dims().empty()) return 0;
+  auto [it, added] = shape_keys_.try_emplace(request.input_dims(),
+                                             static_cast<int64_t>(shape_keys_.size()) + 1);
+  return it->second;
+}
+
 void Batcher::DropDead(absl::Time now) {
-  const size_t before = pending_.size();
   for (Entry& e : pending_) {
     switch (FinishIfDead(*e.request, now)) {
       case DeadReason::kAlive:
@@ -52,50 +65,41 @@ void Batcher::DropDead(absl::Time now) {
     }
     e.request.reset();
   }
-  pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
-                                [](const Entry& e) { return e.request == nullptr; }),
-                 pending_.end());
-  options_.queue->Release(static_cast<int64_t>(before - pending_.size()));
+  RemoveTaken();
 }
 
-absl::Time Batcher::RunRound(absl::Time now) {
+void Batcher::RemoveTaken() {
+  auto taken = std::remove_if(pending_.begin(), pending_.end(),
+                              [](const Entry& e) { return e.request == nullptr; });
+  options_.queue->Release(static_cast<int64_t>(pending_.end() - taken));
+  pending_.erase(taken, pending_.end());
+}
+
+absl::Time Batcher::RunRound(absl::Time now, DecideMode mode) {
   Drain();
   while (true) {
     DropDead(now);
     view_.clear();
     for (const Entry& e : pending_) view_.push_back(e.view);
     BatchDecision decision = options_.policy->Decide(now, view_, options_.sink->idle_workers(),
-                                                     *options_.latency);
+                                                     *options_.latency, mode);
     if (decision.shed.empty() && decision.batch.empty()) return decision.wake_at;
 
-    // Take the shed and batched requests out, keeping the rest in order.
-    std::vector<bool> taken(pending_.size(), false);
     for (int64_t i : decision.shed) {
       Entry& e = pending_[i];
-      taken[i] = true;
       if (options_.metrics != nullptr) options_.metrics->RecordShed();
       e.request->Finish(absl::DeadlineExceededError(absl::StrCat(
           "shed before running: ", e.view.rows, " sample(s) need about ",
           absl::FormatDuration(options_.latency->Predict(e.view.rows)),
           " but the deadline is ", absl::FormatDuration(e.view.deadline - now), " away")));
+      e.request.reset();
     }
     Batch batch;
-    const InferRequest* first = nullptr;
     for (int64_t i : decision.batch) {
-      // Tensors of different sizes cannot share a batch: such a request waits for the next.
-      if (first != nullptr && !pending_[i].request->SameShapeAs(*first)) continue;
-      taken[i] = true;
       batch.rows += pending_[i].view.rows;
       batch.requests.push_back(std::move(pending_[i].request));
-      first = batch.requests.front().get();
     }
-    std::vector<Entry> rest;
-    rest.reserve(pending_.size());
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      if (!taken[i]) rest.push_back(std::move(pending_[i]));
-    }
-    options_.queue->Release(static_cast<int64_t>(pending_.size() - rest.size()));
-    pending_ = std::move(rest);
+    RemoveTaken();
     if (!batch.requests.empty()) options_.sink->Dispatch(std::move(batch));
   }
 }
@@ -106,30 +110,13 @@ void Batcher::Start() {
 
 void Batcher::Loop() {
   while (true) {
+    // Read before the round, so that a Stop() during it is followed by a flushing round.
     bool stopping = stopping_.load(std::memory_order_acquire);
-    absl::Time now = options_.clock->Now();
-    absl::Time wake_at = RunRound(now);
-    if (stopping) {
-      // Every pending request is overdue for dispatch now; the policy's delay rule must not
-      // hold any back. Dispatch in order as workers free up.
-      while (!pending_.empty() && options_.sink->idle_workers() > 0) {
-        Batch batch;
-        size_t taken = 0;
-        const InferRequest* first = pending_.front().request.get();
-        while (taken < pending_.size() &&
-               (taken == 0 || (batch.rows + pending_[taken].view.rows <= options_.max_batch_size &&
-                               pending_[taken].request->SameShapeAs(*first)))) {
-          batch.rows += pending_[taken].view.rows;
-          batch.requests.push_back(std::move(pending_[taken].request));
-          ++taken;
-        }
-        pending_.erase(pending_.begin(), pending_.begin() + taken);
-        options_.queue->Release(static_cast<int64_t>(taken));
-        options_.sink->Dispatch(std::move(batch));
-      }
-      // Everything popped has been released once pending_ is empty: size() counts the rest.
-      if (pending_.empty() && options_.queue->size() == 0) return;
-    }
+    absl::Time wake_at =
+        RunRound(options_.clock->Now(), stopping ? DecideMode::kFlush : DecideMode::kServe);
+    // Everything popped has been released once pending_ is empty: size() counts the rest.
+    if (stopping && pending_.empty() && options_.queue->size() == 0) return;
+    // A flush waits only for workers to free up.
     options_.queue->WaitFor(stopping ? absl::Milliseconds(5) : wake_at - options_.clock->Now());
   }
 }

@@ -2,6 +2,8 @@
 #define COALESCE_CORE_BATCHER_H_
 
 #include <atomic>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -20,11 +22,12 @@ namespace coalesce {
 // Turns a model's stream of requests into batches: the single consumer of its RequestQueue.
 //
 // Each round drains the queue into a private pending list kept in ComesBefore() order
-// (priority, deadline, arrival); answers requests that were cancelled (CANCELLED) or whose
-// deadline passed (DEADLINE_EXCEEDED) while they waited; asks the BatchPolicy what to do;
-// answers the requests it sheds (DEADLINE_EXCEEDED) and hands every batch it closes to the
-// BatchSink. Batch forming lives in this one thread's private state, so the lock-free queue
-// stays a plain queue.
+// (priority, deadline, arrival), each request keyed by its input shape; answers requests that
+// were cancelled or whose deadline passed while they waited (FinishIfDead()); asks the
+// BatchPolicy what to do; answers the requests it sheds (DEADLINE_EXCEEDED) and hands every
+// batch it closes to the BatchSink exactly as the policy named it. The policy alone decides what
+// a batch holds, at shutdown too (DecideMode::kFlush). Batch forming lives in this one thread's
+// private state, so the lock-free queue stays a plain queue.
 //
 // `RunOnce()` is the whole algorithm and takes its time from the injected Clock, so tests drive
 // it step by step with a fake clock and no thread. `Start()` runs it on a thread that sleeps
@@ -42,8 +45,6 @@ class Batcher {
     const LatencyModel* latency = nullptr;
     Clock* clock = nullptr;
     ModelMetrics* metrics = nullptr;
-    // Rows per batch when flushing at Stop(), where the policy's delay rule no longer applies.
-    int64_t max_batch_size = 1;
   };
 
   static absl::StatusOr<std::unique_ptr<Batcher>> Create(const Options& options);
@@ -57,9 +58,9 @@ class Batcher {
   // Runs rounds on a thread until Stop().
   void Start();
 
-  // Flushes: every request already queued or pending is dispatched as workers free up, whatever
-  // the delay rule says, then the thread exits. Requests pushed after Stop() returns stay in the
-  // queue (their owner answers them). Idempotent.
+  // Flushes: every request already queued or pending is dispatched as workers free up, in the
+  // batches the policy forms in DecideMode::kFlush, then the thread exits. Requests pushed after
+  // Stop() returns stay in the queue (their owner answers them). Idempotent.
   void Stop();
 
   // Requests drained from the queue and not yet dispatched or answered. For tests; call only
@@ -75,11 +76,16 @@ class Batcher {
 
   explicit Batcher(const Options& options) : options_(options) {}
 
-  absl::Time RunRound(absl::Time now);
+  absl::Time RunRound(absl::Time now, DecideMode mode);
   // Moves newly queued requests into pending_, keeping its order.
   void Drain();
+  // The key of `request`'s input shape among the pending requests (PendingRequest::shape).
+  int64_t ShapeKey(const InferRequest& request);
   // Answers cancelled and expired requests and removes them.
   void DropDead(absl::Time now);
+  // Removes the entries whose request was answered or dispatched (null), keeping the order of
+  // the rest, and gives their places in the queue back.
+  void RemoveTaken();
   void Loop();
 
   const Options options_;
@@ -88,6 +94,9 @@ class Batcher {
   std::vector<Entry> pending_;
   std::vector<std::unique_ptr<InferRequest>> drained_;
   std::vector<PendingRequest> view_;
+  // Input dims to shape key, for models with variable dims (a fixed-dims model's requests carry
+  // no dims and all have key 0).
+  std::map<std::vector<std::vector<int64_t>>, int64_t> shape_keys_;
 
   std::atomic<bool> stopping_{false};
   std::thread thread_;

@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<DeadlinePolicy>> DeadlinePolicy::Create(const Opt
 }
 
 BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingRequest> pending,
-                                     int idle_workers, const LatencyModel& latency) const {
+                                     int idle_workers, const LatencyModel& latency,
+                                     DecideMode mode) const {
   BatchDecision decision;
   const int64_t max_rows = options_.max_batch_size;
   // Predictions by row count, each asked of the model once per decision: a round with a long
@@ -58,7 +59,8 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
   // 2. Nothing to run, or nobody to run it.
   if (live.empty() || idle_workers <= 0) return decision;
 
-  // 3. The longest on-time prefix that fits.
+  // 3. The longest on-time prefix of the first live request's shape that fits.
+  const int64_t shape = pending[live.front()].shape;
   int64_t rows = 0;
   absl::Time earliest = absl::InfiniteFuture();
   absl::Time oldest = absl::InfiniteFuture();
@@ -66,6 +68,7 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
   bool deadline_limited = false;
   for (int64_t i : live) {
     const PendingRequest& r = pending[i];
+    if (r.shape != shape) continue;
     if (rows + r.rows > max_rows) {
       full = true;
       break;
@@ -95,7 +98,7 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
     int64_t safe_rows = 0;
     for (int64_t i : live) {
       const PendingRequest& r = pending[i];
-      if (r.deadline < safe_after) continue;
+      if (r.shape != shape || r.deadline < safe_after) continue;
       if (safe_rows + r.rows > max_rows) break;
       safe.push_back(i);
       safe_rows += r.rows;
@@ -107,7 +110,9 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
   }
 
   // 5. Close now, or wait for the batch to fill.
-  if (full || options_.max_queue_delay == absl::ZeroDuration()) return decision;
+  if (full || mode == DecideMode::kFlush || options_.max_queue_delay == absl::ZeroDuration()) {
+    return decision;
+  }
   for (auto it = options_.preferred_batch_sizes.rbegin(); it != options_.preferred_batch_sizes.rend();
        ++it) {
     if (rows < *it) continue;

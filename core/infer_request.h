@@ -73,10 +73,6 @@ class InferRequest {
   }
   absl::string_view input(int i) const { return options_.inputs[i]; }
   const std::vector<std::vector<int64_t>>& input_dims() const { return options_.input_dims; }
-  // Whether this request may share a batch with `other`: equal input sizes.
-  bool SameShapeAs(const InferRequest& other) const {
-    return options_.input_dims == other.options_.input_dims;
-  }
   // Stamps the compute stage of a traced request; a pointer check for the others.
   void TraceCompute(absl::Time start, absl::Time end) {
     if (options_.trace == nullptr) return;

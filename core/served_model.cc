@@ -130,7 +130,6 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   batcher_options.latency = model->latency_.get();
   batcher_options.clock = clock;
   batcher_options.metrics = model->metrics_.get();
-  batcher_options.max_batch_size = max_batch;
   absl::StatusOr<std::unique_ptr<Batcher>> batcher = Batcher::Create(batcher_options);
   if (!batcher.ok()) return batcher.status();
   model->batcher_ = *std::move(batcher);

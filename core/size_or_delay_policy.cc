@@ -20,31 +20,36 @@ absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> SizeOrDelayPolicy::Create(
 }
 
 BatchDecision SizeOrDelayPolicy::Decide(absl::Time now, absl::Span<const PendingRequest> pending,
-                                        int idle_workers, const LatencyModel& latency) const {
+                                        int idle_workers, const LatencyModel& latency,
+                                        DecideMode mode) const {
   if (pending.empty() || idle_workers <= 0) return BatchDecision::WaitUntil(absl::InfiniteFuture());
 
-  // The longest prefix that fits, and whether the queue holds a full batch.
+  // The batch of the first request's shape: its requests in order while they fit, and whether
+  // the queue holds a full batch of them.
+  BatchDecision decision;
+  const int64_t shape = pending.front().shape;
   int64_t rows = 0;
-  int64_t count = 0;
   bool full = false;
-  for (const PendingRequest& request : pending) {
+  absl::Time oldest = absl::InfiniteFuture();
+  for (int64_t i = 0; i < static_cast<int64_t>(pending.size()); ++i) {
+    const PendingRequest& request = pending[i];
+    if (request.shape != shape) continue;
     if (rows + request.rows > options_.max_batch_size) {
       full = true;
       break;
     }
+    decision.batch.push_back(i);
     rows += request.rows;
-    ++count;
+    oldest = std::min(oldest, request.arrival);
   }
-  full = full || rows == options_.max_batch_size;
   // A single request larger than the batch limit would never fit; validation refuses those, so
   // dispatching it alone is only a safeguard against waiting forever.
-  if (count == 0) return BatchDecision::Prefix(1);
-  if (full) return BatchDecision::Prefix(count);
+  if (decision.batch.empty()) return BatchDecision::Prefix(1);
+  full = full || rows == options_.max_batch_size;
+  if (full || mode == DecideMode::kFlush) return decision;
 
-  absl::Time oldest = pending.front().arrival;
-  for (const PendingRequest& request : pending) oldest = std::min(oldest, request.arrival);
-  absl::Time close_at = oldest + options_.max_queue_delay;
-  if (now >= close_at) return BatchDecision::Prefix(count);
+  const absl::Time close_at = oldest + options_.max_queue_delay;
+  if (now >= close_at) return decision;
   return BatchDecision::WaitUntil(close_at);
 }
 

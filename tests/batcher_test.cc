@@ -62,7 +62,6 @@ class BatcherTest : public ::testing::Test {
     options.sink = &sink_;
     options.latency = &latency_;
     options.clock = &clock_;
-    options.max_batch_size = 4;
     batcher_ = *Batcher::Create(options);
   }
 
@@ -92,6 +91,29 @@ class BatcherTest : public ::testing::Test {
   void Push(int64_t rows = 1) {
     auto request = MakeRequest(NewAnswer(), clock_.Now(), rows);
     ASSERT_TRUE(queue_->Push(request).ok());
+  }
+
+  // Pushes a one-row request of a model with variable dims, its one input `width` wide.
+  void PushWidth(int64_t width) {
+    Answer* answer = NewAnswer();
+    InferRequest::Options options;
+    options.arrival = clock_.Now();
+    options.input_dims = {{width}};
+    auto request = std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
+      ++answer->calls;
+      answer->status = std::move(s);
+    });
+    ASSERT_TRUE(queue_->Push(request).ok());
+  }
+
+  // The input width of each request of each dispatched batch.
+  std::vector<std::vector<int64_t>> DispatchedWidths() const {
+    std::vector<std::vector<int64_t>> widths;
+    for (const Batch& batch : sink_.batches) {
+      std::vector<int64_t>& w = widths.emplace_back();
+      for (const auto& request : batch.requests) w.push_back(request->input_dims()[0][0]);
+    }
+    return widths;
   }
 
   // Declared first so that they outlive the requests that answer into them.
@@ -273,6 +295,35 @@ TEST_F(BatcherTest, HigherPriorityLeadsTheNextBatchWhateverItsArrival) {
   ASSERT_EQ(sink_.batches[0].requests.size(), 4u);
   EXPECT_EQ(sink_.batches[0].requests[0].get(), requests_[6]);
   EXPECT_EQ(sink_.batches[0].requests[1].get(), requests_[0]);
+}
+
+TEST_F(BatcherTest, DispatchesExactlyTheBatchThePolicyFormsFromMixedShapes) {
+  // Five requests fill the limit of four rows, but only three share the first one's shape: no
+  // batch is full, so nothing goes before the delay (not a "full" batch cut down to its shape).
+  sink_.idle = 2;
+  for (int64_t width : {3, 5, 3, 5, 3}) PushWidth(width);
+  batcher_->RunOnce();
+  EXPECT_TRUE(sink_.batches.empty());
+  EXPECT_EQ(batcher_->pending(), 5);
+
+  clock_.Advance(absl::Milliseconds(2));
+  batcher_->RunOnce();
+  EXPECT_EQ(DispatchedWidths(), (std::vector<std::vector<int64_t>>{{3, 3, 3}, {5, 5}}));
+  EXPECT_EQ(sink_.batches[0].rows, 3);
+  EXPECT_EQ(sink_.batches[1].rows, 2);
+  EXPECT_EQ(batcher_->pending(), 0);
+  EXPECT_EQ(queue_->size(), 0);
+}
+
+TEST_F(BatcherTest, StopFlushesInTheBatchesThePolicyForms) {
+  // The flush asks the policy, which batches each shape together: not one batch per run of
+  // equal shapes in the pending order.
+  sink_.idle = 5;
+  for (int64_t width : {3, 5, 3, 3, 3, 3}) PushWidth(width);
+  batcher_->Start();
+  batcher_->Stop();
+  EXPECT_EQ(DispatchedWidths(), (std::vector<std::vector<int64_t>>{{3, 3, 3, 3}, {5}, {3}}));
+  EXPECT_EQ(queue_->size(), 0);
 }
 
 TEST_F(BatcherTest, DeadRequestsGetTheSharedAnswer) {

@@ -37,7 +37,15 @@ PendingRequest Req(absl::Duration arrival, absl::Duration deadline = absl::Infin
           rows, priority};
 }
 
+// `request` with input shape key `shape`.
+PendingRequest Shaped(PendingRequest request, int64_t shape) {
+  request.shape = shape;
+  return request;
+}
+
 std::vector<int64_t> Indices(std::initializer_list<int64_t> i) { return i; }
+
+const DecideMode kServe = DecideMode::kServe;
 
 // 1 ms per batch plus 1 ms per row: a batch of 3 takes 4 ms.
 const LinearLatency kLatency(kMs, kMs);
@@ -45,7 +53,7 @@ const LinearLatency kLatency(kMs, kMs);
 TEST(DeadlinePolicyTest, LoneRequestIsDispatchedAtOnceWithoutWaiting) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration())};
-  BatchDecision d = policy->Decide(kT0, pending, 2, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 2, kLatency, kServe);
   EXPECT_EQ(d.batch, Indices({0}));
   EXPECT_TRUE(d.shed.empty());
 }
@@ -53,7 +61,7 @@ TEST(DeadlinePolicyTest, LoneRequestIsDispatchedAtOnceWithoutWaiting) {
 TEST(DeadlinePolicyTest, WaitsForAWorkerInsteadOfDispatching) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration()), Req(absl::ZeroDuration())};
-  BatchDecision d = policy->Decide(kT0, pending, 0, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 0, kLatency, kServe);
   EXPECT_TRUE(d.batch.empty());
   EXPECT_EQ(d.wake_at, absl::InfiniteFuture());
 }
@@ -62,7 +70,7 @@ TEST(DeadlinePolicyTest, TakesEverythingThatFitsWhenAWorkerFrees) {
   // Under load requests pile up while workers are busy; the next free worker takes them all.
   auto policy = Policy(4);
   std::vector<PendingRequest> pending(6, Req(absl::ZeroDuration()));
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_EQ(d.batch, Indices({0, 1, 2, 3}));
 }
 
@@ -71,7 +79,7 @@ TEST(DeadlinePolicyTest, ShedsRequestThatCannotMeetItsDeadlineEvenAlone) {
   // Alone, a request takes 2 ms. Deadlines at 1.5 ms (hopeless) and 10 ms (fine).
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), absl::Microseconds(1500)),
                                          Req(absl::ZeroDuration(), 10 * kMs)};
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_EQ(d.shed, Indices({0}));
   EXPECT_EQ(d.batch, Indices({1}));
 }
@@ -79,7 +87,7 @@ TEST(DeadlinePolicyTest, ShedsRequestThatCannotMeetItsDeadlineEvenAlone) {
 TEST(DeadlinePolicyTest, ShedsEvenWithoutAnIdleWorker) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), kMs)};
-  BatchDecision d = policy->Decide(kT0, pending, 0, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 0, kLatency, kServe);
   EXPECT_EQ(d.shed, Indices({0}));
   EXPECT_TRUE(d.batch.empty());
 }
@@ -87,7 +95,7 @@ TEST(DeadlinePolicyTest, ShedsEvenWithoutAnIdleWorker) {
 TEST(DeadlinePolicyTest, ExactlyMeetableDeadlineIsNotShed) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 2 * kMs)};  // L(1) = 2 ms.
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_TRUE(d.shed.empty());
   EXPECT_EQ(d.batch, Indices({0}));
 }
@@ -97,7 +105,7 @@ TEST(DeadlinePolicyTest, StopsGrowingBeforeTheEarliestDeadlineWouldBeMissed) {
   // The first deadline is 6 ms away: L(5) = 6 ms fits, L(6) = 7 ms does not.
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 6 * kMs)};
   for (int i = 0; i < 6; ++i) pending.push_back(Req(absl::ZeroDuration(), 50 * kMs));
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_EQ(d.batch, Indices({0, 1, 2, 3, 4}));
 }
 
@@ -108,7 +116,7 @@ TEST(DeadlinePolicyTest, OverloadGuardPrefersTheLargerSafeBatch) {
   // (and is shed later if it becomes hopeless).
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 2 * kMs)};
   for (int i = 0; i < 8; ++i) pending.push_back(Req(absl::ZeroDuration(), 20 * kMs));
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_EQ(d.batch, Indices({1, 2, 3, 4, 5, 6, 7, 8}));
   EXPECT_TRUE(d.shed.empty());
 }
@@ -119,7 +127,7 @@ TEST(DeadlinePolicyTest, OverloadGuardLeavesAMildSqueezeToEdf) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 4 * kMs)};
   for (int i = 0; i < 4; ++i) pending.push_back(Req(absl::ZeroDuration(), 50 * kMs));
-  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch, Indices({0, 1, 2}));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0, 1, 2}));
 }
 
 TEST(DeadlinePolicyTest, HigherPriorityIsServedFirstEvenUnderAFlood) {
@@ -129,7 +137,7 @@ TEST(DeadlinePolicyTest, HigherPriorityIsServedFirstEvenUnderAFlood) {
   pending.push_back(Req(kMs, 30 * kMs, 1));
   std::sort(pending.begin(), pending.end(), ComesBefore);
   EXPECT_EQ(pending.front().priority, 1);
-  BatchDecision d = Policy(4)->Decide(kT0 + kMs, pending, 1, kLatency);
+  BatchDecision d = Policy(4)->Decide(kT0 + kMs, pending, 1, kLatency, kServe);
   ASSERT_FALSE(d.batch.empty());
   EXPECT_EQ(d.batch.front(), 0);
   EXPECT_EQ(d.batch.size(), 4u);
@@ -149,48 +157,48 @@ TEST(DeadlinePolicyTest, OrderIsPriorityThenDeadlineThenArrival) {
 TEST(DeadlinePolicyTest, WithDelayConfiguredWaitsUntilOldestHasWaitedTheDelay) {
   auto policy = Policy(8, 5 * kMs);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration()), Req(kMs)};
-  BatchDecision d = policy->Decide(kT0 + 2 * kMs, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0 + 2 * kMs, pending, 1, kLatency, kServe);
   EXPECT_TRUE(d.batch.empty());
   EXPECT_EQ(d.wake_at, kT0 + 5 * kMs);
-  EXPECT_EQ(policy->Decide(kT0 + 5 * kMs, pending, 1, kLatency).batch, Indices({0, 1}));
+  EXPECT_EQ(policy->Decide(kT0 + 5 * kMs, pending, 1, kLatency, kServe).batch, Indices({0, 1}));
 }
 
 TEST(DeadlinePolicyTest, WaitingNeverMakesADeadlineThatAnEarlierStartWouldHaveMet) {
   auto policy = Policy(8, 50 * kMs);
   // Deadline 10 ms; L(2) = 3 ms: the batch must start by 7 ms, well before the 50 ms delay.
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 10 * kMs), Req(absl::ZeroDuration())};
-  BatchDecision wait = policy->Decide(kT0 + kMs, pending, 1, kLatency);
+  BatchDecision wait = policy->Decide(kT0 + kMs, pending, 1, kLatency, kServe);
   EXPECT_TRUE(wait.batch.empty());
   EXPECT_EQ(wait.wake_at, kT0 + 7 * kMs);
-  EXPECT_EQ(policy->Decide(kT0 + 7 * kMs, pending, 1, kLatency).batch, Indices({0, 1}));
+  EXPECT_EQ(policy->Decide(kT0 + 7 * kMs, pending, 1, kLatency, kServe).batch, Indices({0, 1}));
 }
 
 TEST(DeadlinePolicyTest, ClosesAtTheLargestPreferredSizeReached) {
   auto policy = Policy(16, 50 * kMs, {4, 8});
   std::vector<PendingRequest> pending(5, Req(absl::ZeroDuration()));
-  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch, Indices({0, 1, 2, 3}));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0, 1, 2, 3}));
   pending.resize(3);
-  EXPECT_TRUE(policy->Decide(kT0, pending, 1, kLatency).batch.empty());
+  EXPECT_TRUE(policy->Decide(kT0, pending, 1, kLatency, kServe).batch.empty());
 }
 
 TEST(DeadlinePolicyTest, FullBatchGoesAtOnceEvenWithDelayConfigured) {
   auto policy = Policy(2, 50 * kMs);
   std::vector<PendingRequest> pending(3, Req(absl::ZeroDuration()));
-  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch, Indices({0, 1}));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0, 1}));
 }
 
 TEST(DeadlinePolicyTest, NeverSplitsAMultiRowRequest) {
   auto policy = Policy(4);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), absl::InfiniteDuration(), 1, 3),
                                          Req(absl::ZeroDuration(), absl::InfiniteDuration(), 1, 3)};
-  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency).batch, Indices({0}));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0}));
 }
 
 TEST(DeadlinePolicyTest, ClockJumpForwardShedsWhatBecameHopeless) {
   auto policy = Policy(8);
   std::vector<PendingRequest> pending = {Req(absl::ZeroDuration(), 10 * kMs), Req(absl::ZeroDuration(), 100 * kMs)};
   // The clock jumps 9 ms (a stalled thread): the first request now needs 2 ms with 1 ms left.
-  BatchDecision d = policy->Decide(kT0 + 9 * kMs, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0 + 9 * kMs, pending, 1, kLatency, kServe);
   EXPECT_EQ(d.shed, Indices({0}));
   EXPECT_EQ(d.batch, Indices({1}));
 }
@@ -200,9 +208,62 @@ TEST(DeadlinePolicyTest, ClockBehindArrivalsDoesNotHoldRequestsForever) {
   // the wait ends at arrival + delay, not never.
   auto policy = Policy(8, 2 * kMs);
   std::vector<PendingRequest> pending = {Req(3 * kMs)};
-  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency);
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
   EXPECT_TRUE(d.batch.empty());
   EXPECT_EQ(d.wake_at, kT0 + 5 * kMs);
+}
+
+TEST(DeadlinePolicyTest, FullCountsOnlyRequestsOfTheBatchsShape) {
+  // Four rows are pending but only two share the first request's shape: that batch is not full
+  // and waits for the delay, rather than closing "full" with half its rows.
+  auto policy = Policy(4, 5 * kMs);
+  std::vector<PendingRequest> pending;
+  for (int64_t shape : {1, 2, 1, 2}) pending.push_back(Shaped(Req(absl::ZeroDuration()), shape));
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
+  EXPECT_TRUE(d.batch.empty());
+  EXPECT_EQ(d.wake_at, kT0 + 5 * kMs);
+
+  pending.push_back(Shaped(Req(absl::ZeroDuration()), 1));
+  pending.push_back(Shaped(Req(absl::ZeroDuration()), 1));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0, 2, 4, 5}));
+}
+
+TEST(DeadlinePolicyTest, OverloadGuardWeighsOnlyRequestsOfTheBatchsShape) {
+  // An urgent request of shape 1 limits its batch to itself (L(2) = 3 ms > 2 ms). One safe
+  // request of each shape: counted together they would be twice the urgent batch and replace
+  // it, though only one of them could share a batch. The urgent request is served.
+  auto policy = Policy(8);
+  std::vector<PendingRequest> pending = {Shaped(Req(absl::ZeroDuration(), 2 * kMs), 1),
+                                         Shaped(Req(absl::ZeroDuration(), 20 * kMs), 2),
+                                         Shaped(Req(absl::ZeroDuration(), 20 * kMs), 1)};
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({0}));
+
+  // Two safe requests of shape 1 do outweigh it; the batch that replaces it holds only them.
+  pending.push_back(Shaped(Req(absl::ZeroDuration(), 20 * kMs), 1));
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, kServe).batch, Indices({2, 3}));
+}
+
+TEST(DeadlinePolicyTest, BatchTakesTheShapeOfTheFirstRequestNotShed) {
+  auto policy = Policy(8);
+  std::vector<PendingRequest> pending = {Shaped(Req(absl::ZeroDuration(), kMs), 2),
+                                         Shaped(Req(absl::ZeroDuration(), 10 * kMs), 1),
+                                         Shaped(Req(absl::ZeroDuration(), 10 * kMs), 2),
+                                         Shaped(Req(absl::ZeroDuration(), 10 * kMs), 1)};
+  BatchDecision d = policy->Decide(kT0, pending, 1, kLatency, kServe);
+  EXPECT_EQ(d.shed, Indices({0}));
+  EXPECT_EQ(d.batch, Indices({1, 3}));
+}
+
+TEST(DeadlinePolicyTest, FlushClosesTheBatchWithoutWaiting) {
+  auto policy = Policy(8, absl::Seconds(10), {4});
+  std::vector<PendingRequest> pending = {Shaped(Req(absl::ZeroDuration()), 1),
+                                         Shaped(Req(absl::ZeroDuration()), 2),
+                                         Shaped(Req(absl::ZeroDuration()), 1)};
+  EXPECT_TRUE(policy->Decide(kT0, pending, 1, kLatency, kServe).batch.empty());
+  EXPECT_EQ(policy->Decide(kT0, pending, 1, kLatency, DecideMode::kFlush).batch,
+            Indices({0, 2}));
+  // A flush still waits for a worker.
+  EXPECT_TRUE(policy->Decide(kT0, pending, 0, kLatency, DecideMode::kFlush).batch.empty());
 }
 
 TEST(DeadlinePolicyTest, CreateRejectsBadOptions) {
