@@ -95,14 +95,10 @@ class BatcherTest : public ::testing::Test {
 
   // Pushes a one-row request of a model with variable dims, its one input `width` wide.
   void PushWidth(int64_t width) {
-    Answer* answer = NewAnswer();
     InferRequest::Options options;
     options.arrival = clock_.Now();
     options.input_dims = {{width}};
-    auto request = std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
-      ++answer->calls;
-      answer->status = std::move(s);
-    });
+    auto request = MakeRequest(NewAnswer(), std::move(options));
     ASSERT_TRUE(queue_->Push(request).ok());
   }
 

@@ -34,10 +34,7 @@ std::unique_ptr<InferRequest> RequestWith(Answer* answer, absl::Time deadline,
   InferRequest::Options options;
   options.deadline = deadline;
   options.cancelled = cancelled;
-  return std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
-    ++answer->calls;
-    answer->status = std::move(s);
-  });
+  return MakeRequest(answer, std::move(options));
 }
 
 TEST(InferRequestTest, FinishIfDeadAnswersOnlyADeadRequestAndSaysWhy) {

@@ -19,16 +19,21 @@ struct Answer {
   absl::Status status;
 };
 
+// A request made of `options` whose answer lands in `answer`.
+inline std::unique_ptr<InferRequest> MakeRequest(Answer* answer, InferRequest::Options options) {
+  return std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
+    ++answer->calls;
+    answer->status = std::move(s);
+  });
+}
+
 // A request with `rows` rows and no payload whose answer lands in `answer`.
 inline std::unique_ptr<InferRequest> MakeRequest(Answer* answer, absl::Time arrival,
                                                  int64_t rows = 1) {
   InferRequest::Options options;
   options.rows = rows;
   options.arrival = arrival;
-  return std::make_unique<InferRequest>(std::move(options), [answer](absl::Status s) {
-    ++answer->calls;
-    answer->status = std::move(s);
-  });
+  return MakeRequest(answer, std::move(options));
 }
 
 inline RequestQueue::Options Capacity(int64_t capacity) {
