@@ -13,8 +13,8 @@
 #include "core/batch.h"
 #include "core/batch_policy.h"
 #include "core/clock.h"
+#include "core/engine_observer.h"
 #include "core/latency_model.h"
-#include "core/metrics.h"
 #include "core/request_queue.h"
 
 namespace coalesce {
@@ -44,7 +44,7 @@ class Batcher {
     BatchSink* sink = nullptr;
     const LatencyModel* latency = nullptr;
     Clock* clock = nullptr;
-    ModelMetrics* metrics = nullptr;
+    EngineObserver* metrics = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<Batcher>> Create(const Options& options);

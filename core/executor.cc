@@ -15,7 +15,8 @@
 
 namespace coalesce {
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
-                                                           ModelMetrics* metrics, Clock* clock) {
+                                                           ExecutionObserver* metrics,
+                                                           Clock* clock) {
   if (options.num_workers < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("executor needs at least 1 worker, got ", options.num_workers));
@@ -66,7 +67,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Back
   return executor;
 }
 
-Executor::Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock)
+Executor::Executor(Options options, Backend* backend, ExecutionObserver* metrics, Clock* clock)
     : options_(std::move(options)),
       backend_(backend),
       metrics_(metrics),

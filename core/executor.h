@@ -19,8 +19,8 @@
 #include "core/clock.h"
 #include "core/copy_pool.h"
 #include "core/device_busy.h"
+#include "core/execution_observer.h"
 #include "core/latency_model.h"
-#include "core/metrics.h"
 #include "core/model_statistics.h"
 #include "core/staging_layout.h"
 
@@ -155,7 +155,8 @@ class Executor : public BatchSink {
 
   // `backend`, `metrics` and `clock` must outlive the executor.
   static absl::StatusOr<std::unique_ptr<Executor>> Create(Options options, Backend* backend,
-                                                          ModelMetrics* metrics, Clock* clock);
+                                                          ExecutionObserver* metrics,
+                                                          Clock* clock);
   // Stops (see Stop()).
   ~Executor() override;
 
@@ -195,7 +196,7 @@ class Executor : public BatchSink {
   // fresh. Counts a pool hit or miss.
   char* Reserve(Staging& staging, int64_t bytes);
 
-  Executor(Options options, Backend* backend, ModelMetrics* metrics, Clock* clock);
+  Executor(Options options, Backend* backend, ExecutionObserver* metrics, Clock* clock);
 
   // A thread of `worker` waiting for a batch. It takes the next one only if no other worker with
   // a free thread (one holding no batch, even if not yet waiting: just started, or on its way
@@ -276,7 +277,7 @@ class Executor : public BatchSink {
   // Constant after construction.
   const Options options_;
   Backend* const backend_;
-  ModelMetrics* const metrics_;
+  ExecutionObserver* const metrics_;
   Clock* const clock_;
 
   // Threads free minus batches waiting; the batcher reserves one per dispatch.

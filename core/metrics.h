@@ -24,6 +24,7 @@
 #include "core/backend.h"
 #include "core/clock.h"
 #include "core/device_busy.h"
+#include "core/execution_observer.h"
 
 namespace coalesce {
 
@@ -143,12 +144,14 @@ class ServerMetrics {
   std::map<std::string, DeviceSeries> devices_ ABSL_GUARDED_BY(mu_);
 };
 
-// One model version's series (see ServerMetrics). Thread-safe: recorded from RPC threads and
-// executor workers at once.
-class ModelMetrics {
+// One model version's series (see ServerMetrics): the Prometheus implementation of what the
+// engine reports (ExecutionObserver), plus what the server records about each answered request
+// and samples before a scrape. Thread-safe: recorded from RPC threads, the batcher and executor
+// workers at once.
+class ModelMetrics : public ExecutionObserver {
  public:
   // Removes the version's series if no other ModelMetrics of it is left.
-  ~ModelMetrics();
+  ~ModelMetrics() override;
   ModelMetrics(const ModelMetrics&) = delete;
   ModelMetrics& operator=(const ModelMetrics&) = delete;
 
@@ -156,36 +159,24 @@ class ModelMetrics {
   // deadline minus answer time for a successful request that had a deadline (negative: late).
   void RecordRequest(absl::StatusCode code, absl::Duration latency,
                      absl::Duration slack = absl::InfiniteDuration());
-  // One executed batch: its rows, the backend's time on it, and what the latency model had
-  // predicted for it.
-  void RecordBatch(int64_t rows, absl::Duration compute, absl::Duration predicted);
-  // The executor's own time around a batch: gathering inputs before it, scattering outputs
-  // (and answering) after it.
-  void RecordStages(absl::Duration gather, absl::Duration scatter);
-  // How long a gathered batch waited for another batch's backend call: its worker's
-  // (Executor::Options::batches_per_worker) or any (Executor::Options::exclusive_backend).
-  void RecordBackendWait(absl::Duration wait);
-  // A batch's stages on the device, where the backend timed them (Backend::TakeDeviceStages()).
-  void RecordDeviceStages(const Backend::DeviceStages& stages);
-  // Requests dropped before they cost compute.
-  void RecordShed() { shed_->Increment(); }
-  void RecordCancelled() { cancelled_->Increment(); }
-  void RecordExpired() { expired_->Increment(); }
-  // A failed batch split to find the requests that fail alone, and each backend call spent on
-  // its parts (Executor: split and retry).
-  void RecordSplitBatch() { split_batches_->Increment(); }
-  void RecordRetryExecution() { split_retry_executions_->Increment(); }
-  // Time a request waited from arrival until its batch started.
-  void RecordQueued(absl::Duration waited) {
+  // ExecutionObserver: what the batcher and the executor report (see there).
+  void RecordShed() override { shed_->Increment(); }
+  void RecordCancelled() override { cancelled_->Increment(); }
+  void RecordExpired() override { expired_->Increment(); }
+  void RecordQueued(absl::Duration waited) override {
     queue_duration_->Observe(absl::ToDoubleSeconds(waited));
   }
+  void RecordBatch(int64_t rows, absl::Duration compute, absl::Duration predicted) override;
+  void RecordStages(absl::Duration gather, absl::Duration scatter) override;
+  void RecordBackendWait(absl::Duration wait) override;
+  void RecordDeviceStages(const Backend::DeviceStages& stages) override;
+  void RecordSplitBatch() override { split_batches_->Increment(); }
+  void RecordRetryExecution() override { split_retry_executions_->Increment(); }
+  void RecordStaging(bool hit) override { (hit ? staging_hits_ : staging_misses_)->Increment(); }
+  void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) override;
+
   // Requests waiting for a batch (queued or pending in the batcher), sampled before a scrape.
   void SetQueueDepth(int64_t depth) { queue_depth_->Set(static_cast<double>(depth)); }
-  // The latency model's current estimate for batches of `rows` rows.
-  void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted);
-  // One request for staging memory by an executor worker: a hit reused the worker's buffer, a
-  // miss had to allocate.
-  void RecordStaging(bool hit) { (hit ? staging_hits_ : staging_misses_)->Increment(); }
   // Samples the backend's fallback state and device memory; called before each scrape. The
   // fallback counter advances by what this backend counted since the last sample, so instances
   // of one version that share these series (during a reload) add up. Device memory is exported

@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "core/executor.h"
 #include "core/half.h"
+#include "core/metrics.h"
 #include "core/model_statistics.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"

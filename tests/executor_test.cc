@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/metrics.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
