@@ -1,9 +1,7 @@
 #ifndef COALESCE_CORE_SCHEDULING_H_
 #define COALESCE_CORE_SCHEDULING_H_
 
-#include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "proto/inference.pb.h"
 
 namespace coalesce {
 
@@ -18,23 +16,12 @@ struct SchedulingOptions {
   int default_priority = 1;
 };
 
-// When a request must be answered by, and how urgent it is.
+// When a request must be answered by, and how urgent it is (read from the request by the
+// server: ResolveScheduling() in server/scheduling_parameters.h).
 struct Scheduling {
   absl::Time deadline = absl::InfiniteFuture();
   int priority = 1;
 };
-
-// Reads a request's deadline and priority:
-//  - deadline: the earlier of its gRPC deadline (`rpc_deadline`, InfiniteFuture() if none) and
-//    arrival + its `timeout` parameter (microseconds, as in Triton's schedule-policy extension);
-//    with neither, arrival + options.default_timeout.
-//  - priority: its `priority` parameter (1 is highest, as in Triton), or the default; 0 means the
-//    default too, as in Triton.
-// INVALID_ARGUMENT, naming the parameter, for a negative or non-integer timeout or a priority
-// outside 1..priority_levels.
-absl::StatusOr<Scheduling> ResolveScheduling(const inference::ModelInferRequest& request,
-                                             absl::Time arrival, absl::Time rpc_deadline,
-                                             const SchedulingOptions& options);
 
 }  // namespace coalesce
 

@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/deadline_policy.h"
-#include "core/request_validator.h"
 #include "core/size_or_delay_policy.h"
 
 namespace coalesce {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "core/request_validator.h"
 #include "fuzz/fuzz_models.h"
 #include "proto/inference.pb.h"
+#include "server/request_validator.h"
 
 namespace coalesce {
 namespace {

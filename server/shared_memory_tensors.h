@@ -10,8 +10,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/request_validator.h"
 #include "proto/inference.pb.h"
+#include "server/request_validator.h"
 #include "server/shared_memory_region.h"
 
 namespace coalesce {

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "core/request_validator.h"
 #include "gtest/gtest.h"
+#include "server/request_validator.h"
 
 namespace coalesce {
 namespace {

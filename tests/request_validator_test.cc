@@ -1,11 +1,11 @@
-#include "core/request_validator.h"
+#include "server/request_validator.h"
 
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "core/tensor_parameters.h"
 #include "gtest/gtest.h"
+#include "server/tensor_parameters.h"
 
 namespace coalesce {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/scheduling.h"
+#include "server/scheduling_parameters.h"
 
 #include "gtest/gtest.h"
 

@@ -1,8 +1,9 @@
-#include "core/scheduling.h"
+#include "server/scheduling_parameters.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 

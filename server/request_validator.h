@@ -1,5 +1,5 @@
-#ifndef COALESCE_CORE_REQUEST_VALIDATOR_H_
-#define COALESCE_CORE_REQUEST_VALIDATOR_H_
+#ifndef COALESCE_SERVER_REQUEST_VALIDATOR_H_
+#define COALESCE_SERVER_REQUEST_VALIDATOR_H_
 
 #include <cstdint>
 #include <memory>
@@ -61,4 +61,4 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
 
 }  // namespace coalesce
 
-#endif  // COALESCE_CORE_REQUEST_VALIDATOR_H_
+#endif  // COALESCE_SERVER_REQUEST_VALIDATOR_H_

@@ -1,4 +1,4 @@
-#include "core/tensor_parameters.h"
+#include "server/tensor_parameters.h"
 
 #include "absl/strings/str_cat.h"
 #include "core/client_text.h"

@@ -1,5 +1,5 @@
-#ifndef COALESCE_CORE_TENSOR_PARAMETERS_H_
-#define COALESCE_CORE_TENSOR_PARAMETERS_H_
+#ifndef COALESCE_SERVER_TENSOR_PARAMETERS_H_
+#define COALESCE_SERVER_TENSOR_PARAMETERS_H_
 
 #include <string>
 
@@ -27,4 +27,4 @@ absl::Status CheckTensorParameters(const std::string& model,
 
 }  // namespace coalesce
 
-#endif  // COALESCE_CORE_TENSOR_PARAMETERS_H_
+#endif  // COALESCE_SERVER_TENSOR_PARAMETERS_H_

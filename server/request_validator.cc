@@ -1,4 +1,4 @@
-#include "core/request_validator.h"
+#include "server/request_validator.h"
 
 #include <array>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/client_text.h"
-#include "core/tensor_parameters.h"
+#include "server/tensor_parameters.h"
 
 namespace coalesce {
 namespace {
