@@ -8,7 +8,7 @@
 // (config.pbtxt and a version folder) with one FP32 input and one FP32 output of fixed dims, as
 // bench/make_mlp_model.py writes.
 // For each batch size B and compute precision, three numbers:
-//   ceiling  TimeResidentBatches() (core/torch/torch_ceilings.h): the served module's forward on
+//   ceiling  TimeResidentBatches() (execution/torch/torch_ceilings.h): the served module's forward on
 //            inputs already on the device in the compute precision, each result copied to the
 //            host (the synchronisation point, as in bench/model_ceiling.cc); mean ms per batch.
 //   host     TimeHostBatches(): the same module run by the backend's own batch path from a
@@ -69,14 +69,14 @@
 #include "absl/time/time.h"
 #include "bench/model_dir.h"
 #include "common/flag_parsing.h"
-#include "core/clock.h"
-#include "core/device.h"
-#include "core/executor.h"
-#include "core/staging_layout.h"
-#include "core/metrics.h"
-#include "core/torch/torch_backend.h"
-#include "core/torch/torch_ceilings.h"
-#include "core/torch/torch_device_faults.h"
+#include "engine/clock.h"
+#include "execution/device.h"
+#include "execution/executor.h"
+#include "execution/staging_layout.h"
+#include "execution/torch/torch_backend.h"
+#include "execution/torch/torch_ceilings.h"
+#include "execution/torch/torch_device_faults.h"
+#include "serving/metrics.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
 ABSL_FLAG(double, duration_s, 1.0, "Timed seconds per ceiling and per table row.");

@@ -41,11 +41,11 @@
 #include "absl/time/time.h"
 #include "bench/model_dir.h"
 #include "common/flag_parsing.h"
-#include "core/data_type.h"
-#include "core/device.h"
-#include "core/model_metadata.h"
-#include "core/staging_layout.h"
-#include "core/torch/torch_backend.h"
+#include "engine/data_type.h"
+#include "engine/model_metadata.h"
+#include "execution/device.h"
+#include "execution/staging_layout.h"
+#include "execution/torch/torch_backend.h"
 
 ABSL_FLAG(std::string, device, "auto", "auto (MPS, then CUDA, then CPU), mps, cuda or cpu.");
 ABSL_FLAG(std::string, precision, "auto",

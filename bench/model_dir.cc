@@ -7,7 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/model_config.h"
+#include "repository/model_config.h"
 
 ABSL_FLAG(std::string, model_dir, "",
           "A model folder of a repository (config.pbtxt, VERSION/model.pt) to run instead of the "

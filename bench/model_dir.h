@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/model_metadata.h"
+#include "engine/model_metadata.h"
 
 namespace coalesce {
 

@@ -14,7 +14,7 @@ namespace coalesce::stress {
 // Poison traffic: requests shaped like valid ones that carry a value the model under test fails
 // on (coalesce-poison-model writes such a model: it raises on a value below -100 and asks for
 // 2^50 bytes on one above 1e6). Each must be answered INTERNAL, the model's error, and must never
-// take a valid request of its batch with it (the executor's split and retry, core/executor.h):
+// take a valid request of its batch with it (the executor's split and retry, execution/executor.h):
 // a valid request answered with an error counts as wrong, as always.
 
 // A request of `rows` pool rows (1 or more) with element 0 of one row, picked by `rng`, set to

@@ -3,8 +3,8 @@
 
 #include <vector>
 
-#include "core/demo_model.h"
-#include "core/model_metadata.h"
+#include "engine/model_metadata.h"
+#include "execution/demo_model.h"
 
 namespace coalesce {
 

@@ -2,7 +2,7 @@
 // success MetadataFromConfig, ApplyModelConfig, SelectVersions and ModelConfigToText. None may
 // crash or read out of bounds (ASan), and what an accepted config yields must hold:
 //   - a refusal is INVALID_ARGUMENT; the input goes through the same entry point as the server's
-//     (the size and nesting bounds of core/model_config.h in force), so nesting deep enough to
+//     (the size and nesting bounds of repository/model_config.h in force), so nesting deep enough to
 //     overflow the parser's stack must be refused, not crash;
 //   - max_batch_size is within 0..kMaxBatchSize, and a full batch's staging within the default
 //     ModelConfigLimits;
@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "core/model_config.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "repository/model_config.h"
 
 namespace coalesce {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/cuda_ipc_memory.h"
+#include "execution/cuda_ipc_memory.h"
 #include "server/shared_memory_region.h"
 
 namespace coalesce {

@@ -11,9 +11,9 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/model_repository.h"
-#include "core/served_model.h"
+#include "repository/model_repository.h"
 #include "server/server.h"
+#include "serving/served_model.h"
 
 ABSL_DECLARE_FLAG(std::string, grpc_address);
 ABSL_DECLARE_FLAG(std::string, metrics_address);

@@ -23,7 +23,7 @@ namespace coalesce {
 // NVML's utilisation of the GPUs that models run on, as the gauge
 // coalesce_gpu_utilization_ratio{device="cuda:N"}: the share of NVML's last sample period (1/6 s
 // to 1 s, by product) in which at least one kernel ran on the GPU, from any process. It is the
-// driver's view beside coalesce's own (coalesce_device_busy_ratio, core/device_busy.h).
+// driver's view beside coalesce's own (coalesce_device_busy_ratio, execution/device_busy.h).
 //
 // NVML (libnvidia-ml.so.1) ships with the NVIDIA driver, not with CUDA's toolkit, and is loaded
 // at run time with dlopen, so that a build on a machine without the driver runs unchanged: where

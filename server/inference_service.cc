@@ -7,9 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
-#include "core/infer_request.h"
-#include "core/model_config.h"
+#include "engine/client_text.h"
+#include "engine/infer_request.h"
+#include "repository/model_config.h"
 #include "server/load_parameters.h"
 #include "server/proto_conversions.h"
 #include "server/protocol_extensions.h"
@@ -18,8 +18,8 @@
 #include "server/shared_memory_manager.h"
 #include "server/shared_memory_tensors.h"
 #include "server/stream_infer_reactor.h"
-#include "server/wire_messages.h"
 #include "server/version.h"
+#include "server/wire_messages.h"
 #include "spdlog/spdlog.h"
 
 namespace coalesce {

@@ -11,12 +11,12 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
-#include "core/clock.h"
-#include "core/infer_request.h"
-#include "core/model_registry.h"
-#include "core/model_repository.h"
+#include "engine/clock.h"
+#include "engine/infer_request.h"
 #include "proto/inference.grpc.pb.h"
+#include "repository/model_repository.h"
 #include "server/request_tracer.h"
+#include "serving/model_registry.h"
 
 namespace coalesce {
 

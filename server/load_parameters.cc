@@ -5,7 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 
 namespace coalesce {
 namespace {

@@ -4,9 +4,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "core/model_repository.h"
 #include "google/protobuf/map.h"
 #include "proto/inference.pb.h"
+#include "repository/model_repository.h"
 
 namespace coalesce {
 

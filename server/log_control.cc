@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 #include "server/json_log_formatter.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/sink.h"

@@ -1,6 +1,6 @@
 #include "server/proto_conversions.h"
 
-#include "core/model_config.h"
+#include "repository/model_config.h"
 
 namespace coalesce {
 namespace {

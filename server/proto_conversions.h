@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "core/model_metadata.h"
-#include "core/model_statistics.h"
+#include "engine/model_metadata.h"
+#include "execution/model_statistics.h"
 #include "proto/inference.pb.h"
 #include "proto/model_config.pb.h"
 

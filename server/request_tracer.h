@@ -12,7 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/request_trace.h"
+#include "engine/request_trace.h"
 
 namespace coalesce {
 

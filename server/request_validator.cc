@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 #include "server/tensor_parameters.h"
 
 namespace coalesce {

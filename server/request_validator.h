@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "core/model_metadata.h"
+#include "engine/model_metadata.h"
 #include "proto/inference.pb.h"
 
 namespace coalesce {

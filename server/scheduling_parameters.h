@@ -3,7 +3,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/scheduling.h"
+#include "engine/scheduling.h"
 #include "proto/inference.pb.h"
 
 namespace coalesce {

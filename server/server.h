@@ -9,10 +9,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/clock.h"
-#include "core/metrics.h"
-#include "core/model_registry.h"
-#include "core/model_repository.h"
+#include "engine/clock.h"
+#include "repository/model_repository.h"
 #include "server/connection_limits.h"
 #include "server/gpu_utilization.h"
 #include "server/in_flight_calls.h"
@@ -22,6 +20,8 @@
 #include "server/rotating_tls_credentials.h"
 #include "server/shared_memory_manager.h"
 #include "server/tls.h"
+#include "serving/metrics.h"
+#include "serving/model_registry.h"
 
 namespace coalesce {
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 #include "server/log_control.h"
 #include "spdlog/spdlog.h"
 

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "core/cuda_ipc_memory.h"
+#include "execution/cuda_ipc_memory.h"
 #include "server/shared_memory_region.h"
 
 namespace coalesce {

@@ -3,7 +3,7 @@
 // through SharedMemoryTensors (see Infer()).
 
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 #include "server/cuda_shared_memory_region.h"
 #include "server/inference_service.h"
 #include "server/shared_memory_checks.h"
@@ -20,7 +20,7 @@ absl::Status NoManager(const char* rpc) {
                         "raw_input_contents instead"));
 }
 
-// CUDA regions need a CUDA build (an opener from core/torch). Without one the extension is not
+// CUDA regions need a CUDA build (an opener from execution/torch). Without one the extension is not
 // listed and registering says why; Status (no regions) and Unregister (nothing to do) still
 // answer OK, as Triton's do, because its clients call them to clean up before using system
 // shared memory (simple_grpc_shm_client.py starts with unregister_cuda_shared_memory()).

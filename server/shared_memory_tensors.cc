@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
-#include "core/data_type.h"
+#include "engine/client_text.h"
+#include "engine/data_type.h"
 #include "server/shared_memory_checks.h"
 #include "server/shared_memory_manager.h"
 

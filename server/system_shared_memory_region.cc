@@ -11,7 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 #include "server/shared_memory_checks.h"
 
 namespace coalesce {

@@ -1,7 +1,7 @@
 #include "server/tensor_parameters.h"
 
 #include "absl/strings/str_cat.h"
-#include "core/client_text.h"
+#include "engine/client_text.h"
 
 namespace coalesce {
 namespace {

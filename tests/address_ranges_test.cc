@@ -1,4 +1,4 @@
-#include "core/address_ranges.h"
+#include "execution/address_ranges.h"
 
 #include <thread>
 #include <vector>

@@ -1,11 +1,11 @@
-#include "core/batcher.h"
+#include "engine/batcher.h"
 
 #include <deque>
 #include <map>
 #include <vector>
 
-#include "core/deadline_policy.h"
-#include "core/size_or_delay_policy.h"
+#include "engine/deadline_policy.h"
+#include "engine/size_or_delay_policy.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/test_requests.h"

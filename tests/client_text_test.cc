@@ -1,4 +1,4 @@
-#include "core/client_text.h"
+#include "engine/client_text.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "core/copy_pool.h"
+#include "execution/copy_pool.h"
 
 #include <atomic>
 #include <thread>

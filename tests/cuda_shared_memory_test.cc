@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/cuda_ipc_memory.h"
+#include "execution/cuda_ipc_memory.h"
 #include "gtest/gtest.h"
 #include "proto/inference.grpc.pb.h"
 #include "server/cuda_shared_memory_region.h"

@@ -1,4 +1,4 @@
-#include "core/deadline_policy.h"
+#include "engine/deadline_policy.h"
 
 #include <vector>
 

@@ -1,12 +1,12 @@
-// A device's busy time (core/device_busy.h) and its series, sampled before each scrape
+// A device's busy time (execution/device_busy.h) and its series, sampled before each scrape
 // (ServerMetrics::SampleDevices()), against a fake clock.
-#include "core/device_busy.h"
+#include "execution/device_busy.h"
 
 #include <memory>
 #include <string>
 
-#include "core/metrics.h"
 #include "gtest/gtest.h"
+#include "serving/metrics.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
 

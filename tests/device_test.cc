@@ -1,4 +1,4 @@
-#include "core/device.h"
+#include "execution/device.h"
 
 #include <optional>
 

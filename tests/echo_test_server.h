@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "core/demo_model.h"
-#include "core/echo_backend.h"
+#include "execution/demo_model.h"
+#include "execution/echo_backend.h"
 #include "proto/inference.grpc.pb.h"
 #include "server/server.h"
 

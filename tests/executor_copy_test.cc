@@ -14,11 +14,11 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "core/executor.h"
-#include "core/half.h"
-#include "core/metrics.h"
-#include "core/model_statistics.h"
+#include "execution/executor.h"
+#include "execution/half.h"
+#include "execution/model_statistics.h"
 #include "gtest/gtest.h"
+#include "serving/metrics.h"
 #include "tests/fake_clock.h"
 
 namespace coalesce {

@@ -1,4 +1,4 @@
-#include "core/executor.h"
+#include "execution/executor.h"
 
 #include <algorithm>
 #include <atomic>
@@ -16,8 +16,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/metrics.h"
 #include "gtest/gtest.h"
+#include "serving/metrics.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
 

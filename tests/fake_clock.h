@@ -3,7 +3,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "core/clock.h"
+#include "engine/clock.h"
 
 namespace coalesce {
 

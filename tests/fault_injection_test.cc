@@ -8,8 +8,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "core/served_model.h"
 #include "gtest/gtest.h"
+#include "serving/served_model.h"
 
 namespace coalesce {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/half.h"
+#include "execution/half.h"
 
 #include <cmath>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "core/infer_request.h"
+#include "engine/infer_request.h"
 
 #include <atomic>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "core/latency_model.h"
+#include "engine/latency_model.h"
 
 #include "gtest/gtest.h"
 

@@ -1,4 +1,4 @@
-#include "core/metrics.h"
+#include "serving/metrics.h"
 
 #include <memory>
 #include <string>

@@ -1,11 +1,11 @@
-// `reshape` in config.pbtxt (core/model_config.h), by Triton's rules: the client sees `dims`, the
+// `reshape` in config.pbtxt (repository/model_config.h), by Triton's rules: the client sees `dims`, the
 // model sees `reshape.shape`, and the two must hold the same elements for every request.
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "core/model_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "repository/model_config.h"
 
 namespace coalesce {
 namespace {

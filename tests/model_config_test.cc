@@ -1,4 +1,4 @@
-#include "core/model_config.h"
+#include "repository/model_config.h"
 
 #include <fstream>
 #include <sstream>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "core/demo_model.h"
+#include "execution/demo_model.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"

@@ -1,5 +1,5 @@
 // The series ModelMetrics samples from a backend at scrape time: device fallbacks and device
-// memory (core/metrics.h), and ServedModel::SampleGauges(), which the server calls before each
+// memory (serving/metrics.h), and ServedModel::SampleGauges(), which the server calls before each
 // scrape.
 #include <map>
 #include <memory>
@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/metrics.h"
-#include "core/served_model.h"
 #include "gtest/gtest.h"
+#include "serving/metrics.h"
+#include "serving/served_model.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
 

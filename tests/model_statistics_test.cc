@@ -1,4 +1,4 @@
-#include "core/model_statistics.h"
+#include "execution/model_statistics.h"
 
 #include <gtest/gtest.h>
 

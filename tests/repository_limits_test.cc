@@ -17,7 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "core/echo_backend.h"
+#include "execution/echo_backend.h"
 #include "proto/inference.grpc.pb.h"
 #include "tests/repository_server.h"
 

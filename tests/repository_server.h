@@ -21,9 +21,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "core/model_repository.h"
+#include "execution/torch/torch_backend.h"
 #include "proto/inference.grpc.pb.h"
-#include "core/torch/torch_backend.h"
+#include "repository/model_repository.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
 #include "tests/torchscript_models.h"

@@ -1,6 +1,6 @@
 # A model repository of small TorchScript models written by the tests, served over loopback.
 add_library(coalesce_test_torchscript STATIC torchscript_models.cc)
-target_link_libraries(coalesce_test_torchscript PUBLIC coalesce_core PRIVATE ${TORCH_LIBRARIES})
+target_link_libraries(coalesce_test_torchscript PUBLIC coalesce_repository PRIVATE ${TORCH_LIBRARIES})
 target_compile_options(coalesce_test_torchscript PRIVATE ${TORCH_CXX_FLAGS})
 
 add_executable(repository_tests repository_test.cc repository_limits_test.cc)

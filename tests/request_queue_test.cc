@@ -1,4 +1,4 @@
-#include "core/request_queue.h"
+#include "engine/request_queue.h"
 
 #include <atomic>
 #include <set>

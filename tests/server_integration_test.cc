@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/barrier.h"
-#include "core/demo_model.h"
-#include "core/torch/torch_backend.h"
+#include "execution/demo_model.h"
+#include "execution/torch/torch_backend.h"
 #include "gtest/gtest.h"
 #include "proto/health.grpc.pb.h"
 #include "proto/inference.grpc.pb.h"

@@ -1,4 +1,4 @@
-#include "core/size_or_delay_policy.h"
+#include "engine/size_or_delay_policy.h"
 
 #include <vector>
 

@@ -11,8 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "core/demo_model.h"
-#include "core/echo_backend.h"
+#include "execution/demo_model.h"
+#include "execution/echo_backend.h"
 #include "proto/inference.grpc.pb.h"
 #include "tests/raw_calls.h"
 #include "tests/test_server.h"

@@ -8,8 +8,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "core/infer_request.h"
-#include "core/request_queue.h"
+#include "engine/infer_request.h"
+#include "engine/request_queue.h"
 
 namespace coalesce {
 

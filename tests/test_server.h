@@ -5,9 +5,9 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "core/backend.h"
-#include "core/served_model.h"
+#include "execution/backend.h"
 #include "server/server.h"
+#include "serving/served_model.h"
 
 namespace coalesce {
 

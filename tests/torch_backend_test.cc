@@ -1,4 +1,4 @@
-#include "core/torch/torch_backend.h"
+#include "execution/torch/torch_backend.h"
 
 #include <cmath>
 #include <cstring>
@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "core/demo_model.h"
-#include "core/half.h"
-#include "core/torch/torch_ceilings.h"
-#include "core/torch/torch_device_faults.h"
+#include "execution/demo_model.h"
+#include "execution/half.h"
+#include "execution/torch/torch_ceilings.h"
+#include "execution/torch/torch_device_faults.h"
 #include "gtest/gtest.h"
 #include "tests/fake_clock.h"
 #include "tests/torchscript_models.h"

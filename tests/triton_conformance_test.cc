@@ -18,9 +18,9 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "core/model_repository.h"
-#include "core/torch/torch_backend.h"
+#include "execution/torch/torch_backend.h"
 #include "proto/inference.grpc.pb.h"
+#include "repository/model_repository.h"
 #include "server/server.h"
 #include "server/torch_backend_factory.h"
 #include "tests/torchscript_models.h"
