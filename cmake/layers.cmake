@@ -1,0 +1,57 @@
+# The layers' link rule, checked when the build is configured: the engine and execution
+# libraries link neither the wire protocol nor gRPC nor prometheus-cpp, directly or through
+# anything they link, so that a batcher or an executor can be built and tested without them.
+# tests/layering_test.sh checks the matching include rule.
+
+# Sets `out` to the libraries of `target`'s link closure (LINK_LIBRARIES and
+# INTERFACE_LINK_LIBRARIES, followed through every target) that match `forbidden`.
+function(coalesce_forbidden_links target forbidden out)
+  set(queue ${target})
+  set(seen "")
+  set(found "")
+  while(queue)
+    list(POP_FRONT queue item)
+    string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" item "${item}")
+    if(item IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen "${item}")
+    if(item MATCHES "${forbidden}")
+      list(APPEND found "${item}")
+      continue()
+    endif()
+    if(NOT TARGET "${item}")
+      continue()
+    endif()
+    get_target_property(aliased "${item}" ALIASED_TARGET)
+    if(aliased)
+      list(APPEND queue "${aliased}")
+      continue()
+    endif()
+    get_target_property(type "${item}" TYPE)
+    get_target_property(imported "${item}" IMPORTED)
+    set(links "")
+    if(NOT type STREQUAL "INTERFACE_LIBRARY" AND NOT imported)
+      get_target_property(direct "${item}" LINK_LIBRARIES)
+      if(direct)
+        list(APPEND links ${direct})
+      endif()
+    endif()
+    get_target_property(interface "${item}" INTERFACE_LINK_LIBRARIES)
+    if(interface)
+      list(APPEND links ${interface})
+    endif()
+    list(APPEND queue ${links})
+  endwhile()
+  set(${out} "${found}" PARENT_SCOPE)
+endfunction()
+
+set(coalesce_layer_forbidden
+  "^(protobuf::|gRPC::|prometheus-cpp::|coalesce_proto$)|libprotobuf|libgrpc|libprometheus")
+foreach(layer coalesce_engine coalesce_execution)
+  coalesce_forbidden_links(${layer} "${coalesce_layer_forbidden}" bad)
+  if(bad)
+    message(FATAL_ERROR "${layer} links ${bad}: the engine and execution layers must not depend "
+                        "on protobuf, gRPC or prometheus-cpp (see docs/architecture.md)")
+  endif()
+endforeach()
