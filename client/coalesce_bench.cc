@@ -8,11 +8,13 @@
 // level goes to stdout as a table, CSV or JSON. Exit status: 0 when the run completed (even if
 // calls failed; failures are counted by code), 2 for bad flags, 1 when the server cannot be
 // reached or the model's metadata cannot be read.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -46,11 +48,13 @@ ABSL_FLAG(double, warmup_s, 2, "Seconds of load before each level's measurement 
 ABSL_FLAG(double, duration_s, 5,
           "Seconds of each level's measurement window; only calls completing inside it count.");
 ABSL_FLAG(int64_t, deadline_ms, 0, "gRPC deadline of each request in milliseconds; 0 = none.");
-ABSL_FLAG(int, channels, 4,
-          "gRPC channels (each its own TCP connection) that requests are spread over.");
-ABSL_FLAG(int, threads, 2,
+ABSL_FLAG(int, channels, 0,
+          "gRPC channels (each its own TCP connection) that requests are spread over; 0 chooses "
+          "per level as h2load's wrapper (bench/h2load_grpc.sh) does: min(concurrency, 16), "
+          "or 16 with --rate.");
+ABSL_FLAG(int, threads, 0,
           "Client threads receiving completions (one completion queue each); with --rate, as "
-          "many again send on schedule.");
+          "many again send on schedule. 0 chooses per level: min(channels, 8).");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the input values and of the open-loop arrival times.");
 ABSL_FLAG(bool, json, false, "Print one JSON array instead of the table.");
 ABSL_FLAG(bool, csv, false, "Print CSV (a header, then one line per level) instead of the table.");
@@ -62,6 +66,10 @@ ABSL_FLAG(bool, shared_memory, false,
           "instead of the message: each request in flight its own slice of one /dev/shm "
           "region, registered before each level and unregistered after it. The server must run "
           "on this machine.");
+ABSL_FLAG(std::string, write_request, "",
+          "Write the request every call sends, as a gRPC-framed message body, to this file "
+          "after connecting (e.g. for h2load -d, so both generators send the same bytes). "
+          "Without --concurrency or --rate, exit after writing it.");
 ABSL_FLAG(int, max_requests_in_flight, 1024,
           "Open loop: a send due while this many requests are outstanding is skipped and "
           "counted in the 'skipped' column.");
@@ -82,24 +90,34 @@ struct Plan {
   LoadGenerator::Options options;
   ResultWriter::Format format = ResultWriter::Format::kTable;
   std::string label;
+  std::string write_request;
 };
 
 absl::StatusOr<Plan> PlanFromFlags() {
   Plan plan;
   const std::string concurrency = absl::GetFlag(FLAGS_concurrency);
   const std::string rate = absl::GetFlag(FLAGS_rate);
-  if (concurrency.empty() == rate.empty()) {
+  plan.write_request = absl::GetFlag(FLAGS_write_request);
+  const bool only_write = concurrency.empty() && rate.empty() && !plan.write_request.empty();
+  if (concurrency.empty() == rate.empty() && !only_write) {
     return absl::InvalidArgumentError(
         "give exactly one of --concurrency (closed loop, e.g. --concurrency=1,8,64) and --rate "
         "(open loop, requests/s, e.g. --rate=100,1000)");
   }
   plan.mode = concurrency.empty() ? LoadMode::kRate : LoadMode::kConcurrency;
-  absl::StatusOr<std::vector<double>> levels =
-      plan.mode == LoadMode::kConcurrency
-          ? coalesce::ParseLevelList("concurrency", concurrency, /*integers=*/true)
-          : coalesce::ParseLevelList("rate", rate, /*integers=*/false);
-  if (!levels.ok()) return levels.status();
-  plan.levels = *std::move(levels);
+  if (!only_write) {
+    absl::StatusOr<std::vector<double>> levels =
+        plan.mode == LoadMode::kConcurrency
+            ? coalesce::ParseLevelList("concurrency", concurrency, /*integers=*/true)
+            : coalesce::ParseLevelList("rate", rate, /*integers=*/false);
+    if (!levels.ok()) return levels.status();
+    plan.levels = *std::move(levels);
+  }
+  if (!plan.write_request.empty() && absl::GetFlag(FLAGS_shared_memory)) {
+    return absl::InvalidArgumentError(
+        "--write_request writes the request with its tensors in the message; drop "
+        "--shared_memory");
+  }
 
   if (absl::GetFlag(FLAGS_json) && absl::GetFlag(FLAGS_csv)) {
     return absl::InvalidArgumentError("give at most one of --json and --csv");
@@ -229,6 +247,13 @@ int main(int argc, char** argv) {
   // gRPC locks absl mutexes on every call, and the cycle bookkeeping cost ~3% of the client's
   // CPU in a profile against the echo server. A load generator wants none of it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // gRPC reads each response into fresh buffers of tens of KiB and frees them right away. With
+  // glibc's defaults a thread's heap gives those pages back (madvise) as soon as its top is
+  // free and faults them in again on the next read: TLB flushes and page faults were the
+  // largest items of the client's profile against the echo server. A load generator keeps its
+  // memory instead (the setting is process-wide, every arena included).
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
 
   ProgressReporter progress;
   plan->options.on_progress = [&progress](const LoadGenerator::Progress& p) { progress.Update(p); };
@@ -236,6 +261,17 @@ int main(int argc, char** argv) {
   if (!generator.ok()) {
     std::cerr << "coalesce-bench: " << generator.status().message() << "\n";
     return kExitServerFailed;
+  }
+
+  if (!plan->write_request.empty()) {
+    std::ofstream out(plan->write_request, std::ios::binary | std::ios::trunc);
+    out << (*generator)->GrpcFramedRequest();
+    out.close();
+    if (!out) {
+      std::cerr << "coalesce-bench: cannot write --write_request=" << plan->write_request << "\n";
+      return kExitBadFlags;
+    }
+    if (plan->levels.empty()) return 0;
   }
 
   ResultWriter::Options writer_options;

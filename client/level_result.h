@@ -53,6 +53,9 @@ struct LevelResult {
   int64_t skipped = 0;
   // CPU time the whole client process used during the window, divided by the window: cores.
   double client_cpu_cores = 0;
+  // Connections (gRPC channels) the calls were spread over, and threads receiving completions.
+  int channels = 0;
+  int threads = 0;
 
   // OK completions per second of window.
   double requests_per_s() const {

@@ -80,6 +80,7 @@ struct alignas(64) LoadGenerator::WorkerStats {
 struct LoadGenerator::Level {
   // Constant once calls start.
   LoadMode mode = LoadMode::kConcurrency;
+  Spread spread;
   Clock::time_point start;
   Clock::time_point window_begin;
   Clock::time_point window_end;
@@ -103,8 +104,12 @@ absl::Status LoadGenerator::ValidateOptions(const Options& o) {
   if (o.address.empty()) return bad("address", "''", "host:port");
   if (o.model.empty()) return bad("model", "''", "a model name");
   if (o.batch < 1) return bad("batch", o.batch, ">= 1");
-  if (o.channels < 1 || o.channels > 1024) return bad("channels", o.channels, "in [1, 1024]");
-  if (o.threads < 1 || o.threads > 1024) return bad("threads", o.threads, "in [1, 1024]");
+  if (o.channels < 0 || o.channels > 1024) {
+    return bad("channels", o.channels, "in [1, 1024] (0 = per level)");
+  }
+  if (o.threads < 0 || o.threads > 1024) {
+    return bad("threads", o.threads, "in [1, 1024] (0 = per level)");
+  }
   if (o.warmup < absl::ZeroDuration()) {
     return bad("warmup", absl::FormatDuration(o.warmup), ">= 0");
   }
@@ -129,14 +134,30 @@ absl::Status LoadGenerator::ValidateOptions(const Options& o) {
   return absl::OkStatus();
 }
 
+LoadGenerator::Spread LoadGenerator::LevelSpread(const Options& options, LoadMode mode,
+                                                 double level) {
+  Spread spread;
+  spread.channels = options.channels;
+  if (spread.channels == 0) {
+    spread.channels = mode == LoadMode::kConcurrency
+                          ? static_cast<int>(std::min<double>(level, kAutoChannels))
+                          : kAutoChannels;
+  }
+  spread.threads = options.threads;
+  if (spread.threads == 0) spread.threads = std::min(spread.channels, kAutoThreads);
+  return spread;
+}
+
 absl::StatusOr<std::unique_ptr<LoadGenerator>> LoadGenerator::Create(const Options& options) {
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   std::unique_ptr<LoadGenerator> generator(new LoadGenerator(options));
   if (absl::Status status = generator->Connect(); !status.ok()) return status;
-  for (int i = 0; i < options.threads; ++i) {
+  // The most any level uses: the spread of an open-loop level, the widest there is.
+  const int threads = LevelSpread(options, LoadMode::kRate, 1).threads;
+  for (int i = 0; i < threads; ++i) {
     generator->cqs_.push_back(std::make_unique<grpc::CompletionQueue>());
   }
-  for (int i = 0; i < options.threads; ++i) {
+  for (int i = 0; i < threads; ++i) {
     generator->workers_.emplace_back([g = generator.get(), i] { g->WorkerLoop(i); });
   }
   return generator;
@@ -151,7 +172,8 @@ LoadGenerator::~LoadGenerator() {
 }
 
 absl::Status LoadGenerator::Connect() {
-  for (int i = 0; i < options_.channels; ++i) {
+  const int num_channels = LevelSpread(options_, LoadMode::kRate, 1).channels;
+  for (int i = 0; i < num_channels; ++i) {
     grpc::ChannelArguments args;
     // Without these, channels with equal arguments share one subchannel, i.e. one TCP
     // connection, and the "channels" would all queue behind one HTTP/2 connection.
@@ -203,12 +225,12 @@ absl::Status LoadGenerator::Connect() {
   if (options_.shared_memory) {
     if (absl::Status s = ProbeSharedMemory(deadline); !s.ok()) return s;
   }
-  const std::string bytes = request->SerializeAsString();
-  request_bytes_ = static_cast<int64_t>(bytes.size());
-  grpc::Slice slice(bytes);
+  request_serialized_ = request->SerializeAsString();
+  request_bytes_ = static_cast<int64_t>(request_serialized_.size());
+  grpc::Slice slice(request_serialized_);
   request_ = grpc::ByteBuffer(&slice, 1);
 
-  for (int i = 1; i < options_.channels; ++i) {
+  for (int i = 1; i < num_channels; ++i) {
     if (!channels_[i]->WaitForConnected(absl::ToChronoTime(deadline))) {
       return absl::UnavailableError(absl::StrCat("channel ", i, " to ", options_.address,
                                                  " did not connect within ",
@@ -216,6 +238,14 @@ absl::Status LoadGenerator::Connect() {
     }
   }
   return absl::OkStatus();
+}
+
+std::string LoadGenerator::GrpcFramedRequest() const {
+  // gRPC's length-prefixed message: a compressed flag of 0, then the length, big-endian.
+  const uint32_t size = static_cast<uint32_t>(request_serialized_.size());
+  std::string framed(5, '\0');
+  for (int i = 0; i < 4; ++i) framed[1 + i] = static_cast<char>((size >> (8 * (3 - i))) & 0xff);
+  return framed + request_serialized_;
 }
 
 absl::Status LoadGenerator::ProbeSharedMemory(absl::Time deadline) {
@@ -284,7 +314,8 @@ void LoadGenerator::Release(Level& level) {
 }
 
 void LoadGenerator::SendOnSchedule(Level& level, const ArrivalSchedule& schedule, int sender,
-                                   int num_senders, LatencyRecorder* lateness, int64_t* skipped) {
+                                   LatencyRecorder* lateness, int64_t* skipped) {
+  const int num_senders = level.spread.threads;
 #ifdef __linux__
   // The default 50 us timer slack would show up as lateness of every send.
   prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
@@ -309,8 +340,8 @@ void LoadGenerator::SendOnSchedule(Level& level, const ArrivalSchedule& schedule
       if (in_window) ++*skipped;
       continue;
     }
-    call->channel = static_cast<int>(i % options_.channels);
-    call->worker = static_cast<int>(i % options_.threads);
+    call->channel = static_cast<int>(i % level.spread.channels);
+    call->worker = call->channel % level.spread.threads;
     level.references.fetch_add(1, std::memory_order_relaxed);
     Start(call);
   }
@@ -371,7 +402,8 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
 
   Level level;
   level.mode = mode;
-  level.stats.resize(options_.threads);
+  level.spread = LevelSpread(options_, mode, level_value);
+  level.stats.resize(level.spread.threads);
   const int num_calls = closed ? static_cast<int>(level_value) : options_.max_requests_in_flight;
   // With shared memory, each call its own slot, registered for this level only (destroyed,
   // hence unregistered, after every call has completed).
@@ -387,8 +419,9 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
   for (int i = 0; i < num_calls; ++i) {
     auto call = std::make_unique<Call>();
     call->level = &level;
-    call->channel = i % options_.channels;
-    call->worker = i % options_.threads;
+    // A channel's calls all complete on one thread, so that one thread reads each connection.
+    call->channel = i % level.spread.channels;
+    call->worker = call->channel % level.spread.threads;
     if (slots != nullptr) {
       const std::string bytes = slots->request(i).SerializeAsString();
       grpc::Slice slice(bytes);
@@ -403,9 +436,10 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
   level.window_end = level.window_begin + absl::ToChronoNanoseconds(options_.duration);
   level.hard_stop = level.window_end + absl::ToChronoNanoseconds(options_.drain_timeout);
 
-  // Open loop: `threads` senders share the schedule round robin (arrival i goes to sender
-  // i % threads), since starting a call costs the sending thread gRPC's send path.
-  const int num_senders = closed ? 0 : options_.threads;
+  // Open loop: one sender per completion thread; they share the schedule round robin (arrival
+  // i goes to sender i % threads), since starting a call costs the sending thread gRPC's send
+  // path.
+  const int num_senders = closed ? 0 : level.spread.threads;
   std::vector<LatencyRecorder> lateness(num_senders);
   std::vector<int64_t> skipped(num_senders, 0);
   std::vector<std::thread> senders;
@@ -425,7 +459,7 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
     level.references.fetch_add(num_senders - 1, std::memory_order_relaxed);
     for (int i = 0; i < num_senders; ++i) {
       senders.emplace_back(
-          [&, i] { SendOnSchedule(level, *schedule, i, num_senders, &lateness[i], &skipped[i]); });
+          [&, i] { SendOnSchedule(level, *schedule, i, &lateness[i], &skipped[i]); });
     }
   }
   const double cpu_cores = WaitForLevel(level, level_value);
@@ -449,6 +483,8 @@ absl::StatusOr<LevelResult> LoadGenerator::Run(LoadMode mode, double level_value
     for (int64_t n : skipped) result.skipped += n;
   }
   result.client_cpu_cores = cpu_cores;
+  result.channels = level.spread.channels;
+  result.threads = level.spread.threads;
   return result;
 }
 

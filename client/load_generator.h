@@ -27,15 +27,17 @@ class ArrivalSchedule;
 // LoadGenerator drives one model of a server that speaks the Open Inference Protocol (KServe v2
 // gRPC) and measures what comes back, in the manner of Triton's perf_analyzer.
 //
-// Create() connects over `channels` gRPC channels (each with its own subchannel pool, hence its
-// own TCP connection), reads the model's metadata, builds one ModelInferRequest from it,
-// serialises it once and sends it once as a probe. Every later call sends those same bytes
-// through the generic stub, so the generator neither builds nor serialises anything per call,
-// and does not parse responses (only their status counts). Calls use gRPC's asynchronous
-// completion-queue API: `threads` threads, each owning one completion queue, receive every
-// completion, so 256 outstanding calls need no more threads than one. In closed loop the thread
-// that receives a completion sends the next call; in open loop `threads` sender threads share
-// the precomputed Poisson schedule and record how late each send left.
+// Create() connects over gRPC channels (each with its own subchannel pool, hence its own TCP
+// connection), reads the model's metadata, builds one ModelInferRequest from it, serialises it
+// once and sends it once as a probe. Every later call sends those same bytes through the
+// generic stub, so the generator neither builds nor serialises anything per call, and does not
+// parse responses (only their status counts). Calls use gRPC's asynchronous completion-queue
+// API: threads that each own one completion queue receive every completion, so 256
+// outstanding calls need no thread each. In closed loop the thread that receives a completion
+// sends the next call; in open loop as many sender threads share the precomputed Poisson
+// schedule and record how late each send left. How many connections and threads a level uses
+// is LevelSpread(): by default as many as h2load would open for the same load, since fewer
+// connections than that queue the calls behind each other's HTTP/2 frames.
 //
 // Run() measures one level: a warm-up, then a measurement window, then a drain. Only calls that
 // complete inside the window count, whatever their status. Every call's gRPC deadline is at
@@ -69,11 +71,12 @@ class LoadGenerator {
     std::string model_version;
     // Samples per request (the model's first -1 dimension). >= 1.
     int64_t batch = 1;
-    // gRPC channels that calls are spread over, round robin; each has its own connection. >= 1.
-    int channels = 4;
+    // gRPC channels that calls are spread over, round robin; each has its own connection. In
+    // [1, 1024], or 0: per level, see LevelSpread().
+    int channels = 0;
     // Threads that receive completions (one completion queue each); in open loop, as many
-    // again send on schedule. >= 1.
-    int threads = 2;
+    // again send on schedule. In [1, 1024], or 0: per level, see LevelSpread().
+    int threads = 0;
     // Per level: time before the measurement window (>= 0), and the window itself (> 0).
     absl::Duration warmup = absl::Seconds(2);
     absl::Duration duration = absl::Seconds(5);
@@ -101,6 +104,19 @@ class LoadGenerator {
   // Returns InvalidArgument naming the first bad field and its value; touches no network.
   static absl::Status ValidateOptions(const Options& options);
 
+  // The connections and completion threads one level uses.
+  struct Spread {
+    int channels = 1;
+    int threads = 1;
+  };
+  // Options::channels and Options::threads where set (non-zero). Where 0, chosen as
+  // bench/h2load_grpc.sh chooses h2load's for the same load: min(concurrency, kAutoChannels)
+  // connections in closed loop (kAutoChannels in open loop, whose in-flight count is not
+  // known ahead), and min(channels, kAutoThreads) threads. `level` must be valid for `mode`.
+  static constexpr int kAutoChannels = 16;
+  static constexpr int kAutoThreads = 8;
+  static Spread LevelSpread(const Options& options, LoadMode mode, double level);
+
   // Validates `options` (InvalidArgument), then connects and prepares the request. A server
   // that cannot be reached gives UNAVAILABLE or DEADLINE_EXCEEDED; a failed metadata or probe
   // call gives that call's code with the server's message; a model whose inputs cannot be
@@ -122,6 +138,10 @@ class LoadGenerator {
   const inference::ModelMetadataResponse& metadata() const { return metadata_; }
   // Size of the serialised request every call sends.
   int64_t request_bytes() const { return request_bytes_; }
+  // That request as a gRPC message on the wire (the 5-byte length prefix, uncompressed, then
+  // the bytes), so that another HTTP/2 generator (h2load -d) can send exactly what this one
+  // sends. Without Options::shared_memory only.
+  std::string GrpcFramedRequest() const;
 
  private:
   struct Call;
@@ -142,7 +162,7 @@ class LoadGenerator {
   static void Release(Level& level);
   // Open loop: sends arrivals sender, sender + num_senders, ... of `schedule` on time, or
   // counts them as skipped when every call is in flight.
-  void SendOnSchedule(Level& level, const ArrivalSchedule& schedule, int sender, int num_senders,
+  void SendOnSchedule(Level& level, const ArrivalSchedule& schedule, int sender,
                       LatencyRecorder* lateness, int64_t* skipped);
   // Waits for the level to finish, reporting progress; returns the client's CPU cores used
   // during the window.
@@ -159,10 +179,12 @@ class LoadGenerator {
   inference::ModelInferRequest probe_request_;
   inference::ModelInferResponse probe_response_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> control_stub_;
+  std::string request_serialized_;
   grpc::ByteBuffer request_;
   int64_t request_bytes_ = 0;
 
-  // One completion queue per worker thread; worker i alone calls Next() on cqs_[i].
+  // One completion queue per worker thread; worker i alone calls Next() on cqs_[i]. There are
+  // as many channels and workers as the largest level can use; a level uses the first ones.
   std::vector<std::unique_ptr<grpc::CompletionQueue>> cqs_;
   std::vector<std::thread> workers_;
 };

@@ -101,6 +101,8 @@ std::vector<Field> Fields(const LevelResult& r) {
       {"send_late_p99_ms", Field::kNumber, Number(SendLateP99Millis(r), 4, "")},
       {"generator_behind", Field::kBool, r.generator_behind() ? "true" : "false"},
       {"client_cpu_cores", Field::kNumber, absl::StrFormat("%.3f", r.client_cpu_cores)},
+      {"channels", Field::kNumber, absl::StrCat(r.channels)},
+      {"threads", Field::kNumber, absl::StrCat(r.threads)},
   };
 }
 

@@ -7,11 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -26,7 +28,8 @@ using ::testing::HasSubstr;
 
 // A fake Open Inference Protocol server: one model "demo" with INPUT0 FP32 [-1, 4]. ModelInfer
 // answers OK for the first `ok_calls` calls and `error_code` after that, each after `delay`
-// (cut short if the client cancels). Thread-safe: only atomics change after Start().
+// (cut short if the client cancels), and notes the client address (hence the connection) each
+// call came from. Thread-safe.
 class FakeInferenceServer final : public inference::GRPCInferenceService::Service {
  public:
   struct Options {
@@ -46,6 +49,13 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
   int64_t infer_calls() const { return infer_calls_.load(); }
+  // How many distinct connections ModelInfer calls came over since the last call of this.
+  int TakeInferConnections() {
+    absl::MutexLock lock(&mu_);
+    const int n = static_cast<int>(peers_.size());
+    peers_.clear();
+    return n;
+  }
 
   grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
                              inference::ModelMetadataResponse* response) override {
@@ -62,6 +72,10 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
   grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override {
     const int64_t call = infer_calls_.fetch_add(1);
+    {
+      absl::MutexLock lock(&mu_);
+      peers_.insert(context->peer());
+    }
     const absl::Time until = absl::Now() + options_.delay;
     while (absl::Now() < until && !context->IsCancelled()) absl::SleepFor(absl::Milliseconds(1));
     if (call >= options_.ok_calls) return grpc::Status(options_.error_code, "fake error");
@@ -79,6 +93,8 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<int64_t> infer_calls_{0};
+  absl::Mutex mu_;
+  std::set<std::string> peers_ ABSL_GUARDED_BY(mu_);
 };
 
 LoadGenerator::Options ShortRun(const std::string& address) {
@@ -97,9 +113,9 @@ LoadGenerator::Options ShortRun(const std::string& address) {
 
 TEST(LoadGeneratorTest, ValidateOptionsNamesTheBadField) {
   LoadGenerator::Options options;
-  options.channels = 0;
+  options.channels = -1;
   EXPECT_THAT(LoadGenerator::ValidateOptions(options).message(),
-              HasSubstr("channels must be in [1, 1024]; got 0"));
+              HasSubstr("channels must be in [1, 1024] (0 = per level); got -1"));
   options = LoadGenerator::Options();
   options.duration = absl::ZeroDuration();
   EXPECT_EQ(LoadGenerator::ValidateOptions(options).code(), absl::StatusCode::kInvalidArgument);
@@ -153,6 +169,61 @@ TEST(LoadGeneratorTest, ClosedLoopCountsOnlyOkCompletionsInTheWindow) {
   EXPECT_FALSE(result->send_lateness.has_value());
   EXPECT_LE(result->latency.p50, result->latency.p99);
   EXPECT_LE(result->latency.p99, result->latency.max);
+}
+
+TEST(LoadGeneratorTest, ByDefaultALevelUsesAConnectionPerCallUpToSixteen) {
+  FakeInferenceServer server({});
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.channels = 0;
+  options.threads = 0;
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  server.TakeInferConnections();  // the probe's
+
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 3);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->channels, 3);
+  EXPECT_EQ(result->threads, 3);
+  EXPECT_EQ(server.TakeInferConnections(), 3);
+
+  // Every one of 32 calls starts at least once, two on each of the 16 connections.
+  result = (*generator)->Run(LoadMode::kConcurrency, 32);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->channels, 16);
+  EXPECT_EQ(result->threads, 8);
+  EXPECT_EQ(server.TakeInferConnections(), 16);
+  EXPECT_EQ(result->statuses.errors(), 0);
+}
+
+TEST(LoadGeneratorTest, SetChannelsAreUsedAtEveryLevel) {
+  FakeInferenceServer server({});
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));  // 2 channels, 2 threads
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  server.TakeInferConnections();
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 8);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->channels, 2);
+  EXPECT_EQ(result->threads, 2);
+  EXPECT_EQ(server.TakeInferConnections(), 2);
+}
+
+TEST(LoadGeneratorTest, GrpcFramedRequestIsTheLengthPrefixedRequest) {
+  FakeInferenceServer server({});
+  auto generator = LoadGenerator::Create(ShortRun(server.address()));
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  const std::string framed = (*generator)->GrpcFramedRequest();
+  ASSERT_EQ(static_cast<int64_t>(framed.size()), 5 + (*generator)->request_bytes());
+  EXPECT_EQ(framed[0], '\0');  // not compressed
+  const auto byte = [&](int i) { return static_cast<uint32_t>(static_cast<uint8_t>(framed[i])); };
+  EXPECT_EQ(byte(1) << 24 | byte(2) << 16 | byte(3) << 8 | byte(4),
+            static_cast<uint32_t>((*generator)->request_bytes()));
+  inference::ModelInferRequest request;
+  ASSERT_TRUE(request.ParseFromString(framed.substr(5)));
+  EXPECT_EQ(request.model_name(), "demo");
+  ASSERT_EQ(request.inputs_size(), 1);
+  EXPECT_EQ(request.inputs(0).name(), "INPUT0");
+  ASSERT_EQ(request.raw_input_contents_size(), 1);
+  EXPECT_EQ(request.raw_input_contents(0).size(), 3u * 4 * 4);  // batch 3 of FP32 [4]
 }
 
 TEST(LoadGeneratorTest, CountsServerErrorsByCode) {

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +41,39 @@ using ::testing::HasSubstr;
 
 // ---------------------------------------------------------------------------------------------
 // LatencyRecorder
+
+// (channels, threads) that LevelSpread() gives.
+std::pair<int, int> Spread(const LoadGenerator::Options& options, LoadMode mode, double level) {
+  const LoadGenerator::Spread spread = LoadGenerator::LevelSpread(options, mode, level);
+  return {spread.channels, spread.threads};
+}
+
+TEST(LevelSpreadTest, ByDefaultOpensTheConnectionsAndThreadsH2loadWould) {
+  const LoadGenerator::Options options;  // channels = threads = 0
+  using P = std::pair<int, int>;
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 1), P(1, 1));
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 8), P(8, 8));
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 12), P(12, 8));
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 256), P(16, 8));
+  EXPECT_EQ(Spread(options, LoadMode::kRate, 10), P(16, 8));
+}
+
+TEST(LevelSpreadTest, SetChannelsAndThreadsHoldAtEveryLevel) {
+  LoadGenerator::Options options;
+  options.channels = 4;
+  options.threads = 2;
+  using P = std::pair<int, int>;
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 1), P(4, 2));
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 256), P(4, 2));
+  EXPECT_EQ(Spread(options, LoadMode::kRate, 1000), P(4, 2));
+  options.threads = 0;
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 256), P(4, 4));
+  options.channels = 32;
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 8), P(32, 8));
+  options.channels = 0;
+  options.threads = 3;
+  EXPECT_EQ(Spread(options, LoadMode::kConcurrency, 256), P(16, 3));
+}
 
 TEST(NearestRankPercentileTest, PicksTheSmallestValueCoveringThePercent) {
   std::vector<int64_t> values(100);
@@ -357,6 +391,8 @@ LevelResult ClosedLoopResult() {
   result.latency.max = absl::Milliseconds(12);
   result.latency.mean = absl::Microseconds(1600);
   result.client_cpu_cores = 0.5;
+  result.channels = 16;
+  result.threads = 8;
   return result;
 }
 
@@ -364,13 +400,13 @@ TEST(ResultWriterTest, CsvHeaderNamesEveryColumn) {
   EXPECT_EQ(ResultWriter::CsvHeader(),
             "label,mode,level,batch,window_s,requests_per_s,samples_per_s,p50_ms,p90_ms,p99_ms,"
             "max_ms,mean_ms,ok,errors,skipped,send_late_p99_ms,generator_behind,"
-            "client_cpu_cores,error_codes");
+            "client_cpu_cores,channels,threads,error_codes");
 }
 
 TEST(ResultWriterTest, CsvRowHoldsRatesLatenciesAndErrorCodes) {
   EXPECT_EQ(ResultWriter::CsvRow(ClosedLoopResult()),
             "echo,concurrency,64,4,2,500.00,2000.00,1.5000,2.2500,4.0000,12.0000,1.6000,1000,4,"
-            "0,,false,0.500,DEADLINE_EXCEEDED=3;UNAVAILABLE=1");
+            "0,,false,0.500,16,8,DEADLINE_EXCEEDED=3;UNAVAILABLE=1");
 }
 
 TEST(ResultWriterTest, CsvQuotesALabelWithACommaAndLeavesMissingLatenciesEmpty) {
@@ -384,7 +420,7 @@ TEST(ResultWriterTest, CsvQuotesALabelWithACommaAndLeavesMissingLatenciesEmpty) 
   result.send_lateness->count = 2;
   result.send_lateness->p99 = absl::Microseconds(2500);
   EXPECT_EQ(ResultWriter::CsvRow(result),
-            "\"a,\"\"b\"\"\",rate,2.5,1,1,0.00,0.00,,,,,,0,2,0,2.5000,true,0.000,"
+            "\"a,\"\"b\"\"\",rate,2.5,1,1,0.00,0.00,,,,,,0,2,0,2.5000,true,0.000,0,0,"
             "DEADLINE_EXCEEDED=2");
 }
 
@@ -395,7 +431,7 @@ TEST(ResultWriterTest, JsonObjectUsesCsvNamesNullsAndAnErrorCodeObject) {
             "\"p50_ms\":1.5000,\"p90_ms\":2.2500,\"p99_ms\":4.0000,\"max_ms\":12.0000,"
             "\"mean_ms\":1.6000,\"ok\":1000,\"errors\":4,\"skipped\":0,"
             "\"send_late_p99_ms\":null,\"generator_behind\":false,\"client_cpu_cores\":0.500,"
-            "\"error_codes\":{\"DEADLINE_EXCEEDED\":3,\"UNAVAILABLE\":1}}");
+            "\"channels\":16,\"threads\":8,\"error_codes\":{\"DEADLINE_EXCEEDED\":3,\"UNAVAILABLE\":1}}");
 }
 
 std::string WriteAll(ResultWriter::Format format, const std::vector<LevelResult>& results) {
