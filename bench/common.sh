@@ -1,6 +1,7 @@
 # bench/common.sh: process and port helpers shared by the benchmark scripts (sourced, not run).
 # The sourcing script sets HOST, OUT_DIR, CLIENT_BIN, READY_TIMEOUT_S and optionally the
-# SERVER_PIN array (a taskset prefix) before calling them.
+# SERVER_PIN array (a taskset prefix) before calling them; the h2load helpers also read
+# BENCH_BIN, WARMUP_S, DURATION_S and optionally BENCH_PIN.
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -115,4 +116,57 @@ wait_ready() {
 stop_server() {
   stop_pid "$SERVER_PID"
   SERVER_PID=
+}
+
+# ---- Server CPU per request and h2load (issue 16) --------------------------------------------
+TICKS=$(getconf CLK_TCK)
+# cpu_seconds PID: CPU seconds (user + system) the process has used so far, from /proc.
+cpu_seconds() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+# cpu_window PID WARMUP_S DURATION_S FILE: run in the background beside a generator started at
+# the same moment; writes the process's CPU seconds at the start and the end of the generator's
+# measurement window to FILE, one per line.
+cpu_window() {
+  sleep "$2"
+  cpu_seconds "$1" >"$4"
+  sleep "$3"
+  echo >>"$4"
+  cpu_seconds "$1" >>"$4"
+}
+# us_per_request FILE REQUESTS: server CPU µs per request from a cpu_window FILE; empty when
+# unknown.
+us_per_request() {
+  awk -v n="$2" 'NF { c[++k] = $1 } END { if (k == 2 && n > 0) printf "%.1f", (c[2] - c[1]) / n * 1e6 }' "$1" 2>/dev/null
+}
+
+# request_body FILE ADDRESS: the gRPC-framed request coalesce-bench sends to the demo model at
+# ADDRESS, for h2load -d (the same bytes for both generators).
+request_body() {
+  [[ -s $1 ]] || "$BENCH_BIN" --address="$2" --write_request="$1" >/dev/null
+}
+
+# h2load_level PREFIX ADDRESS BODY IN_FLIGHT SERVER_PID: h2load against ADDRESS's ModelInfer
+# with connections and threads as bench/h2load_grpc.sh opens them, WARMUP_S of load, then
+# DURATION_S measured (on BENCH_PIN). Prints "requests_per_s,p50_ms,p99_ms,answered,server_cpu_us"
+# (answered: HTTP 200s; h2load does not read gRPC codes); fails when nothing was answered, which
+# is what h2load reports silently when nothing listens. Logs go to PREFIX.txt, PREFIX.requests.
+H2LOAD=${H2LOAD:-$(command -v h2load || echo /opt/deps/usr/bin/h2load)}
+h2load_level() {
+  local prefix=$1 address=$2 body=$3 n=$4 pid=$5 conns streams threads before after
+  conns=$((n < 16 ? n : 16)) streams=$((n / (n < 16 ? n : 16))) threads=$((conns < 8 ? conns : 8))
+  local cmd=(${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$H2LOAD" -c "$conns" -m "$streams" -t "$threads"
+    -H 'content-type: application/grpc' -H 'te: trailers' -d "$body"
+    "http://$address/inference.GRPCInferenceService/ModelInfer")
+  "${cmd[@]}" -D "$WARMUP_S" >/dev/null 2>&1 || true
+  before=$(cpu_seconds "$pid")
+  "${cmd[@]}" -D "$DURATION_S" --log-file="$prefix.requests" >"$prefix.txt" 2>&1 || true
+  after=$(cpu_seconds "$pid")
+  local rps ok
+  rps=$(awk '/finished in/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^req\/s/) print $i }' "$prefix.txt")
+  ok=$(awk '$1 == "status" && $2 == "codes:" { print $3 + 0 }' "$prefix.txt")
+  [[ -n $rps && ${ok:-0} -gt 0 && -s $prefix.requests ]] || return 1
+  awk '{ print $3 }' "$prefix.requests" | sort -n | awk -v rps="$rps" -v ok="$ok" -v before="$before" \
+    -v after="$after" '
+    { t[NR] = $1 }
+    END { p50 = t[int(0.5 * NR) > 0 ? int(0.5 * NR) : 1]; p99 = t[int(0.99 * NR) > 0 ? int(0.99 * NR) : 1]
+          printf "%.2f,%.4f,%.4f,%d,%.1f\n", rps, p50 / 1000, p99 / 1000, ok, (after - before) / ok * 1e6 }'
 }

@@ -18,7 +18,7 @@ export PYTHON=${PYTHON:-python3} PROTOC=${PROTOC:-/opt/deps/usr/bin/protoc}
 BUILD=build-cuda OUT_DIR="$out/run" CONFIGS=${CONFIGS:-"unbatched coalesce echo model python python-unbatched"} \
   WARMUP_S=${WARMUP_S:-2} DURATION_S=${DURATION_S:-4} bench/run.sh 2>"$out/run.log"
 BUILD=build-cuda OUT_DIR="$out/policy" DEADLINE_MS=${DEADLINE_MS:-10} FIXED_DELAY_US=${FIXED_DELAY_US:-1000} \
-  WARMUP_S=${WARMUP_S:-2} DURATION_S=${DURATION_S:-4} BENCH_THREADS=4 BENCH_CHANNELS=8 \
+  WARMUP_S=${WARMUP_S:-2} DURATION_S=${DURATION_S:-4} \
   bench/policy.sh 2>"$out/policy.log"
 build-cuda/bench/coalesce-engine-bench --device=cuda --duration_s=${ENGINE_DURATION_S:-1} \
   >"$out/engine.txt" 2>"$out/engine.log"

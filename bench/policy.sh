@@ -21,8 +21,8 @@ DURATION_S=${DURATION_S:-5}
 # The fixed policy's delay: the Triton/TF Serving knob, tuned so its peak matches.
 FIXED_DELAY_US=${FIXED_DELAY_US:-2000}
 SERVER_FLAGS=${SERVER_FLAGS:-}
-BENCH_THREADS=${BENCH_THREADS:-2}
-BENCH_CHANNELS=${BENCH_CHANNELS:-4}
+BENCH_THREADS=${BENCH_THREADS:-0}  # 0: per level, as h2load (coalesce-bench --help)
+BENCH_CHANNELS=${BENCH_CHANNELS:-0}
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 HOST=${HOST:-127.0.0.1}
 PIN=${PIN:-auto}

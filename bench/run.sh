@@ -14,6 +14,11 @@
 #   python            bench/peers/python_batching_server.py (the roadmap's batching server)
 #   python-unbatched  the same with --unbatched (off unless CONFIGS names it)
 # then an open-loop pass against coalesce: Poisson arrivals at OPEN_LOOP_FRACTION of its peak.
+# At each level the configurations in H2LOAD_CONFIGS are also driven by h2load (nghttp2, an
+# independent generator) with the same request bytes, right after coalesce-bench, so that every
+# ceiling is measured by both in the same run; and every server's CPU time per request
+# (utime + stime from /proc over the measurement window, divided by the requests answered in it)
+# is recorded beside each generator's row.
 # It prints one table and writes it, the raw CSVs, the logs and a plot (when matplotlib imports)
 # into OUT_DIR. It builds nothing, installs nothing and needs no network.
 set -euo pipefail
@@ -52,9 +57,13 @@ PIN=${PIN:-auto}
 NCPU=$(nproc)
 SERVER_CPUS=${SERVER_CPUS:-0-$((NCPU / 2 - 1))}
 BENCH_CPUS=${BENCH_CPUS:-$((NCPU / 2))-$((NCPU - 1))}
-# coalesce-bench's completion threads and gRPC channels (TCP connections).
-if ((NCPU >= 8)); then BENCH_THREADS=${BENCH_THREADS:-4}; else BENCH_THREADS=${BENCH_THREADS:-2}; fi
-BENCH_CHANNELS=${BENCH_CHANNELS:-4}
+# coalesce-bench's completion threads and gRPC channels (TCP connections); 0: chosen per level
+# as h2load's are (min(level, 16) connections, min(connections, 8) threads).
+BENCH_THREADS=${BENCH_THREADS:-0}
+BENCH_CHANNELS=${BENCH_CHANNELS:-0}
+# Configurations that h2load drives too, at every level (empty: none; h2load missing: none).
+# The Python peer is not among the defaults: h2load sends no deadline, which it refuses.
+H2LOAD_CONFIGS=${H2LOAD_CONFIGS-echo coalesce}
 # How long a server may take to answer its first request (model profiling, torch import).
 READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 HOST=${HOST:-127.0.0.1}
@@ -69,11 +78,14 @@ MODEL_BIN=$BUILD/bench/coalesce-model-ceiling
 ALL_CONFIGS=(coalesce model unbatched echo python python-unbatched)  # the order they run in
 
 wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
+wants_h2load() { [[ " $H2LOAD_CONFIGS " == *" $1 "* ]]; }
 # log, die, free_port, scrape, start_server, wait_ready, stop_server and the EXIT trap.
 source "$REPO/bench/common.sh"
 
 # CSV row 2 of file $1, only the columns named in $2 (comma-separated), in that order.
 SUMMARY_COLUMNS=requests_per_s,samples_per_s,p50_ms,p90_ms,p99_ms,max_ms,ok,errors,skipped,error_codes,client_cpu_cores,generator_behind
+# summary.csv: config, level, SUMMARY_COLUMNS, then server_cpu_us and mean_batch (last: the
+# model configuration reads it as $NF).
 pick_columns() {
   awk -F, -v want="$2" '
     NR == 1 { for (i = 1; i <= NF; i++) at[$i] = i; next }
@@ -83,27 +95,46 @@ pick_columns() {
 }
 
 # run_levels CONFIG ADDRESS [METRICS_ADDRESS]: one coalesce-bench run per concurrency level,
-# appending to summary.csv; with a metrics address, also the mean batch size formed meanwhile
-# (warm-up included: it runs at the same concurrency).
+# appending to summary.csv with the server's CPU µs per request over the window; with a metrics
+# address, also the mean batch size formed meanwhile (warm-up included: it runs at the same
+# concurrency). For a configuration in H2LOAD_CONFIGS, h2load then runs the same level (row
+# CONFIG-h2load).
 run_levels() {
-  local config=$1 address=$2 metrics=${3:-} level raw before after mean
+  local config=$1 address=$2 metrics=${3:-} level raw before after mean cpu window_pid row
   for level in ${CONCURRENCY//,/ }; do
     raw=$OUT_DIR/$config.c$level.csv
     [[ -n $metrics ]] && before=$(batch_totals "$metrics")
     log "$config: concurrency $level (${WARMUP_S}s warm-up + ${DURATION_S}s)"
+    cpu_window "$SERVER_PID" "$WARMUP_S" "$DURATION_S" "$raw.cpu" &
+    window_pid=$!
     if ! run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$address" \
       --concurrency="$level" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
       --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label="$config" \
       >"$raw" 2>>"$OUT_DIR/$config.bench.log"; then
       log "$config: coalesce-bench failed at concurrency $level (see $config.bench.log)"
+      kill "$window_pid" 2>/dev/null || true
       continue
     fi
+    wait "$window_pid" || true
+    cpu=$(us_per_request "$raw.cpu" "$(pick_columns "$raw" ok)")
     mean=
     if [[ -n $metrics ]]; then
       after=$(batch_totals "$metrics")
       mean=$(mean_batch "$before" "$after")
     fi
-    echo "$config,$level,$(pick_columns "$raw" "$SUMMARY_COLUMNS"),$mean" >>"$SUMMARY"
+    echo "$config,$level,$(pick_columns "$raw" "$SUMMARY_COLUMNS"),$cpu,$mean" >>"$SUMMARY"
+    if wants_h2load "$config"; then
+      request_body "$OUT_DIR/request.bin" "$address"
+      log "$config: concurrency $level by h2load (${WARMUP_S}s warm-up + ${DURATION_S}s)"
+      if row=$(h2load_level "$OUT_DIR/$config.h2load.c$level" "$address" "$OUT_DIR/request.bin" \
+        "$level" "$SERVER_PID"); then
+        # requests_per_s,p50_ms,p99_ms,answered,server_cpu_us into the summary's columns.
+        awk -F, -v c="$config-h2load" -v l="$level" '{
+          printf "%s,%s,%s,%s,%s,,%s,,%s,,,,,,%s,\n", c, l, $1, $1, $2, $3, $4, $5 }' <<<"$row" >>"$SUMMARY"
+      else
+        log "$config: h2load answered nothing at concurrency $level (see $config.h2load.c$level.txt)"
+      fi
+    fi
   done
 }
 
@@ -121,7 +152,7 @@ if wants python || wants python-unbatched; then
 fi
 mkdir -p "$OUT_DIR"
 SUMMARY=$OUT_DIR/summary.csv
-echo "config,level,$SUMMARY_COLUMNS,mean_batch" >"$SUMMARY"
+echo "config,level,$SUMMARY_COLUMNS,server_cpu_us,mean_batch" >"$SUMMARY"
 
 SERVER_PIN=()
 BENCH_PIN=()
@@ -136,6 +167,10 @@ if [[ $PIN == 1 || ($PIN == auto && NCPU -ge 8) ]]; then
   fi
 fi
 MAX_LEVEL=$(tr ',' '\n' <<<"$CONCURRENCY" | sort -n | tail -n 1)
+if [[ -n $H2LOAD_CONFIGS && ! -x $H2LOAD ]]; then
+  log "h2load not found (Debian nghttp2-client; or H2LOAD=): no h2load rows"
+  H2LOAD_CONFIGS=
+fi
 PY_PRECISION=$PRECISION
 [[ $PRECISION == bf16 ]] && PY_PRECISION=auto  # the peer knows auto, fp16, fp32
 
@@ -244,7 +279,7 @@ for config in "${ALL_CONFIGS[@]}"; do
                 for (i = 1; i <= n; i++) {
                   b = (l[i] in s) ? s[l[i]] : (l[i] > 256 ? 256 : l[i])
                   if (b in rate)
-                    printf "model,%s,%s,%s,%s,%s,,,,,,,,,%d\n", l[i], rate[b], rate[b], med[b], p90[b], b } }' \
+                    printf "model,%s,%s,%s,%s,%s,,,,,,,,,,%d\n", l[i], rate[b], rate[b], med[b], p90[b], b } }' \
           "$OUT_DIR/model.csv" "$SUMMARY" >"$OUT_DIR/model.rows"
         cat "$OUT_DIR/model.rows" >>"$SUMMARY"
         rm -f "$OUT_DIR/model.rows"
@@ -356,10 +391,48 @@ awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORK
   }
   function seen_config(c,   i) { for (i = 1; i <= n; i++) if (has(c, l[i])) return 1; return 0 }
 ' "$SUMMARY" >"$OUT_DIR/table.body.txt"
+# Both generators and the server's CPU per request, as markdown: one row per configuration,
+# level and generator.
+awk -F, -v levels="$CONCURRENCY" '
+  NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  { c = $1; g = "coalesce-bench"; if (c ~ /-h2load$/) { g = "h2load"; sub(/-h2load$/, "", c) }
+    if (c == "model" || c == "coalesce-open") next
+    if (!(c in seen)) { seen[c] = 1; order[++n] = c }
+    k = c SUBSEP $2 SUBSEP g; have[k] = 1
+    rps[k] = $col["requests_per_s"]; p50[k] = $col["p50_ms"]; p99[k] = $col["p99_ms"]
+    cpu[k] = $col["server_cpu_us"] }
+  function cell(x, f) { return x == "" ? "-" : sprintf(f, x) }
+  function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.2f", a / b) : "-" }
+  END {
+    m = split(levels, l, ",")
+    print "| server | in flight | generator | requests/s | p50 ms | p99 ms | server CPU µs/request |"
+    print "| --- | --- | --- | --- | --- | --- | --- |"
+    for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) for (h = 1; h <= 2; h++) {
+      g = h == 1 ? "coalesce-bench" : "h2load"; k = order[i] SUBSEP l[j] SUBSEP g
+      if (!(k in have)) continue
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", order[i], l[j], g, cell(rps[k], "%.0f"),
+             cell(p50[k], "%.2f"), cell(p99[k], "%.2f"), cell(cpu[k], "%.1f")
+    }
+    print ""
+    for (j = 1; j <= m; j++) {
+      e = "echo" SUBSEP l[j]; co = "coalesce" SUBSEP l[j]
+      line = sprintf("in flight %s: coalesce-bench / h2load on echo %s, on coalesce %s; coalesce / echo by h2load %s, by coalesce-bench %s",
+        l[j], ratio(rps[e SUBSEP "coalesce-bench"], rps[e SUBSEP "h2load"]),
+        ratio(rps[co SUBSEP "coalesce-bench"], rps[co SUBSEP "h2load"]),
+        ratio(rps[co SUBSEP "h2load"], rps[e SUBSEP "h2load"]),
+        ratio(rps[co SUBSEP "coalesce-bench"], rps[e SUBSEP "coalesce-bench"]))
+      if (((e SUBSEP "h2load") in have) || ((co SUBSEP "h2load") in have)) print line
+    }
+  }' "$SUMMARY" >"$OUT_DIR/path.md"
 {
   cat "$OUT_DIR/machine.txt"
   echo
   cat "$OUT_DIR/table.body.txt"
+  echo
+  echo "The request path: both generators (h2load: $H2LOAD_CONFIGS), same request bytes; server CPU"
+  echo "µs/request = the server process's utime + stime over the measurement window / requests answered."
+  echo
+  cat "$OUT_DIR/path.md"
   echo
   echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 } >"$OUT_DIR/table.txt"
