@@ -9,6 +9,11 @@
 # (a closed loop whose calls time out resends at once and measures a retry storm, not a peak). Both policies are then offered the same Poisson rates (FRACTIONS of that
 # peak), each request with the same gRPC deadline. Goodput = answers that arrived OK, i.e.
 # within their deadline (a late answer is a client-side DEADLINE_EXCEEDED), per second.
+# With H2LOAD_CHECK=1 (default when h2load is installed) h2load offers each policy the same rates
+# too, every request with a grpc-timeout header (so the server, not the client, enforces the
+# deadline) and evenly paced (h2load's --rps, not Poisson); its goodput is the server's own count
+# of OK answers (coalesce_requests_total) over the run: a cross-check that any collapse is the
+# server's and not coalesce-bench's.
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -27,6 +32,7 @@ READY_TIMEOUT_S=${READY_TIMEOUT_S:-180}
 HOST=${HOST:-127.0.0.1}
 PIN=${PIN:-auto}
 NCPU=$(nproc)
+H2LOAD_CHECK=${H2LOAD_CHECK:-auto}
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVER_BIN=$BUILD/server/coalesce-server
@@ -61,9 +67,39 @@ start_policy() {
   free_port grpc
   free_port metrics
   ADDRESS=$HOST:$grpc
+  METRICS=$HOST:$metrics
   start_server "$name" "$SERVER_BIN" --grpc_address="$ADDRESS" \
     --metrics_address="$HOST:$metrics" $SERVER_FLAGS "$@"
   wait_ready "$name" "$ADDRESS"
+}
+
+# requests_total [CODE]: the server's coalesce_requests_total so far, all codes or only CODE.
+requests_total() {
+  scrape "$METRICS" 2>/dev/null | awk -v code="${1:-}" '
+    /^coalesce_requests_total[{]/ && (code == "" || index($0, "code=\"" code "\"")) { n += $NF }
+    END { printf "%.0f", n }'
+}
+
+# h2load_rates NAME: h2load at each of RATES (16 connections, each paced at rate / 16 per second,
+# up to 64 streams each), every request with the deadline as grpc-timeout. Writes NAME.h2load.csv:
+# rate,goodput,errors (from the server's counters over the run).
+h2load_rates() {
+  local name=$1 rate ok all
+  request_body "$OUT_DIR/request.bin" "$ADDRESS"
+  echo "rate,goodput,errors" >"$OUT_DIR/$name.h2load.csv"
+  for rate in ${RATES//,/ }; do
+    ok=$(requests_total OK)
+    all=$(requests_total)
+    ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$H2LOAD" -D "$DURATION_S" -c 16 -m 64 -t 8 \
+      --rps="$(awk -v r="$rate" 'BEGIN { printf "%.3f", r / 16 }')" \
+      -H 'content-type: application/grpc' -H 'te: trailers' -H "grpc-timeout: ${DEADLINE_MS}m" \
+      -d "$OUT_DIR/request.bin" "http://$ADDRESS/inference.GRPCInferenceService/ModelInfer" \
+      >"$OUT_DIR/$name.h2load.r$rate.txt" 2>&1 || true
+    ok=$(($(requests_total OK) - ok))
+    all=$(($(requests_total) - all))
+    awk -v r="$rate" -v d="$DURATION_S" -v ok="$ok" -v all="$all" \
+      'BEGIN { printf "%s,%.1f,%d\n", r, ok / d, all - ok }' >>"$OUT_DIR/$name.h2load.csv"
+  done
 }
 
 # Column `name` of every data row of CSV file $1, one per line.
@@ -71,6 +107,11 @@ column() {
   awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
                         { print $c }' "$1"
 }
+
+if [[ $H2LOAD_CHECK == auto ]]; then
+  H2LOAD_CHECK=0
+  [[ -x $H2LOAD ]] && H2LOAD_CHECK=1
+fi
 
 log "peak: deadline policy, closed loop at concurrency $PEAK_CONCURRENCY, no deadline"
 start_policy deadline --batch_policy=deadline
@@ -81,11 +122,13 @@ RATES=$(awk -v p="$PEAK" -v f="$FRACTIONS" 'BEGIN { n = split(f, x, ",")
 log "peak $PEAK req/s; offering $RATES req/s"
 
 bench_csv "$OUT_DIR/deadline.csv" --rate="$RATES" --label=deadline
+if ((H2LOAD_CHECK)); then h2load_rates deadline; fi
 stop_server
 start_policy fixed --batch_policy=fixed --max_queue_delay_us="$FIXED_DELAY_US"
 bench_csv "$OUT_DIR/fixed_peak.csv" --concurrency="$PEAK_CONCURRENCY" --label=fixed-peak \
   --deadline_ms=0
 bench_csv "$OUT_DIR/fixed.csv" --rate="$RATES" --label=fixed
+if ((H2LOAD_CHECK)); then h2load_rates fixed; fi
 stop_server
 
 {
@@ -107,4 +150,15 @@ stop_server
                        "fixed policy errors" }
              { printf "%5.0f%% %8d | %10.1f %9.2f %-28s | %10.1f %9.2f %-28s\n",
                       $1 * 100, $2, $3, $4, $5, $6, $7, $8 }'
+  if ((H2LOAD_CHECK)); then
+    echo
+    echo "h2load cross-check: the same rates evenly paced, the deadline as grpc-timeout (enforced by"
+    echo "the server); goodput = the server's OK answers/s, errors = its other answers over the run"
+    paste -d, <(tr , '\n' <<<"$FRACTIONS") <(tr , '\n' <<<"$RATES") \
+      <(column "$OUT_DIR/deadline.h2load.csv" goodput) <(column "$OUT_DIR/deadline.h2load.csv" errors) \
+      <(column "$OUT_DIR/fixed.h2load.csv" goodput) <(column "$OUT_DIR/fixed.h2load.csv" errors) |
+      awk -F, 'BEGIN { printf "%6s %8s | %10s %8s | %10s %8s\n", "load", "offered", "deadline", "errors",
+                         "fixed", "errors" }
+               { printf "%5.0f%% %8d | %10.1f %8d | %10.1f %8d\n", $1 * 100, $2, $3, $4, $5, $6 }'
+  fi
 } | tee "$OUT_DIR/table.txt"
