@@ -95,7 +95,8 @@ pick_columns() {
 }
 
 # run_levels CONFIG ADDRESS [METRICS_ADDRESS]: one coalesce-bench run per concurrency level,
-# appending to summary.csv with the server's CPU µs per request over the window; with a metrics
+# appending to summary.csv with the server's CPU µs per request over the window (sampled from
+# the generator's start + WARMUP_S: early by coalesce-bench's connect time); with a metrics
 # address, also the mean batch size formed meanwhile (warm-up included: it runs at the same
 # concurrency). For a configuration in H2LOAD_CONFIGS, h2load then runs the same level (row
 # CONFIG-h2load).
