@@ -140,7 +140,8 @@ class LoadGenerator {
   int64_t request_bytes() const { return request_bytes_; }
   // That request as a gRPC message on the wire (the 5-byte length prefix, uncompressed, then
   // the bytes), so that another HTTP/2 generator (h2load -d) can send exactly what this one
-  // sends. Without Options::shared_memory only.
+  // sends. With Options::shared_memory it is the request with the tensors in the message,
+  // which the calls do not send.
   std::string GrpcFramedRequest() const;
 
  private:
