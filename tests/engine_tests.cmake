@@ -1,3 +1,34 @@
+# The engine and execution layers: requests, queue, policies, batcher, executor and its
+# copies, with fakes (core_tests: no Torch, no network; the TSan job runs it), and the LibTorch
+# backend on CPU (torch_backend_tests).
+# Core logic with fakes: no Torch, no network.
+add_executable(core_tests
+  address_ranges_test.cc
+  batcher_test.cc
+  client_text_test.cc
+  deadline_policy_test.cc
+  device_busy_test.cc
+  device_test.cc
+  executor_test.cc
+  fault_injection_test.cc
+  half_test.cc
+  infer_request_test.cc
+  latency_model_test.cc
+  metrics_test.cc
+  model_statistics_test.cc
+  request_queue_test.cc
+  size_or_delay_policy_test.cc)
+target_link_libraries(core_tests PRIVATE coalesce_serving GTest::gtest_main absl::synchronization)
+gtest_discover_tests(core_tests DISCOVERY_TIMEOUT 60)
+
+
+# The LibTorch backend on CPU.
+add_executable(torch_backend_tests torch_backend_test.cc)
+target_link_libraries(torch_backend_tests PRIVATE coalesce_torch coalesce_torch_bench
+  coalesce_torch_testing coalesce_test_torchscript GTest::gtest_main)
+gtest_discover_tests(torch_backend_tests DISCOVERY_TIMEOUT 60)
+
+
 # Execution-engine tests (issue 5) that need no Torch: the metrics sampled from a backend at
 # scrape time. The executor's and TorchBackend's own tests live in core_tests and
 # torch_backend_tests.

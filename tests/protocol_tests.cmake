@@ -10,3 +10,8 @@ add_executable(protocol_tests
 target_link_libraries(protocol_tests PRIVATE coalesce_server_lib coalesce_torch_factory
   coalesce_test_torchscript GTest::gtest_main)
 gtest_discover_tests(protocol_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
+
+# The server's adapters from the wire message: validation, tensor parameters, scheduling.
+add_executable(request_adapter_tests request_validator_test.cc scheduling_test.cc)
+target_link_libraries(request_adapter_tests PRIVATE coalesce_request_adapters GTest::gtest_main)
+gtest_discover_tests(request_adapter_tests DISCOVERY_TIMEOUT 60)
