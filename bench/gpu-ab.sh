@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench/gpu-ab.sh BASE_SRC OUT_DIR: the end-to-end headline table for an earlier tree and this one
+# in one command on the CUDA host, so that a change (a restructuring, a faster request path) is
+# judged against its own baseline on the same card and day. BASE_SRC is a source tree of the
+# earlier commit, made here and carried to the device machine:
+#   git archive REV | (mkdir -p .baseline && tar -x -C .baseline)   # .baseline/ is git-ignored
+#   bash bench/gpu-ab.sh .baseline OUT                              # on the device, from the root
+# Builds both trees (tests off), then runs bench/run.sh for each, interleaved: before, after,
+# before, after. Both use this tree's coalesce-bench, echo server and run.sh; only the servers
+# differ. Tables and logs go under OUT_DIR/{before,after}.{1,2}; a summary is printed.
+set -euo pipefail
+base=${1:?usage: bench/gpu-ab.sh BASE_SRC OUT_DIR}
+out=${2:?usage: bench/gpu-ab.sh BASE_SRC OUT_DIR}
+base=$(cd "$base" && pwd)
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+deps=$(pwd)/.gpudeps
+bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
+  { tail -30 "$out/build.log"; exit 1; }
+(cd "$base" && bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF) \
+  >"$out/build-base.log" 2>&1 || { tail -30 "$out/build-base.log"; exit 1; }
+export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHON=${PYTHON:-python3} PROTOC=${PROTOC:-/opt/deps/usr/bin/protoc}
+# The earlier tree's server beside this tree's tools.
+mixed=$out/base-bin
+mkdir -p "$mixed/server" "$mixed/client" "$mixed/bench"
+cp "$base/build-cuda/server/coalesce-server" "$mixed/server/"
+cp build-cuda/client/coalesce-bench build-cuda/client/coalesce-client "$mixed/client/"
+cp build-cuda/bench/coalesce-echo-server build-cuda/bench/coalesce-model-ceiling "$mixed/bench/"
+for round in 1 2; do
+  for side in before after; do
+    bin=build-cuda
+    [[ $side == before ]] && bin=$mixed
+    BUILD=$bin OUT_DIR="$out/$side.$round" PIN=1 CONFIGS=${CONFIGS:-"unbatched coalesce echo"} \
+      OPEN_LOOP_FRACTION=${OPEN_LOOP_FRACTION:-0} WARMUP_S=${WARMUP_S:-2} \
+      DURATION_S=${DURATION_S:-4} bench/run.sh >"$out/$side.$round.txt" 2>"$out/$side.$round.log" ||
+      echo "$side.$round: bench/run.sh exited $?" >&2
+  done
+done
+for f in before.1 after.1 before.2 after.2; do
+  echo "== $f"
+  sed -n '/^ *conc /,/^$/p' "$out/$f.txt"
+done
