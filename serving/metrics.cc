@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
+#include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,7 +25,132 @@ prometheus::Histogram::BucketBoundaries BatchSizeBuckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 }
 
+constexpr char kLatencyName[] = "coalesce_request_latency_seconds";
+constexpr char kLatencyHelp[] =
+    "p50, p90 and p99 of request latency (arrival to answer) over the last 60 seconds.";
+
+// A registry that collects its own families (those registered in it), those of another registry
+// and more from a function, which Detach() stops calling.
+class Exposition : public prometheus::Registry {
+ public:
+  Exposition(std::shared_ptr<prometheus::Registry> families,
+             std::function<std::vector<prometheus::MetricFamily>()> more)
+      : families_(std::move(families)), more_(std::move(more)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> collected = families_->Collect();
+    for (prometheus::MetricFamily& family : Registry::Collect()) {
+      collected.push_back(std::move(family));
+    }
+    absl::MutexLock lock(&mu_);
+    if (more_) {
+      for (prometheus::MetricFamily& family : more_()) collected.push_back(std::move(family));
+    }
+    return collected;
+  }
+
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    more_ = nullptr;
+  }
+
+ private:
+  const std::shared_ptr<prometheus::Registry> families_;
+  mutable absl::Mutex mu_;
+  std::function<std::vector<prometheus::MetricFamily>()> more_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
+
+WindowedQuantiles::WindowedQuantiles(std::vector<double> quantiles, absl::Duration window,
+                                     int age_buckets, Clock* clock)
+    : quantiles_(std::move(quantiles)),
+      slot_length_(window / std::max(age_buckets, 1)),
+      age_buckets_(std::max(age_buckets, 1)),
+      clock_(clock),
+      start_(clock->Now()),
+      shards_(new Shard[kShards]) {
+  for (int i = 0; i < kShards; ++i) {
+    shards_[i].slots.resize(age_buckets_);
+    for (Slot& slot : shards_[i].slots) slot.counts.assign(kBuckets, 0);
+  }
+}
+
+int WindowedQuantiles::Bucket(double value) {
+  if (!(value > 0)) return 0;  // Zero, negative and NaN: the underflow bucket.
+  int exponent = 0;
+  const double mantissa = std::frexp(value, &exponent);  // value = mantissa * 2^exponent.
+  if (exponent < kMinExponent) return 0;
+  if (exponent > kMaxExponent) return kBuckets - 1;
+  const int sub = std::min(kSubBuckets - 1, static_cast<int>((mantissa - 0.5) * 2 * kSubBuckets));
+  return 1 + (exponent - kMinExponent) * kSubBuckets + sub;
+}
+
+double WindowedQuantiles::Value(int bucket) {
+  if (bucket <= 0) return 0;
+  if (bucket >= kBuckets - 1) return std::ldexp(1.0, kMaxExponent);
+  const int exponent = (bucket - 1) / kSubBuckets + kMinExponent;
+  const int sub = (bucket - 1) % kSubBuckets;
+  return std::ldexp(0.5 + (sub + 0.5) / (2 * kSubBuckets), exponent);
+}
+
+int64_t WindowedQuantiles::Epoch(absl::Time now) const {
+  return absl::ToInt64Nanoseconds(std::max(now - start_, absl::ZeroDuration())) /
+         std::max<int64_t>(1, absl::ToInt64Nanoseconds(slot_length_));
+}
+
+void WindowedQuantiles::Observe(double value) {
+  // Each thread keeps to one shard, so that threads seldom share a lock or a cache line.
+  static std::atomic<int> next_shard{0};
+  thread_local const int shard_index = next_shard.fetch_add(1, std::memory_order_relaxed);
+  Shard& shard = shards_[shard_index % kShards];
+  const int bucket = Bucket(value);
+  const int64_t epoch = Epoch(clock_->Now());
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Slot& slot = shard.slots[epoch % age_buckets_];
+  if (slot.epoch != epoch) {
+    std::fill(slot.counts.begin(), slot.counts.end(), 0);
+    slot.epoch = epoch;
+  }
+  ++slot.counts[bucket];
+  ++shard.count;
+  shard.sum += value;
+}
+
+WindowedQuantiles::Snapshot WindowedQuantiles::Collect() const {
+  const int64_t epoch = Epoch(clock_->Now());
+  Snapshot snapshot;
+  std::vector<uint64_t> counts(kBuckets, 0);
+  for (int i = 0; i < kShards; ++i) {
+    const Shard& shard = shards_[i];
+    std::lock_guard<std::mutex> lock(shard.mu);
+    snapshot.count += shard.count;
+    snapshot.sum += shard.sum;
+    for (const Slot& slot : shard.slots) {
+      if (slot.epoch < 0 || slot.epoch <= epoch - age_buckets_ || slot.epoch > epoch) continue;
+      for (int b = 0; b < kBuckets; ++b) counts[b] += slot.counts[b];
+    }
+  }
+  uint64_t total = 0;
+  for (uint64_t c : counts) total += c;
+  for (double q : quantiles_) {
+    double value = std::numeric_limits<double>::quiet_NaN();
+    if (total > 0) {
+      // The smallest value with at least q of the values at or below it.
+      const uint64_t rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * total)));
+      uint64_t seen = 0;
+      for (int b = 0; b < kBuckets; ++b) {
+        seen += counts[b];
+        if (seen >= rank) {
+          value = Value(b);
+          break;
+        }
+      }
+    }
+    snapshot.quantiles.emplace_back(q, value);
+  }
+  return snapshot;
+}
 
 ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry, Clock* clock)
     : registry_(std::move(registry)),
@@ -107,11 +234,6 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry, Clo
                             .Name("coalesce_batch_duration_prediction_ratio")
                             .Help("Measured over predicted backend time per batch.")
                             .Register(*registry_)),
-      latency_summary_(prometheus::BuildSummary()
-                           .Name("coalesce_request_latency_seconds")
-                           .Help("p50, p90 and p99 of request latency (arrival to answer) over "
-                                 "the last 60 seconds.")
-                           .Register(*registry_)),
       queue_depth_(prometheus::BuildGauge()
                        .Name("coalesce_queue_depth")
                        .Help("Requests waiting for a batch, sampled at scrape time.")
@@ -165,7 +287,32 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry, Clo
                            .Help("Resident memory of the server process.")
                            .Register(*registry_)
                            .Add({})),
-      clock_(clock) {}
+      clock_(clock),
+      exposition_(std::make_shared<Exposition>(registry_, [this] { return CollectLatency(); })) {}
+
+ServerMetrics::~ServerMetrics() { static_cast<Exposition*>(exposition_.get())->Detach(); }
+
+std::vector<prometheus::MetricFamily> ServerMetrics::CollectLatency() const {
+  prometheus::MetricFamily family;
+  family.name = kLatencyName;
+  family.help = kLatencyHelp;
+  family.type = prometheus::MetricType::Summary;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, series] : versions_) {
+    if (series.latency == nullptr) continue;
+    const WindowedQuantiles::Snapshot snapshot = series.latency->Collect();
+    prometheus::ClientMetric metric;
+    metric.label = {{"model", key.first}, {"version", key.second}};
+    metric.summary.sample_count = snapshot.count;
+    metric.summary.sample_sum = snapshot.sum;
+    for (const auto& [quantile, value] : snapshot.quantiles) {
+      metric.summary.quantile.push_back({quantile, value});
+    }
+    family.metric.push_back(std::move(metric));
+  }
+  if (family.metric.empty()) return {};
+  return {std::move(family)};
+}
 
 void ServerMetrics::SampleProcess() {
   long pages_total = 0, pages_resident = 0;
@@ -233,10 +380,11 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model,
   m->prediction_ratio_ = add(
       prediction_ratio_, {},
       prometheus::Histogram::BucketBoundaries{0.25, 0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2, 4});
-  m->latency_summary_ = add(
-      latency_summary_, {},
-      prometheus::Summary::Quantiles{{0.5, 0.01}, {0.9, 0.005}, {0.99, 0.001}},
-      std::chrono::seconds(60), /*age_buckets=*/5);
+  if (series.latency == nullptr) {
+    series.latency = std::make_shared<WindowedQuantiles>(
+        std::vector<double>{0.5, 0.9, 0.99}, absl::Seconds(60), /*age_buckets=*/5, clock_);
+  }
+  m->latency_summary_ = series.latency;
   m->queue_depth_ = add(queue_depth_, {});
   m->queue_duration_ = add(queue_duration_, {}, LatencyBuckets());
   if (series.throughput.inferences == nullptr) {
