@@ -70,10 +70,7 @@ WindowedQuantiles::WindowedQuantiles(std::vector<double> quantiles, absl::Durati
       clock_(clock),
       start_(clock->Now()),
       shards_(new Shard[kShards]) {
-  for (int i = 0; i < kShards; ++i) {
-    shards_[i].slots.resize(age_buckets_);
-    for (Slot& slot : shards_[i].slots) slot.counts.assign(kBuckets, 0);
-  }
+  for (int i = 0; i < kShards; ++i) shards_[i].slots.resize(age_buckets_);
 }
 
 int WindowedQuantiles::Bucket(double value) {
@@ -109,7 +106,8 @@ void WindowedQuantiles::Observe(double value) {
   std::lock_guard<std::mutex> lock(shard.mu);
   Slot& slot = shard.slots[epoch % age_buckets_];
   if (slot.epoch != epoch) {
-    std::fill(slot.counts.begin(), slot.counts.end(), 0);
+    // Allocated on first use: a version without traffic, or a shard no thread took, holds none.
+    slot.counts.assign(kBuckets, 0);
     slot.epoch = epoch;
   }
   ++slot.counts[bucket];
