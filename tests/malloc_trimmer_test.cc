@@ -24,6 +24,20 @@ long ResidentAnonymousKib() {
   return -1;
 }
 
+// A trimmer every 10 ms once it has trimmed; null if it did not start or trim within 10 s.
+std::unique_ptr<MallocTrimmer> StartAndAwaitATrim() {
+  MallocTrimmer::Options options;
+  options.interval = absl::Milliseconds(10);
+  absl::StatusOr<std::unique_ptr<MallocTrimmer>> trimmer = MallocTrimmer::Start(options);
+  if (!trimmer.ok()) return nullptr;
+  // Polls: the trimmer offers nothing to wait on, and a trim is the event under test.
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       (*trimmer)->trims() < 1 && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(5))) {
+  }
+  if ((*trimmer)->trims() < 1) return nullptr;
+  return *std::move(trimmer);
+}
+
 TEST(MallocTrimmerTest, GivesBackThePagesOfMemoryFreedBelowLiveChunks) {
   // 64 MiB in blocks under glibc's mmap threshold, all touched; one in 16 stays live, the last
   // one too, so the heap cannot shrink from its top: what free() leaves resident is in the
@@ -48,19 +62,13 @@ TEST(MallocTrimmerTest, GivesBackThePagesOfMemoryFreedBelowLiveChunks) {
   // The control: free() alone gave nothing back.
   EXPECT_GT(freed - before, 56 << 10) << "before " << before << " KiB, after free " << freed;
 
-  MallocTrimmer::Options options;
-  options.interval = absl::Milliseconds(10);
-  absl::StatusOr<std::unique_ptr<MallocTrimmer>> trimmer = MallocTrimmer::Start(options);
-  ASSERT_TRUE(trimmer.ok()) << trimmer.status();
-  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
-       (*trimmer)->trims() < 1 && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(5))) {
-  }
-  ASSERT_GE((*trimmer)->trims(), 1);
+  std::unique_ptr<MallocTrimmer> trimmer = StartAndAwaitATrim();
+  ASSERT_NE(trimmer, nullptr);
   const long trimmed = ResidentAnonymousKib();
   // 60 MiB were freed in runs of 15 blocks (240 KiB); all but a page or two of each goes back.
   EXPECT_LT(trimmed - before, 12 << 10)
       << "before " << before << " KiB, after free " << freed << ", after trim " << trimmed;
-  EXPECT_GT((*trimmer)->longest(), absl::ZeroDuration());
+  EXPECT_GT(trimmer->longest(), absl::ZeroDuration());
   for (char* block : live) std::free(block);
 }
 
@@ -92,14 +100,8 @@ TEST(HoldFreedHeapUntilTrimTest, FreeKeepsTheHeapsTopUntilATrimGivesItBack) {
   const long kept = ResidentAfterFreeingTheTopKib(before);
   EXPECT_GT(kept, 56 << 10) << "before " << before << " KiB";
 
-  MallocTrimmer::Options options;
-  options.interval = absl::Milliseconds(10);
-  absl::StatusOr<std::unique_ptr<MallocTrimmer>> trimmer = MallocTrimmer::Start(options);
-  ASSERT_TRUE(trimmer.ok()) << trimmer.status();
-  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
-       (*trimmer)->trims() < 1 && absl::Now() < deadline; absl::SleepFor(absl::Milliseconds(5))) {
-  }
-  ASSERT_GE((*trimmer)->trims(), 1);
+  std::unique_ptr<MallocTrimmer> trimmer = StartAndAwaitATrim();
+  ASSERT_NE(trimmer, nullptr);
   const long trimmed = ResidentAnonymousKib();
   EXPECT_LT(trimmed - before, 8 << 10)
       << "before " << before << " KiB, kept " << kept << ", after trim " << trimmed;

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
-#include "absl/synchronization/mutex.h"
+#include "tests/fake_clock.h"
 
 namespace coalesce {
 namespace {
@@ -108,22 +108,6 @@ TEST(ServerMetricsTest, QueueTimeIsAHistogramPerModelVersion) {
   EXPECT_DOUBLE_EQ(SeriesValue(*registry, "coalesce_queue_duration_seconds_count" + labels), 2.0);
   EXPECT_NEAR(SeriesValue(*registry, "coalesce_queue_duration_seconds_sum" + labels), 0.008, 1e-9);
 }
-
-class FakeClock : public Clock {
- public:
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::UnixEpoch() + absl::Hours(1);
-};
 
 TEST(WindowedQuantilesTest, QuantilesOfValuesFromManyThreadsAreWithinHalfAPercent) {
   WindowedQuantiles quantiles({0.5, 0.9, 0.99}, absl::Seconds(60), 5, Clock::Real());
