@@ -423,8 +423,6 @@ std::unique_ptr<MallocTrimmer> TrimMalloc() {
   }
   spdlog::info("malloc trim: free heap pages given back every {} (--malloc_trim_interval)",
                absl::FormatDuration(options.interval));
-  // Only now that the trims give pages back: without them, free() is what bounds the heaps.
-  spdlog::info("{}", HoldFreedHeapUntilTrim());
   return *std::move(trimmer);
 }
 

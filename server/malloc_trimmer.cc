@@ -1,9 +1,7 @@
 #include "server/malloc_trimmer.h"
 
 #include <algorithm>
-#include <cstdlib>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -56,33 +54,6 @@ void MallocTrimmer::Run() {
     ++trims_;
     longest_ = std::max(longest_, took);
   }
-#endif
-}
-
-std::string HoldFreedHeapUntilTrim() {
-#if defined(__GLIBC__)
-  for (const char* env : {"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"}) {
-    if (const char* value = std::getenv(env); value != nullptr && *value != '\0') {
-      return absl::StrCat("malloc free: glibc's thresholds from the environment (", env, ")");
-    }
-  }
-  if (const char* tunables = std::getenv("GLIBC_TUNABLES");
-      tunables != nullptr && (absl::StrContains(tunables, "glibc.malloc.trim_threshold") ||
-                              absl::StrContains(tunables, "glibc.malloc.mmap_threshold"))) {
-    return "malloc free: glibc's thresholds from the environment (GLIBC_TUNABLES)";
-  }
-  // The mmap threshold first: glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit), which fits a chunk
-  // into a thread arena's 64 MiB heap.
-  constexpr int kMmapThreshold = 32 << 20;
-  constexpr int kTrimThreshold = 256 << 20;
-  if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 ||
-      mallopt(M_TRIM_THRESHOLD, kTrimThreshold) != 1) {
-    return "malloc free: glibc refused the thresholds; it gives memory back on free()";
-  }
-  return "malloc free: memory kept for reuse until the next trim (trim threshold 256 MiB, "
-         "mmap threshold 32 MiB)";
-#else
-  return "malloc free: not glibc; the system allocator's own policy";
 #endif
 }
 

@@ -3,7 +3,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -64,24 +63,6 @@ class MallocTrimmer {
   absl::Duration longest_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;  // Last: started once the members above exist.
 };
-
-// Leaves giving memory back to the periodic trims: stops glibc from returning the free top of a
-// heap to the system on free() (M_TRIM_THRESHOLD) and keeps allocations up to 32 MiB in the heaps
-// instead of fresh mappings (M_MMAP_THRESHOLD; setting the trim threshold would otherwise freeze
-// glibc's adaptive mmap threshold at 128 KiB). For the rest of the process, every arena.
-//
-// With glibc's defaults a heap whose top is free gives those pages back (madvise, or sbrk in the
-// main arena) whenever a free() leaves more than 128 KiB there; a server that allocates and
-// frees a request's buffers of tens of KiB does that over and over, paying the call, its TLB
-// flushes and the page faults of the next allocation that touches the same pages. Between two
-// MallocTrimmer trims resident memory can now hold what the heaps held at their peak since the
-// previous trim, which the trim then gives back.
-//
-// Call only while a MallocTrimmer runs. The operator's own setting of either threshold
-// (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_, or GLIBC_TUNABLES with
-// glibc.malloc.trim_threshold or glibc.malloc.mmap_threshold), already applied by glibc, wins.
-// Returns a line for the log saying what is in force. Not glibc: does nothing and says so.
-std::string HoldFreedHeapUntilTrim();
 
 }  // namespace coalesce
 

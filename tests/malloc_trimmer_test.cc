@@ -72,52 +72,6 @@ TEST(MallocTrimmerTest, GivesBackThePagesOfMemoryFreedBelowLiveChunks) {
   for (char* block : live) std::free(block);
 }
 
-// Touches 64 MiB in blocks under glibc's mmap threshold, then frees them newest first, so that
-// the heap's top is free at the end; returns the resident growth left after the free, in KiB.
-long ResidentAfterFreeingTheTopKib(long before) {
-  constexpr size_t kBlock = 16 << 10, kBlocks = 4096;
-  std::vector<char*> blocks;
-  // Before the blocks: a vector grown among them would stay live in the middle of the heap.
-  blocks.reserve(kBlocks);
-  for (size_t i = 0; i < kBlocks; ++i) {
-    blocks.push_back(static_cast<char*>(std::malloc(kBlock)));
-    std::memset(blocks.back(), 1, kBlock);
-  }
-  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) std::free(*it);
-  return ResidentAnonymousKib() - before;
-}
-
-TEST(HoldFreedHeapUntilTrimTest, FreeKeepsTheHeapsTopUntilATrimGivesItBack) {
-  // Process-wide from here on (ctest runs each test in a process of its own).
-  const long before = ResidentAnonymousKib();
-  ASSERT_GT(before, 0);
-  // The control, glibc's defaults: free() gives the heap's free top back at once.
-  EXPECT_LT(ResidentAfterFreeingTheTopKib(before), 8 << 10) << "before " << before << " KiB";
-
-  EXPECT_EQ(HoldFreedHeapUntilTrim(),
-            "malloc free: memory kept for reuse until the next trim (trim threshold 256 MiB, "
-            "mmap threshold 32 MiB)");
-  const long kept = ResidentAfterFreeingTheTopKib(before);
-  EXPECT_GT(kept, 56 << 10) << "before " << before << " KiB";
-
-  std::unique_ptr<MallocTrimmer> trimmer = StartAndAwaitATrim();
-  ASSERT_NE(trimmer, nullptr);
-  const long trimmed = ResidentAnonymousKib();
-  EXPECT_LT(trimmed - before, 8 << 10)
-      << "before " << before << " KiB, kept " << kept << ", after trim " << trimmed;
-}
-
-TEST(HoldFreedHeapUntilTrimTest, TheEnvironmentWins) {
-  ASSERT_EQ(setenv("MALLOC_TRIM_THRESHOLD_", "1048576", 1), 0);
-  EXPECT_EQ(HoldFreedHeapUntilTrim(),
-            "malloc free: glibc's thresholds from the environment (MALLOC_TRIM_THRESHOLD_)");
-  ASSERT_EQ(unsetenv("MALLOC_TRIM_THRESHOLD_"), 0);
-  ASSERT_EQ(setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536", 1), 0);
-  EXPECT_EQ(HoldFreedHeapUntilTrim(),
-            "malloc free: glibc's thresholds from the environment (GLIBC_TUNABLES)");
-  ASSERT_EQ(unsetenv("GLIBC_TUNABLES"), 0);
-}
-
 TEST(MallocTrimmerTest, RefusesAnIntervalThatIsNotPositive) {
   for (absl::Duration interval : {absl::ZeroDuration(), absl::Seconds(-1),
                                   absl::InfiniteDuration()}) {
