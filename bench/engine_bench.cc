@@ -212,6 +212,8 @@ absl::StatusOr<double> CeilingMs(TorchBackend& backend, Ceiling ceiling, int64_t
 // One batch in flight: its requests' responses and when the last answer came.
 struct BatchRun {
   std::vector<std::string> outputs;
+  // Over `outputs`, one per row.
+  std::vector<StringOutput> output_buffers;
   std::atomic<int64_t> left{0};
   absl::Time dispatched;
   absl::Time answered;  // Written by the last answer, before `done`.
@@ -238,6 +240,8 @@ struct BatchRun {
 // `rows` one-row requests whose inputs are the rows of `input` and whose answers go to `run`.
 Batch MakeBatch(BatchRun& run, const std::vector<char>& input, int64_t row_bytes, int64_t rows) {
   run.outputs.assign(rows, std::string());
+  run.output_buffers.clear();
+  for (std::string& output : run.outputs) run.output_buffers.emplace_back(&output);
   run.left.store(rows);
   Batch batch;
   batch.rows = rows;
@@ -246,7 +250,7 @@ Batch MakeBatch(BatchRun& run, const std::vector<char>& input, int64_t row_bytes
     InferRequest::Options options;
     options.rows = 1;
     options.inputs = {absl::string_view(input.data() + r * row_bytes, row_bytes)};
-    options.outputs = {&run.outputs[r]};
+    options.outputs = {&run.output_buffers[r]};
     options.arrival = now;
     batch.requests.push_back(std::make_unique<InferRequest>(
         std::move(options), [&run](absl::Status s) { run.Answer(std::move(s)); }));
@@ -317,8 +321,8 @@ absl::Status CheckAnswer(TorchBackend& backend, const std::vector<char>& input, 
   const char* in_ptr = in.data();
   char* out_ptr = out.data();
   if (absl::Status s = backend.Execute(0, 1, {&in_ptr, 1}, {&out_ptr, 1}); !s.ok()) return s;
-  std::string expected_bytes;
-  out_layout.Unstage(out.data(), static_cast<int64_t>(out.size()), &expected_bytes);
+  std::string expected_bytes(out_layout.WireBytes(static_cast<int64_t>(out.size())), '\0');
+  out_layout.Unstage(out.data(), static_cast<int64_t>(out.size()), expected_bytes.data());
   if (answer.size() != expected_bytes.size()) {
     return absl::InternalError(absl::StrCat("row ", r, ": answer of ", answer.size(),
                                             " bytes, expected ", expected_bytes.size()));
@@ -352,11 +356,14 @@ class SkippingLayout : public StagingLayout {
   int64_t StagedBytes(int64_t wire_bytes) const override {
     return inner_.StagedBytes(wire_bytes);
   }
+  int64_t WireBytes(int64_t staged_bytes) const override {
+    return inner_.WireBytes(staged_bytes);
+  }
   bool keeps_wire_bytes() const override { return inner_.keeps_wire_bytes(); }
   void Stage(absl::string_view wire, char* staged, bool streaming) const override {
     if (!skip_stage_) inner_.Stage(wire, staged, streaming);
   }
-  void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const override {
+  void Unstage(const char* staged, int64_t staged_bytes, char* wire) const override {
     if (!skip_unstage_) inner_.Unstage(staged, staged_bytes, wire);
   }
 

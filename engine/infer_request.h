@@ -15,6 +15,33 @@
 
 namespace coalesce {
 
+// Where one output of a request is written: memory that the executor scatters the output's
+// bytes into, owned by whoever answers the request. The server hands out the memory of the
+// answer gRPC sends (server/wire_messages.h), so an output is copied once, from staging to the
+// wire; the engine and execution layers see only this interface.
+class OutputBuffer {
+ public:
+  virtual ~OutputBuffer() = default;
+  // Room for `bytes` bytes of the output, replacing what an earlier call returned; the caller
+  // writes every byte. Aligned to 16 bytes where the memory comes from the heap, so that any
+  // element type may be written in place. Valid until the next call or until the buffer goes.
+  virtual char* Allocate(int64_t bytes) = 0;
+};
+
+// An OutputBuffer over a std::string (tests, benchmarks, in-process callers).
+class StringOutput final : public OutputBuffer {
+ public:
+  // `bytes` must outlive this object.
+  explicit StringOutput(std::string* bytes) : bytes_(bytes) {}
+  char* Allocate(int64_t bytes) override {
+    bytes_->resize(static_cast<size_t>(bytes));
+    return bytes_->data();
+  }
+
+ private:
+  std::string* bytes_;
+};
+
 // One client request on its way through queue, batcher and executor.
 //
 // Ownership moves from stage to stage through std::unique_ptr, so exactly one stage touches a
@@ -44,7 +71,7 @@ class InferRequest {
     std::vector<std::vector<int64_t>> input_dims;
     // Where to write each model output's bytes, in the model's output order; null for an output
     // the client did not ask for. Must outlive the request.
-    std::vector<std::string*> outputs;
+    std::vector<OutputBuffer*> outputs;
     // When the server received the request (Clock time).
     absl::Time arrival;
     // When the answer is no longer useful; InfiniteFuture() for none.
@@ -82,7 +109,7 @@ class InferRequest {
   // Traces the request into `trace` (see Options::trace).
   void set_trace(RequestTrace* trace) { options_.trace = trace; }
   // Null when the client did not ask for output `i`.
-  std::string* output(int i) const { return options_.outputs[i]; }
+  OutputBuffer* output(int i) const { return options_.outputs[i]; }
 
   // Sets the callback that answers the request, for a request built before its answer path was
   // known. Must be called before Finish().

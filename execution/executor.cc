@@ -534,15 +534,17 @@ void Executor::ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
   }
   int64_t bytes = 0;
   for (int64_t b : output_bytes) bytes += b;
-  // Each response is allocated as it is filled, on the copy threads too.
+  // Each answer's memory is allocated as it is filled, on the copy threads too.
   ForEachRequest(batch, bytes, [&](size_t j) {
     const InferRequest& request = *batch.requests[j];
     for (size_t o = 0; o < outputs.size(); ++o) {
-      std::string* out = request.output(o);
+      OutputBuffer* out = request.output(o);
       if (out == nullptr) continue;
       const int64_t row_bytes = output_bytes[o] / batch.rows;  // In the staging layout.
-      output_layouts_[o]->Unstage(outputs[o] + first_row[j] * row_bytes,
-                                  request.rows() * row_bytes, out);
+      const int64_t staged_bytes = request.rows() * row_bytes;
+      const StagingLayout& layout = *output_layouts_[o];
+      layout.Unstage(outputs[o] + first_row[j] * row_bytes, staged_bytes,
+                     out->Allocate(layout.WireBytes(staged_bytes)));
     }
   });
 }

@@ -44,6 +44,7 @@ class WireLayout : public StagingLayout {
   absl::Status Fits(const TensorSpec& spec) const override { return absl::OkStatus(); }
   DataType StagedType(DataType wire) const override { return wire; }
   int64_t StagedBytes(int64_t wire_bytes) const override { return wire_bytes; }
+  int64_t WireBytes(int64_t staged_bytes) const override { return staged_bytes; }
   bool keeps_wire_bytes() const override { return true; }
   void Stage(absl::string_view wire, char* staged, bool streaming) const override {
     if (streaming) {
@@ -52,10 +53,8 @@ class WireLayout : public StagingLayout {
       std::memcpy(staged, wire.data(), wire.size());
     }
   }
-  void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const override {
-    // assign() allocates and copies in one pass (resize() then memcpy would write every byte
-    // twice: zeros, then data).
-    wire->assign(staged, staged_bytes);
+  void Unstage(const char* staged, int64_t staged_bytes, char* wire) const override {
+    std::memcpy(wire, staged, staged_bytes);
   }
 };
 
@@ -69,19 +68,17 @@ class Fp16Layout : public StagingLayout {
   }
   DataType StagedType(DataType wire) const override { return DataType::kFp16; }
   int64_t StagedBytes(int64_t wire_bytes) const override { return wire_bytes / 2; }
+  int64_t WireBytes(int64_t staged_bytes) const override { return staged_bytes * 2; }
   bool keeps_wire_bytes() const override { return false; }
   void Stage(absl::string_view wire, char* staged, bool streaming) const override {
     FloatsToHalves(reinterpret_cast<uint16_t*>(staged),
                    reinterpret_cast<const float*>(wire.data()), wire.size() / sizeof(float),
                    streaming);
   }
-  void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const override {
-    // Widened into twice the staged bytes (resize() zeroes them first: C++17 has no
-    // uninitialised resize; the zeroes stay in this core's cache).
-    const int64_t halves = staged_bytes / 2;
-    wire->resize(halves * sizeof(float));
-    HalvesToFloats(reinterpret_cast<float*>(wire->data()),
-                   reinterpret_cast<const uint16_t*>(staged), halves);
+  void Unstage(const char* staged, int64_t staged_bytes, char* wire) const override {
+    // Widened into twice the staged bytes, written once (no zeroing first).
+    HalvesToFloats(reinterpret_cast<float*>(wire), reinterpret_cast<const uint16_t*>(staged),
+                   staged_bytes / 2);
   }
 };
 

@@ -39,6 +39,8 @@ class StagingLayout {
   virtual DataType StagedType(DataType wire) const = 0;
   // The bytes that `wire_bytes` of the tensor take in staging.
   virtual int64_t StagedBytes(int64_t wire_bytes) const = 0;
+  // The bytes that `staged_bytes` of the tensor take on the wire (the inverse of StagedBytes()).
+  virtual int64_t WireBytes(int64_t staged_bytes) const = 0;
   // Whether staging holds the wire bytes unchanged, so that a lone request's input can be
   // handed to the backend where it lies, without a copy.
   virtual bool keeps_wire_bytes() const = 0;
@@ -46,8 +48,10 @@ class StagingLayout {
   // non-temporal stores where the CPU has them (Executor::Options::streaming_gather); the caller
   // then runs StagingFence() before the bytes are read by another thread or by DMA.
   virtual void Stage(absl::string_view wire, char* staged, bool streaming) const = 0;
-  // Replaces `*wire` with the wire form of the `staged_bytes` bytes at `staged`.
-  virtual void Unstage(const char* staged, int64_t staged_bytes, std::string* wire) const = 0;
+  // Writes the wire form of the `staged_bytes` bytes at `staged` into `wire`
+  // (WireBytes(staged_bytes) bytes, aligned for the tensor's elements: an
+  // OutputBuffer::Allocate()).
+  virtual void Unstage(const char* staged, int64_t staged_bytes, char* wire) const = 0;
 };
 
 // Orders this thread's streaming stores (StagingLayout::Stage() with `streaming`) before its

@@ -76,21 +76,26 @@ class InferReactor : public grpc::ServerUnaryReactor {
   void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
   void OnDone() override { delete this; }
   const std::atomic<bool>* cancelled() const { return &cancelled_; }
-  inference::ModelInferRequest& request() { return messages_->request; }
+  ParsedInferRequest& request() { return messages_->request; }
   inference::ModelInferResponse* response() { return &messages_->response; }
+  WireOutputs* outputs() { return &messages_->outputs; }
 
   // Finishes the call with `status` and, if OK, the response. The messages are freed first: a
   // client slow to read its answer then holds only the answer's bytes on their way to it.
   void Answer(absl::Status status) {
-    if (status.ok()) status = SerializeMessage(messages_->response, answer_bytes_);
+    if (status.ok()) {
+      status = messages_->outputs.Serialize(messages_->response, /*in_stream=*/false,
+                                            answer_bytes_);
+    }
     messages_.reset();
     Finish(ToGrpcStatus(status));
   }
 
  private:
   struct Messages {
-    inference::ModelInferRequest request;
+    ParsedInferRequest request;
     inference::ModelInferResponse response;
+    WireOutputs outputs;
   };
   std::unique_ptr<Messages> messages_ = std::make_unique<Messages>();
   grpc::ByteBuffer* const answer_bytes_;
@@ -107,10 +112,11 @@ int MethodIndex(const char* method) {
       ->index();
 }
 
-// Fills in each output's variable (-1) dimension from the bytes the model produced (a model has
-// at most one per output; see ServedModel).
-void ResolveVariableOutputShapes(inference::ModelInferResponse& response) {
-  for (int k = 0; k < response.outputs_size() && k < response.raw_output_contents_size(); ++k) {
+// Fills in each output's variable (-1) dimension from the bytes the model produced into
+// `outputs` (a model has at most one per output; see ServedModel).
+void ResolveVariableOutputShapes(const WireOutputs& outputs,
+                                 inference::ModelInferResponse& response) {
+  for (int k = 0; k < response.outputs_size() && k < outputs.size(); ++k) {
     auto* shape = response.mutable_outputs(k)->mutable_shape();
     int64_t fixed = DataTypeSize(ParseDataType(response.outputs(k).datatype()).value());
     int variable = -1;
@@ -122,7 +128,7 @@ void ResolveVariableOutputShapes(inference::ModelInferResponse& response) {
       }
     }
     if (variable < 0) continue;
-    const int64_t bytes = static_cast<int64_t>(response.raw_output_contents(k).size());
+    const int64_t bytes = outputs.bytes(k);
     shape->Set(variable, fixed > 0 ? bytes / fixed : 0);
   }
 }
@@ -282,22 +288,26 @@ grpc::ServerUnaryReactor* InferenceService::ModelInferBytes(grpc::CallbackServer
   if (absl::Status s = Authorize(*context); !s.ok()) return FinishNow(context, s);
   auto* reactor = new InferReactor(response_bytes);
   // gRPC holds the request's bytes until the call is done, which for a client slow to read its
-  // answer is long after they are parsed: the parse consumes them. They are gRPC's buffer, const
-  // only in the handler's signature.
+  // answer is long after they are parsed: the parse consumes them (the parsed request keeps what
+  // its inputs view until it is answered). They are gRPC's buffer, const only in the handler's
+  // signature.
   if (absl::Status s = ParseInferRequest(*const_cast<grpc::ByteBuffer*>(request_bytes),
                                          &reactor->request());
       !s.ok()) {
     reactor->Answer(std::move(s));
     return reactor;
   }
-  Infer(reactor->request(), reactor->response(), DeadlineOf(*context, clock_->Now()),
-        reactor->cancelled(), [reactor](absl::Status s) { reactor->Answer(std::move(s)); });
+  Infer(reactor->request(), reactor->response(), reactor->outputs(),
+        DeadlineOf(*context, clock_->Now()), reactor->cancelled(),
+        [reactor](absl::Status s) { reactor->Answer(std::move(s)); });
   return reactor;
 }
 
-void InferenceService::Infer(const inference::ModelInferRequest& request,
-                             inference::ModelInferResponse* response, absl::Time grpc_deadline,
-                             const std::atomic<bool>* cancelled, AnswerCallback done) {
+void InferenceService::Infer(const ParsedInferRequest& parsed,
+                             inference::ModelInferResponse* response, WireOutputs* outputs,
+                             absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
+                             AnswerCallback done) {
+  const inference::ModelInferRequest& request = parsed.message();
   const absl::Time arrival = clock_->Now();
   absl::StatusOr<std::shared_ptr<ServedModel>> found =
       registry_->Find(request.model_name(), request.model_version());
@@ -341,7 +351,8 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
     return;
   }
   absl::StatusOr<std::unique_ptr<InferRequest>> infer = MakeRequest(
-      *served, request, arrival, grpc_deadline, cancelled, shm->get(), *response);
+      *served, request, parsed.raw_inputs(), arrival, grpc_deadline, cancelled, shm->get(),
+      *response, *outputs);
   if (!infer.ok()) {
     answer(infer.status(), absl::InfiniteFuture(), 0);
     return;
@@ -349,10 +360,14 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
   const absl::Time deadline = (*infer)->deadline();
   const int64_t rows = (*infer)->rows();
   const bool variable = served->metadata().HasVariableDims();
-  (*infer)->set_done([answer = std::move(answer), deadline, rows, variable, response,
+  (*infer)->set_done([answer = std::move(answer), deadline, rows, variable, response, outputs,
                       shm = *std::move(shm)](absl::Status s) mutable {
-    if (s.ok() && variable) ResolveVariableOutputShapes(*response);
-    if (s.ok() && shm != nullptr) s = shm->WriteOutputs(*response);
+    if (s.ok() && variable) ResolveVariableOutputShapes(*outputs, *response);
+    if (s.ok() && shm != nullptr) {
+      // Shared memory takes its outputs from the message (the rare path pays a copy).
+      outputs->MoveInto(response);
+      s = shm->WriteOutputs(*response);
+    }
     answer(std::move(s), deadline, rows);
   });
   if (stages != nullptr) {
@@ -364,15 +379,17 @@ void InferenceService::Infer(const inference::ModelInferRequest& request,
 }
 
 absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
-    const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
+    const ServedModel& model, const inference::ModelInferRequest& request,
+    absl::Span<const absl::string_view> raw_inputs, absl::Time arrival,
     absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
-    const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response) const {
+    const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response,
+    WireOutputs& outputs) const {
   if (!ready()) return absl::UnavailableError("server is shutting down");
   const coalesce::ModelMetadata& metadata = model.metadata();
   absl::StatusOr<ValidatedRequest> validated =
       shared_memory == nullptr
-          ? ValidateInferRequest(metadata, request)
-          : ValidateInferRequest(metadata, request, shared_memory->inputs());
+          ? ValidateInferRequest(metadata, request, raw_inputs, {})
+          : ValidateInferRequest(metadata, request, raw_inputs, shared_memory->inputs());
   if (!validated.ok()) return validated.status();
   absl::StatusOr<Scheduling> scheduling =
       ResolveScheduling(request, arrival, grpc_deadline, model.scheduling());
@@ -399,7 +416,7 @@ absl::StatusOr<std::unique_ptr<InferRequest>> InferenceService::MakeRequest(
     tensor->set_datatype(std::string(DataTypeName(spec.dtype)));
     if (metadata.max_batch_size > 0) tensor->add_shape(validated->rows);
     for (int64_t dim : spec.dims) tensor->add_shape(dim);
-    options.outputs[o] = response.add_raw_output_contents();
+    options.outputs[o] = outputs.Add();
   }
   if (shared_memory != nullptr) {
     if (absl::Status s = shared_memory->CheckOutputsFit(response); !s.ok()) return s;

@@ -16,6 +16,7 @@
 #include "proto/inference.grpc.pb.h"
 #include "repository/model_repository.h"
 #include "server/request_tracer.h"
+#include "server/wire_messages.h"
 #include "serving/model_registry.h"
 
 namespace coalesce {
@@ -27,9 +28,10 @@ class SharedMemoryTensors;
 // (streaming, config, statistics, repository control).
 //
 // ModelInfer validates the request against the model's metadata, points the model's outputs at
-// the response's raw_output_contents, and queues it; the handler returns at once and an executor
-// worker later finishes the call. No thread waits while a batch forms. Every call is finished
-// exactly once: on a validation error here, or by the request's done callback.
+// the answer's raw_output_contents as gRPC will send them (WireOutputs), and queues it; the
+// handler returns at once and an executor worker later finishes the call. No thread waits while
+// a batch forms. Every call is finished exactly once: on a validation error here, or by the
+// request's done callback.
 //
 // Thread-safe: gRPC calls the handlers from many threads.
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
@@ -68,12 +70,14 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   bool ready() const { return ready_.load(std::memory_order_acquire); }
 
   // Runs one inference request: validates it, queues it on its model and, once it has run, fills
-  // `response` and calls `done` with OK; on any failure calls `done` with the error. `request`
-  // and `response` must stay valid until `done` runs; `cancelled` (may be null) likewise.
+  // `response` and `outputs` (its raw_output_contents, see WireOutputs) and calls `done` with
+  // OK; on any failure calls `done` with the error. `request`, `response` and `outputs` must stay
+  // valid until `done` runs; `cancelled` (may be null) likewise.
   // `grpc_deadline` is the call's deadline, InfiniteFuture() for none. Shared by ModelInfer and
   // ModelStreamInfer.
-  void Infer(const inference::ModelInferRequest& request, inference::ModelInferResponse* response,
-             absl::Time grpc_deadline, const std::atomic<bool>* cancelled, AnswerCallback done);
+  void Infer(const ParsedInferRequest& request, inference::ModelInferResponse* response,
+             WireOutputs* outputs, absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
+             AnswerCallback done);
 
   // OK if no authorizer is set.
   absl::Status Authorize(const grpc::CallbackServerContext& context) const {
@@ -150,13 +154,16 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   grpc::ServerUnaryReactor* ModelInferBytes(grpc::CallbackServerContext* context,
                                             const grpc::ByteBuffer* request_bytes,
                                             grpc::ByteBuffer* response_bytes);
-  // Validates `request` and resolves its deadline and priority, pointing the model's outputs at
-  // `response`. The result has no done callback yet. `shared_memory` (may be null) holds the
-  // request's tensors in shared memory and must outlive the result.
+  // Validates `request` (whose raw_input_contents are `raw_inputs`) and resolves its deadline
+  // and priority, describing the model's outputs in `response` and pointing them at `outputs`.
+  // The result has no done callback yet. `shared_memory` (may be null) holds the request's
+  // tensors in shared memory and must outlive the result.
   absl::StatusOr<std::unique_ptr<InferRequest>> MakeRequest(
-      const ServedModel& model, const inference::ModelInferRequest& request, absl::Time arrival,
+      const ServedModel& model, const inference::ModelInferRequest& request,
+      absl::Span<const absl::string_view> raw_inputs, absl::Time arrival,
       absl::Time grpc_deadline, const std::atomic<bool>* cancelled,
-      const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response) const;
+      const SharedMemoryTensors* shared_memory, inference::ModelInferResponse& response,
+      WireOutputs& outputs) const;
   // The extensions ServerMetadata lists: ImplementedExtensions(), plus the shared-memory ones
   // where this server serves them.
   std::vector<std::string> ServedExtensions() const;

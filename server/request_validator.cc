@@ -223,6 +223,16 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(const ModelMetadata& metad
 absl::StatusOr<ValidatedRequest> ValidateInferRequest(
     const ModelMetadata& metadata, const ModelInferRequest& request,
     absl::Span<const std::optional<ExternalInput>> external) {
+  const std::vector<absl::string_view> raw_contents(request.raw_input_contents().begin(),
+                                                    request.raw_input_contents().end());
+  return ValidateInferRequest(metadata, request, raw_contents, external);
+}
+
+absl::StatusOr<ValidatedRequest> ValidateInferRequest(
+    const ModelMetadata& metadata, const ModelInferRequest& request,
+    absl::Span<const absl::string_view> raw_contents,
+    absl::Span<const std::optional<ExternalInput>> external) {
+  const int raw_count = static_cast<int>(raw_contents.size());
   if (absl::Status s = CheckTensorParameters(metadata.name, request); !s.ok()) return s;
   if (!external.empty() && static_cast<int>(external.size()) != request.inputs_size()) {
     return absl::InternalError(absl::StrCat("ValidateInferRequest: ", external.size(),
@@ -263,7 +273,7 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
   for (int r = 0; r < request.inputs_size(); ++r) {
     if (external_of(r) == nullptr) raw_index[r] = in_message++;
   }
-  const bool raw = request.raw_input_contents_size() > 0;
+  const bool raw = raw_count > 0;
   // Before the count of raw contents, as Triton checks it, with Triton's text first: its clients
   // match it.
   for (int r = 0; raw && r < request.inputs_size(); ++r) {
@@ -274,16 +284,16 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
           "' (send every input in raw_input_contents or every input in typed contents)"));
     }
   }
-  if (raw && request.raw_input_contents_size() != in_message) {
+  if (raw && raw_count != in_message) {
     if (in_message == request.inputs_size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("request has ", request.raw_input_contents_size(),
-                       " raw_input_contents for ", request.inputs_size(),
+          absl::StrCat("request has ", raw_count, " raw_input_contents for ",
+                       request.inputs_size(),
                        " inputs; send one per input, in the order of inputs"));
     }
     return absl::InvalidArgumentError(absl::StrCat(
-        "request has ", request.raw_input_contents_size(), " raw_input_contents for ",
-        in_message, " inputs outside shared memory (", request.inputs_size() - in_message, " of ",
+        "request has ", raw_count, " raw_input_contents for ", in_message,
+        " inputs outside shared memory (", request.inputs_size() - in_message, " of ",
         request.inputs_size(), " inputs are in shared memory); send one per input that is not, "
         "in the order of inputs"));
   }
@@ -335,7 +345,7 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
       validated.inputs[i] = elsewhere->bytes;
     } else if (raw) {
       const int k = raw_index[source[i]];
-      const std::string& bytes = request.raw_input_contents(k);
+      const absl::string_view bytes = raw_contents[k];
       if (static_cast<int64_t>(bytes.size()) != expected_bytes) {
         return absl::InvalidArgumentError(absl::StrCat(
             "input '", spec.name, "': raw_input_contents[", k, "] holds ", bytes.size(),

@@ -59,6 +59,14 @@ absl::StatusOr<ValidatedRequest> ValidateInferRequest(
     const ModelMetadata& metadata, const inference::ModelInferRequest& request,
     absl::Span<const std::optional<ExternalInput>> external);
 
+// As above, with the request's raw_input_contents given apart from the message as
+// `raw_contents` (in its place: the message's own are not read), so that they may be views into
+// the bytes gRPC received (server/wire_messages.h). The result's views point into them.
+absl::StatusOr<ValidatedRequest> ValidateInferRequest(
+    const ModelMetadata& metadata, const inference::ModelInferRequest& request,
+    absl::Span<const absl::string_view> raw_contents,
+    absl::Span<const std::optional<ExternalInput>> external);
+
 }  // namespace coalesce
 
 #endif  // COALESCE_SERVER_REQUEST_VALIDATOR_H_

@@ -67,33 +67,40 @@ void StreamInferReactor::Start(std::unique_ptr<Call> call) {
     return;
   }
   absl::Time deadline = DeadlineOf(*context_, service_->clock()->Now());
-  service_->Infer(raw->request, raw->response.mutable_infer_response(), deadline, &cancelled_,
+  service_->Infer(raw->request, raw->response.mutable_infer_response(), &raw->outputs, deadline,
+                  &cancelled_,
                   [this, call = std::move(call)](absl::Status s) mutable {
                     Answered(std::move(call), s);
                   });
 }
 
 void StreamInferReactor::Answered(std::unique_ptr<Call> call, const absl::Status& status) {
-  if (!status.ok()) {
+  absl::Status serialized;
+  if (status.ok()) {
+    serialized = call->outputs.Serialize(call->response.infer_response(), /*in_stream=*/true,
+                                         &call->response_bytes);
+  } else {
     // As Triton does: the error in error_message, with the request's id so the client can tell
     // which request failed; no outputs.
     call->response.set_error_message(std::string(status.message()));
     inference::ModelInferResponse* response = call->response.mutable_infer_response();
     response->Clear();
-    response->set_model_name(call->request.model_name());
-    response->set_model_version(call->request.model_version());
-    response->set_id(call->request.id());
+    response->set_model_name(call->request.message().model_name());
+    response->set_model_version(call->request.message().model_version());
+    response->set_id(call->request.message().id());
+    serialized = SerializeMessage(call->response, &call->response_bytes);
   }
-  if (absl::Status s = SerializeMessage(call->response, &call->response_bytes); !s.ok()) {
+  if (absl::Status s = std::move(serialized); !s.ok()) {
     inference::ModelStreamInferResponse error;
     error.set_error_message(std::string(s.message()));
-    *error.mutable_infer_response()->mutable_id() = call->request.id();
+    *error.mutable_infer_response()->mutable_id() = call->request.message().id();
     SerializeMessage(error, &call->response_bytes).IgnoreError();
   }
-  // The request's inputs pointed into call->request; the request is finished now, so the
-  // messages go, and only the answer's bytes wait for the client.
-  call->request = inference::ModelInferRequest();
+  // The request's inputs pointed into call->request (and the bytes it holds); the request is
+  // finished now, so the messages go, and only the answer's bytes wait for the client.
+  call->request.Clear();
   call->response = inference::ModelStreamInferResponse();
+  call->outputs.Clear();
   Next next;
   {
     absl::MutexLock lock(&mu_);

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/inference.pb.h"
+#include "server/wire_messages.h"
 
 namespace coalesce {
 
@@ -56,8 +57,10 @@ class StreamInferReactor final
     grpc::ByteBuffer request_bytes;
     // Which message of the stream this is, from 1.
     int64_t ordinal = 0;
-    inference::ModelInferRequest request;
+    ParsedInferRequest request;
     inference::ModelStreamInferResponse response;
+    // The answer's raw_output_contents, in the memory the answer is sent from.
+    WireOutputs outputs;
     grpc::ByteBuffer response_bytes;
   };
 

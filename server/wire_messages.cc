@@ -1,15 +1,95 @@
 #include "server/wire_messages.h"
 
+#include <climits>
+#include <new>
+
+#include <grpc/slice.h>
+
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace coalesce {
+namespace {
 
-absl::Status ParseInferRequest(grpc::ByteBuffer& bytes, inference::ModelInferRequest* request) {
+using google::protobuf::io::CodedOutputStream;
+
+// The tag of a length-delimited field (wire type 2).
+constexpr uint8_t LengthDelimitedTag(int field) { return static_cast<uint8_t>(field << 3 | 2); }
+constexpr uint8_t kInferResponseTag = LengthDelimitedTag(2);     // ModelStreamInferResponse.
+constexpr uint8_t kRawOutputContentsTag = LengthDelimitedTag(6);  // ModelInferResponse.
+constexpr uint8_t kRawInputContentsTag = LengthDelimitedTag(7);   // ModelInferRequest.
+
+// Bytes of a length-delimited field's tag and length for `bytes` bytes of content.
+size_t FieldHeaderBytes(size_t bytes) { return 1 + CodedOutputStream::VarintSize64(bytes); }
+
+uint8_t* WriteFieldHeader(uint8_t tag, size_t bytes, uint8_t* out) {
+  *out++ = tag;
+  return CodedOutputStream::WriteVarint64ToArray(bytes, out);
+}
+
+void DeleteBytes(void* bytes) { ::operator delete(bytes); }
+
+}  // namespace
+
+void ParsedInferRequest::Clear() {
+  message_.Clear();
+  raw_inputs_.clear();
+  slices_.clear();
+}
+
+absl::Status ParseInferRequest(grpc::ByteBuffer& bytes, ParsedInferRequest* request) {
+  request->Clear();
   const size_t size = bytes.Length();
-  grpc::Status parsed =
-      grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, request);
+  std::vector<grpc::Slice> slices;
+  bool parsed = bytes.Dump(&slices).ok();
   bytes.Clear();
-  if (parsed.ok()) return absl::OkStatus();
+  if (parsed && slices.size() == 1 && slices[0].size() <= static_cast<size_t>(INT_MAX)) {
+    // The common case: the message in one slice. The fields other than raw_input_contents
+    // (names, shapes, parameters: small) are copied out and parsed by protobuf; each
+    // raw_input_contents entry is viewed where it lies. Protobuf appends a repeated field's
+    // entries in the order they come, so parsing the rest apart from them reads the message
+    // as one parse would.
+    const grpc::Slice& slice = slices[0];
+    const uint8_t* const begin = slice.begin();
+    google::protobuf::io::CodedInputStream input(begin, static_cast<int>(slice.size()));
+    std::string rest;
+    while (parsed) {
+      const int start = input.CurrentPosition();
+      const uint32_t tag = input.ReadTag();
+      if (tag == 0) {
+        // The end, or a tag protobuf refuses too (field 0).
+        parsed = input.CurrentPosition() == static_cast<int>(slice.size());
+        break;
+      }
+      if (tag == kRawInputContentsTag) {
+        uint32_t length = 0;
+        // Skip() fails for a length past the end.
+        parsed = input.ReadVarint32(&length) && length <= static_cast<uint32_t>(INT_MAX) &&
+                 input.Skip(static_cast<int>(length));
+        if (parsed) {
+          request->raw_inputs_.emplace_back(
+              reinterpret_cast<const char*>(begin) + input.CurrentPosition() - length, length);
+        }
+        continue;
+      }
+      parsed = google::protobuf::internal::WireFormatLite::SkipField(&input, tag);
+      rest.append(reinterpret_cast<const char*>(begin) + start, input.CurrentPosition() - start);
+    }
+    parsed = parsed && request->message_.ParseFromString(rest);
+    if (parsed) request->slices_ = std::move(slices);
+  } else if (parsed) {
+    // Several slices (a message larger than what gRPC reads at once): protobuf parses them
+    // without flattening, copying raw_input_contents into the message.
+    grpc::ByteBuffer whole(slices.data(), slices.size());
+    parsed = grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(
+                 &whole, &request->message_)
+                 .ok();
+    for (const std::string& raw : request->message_.raw_input_contents()) {
+      request->raw_inputs_.emplace_back(raw);
+    }
+  }
+  if (parsed) return absl::OkStatus();
   // Whatever parsed before the bad part (an id, say) may be wrong too.
   request->Clear();
   // Protobuf says no more than that the bytes do not parse (proto3 has no required fields).
@@ -26,6 +106,76 @@ absl::Status SerializeMessage(const google::protobuf::MessageLite& message,
   if (status.ok()) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("cannot serialize the answer: ",
                                           status.error_message()));
+}
+
+}  // namespace coalesce
+
+namespace coalesce {
+
+char* WireOutputs::Entry::Allocate(int64_t bytes) {
+  // operator new's memory is aligned for any element type (16 bytes), which a slice's own
+  // allocation (grpc_slice_malloc) does not promise; the slice frees it with its last reference,
+  // which gRPC may hold after the call has gone.
+  void* memory = ::operator new(static_cast<size_t>(bytes));
+  slice = grpc::Slice(memory, static_cast<size_t>(bytes), &DeleteBytes);
+  return static_cast<char*>(memory);
+}
+
+OutputBuffer* WireOutputs::Add() {
+  entries_.push_back(std::make_unique<Entry>());
+  return entries_.back().get();
+}
+
+void WireOutputs::MoveInto(inference::ModelInferResponse* response) {
+  for (const std::unique_ptr<Entry>& entry : entries_) {
+    response->add_raw_output_contents()->assign(reinterpret_cast<const char*>(entry->slice.begin()),
+                                               entry->slice.size());
+  }
+  entries_.clear();
+}
+
+absl::Status WireOutputs::Serialize(const inference::ModelInferResponse& response, bool in_stream,
+                                    grpc::ByteBuffer* bytes) const {
+  const size_t fields = response.ByteSizeLong();
+  size_t message = fields;
+  for (const std::unique_ptr<Entry>& entry : entries_) {
+    message += FieldHeaderBytes(entry->slice.size()) + entry->slice.size();
+  }
+  const size_t prefix = in_stream ? FieldHeaderBytes(message) : 0;
+  if (prefix + message > static_cast<size_t>(INT_MAX)) {
+    return absl::InternalError(absl::StrCat("cannot serialize the answer: ", prefix + message,
+                                            " bytes, more than protobuf's limit"));
+  }
+  // The first slice holds the stream's field header, the response's other fields and the first
+  // entry's field header; each later entry's header gets a small slice of its own before it.
+  std::vector<grpc::Slice> slices;
+  slices.reserve(2 * entries_.size() + 1);
+  const auto add_slice = [&slices](size_t size, auto write) {
+    grpc_slice slice = grpc_slice_malloc(size);
+    write(GRPC_SLICE_START_PTR(slice));
+    slices.emplace_back(slice, grpc::Slice::STEAL_REF);
+  };
+  const size_t first_header = entries_.empty() ? 0 : FieldHeaderBytes(entries_[0]->slice.size());
+  add_slice(prefix + fields + first_header, [&](uint8_t* out) {
+    if (in_stream) out = WriteFieldHeader(kInferResponseTag, message, out);
+    // ByteSizeLong() above cached the sizes this writes with.
+    out = response.SerializeWithCachedSizesToArray(out);
+    if (!entries_.empty()) {
+      WriteFieldHeader(kRawOutputContentsTag, entries_[0]->slice.size(), out);
+    }
+  });
+  for (size_t k = 0; k < entries_.size(); ++k) {
+    const grpc::Slice& entry = entries_[k]->slice;
+    if (k > 0) {
+      add_slice(FieldHeaderBytes(entry.size()), [&](uint8_t* out) {
+        WriteFieldHeader(kRawOutputContentsTag, entry.size(), out);
+      });
+    }
+    if (entry.size() > 0) slices.push_back(entry);
+  }
+  grpc::ByteBuffer answer(slices.data(), slices.size());
+  bytes->Swap(&answer);
+  return absl::OkStatus();
 }
 
 }  // namespace coalesce

@@ -93,6 +93,9 @@ struct Call {
   std::vector<float> input;
   std::string out;
   std::string row;
+  // Point at `out` and `row` once the call lies where it stays (set where its request is made).
+  StringOutput out_buffer{nullptr};
+  StringOutput row_buffer{nullptr};
   absl::Status status;
   int answers = 0;  // Written by whichever thread answers; read after the counter says all did.
 };
@@ -118,7 +121,9 @@ Batch MakeBatch(std::vector<std::unique_ptr<Call>>& calls, absl::BlockingCounter
     options.rows = call->rows();
     options.inputs.emplace_back(reinterpret_cast<const char*>(call->input.data()),
                                 call->input.size() * sizeof(float));
-    options.outputs = {&call->out, &call->row};
+    call->out_buffer = StringOutput(&call->out);
+    call->row_buffer = StringOutput(&call->row);
+    options.outputs = {&call->out_buffer, &call->row_buffer};
     Call* c = call.get();
     batch.requests.push_back(std::make_unique<InferRequest>(
         std::move(options), [c, &counter, on_answer](absl::Status s) {
@@ -395,7 +400,9 @@ TEST_F(ExecutorCopyTest, Fp16StagingNarrowsInputsAndWidensOutputsOnEveryPath) {
   options.rows = lone.rows();
   options.inputs.emplace_back(reinterpret_cast<const char*>(lone.input.data()),
                               lone.input.size() * sizeof(float));
-  options.outputs = {&lone.out, &lone.row};
+  lone.out_buffer = StringOutput(&lone.out);
+  lone.row_buffer = StringOutput(&lone.row);
+  options.outputs = {&lone.out_buffer, &lone.row_buffer};
   batch.requests.push_back(std::make_unique<InferRequest>(std::move(options), [&](absl::Status s) {
     lone.status = std::move(s);
     counter.DecrementCount();

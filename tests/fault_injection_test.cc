@@ -61,6 +61,7 @@ struct Call {
   explicit Call(float v) : value(v) {}
   float value;
   std::string output;
+  StringOutput output_buffer{&output};
   absl::Status status;
   absl::Notification answered;
 };
@@ -68,7 +69,7 @@ struct Call {
 std::unique_ptr<InferRequest> MakeCall(Call& call, absl::Time deadline = absl::InfiniteFuture()) {
   InferRequest::Options options;
   options.inputs.emplace_back(reinterpret_cast<const char*>(&call.value), sizeof(float));
-  options.outputs = {&call.output};
+  options.outputs = {&call.output_buffer};
   options.arrival = Clock::Real()->Now();
   options.deadline = deadline;
   return std::make_unique<InferRequest>(std::move(options), [&call](absl::Status s) {

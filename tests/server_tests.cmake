@@ -16,8 +16,9 @@ add_executable(deadline_integration_tests deadline_integration_test.cc)
 target_link_libraries(deadline_integration_tests PRIVATE coalesce_server_lib GTest::gtest_main)
 gtest_discover_tests(deadline_integration_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
 
-# ModelStreamInfer over loopback with the echo model.
-add_executable(stream_infer_tests stream_infer_test.cc)
+# ModelStreamInfer over loopback with the echo model; the inference calls' bytes, parsed and
+# serialized (server/wire_messages.h).
+add_executable(stream_infer_tests stream_infer_test.cc wire_messages_test.cc)
 target_link_libraries(stream_infer_tests PRIVATE coalesce_server_lib GTest::gtest_main)
 gtest_discover_tests(stream_infer_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
 
