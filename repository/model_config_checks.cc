@@ -458,9 +458,9 @@ absl::StatusOr<InstancePlan> PlanInstances(const ModelConfig& config,
                                                         "coalesce instance takes requests"));
     }
     if (warnings == nullptr) continue;
-    if (!group.gpus().empty()) {
-      warnings->push_back(absl::StrCat(label, " gpus: ignored; the model runs on one device "
-                                              "chosen by kind and --device"));
+    // On CUDA, gpus places the group's instances (repository/instance_placement.h).
+    if (!group.gpus().empty() && kind == ModelInstanceGroup::KIND_CPU) {
+      warnings->push_back(absl::StrCat(label, " gpus: ignored for KIND_CPU"));
     }
     if (group.has_rate_limiter() || !group.secondary_devices().empty() ||
         !group.profile().empty() || !group.host_policy().empty()) {

@@ -340,14 +340,14 @@ dynamic_batching {
   default_priority_level: 1
   priority_queue_policy { key: 2 value { max_queue_size: 3 } }
 }
-instance_group { kind: KIND_GPU gpus: [ 0, 1 ] rate_limiter { priority: 2 } }
+instance_group { kind: KIND_CPU gpus: [ 0, 1 ] rate_limiter { priority: 2 } }
 )pb"));
   EXPECT_THAT(warnings, HasSubstr("input 'X' allow_ragged_batch: ignored"));
   EXPECT_THAT(warnings, HasSubstr("input 'X' optional: ignored"));
   EXPECT_THAT(warnings, HasSubstr("dynamic_batching preserve_ordering: ignored"));
   EXPECT_THAT(warnings, HasSubstr("timeout_action: DELAY is ignored"));
   EXPECT_THAT(warnings, HasSubstr("dynamic_batching priority_queue_policy: ignored"));
-  EXPECT_THAT(warnings, HasSubstr("instance_group #0 gpus: ignored"));
+  EXPECT_THAT(warnings, HasSubstr("instance_group #0 gpus: ignored for KIND_CPU"));
   EXPECT_THAT(warnings, HasSubstr("instance_group #0 rate_limiter/secondary_devices/profile/"
                                   "host_policy: ignored"));
 }
