@@ -510,9 +510,19 @@ void ModelMetrics::SetPredictedBatchDuration(int64_t rows, absl::Duration predic
   gauge->Set(absl::ToDoubleSeconds(predicted));
 }
 
-void ModelMetrics::SampleBackend(const Backend& backend) {
-  const Backend::FallbackState fallback = backend.Fallback();
-  const std::optional<Backend::MemoryUsage> memory = backend.DeviceMemory();
+void ModelMetrics::SampleBackends(absl::Span<const Backend* const> backends) {
+  Backend::FallbackState fallback;
+  std::optional<Backend::MemoryUsage> memory;
+  for (const Backend* backend : backends) {
+    const Backend::FallbackState one = backend->Fallback();
+    fallback.fallbacks += one.fallbacks;
+    fallback.on_fallback = fallback.on_fallback || one.on_fallback;
+    const std::optional<Backend::MemoryUsage> used = backend->DeviceMemory();
+    if (!used.has_value()) continue;
+    if (!memory.has_value()) memory.emplace();
+    memory->in_use_bytes += used->in_use_bytes;
+    memory->reserved_bytes += used->reserved_bytes;
+  }
   absl::MutexLock lock(&sample_mu_);
   if (fallback.fallbacks > fallbacks_sampled_) {
     device_fallbacks_->Increment(static_cast<double>(fallback.fallbacks - fallbacks_sampled_));

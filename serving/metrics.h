@@ -21,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "absl/time/time.h"
 #include "engine/clock.h"
 #include "execution/backend.h"
@@ -258,7 +259,10 @@ class ModelMetrics : public ExecutionObserver {
   // fallback counter advances by what this backend counted since the last sample, so instances
   // of one version that share these series (during a reload) add up. Device memory is exported
   // only where the backend knows it (see Backend::DeviceMemory()).
-  void SampleBackend(const Backend& backend);
+  void SampleBackend(const Backend& backend) { SampleBackends({&backend}); }
+  // SampleBackend() for a model whose instances sit on several devices, one backend each: their
+  // fallbacks and device memory added up.
+  void SampleBackends(absl::Span<const Backend* const> backends);
 
  private:
   friend class ServerMetrics;

@@ -79,11 +79,22 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
                                                                  std::unique_ptr<Backend> backend,
                                                                  ServerMetrics* metrics,
                                                                  Clock* clock) {
-  if (absl::Status s = CheckVariableDims(backend->metadata()); !s.ok()) return s;
+  std::vector<DeviceInstances> devices(1);
+  devices[0].backend = std::move(backend);
+  devices[0].num_workers = options.num_workers;
+  return Create(options, std::move(devices), metrics, clock);
+}
+
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
+    const Options& options, std::vector<DeviceInstances> devices, ServerMetrics* metrics,
+    Clock* clock) {
+  if (devices.empty()) return absl::InvalidArgumentError("a model needs at least one device");
+  if (absl::Status s = CheckVariableDims(devices[0].backend->metadata()); !s.ok()) return s;
   if (absl::Status s = CheckScheduling(options.scheduling); !s.ok()) return s;
   std::unique_ptr<ServedModel> model(new ServedModel(options));
   model->clock_ = clock;
-  model->backend_ = std::move(backend);
+  for (DeviceInstances& device : devices) model->backends_.push_back(std::move(device.backend));
+  model->backend_ = model->backends_[0].get();
   model->metrics_ = metrics->ForModel(model->metadata().name, model->metadata().version);
   // A model that does not batch (max_batch_size 0) runs one request per execution.
   const int64_t max_batch = std::max<int64_t>(1, model->metadata().max_batch_size);
@@ -107,7 +118,6 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
 
   RequestQueue* queue_ptr = model->queue_.get();
   Executor::Options executor_options;
-  executor_options.num_workers = options.num_workers;
   model->batches_per_worker_ = options.batches_per_worker != 0
                                   ? options.batches_per_worker
                                   : model->backend_->DefaultBatchesPerWorker();
@@ -116,16 +126,25 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(const Options& 
   executor_options.on_worker_idle = [queue_ptr] { queue_ptr->Wake(); };
   executor_options.latency = model->latency_.get();
   executor_options.statistics = &model->statistics_;
-  executor_options.device_busy = metrics->Device(model->backend_->DeviceName());
-  absl::StatusOr<std::unique_ptr<Executor>> executor = Executor::Create(
-      executor_options, model->backend_.get(), model->metrics_.get(), clock);
-  if (!executor.ok()) return executor.status();
-  model->executor_ = *std::move(executor);
+  std::vector<BatchSink*> sinks;
+  for (size_t d = 0; d < devices.size(); ++d) {
+    Backend* backend = model->backends_[d].get();
+    executor_options.num_workers = devices[d].num_workers;
+    executor_options.device_busy = metrics->Device(backend->DeviceName());
+    absl::StatusOr<std::unique_ptr<Executor>> executor =
+        Executor::Create(executor_options, backend, model->metrics_.get(), clock);
+    if (!executor.ok()) return executor.status();
+    model->num_workers_ += devices[d].num_workers;
+    sinks.push_back(executor->get());
+    model->executors_.push_back(*std::move(executor));
+  }
+  if (sinks.size() > 1) model->spread_ = std::make_unique<SpreadSink>(sinks);
 
   Batcher::Options batcher_options;
   batcher_options.queue = model->queue_.get();
   batcher_options.policy = model->policy_.get();
-  batcher_options.sink = model->executor_.get();
+  batcher_options.sink = model->spread_ != nullptr ? static_cast<BatchSink*>(model->spread_.get())
+                                                  : sinks[0];
   batcher_options.latency = model->latency_.get();
   batcher_options.clock = clock;
   batcher_options.metrics = model->metrics_.get();
@@ -219,13 +238,15 @@ absl::Status ServedModel::Submit(std::unique_ptr<InferRequest>& request) {
 
 void ServedModel::SampleGauges() {
   metrics_->SetQueueDepth(queue_depth());
-  metrics_->SampleBackend(*backend_);
+  std::vector<const Backend*> backends;
+  for (const std::unique_ptr<Backend>& backend : backends_) backends.push_back(backend.get());
+  metrics_->SampleBackends(backends);
 }
 
 void ServedModel::Shutdown() {
   if (shutting_down_.exchange(true)) return;
   if (batcher_ != nullptr) batcher_->Stop();
-  if (executor_ != nullptr) executor_->Stop();
+  for (std::unique_ptr<Executor>& executor : executors_) executor->Stop();
   // A Submit() that raced with the start of shutdown may have queued after the batcher's last
   // round; answer it rather than leave it to a destructor.
   if (queue_ != nullptr) {

@@ -16,6 +16,7 @@
 #include "engine/latency_model.h"
 #include "engine/request_queue.h"
 #include "engine/scheduling.h"
+#include "engine/spread_sink.h"
 #include "execution/backend.h"
 #include "execution/executor.h"
 #include "execution/model_statistics.h"
@@ -70,17 +71,37 @@ class ServedModel {
                                                              std::unique_ptr<Backend> backend,
                                                              ServerMetrics* metrics,
                                                              Clock* clock);
+
+  // One device's instances of a model: the model loaded there, and the executor workers (model
+  // instances) that call it.
+  struct DeviceInstances {
+    std::unique_ptr<Backend> backend;
+    int num_workers = 1;  // Must be >= 1.
+  };
+  // A model whose instances sit on several devices (Options::num_workers is then ignored): one
+  // executor per device, each with its own workers and staging and counting toward its own
+  // device's busy time, fed by the model's one queue and batcher (SpreadSink). Every backend
+  // must be the same model. The latency model is profiled on the first device and learns from
+  // every device's batches: the devices are taken to be alike. `devices` must not be empty.
+  static absl::StatusOr<std::unique_ptr<ServedModel>> Create(const Options& options,
+                                                             std::vector<DeviceInstances> devices,
+                                                             ServerMetrics* metrics,
+                                                             Clock* clock);
   // Shuts down (see Shutdown()).
   ~ServedModel();
 
   const ModelMetadata& metadata() const { return backend_->metadata(); }
+  // The first device's backend.
   const Backend& backend() const { return *backend_; }
+  // The devices the model's instances sit on, one backend each (the first is backend()).
+  int num_devices() const { return static_cast<int>(backends_.size()); }
+  const Backend& backend(int device) const { return *backends_[device]; }
   ModelMetrics& metrics() { return *metrics_; }
   const SchedulingOptions& scheduling() const { return options_.scheduling; }
   const OnlineLatencyModel& latency() const { return *latency_; }
-  // The executor's workers and the batches each holds at once (Options::batches_per_worker,
-  // resolved).
-  int num_workers() const { return options_.num_workers; }
+  // The executors' workers, on every device, and the batches each holds at once
+  // (Options::batches_per_worker, resolved).
+  int num_workers() const { return num_workers_; }
   int batches_per_worker() const { return batches_per_worker_; }
   // This version's cumulative statistics (the ModelStatistics RPC); the Prometheus series in
   // metrics() are this version's too (shared with another instance of it during a reload).
@@ -114,16 +135,21 @@ class ServedModel {
 
   const Options options_;
   // Constant after construction; declared so that the pipeline is destroyed before what it uses.
-  std::unique_ptr<Backend> backend_;
+  // backend_ is backends_[0].
+  std::vector<std::unique_ptr<Backend>> backends_;
+  Backend* backend_ = nullptr;
   std::unique_ptr<ModelMetrics> metrics_;
   ModelStatistics statistics_;
   std::unique_ptr<OnlineLatencyModel> latency_;
   std::unique_ptr<RequestQueue> queue_;
   std::unique_ptr<BatchPolicy> policy_;
-  std::unique_ptr<Executor> executor_;
+  // One per device, in backends_' order; spread_ feeds them when there are several.
+  std::vector<std::unique_ptr<Executor>> executors_;
+  std::unique_ptr<SpreadSink> spread_;
   std::unique_ptr<Batcher> batcher_;
   Clock* clock_ = nullptr;
   int batches_per_worker_ = 1;
+  int num_workers_ = 0;
 
   std::atomic<bool> shutting_down_{false};
 };

@@ -17,7 +17,8 @@ add_executable(core_tests
   metrics_test.cc
   model_statistics_test.cc
   request_queue_test.cc
-  size_or_delay_policy_test.cc)
+  size_or_delay_policy_test.cc
+  spread_sink_test.cc)
 target_link_libraries(core_tests PRIVATE coalesce_serving GTest::gtest_main absl::synchronization)
 gtest_discover_tests(core_tests DISCOVERY_TIMEOUT 60)
 
@@ -32,7 +33,8 @@ gtest_discover_tests(torch_backend_tests DISCOVERY_TIMEOUT 60)
 # Execution-engine tests (issue 5) that need no Torch: the metrics sampled from a backend at
 # scrape time. The executor's and TorchBackend's own tests live in core_tests and
 # torch_backend_tests.
-add_executable(engine_metrics_tests ${CMAKE_CURRENT_LIST_DIR}/model_metrics_test.cc)
+add_executable(engine_metrics_tests ${CMAKE_CURRENT_LIST_DIR}/model_metrics_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/served_model_devices_test.cc)
 target_link_libraries(engine_metrics_tests PRIVATE coalesce_serving GTest::gtest_main)
 gtest_discover_tests(engine_metrics_tests DISCOVERY_TIMEOUT 60)
 
