@@ -86,9 +86,9 @@ struct ParsedModelConfig {
 //  - an instance_group count < 0, or a total above 256 instances;
 //  - a version_policy `specific` with no versions or a negative one;
 //  - a default_model_filename that is not a plain file name (a path, "." or "..").
-// Fields recognised but not acted on (optimization other than cuda.graphs, model_warmup, gpus,
-// label_filename, ...) and
-// names the schema does not know are accepted with a warning each.
+// Fields recognised but not acted on (optimization other than cuda.graphs, model_warmup, gpus
+// of a KIND_CPU group, label_filename, ...) and names the schema does not know are accepted with
+// a warning each.
 absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                    absl::string_view model_dir_name,
                                                    const ModelConfigLimits& limits = {});
@@ -124,6 +124,8 @@ struct ModelConfigOverrides {
 //  - default_queue_policy.default_timeout_microseconds -> model.scheduling.default_timeout
 //  - default_queue_policy.max_queue_size -> model.max_queue_size
 //  - instance_group: the sum of counts (0 counts as 1) -> model.num_workers; kinds -> device.
+//    Which GPUs the instances go to, and how many on each, is PlaceInstances()'s
+//    (repository/instance_placement.h).
 //  - optimization.cuda.graphs -> cuda_graphs.
 // INVALID_ARGUMENT for a config that ParseModelConfig would refuse in these fields.
 absl::StatusOr<ModelConfigOverrides> ApplyModelConfig(const inference::ModelConfig& config,

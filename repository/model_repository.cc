@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "repository/instance_placement.h"
 #include "repository/model_config.h"
 #include "repository/model_config_override.h"
 #include "repository/repository_files.h"
@@ -397,6 +398,12 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
   absl::StatusOr<ModelConfigOverrides> overrides =
       ApplyModelConfig(*config, options_.model_defaults);
   if (!overrides.ok()) return LoadPollFailure(model, overrides.status().message());
+  PlacementContext devices;
+  devices.server_device = options_.server_device;
+  devices.default_instances = options_.model_defaults.num_workers;
+  devices.visible_gpus = options_.visible_gpus ? options_.visible_gpus() : 0;
+  absl::StatusOr<InstancePlacement> placement = PlaceInstances(*config, devices);
+  if (!placement.ok()) return WithPrefix(LoadFailure(model), placement.status());
 
   std::vector<std::unique_ptr<ServedModel>> served;
   for (int64_t version : *versions) {
@@ -416,15 +423,20 @@ absl::StatusOr<std::vector<std::unique_ptr<ServedModel>>> ModelRepository::Build
     if (!usable.ok()) {
       return WithPrefix(absl::StrCat(LoadFailure(model), "version ", version, ": "), usable);
     }
-    BackendSettings settings;
-    settings.device = overrides->device;
-    settings.num_workers = overrides->model.num_workers;
-    settings.cuda_graphs = overrides->cuda_graphs;
-    absl::StatusOr<std::unique_ptr<Backend>> backend =
-        options_.backend_factory(file.string(), *metadata, settings);
-    if (!backend.ok()) return WithPrefix(LoadFailure(model), backend.status());
+    std::vector<ServedModel::DeviceInstances> instances;
+    for (const DeviceShare& share : placement->shares) {
+      BackendSettings settings;
+      settings.device = placement->device;
+      settings.gpu = share.gpu;
+      settings.num_workers = share.instances;
+      settings.cuda_graphs = overrides->cuda_graphs;
+      absl::StatusOr<std::unique_ptr<Backend>> backend =
+          options_.backend_factory(file.string(), *metadata, settings);
+      if (!backend.ok()) return WithPrefix(LoadFailure(model), backend.status());
+      instances.push_back({*std::move(backend), share.instances});
+    }
     absl::StatusOr<std::unique_ptr<ServedModel>> model_version =
-        ServedModel::Create(overrides->model, *std::move(backend), metrics_, clock_);
+        ServedModel::Create(overrides->model, std::move(instances), metrics_, clock_);
     if (!model_version.ok()) {
       return WithPrefix(absl::StrCat(LoadFailure(model), "version ", version, ": "),
                         model_version.status());

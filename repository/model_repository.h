@@ -80,13 +80,17 @@ class ModelRepository {
   struct BackendSettings {
     // Unset for the server's default, or the config's instance_group kind.
     std::optional<DeviceKind> device;
-    // Executor workers that will call the backend.
+    // The CUDA device to load on (cuda:N), from the model's placement; -1 for the backend's
+    // default device.
+    int gpu = -1;
+    // Executor workers that will call the backend (the instances on this device).
     int num_workers = 1;
     // optimization.cuda.graphs: CUDA graphs whatever the server's default.
     bool cuda_graphs = false;
   };
-  // Turns one model version on disk into a backend. `path` is the model file; the metadata
-  // comes from the config. Called with no lock held; may be slow.
+  // Turns one model version on disk into a backend, on one device. `path` is the model file; the
+  // metadata comes from the config. Called once per device a version's instances are placed on
+  // (repository/instance_placement.h), with no lock held; may be slow.
   using BackendFactory = std::function<absl::StatusOr<std::unique_ptr<Backend>>(
       const std::string& path, const ModelMetadata& metadata, const BackendSettings& settings)>;
 
@@ -100,6 +104,11 @@ class ModelRepository {
     // Settings of a model whose config does not say (from the server's flags).
     ServedModel::Options model_defaults;
     BackendFactory backend_factory;
+    // The server's --device (unset: auto) and how many CUDA devices the process sees, which
+    // place a model's instances on GPUs (PlaceInstances()). Unset visible_gpus: none, so every
+    // model runs on the one device its backend picks.
+    std::optional<DeviceKind> server_device;
+    std::function<int()> visible_gpus;
     // Where and how much a load that brings its own files (LoadOverrides::files) may write.
     OverrideModelFolder::Options override_files;
     // Bounds a config is checked against (ParseModelConfig()).

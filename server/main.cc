@@ -122,6 +122,8 @@ absl::StatusOr<Models> BuildModels(ServerMetrics* metrics) {
   options.config_limits.max_staging_bytes = absl::GetFlag(FLAGS_max_staging_bytes);
   options.allow_links_outside_root = absl::GetFlag(FLAGS_allow_links_outside_repository);
   options.backend_factory = TorchBackendFactory(TorchOptionsFromFlags());
+  options.server_device = *ParseDevice(absl::GetFlag(FLAGS_device));
+  options.visible_gpus = &TorchBackend::VisibleCudaDevices;
   // Through the logger, so that they carry its stamp and format (text or JSON).
   options.warn = [](const std::string& warning) { spdlog::warn("{}", warning); };
   options.error = [](const std::string& error) { spdlog::error("{}", error); };

@@ -12,6 +12,7 @@ ModelRepository::BackendFactory TorchBackendFactory(const TorchBackend::Options&
              -> absl::StatusOr<std::unique_ptr<Backend>> {
     TorchBackend::Options options = defaults;
     if (settings.device.has_value()) options.device = settings.device;
+    if (settings.gpu >= 0) options.cuda_device = settings.gpu;
     options.num_workers = settings.num_workers;
     if (settings.cuda_graphs) options.cuda_graphs = true;
     auto backend = TorchBackend::Load(path, metadata, options);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "serving/metrics.h"
 #include "serving/served_model.h"
@@ -127,6 +128,29 @@ TEST_F(ModelMetricsTest, ServedModelSamplesItsBackendBeforeAScrape) {
   EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "reporting"}, {"kind", "reserved"}}),
             9);
   EXPECT_EQ(Value("coalesce_queue_depth", {{"model", "reporting"}}), 0);
+}
+
+TEST_F(ModelMetricsTest, ServedModelOnSeveralDevicesAddsUpItsBackends) {
+  std::vector<ServedModel::DeviceInstances> devices;
+  for (int gpu = 0; gpu < 2; ++gpu) {
+    auto backend = std::make_unique<ReportingBackend>();
+    backend->device = absl::StrCat("cuda:", gpu);
+    backend->fallback = {gpu + 2, gpu == 1};
+    backend->memory = Backend::MemoryUsage{10 + gpu, 100 + gpu};
+    devices.push_back({std::move(backend), 1});
+  }
+  FakeClock clock;
+  auto model =
+      ServedModel::Create(ReportingBackend::ModelOptions(), std::move(devices), &metrics_, &clock);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(metrics_.devices(), (std::vector<std::string>{"cuda:0", "cuda:1"}));
+  (*model)->SampleGauges();
+  EXPECT_EQ(Value("coalesce_device_fallbacks_total", {{"model", "reporting"}}), 2 + 3);
+  EXPECT_EQ(Value("coalesce_model_on_fallback", {{"model", "reporting"}}), 1);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "reporting"}, {"kind", "in_use"}}),
+            10 + 11);
+  EXPECT_EQ(Value("coalesce_device_memory_bytes", {{"model", "reporting"}, {"kind", "reserved"}}),
+            100 + 101);
 }
 
 TEST_F(ModelMetricsTest, ServedModelProfilesWithItsBatchTimerInsteadOfRunningTheBackend) {

@@ -135,6 +135,10 @@ double TorchBackend::precision_error() const { return impl_->precision_error; }
 
 bool TorchBackend::optimized() const { return impl_->optimized; }
 
+int TorchBackend::VisibleCudaDevices() {
+  return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+}
+
 absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::CreateDemo(const Options& options,
                                                                        int64_t max_batch_size) {
   if (max_batch_size < 1) {
@@ -219,7 +223,13 @@ absl::StatusOr<std::unique_ptr<TorchBackend>> TorchBackend::Initialize(std::uniq
       impl->device = torch::Device(torch::kCPU);
       break;
     case DeviceKind::kCuda:
-      impl->device = torch::Device(torch::kCUDA, 0);
+      if (options.cuda_device < 0 || options.cuda_device >= VisibleCudaDevices()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cuda:", options.cuda_device, " does not exist; ",
+                         VisibleCudaDevices(), " CUDA device(s) are visible"));
+      }
+      impl->device =
+          torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.cuda_device));
       break;
     case DeviceKind::kMps:
       impl->device = torch::Device(torch::kMPS);

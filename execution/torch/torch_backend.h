@@ -48,6 +48,9 @@ class TorchBackend : public Backend {
     // The device to run on; unset: MPS, then CUDA, then CPU, whichever is available first
     // (ResolveDevice()).
     std::optional<DeviceKind> device;
+    // On CUDA, the device index (cuda:N) the model, its streams, staging and graphs use. Must be
+    // below VisibleCudaDevices().
+    int cuda_device = 0;
     // The precision to compute in; unset: fp16 on MPS/CUDA, fp32 on CPU (ResolvePrecision()).
     // Applies only to what the model declares FP32; a model with no FP32 input runs in fp32
     // terms, as written.
@@ -83,6 +86,9 @@ class TorchBackend : public Backend {
     // outlive the backend.
     Clock* clock = nullptr;
   };
+
+  // CUDA devices this process sees (0 without CUDA).
+  static int VisibleCudaDevices();
 
   // The built-in demo model (execution/demo_model.h) with the given max_batch_size.
   static absl::StatusOr<std::unique_ptr<TorchBackend>> CreateDemo(const Options& options,
