@@ -38,6 +38,8 @@ ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
 ABSL_FLAG(std::string, model, "demo", "Model name.");
 ABSL_FLAG(std::string, model_version, "", "Model version; empty lets the server choose.");
 ABSL_FLAG(int64_t, batch, 1, "Samples per request: the size of each input's first -1 dimension.");
+ABSL_FLAG(int64_t, variable_dim, 1,
+          "Size of every later -1 dimension of the inputs: a token input's length, for example.");
 ABSL_FLAG(std::string, concurrency, "",
           "Closed loop: comma-separated numbers of outstanding requests, one level each, e.g. "
           "1,8,64,256. Give exactly one of --concurrency and --rate.");
@@ -134,6 +136,7 @@ absl::StatusOr<Plan> PlanFromFlags() {
   o.model = absl::GetFlag(FLAGS_model);
   o.model_version = absl::GetFlag(FLAGS_model_version);
   o.batch = absl::GetFlag(FLAGS_batch);
+  o.variable_dim = absl::GetFlag(FLAGS_variable_dim);
   o.channels = absl::GetFlag(FLAGS_channels);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);

@@ -27,6 +27,8 @@ ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
 ABSL_FLAG(std::string, model, "demo", "Model name.");
 ABSL_FLAG(std::string, model_version, "", "Model version; empty lets the server choose.");
 ABSL_FLAG(int64_t, batch, 1, "Samples in the request (the first dimension of every input).");
+ABSL_FLAG(int64_t, variable_dim, 1,
+          "Size of every later -1 dimension of the inputs: a token input's length, for example.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random input values (uniform in [-1, 1)).");
 ABSL_FLAG(int64_t, timeout_ms, 10000, "Deadline of the call in milliseconds.");
 ABSL_FLAG(int, print, 8, "How many leading values of each output to print.");
@@ -162,9 +164,10 @@ int main(int argc, char** argv) {
     tensor->set_datatype(input.datatype());
     int64_t elements = 1;
     for (int i = 0; i < input.shape_size(); ++i) {
-      // The first -1 is the batch dimension; a later one has no size we can guess.
-      int64_t dim = input.shape(i) == -1 ? (i == 0 ? absl::GetFlag(FLAGS_batch) : 1)
-                                         : input.shape(i);
+      // The first -1 is the batch dimension; a later one takes --variable_dim.
+      int64_t dim = input.shape(i) == -1
+                        ? (i == 0 ? absl::GetFlag(FLAGS_batch) : absl::GetFlag(FLAGS_variable_dim))
+                        : input.shape(i);
       tensor->add_shape(dim);
       elements *= dim;
     }

@@ -104,6 +104,7 @@ absl::Status LoadGenerator::ValidateOptions(const Options& o) {
   if (o.address.empty()) return bad("address", "''", "host:port");
   if (o.model.empty()) return bad("model", "''", "a model name");
   if (o.batch < 1) return bad("batch", o.batch, ">= 1");
+  if (o.variable_dim < 1) return bad("variable_dim", o.variable_dim, ">= 1");
   if (o.channels < 0 || o.channels > 1024) {
     return bad("channels", o.channels, "in [1, 1024] (0 = per level)");
   }
@@ -211,6 +212,7 @@ absl::Status LoadGenerator::Connect() {
   spec.model_name = options_.model;
   spec.model_version = options_.model_version;
   spec.batch = options_.batch;
+  spec.variable_dim = options_.variable_dim;
   spec.seed = options_.seed;
   absl::StatusOr<inference::ModelInferRequest> request = BuildInferRequest(metadata_, spec);
   if (!request.ok()) return request.status();

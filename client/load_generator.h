@@ -71,6 +71,8 @@ class LoadGenerator {
     std::string model_version;
     // Samples per request (the model's first -1 dimension). >= 1.
     int64_t batch = 1;
+    // The size of every later -1 dimension of the model's inputs (RequestSpec::variable_dim).
+    int64_t variable_dim = 1;
     // gRPC channels that calls are spread over, round robin; each has its own connection. In
     // [1, 1024], or 0: per level, see LevelSpread().
     int channels = 0;

@@ -95,6 +95,10 @@ absl::StatusOr<inference::ModelInferRequest> BuildInferRequest(
   if (spec.batch < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch must be >= 1; got ", spec.batch));
   }
+  if (spec.variable_dim < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("variable_dim must be >= 1; got ", spec.variable_dim));
+  }
   if (metadata.inputs_size() == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("model '", metadata.name(), "' declares no inputs in its metadata"));
@@ -116,7 +120,7 @@ absl::StatusOr<inference::ModelInferRequest> BuildInferRequest(
     int64_t elements = 1;
     for (int64_t dim : input.shape()) {
       if (dim < 0) {
-        dim = batch_placed ? 1 : spec.batch;
+        dim = batch_placed ? spec.variable_dim : spec.batch;
         batch_placed = true;
       }
       tensor->add_shape(dim);

@@ -17,13 +17,15 @@ struct RequestSpec {
   // Samples per request: the size given to each input's first -1 dimension. Must be >= 1; an
   // input with no -1 dimension accepts only 1.
   int64_t batch = 1;
+  // The size given to every later -1 dimension (a token input's length, say). Must be >= 1.
+  int64_t variable_dim = 1;
   // Seed of the input values; equal seeds give byte-identical requests.
   uint64_t seed = 1;
 };
 
 // Builds a ModelInferRequest that carries one tensor per input of `metadata`, in
 // `raw_input_contents`. Each input's first -1 dimension becomes `spec.batch`; later -1
-// dimensions become 1 (nothing tells how large they could be). FP32, FP16 and BF16 values are
+// dimensions become `spec.variable_dim` (nothing in the metadata tells how large they could be). FP32, FP16 and BF16 values are
 // uniform in [-1, 1); FP64 likewise; integer types get 0 or 1; BOOL gets false or true.
 //
 // Returns InvalidArgument naming the input when the metadata has no inputs, an input's datatype

@@ -286,6 +286,20 @@ TEST(BuildInferRequestTest, GivesLaterVariableDimensionsSizeOne) {
   EXPECT_EQ(request->raw_input_contents(0).size(), 8u * 3 * 8);
 }
 
+TEST(BuildInferRequestTest, GivesLaterVariableDimensionsTheVariableDim) {
+  // A token model's inputs: [batch, length], the length chosen by the benchmark.
+  RequestSpec spec = Spec(1);
+  spec.variable_dim = 128;
+  auto request = BuildInferRequest(DemoMetadata("INT64", {-1, -1}), spec);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_THAT(request->inputs(0).shape(), ElementsAre(1, 128));
+  EXPECT_EQ(request->raw_input_contents(0).size(), 128u * 8);
+
+  spec.variable_dim = 0;
+  EXPECT_EQ(BuildInferRequest(DemoMetadata("INT64", {-1, -1}), spec).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(BuildInferRequestTest, Fp32ValuesAreUniformInMinusOneToOne) {
   auto request = BuildInferRequest(DemoMetadata("FP32", {-1, 1000}), Spec(10));
   ASSERT_TRUE(request.ok());
