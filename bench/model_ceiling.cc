@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -87,6 +88,24 @@ absl::StatusOr<std::vector<int64_t>> ParseBatchSizes(absl::string_view text) {
   return sizes;
 }
 
+// Integer and BOOL tensors, whose staging is as on the wire (little-endian).
+bool IsInteger(DataType type) {
+  switch (type) {
+    case DataType::kBool:
+    case DataType::kUint8:
+    case DataType::kUint16:
+    case DataType::kUint32:
+    case DataType::kUint64:
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32:
+    case DataType::kInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // One worker's buffers: `max_rows` rows of every input (random) and output.
 struct WorkerBuffers {
   std::vector<std::shared_ptr<char>> memory;
@@ -111,6 +130,12 @@ struct WorkerBuffers {
         layout.Stage(absl::string_view(reinterpret_cast<const char*>(values.data()),
                                        values.size() * sizeof(float)),
                      buffer, /*streaming=*/false);
+      } else if (IsInteger(spec.dtype)) {
+        // 0 or 1, as coalesce-bench sends: valid token ids and masks, which random bytes
+        // (ids far beyond any vocabulary) are not.
+        const int size = coalesce::DataTypeSize(spec.dtype);
+        std::memset(buffer, 0, bytes);
+        for (int64_t e = 0; e < elements; ++e) buffer[e * size] = static_cast<char>(rng() & 1);
       } else {
         for (int64_t b = 0; b < bytes; ++b) buffer[b] = static_cast<char>(rng() & 0x3f);
       }

@@ -61,7 +61,7 @@ std::string ShapeString(const google::protobuf::RepeatedField<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
-// Random bytes for one input; FP32 inputs get uniform values in [-1, 1), others small integers.
+// Random bytes for one input; FP32 inputs get uniform values in [-1, 1), others 0 or 1.
 std::string RandomInput(const std::string& datatype, int64_t elements, std::mt19937_64& rng) {
   std::string bytes(elements * ElementSize(datatype), '\0');
   if (datatype == "FP32") {
@@ -71,7 +71,10 @@ std::string RandomInput(const std::string& datatype, int64_t elements, std::mt19
       std::memcpy(&bytes[i * 4], &v, 4);
     }
   } else {
-    for (char& c : bytes) c = static_cast<char>(rng() % 2);
+    // Each element 0 or 1 (its low byte; the wire is little-endian), not each byte: a model
+    // that takes token ids must get ids a vocabulary holds.
+    const int size = ElementSize(datatype);
+    for (int64_t i = 0; i < elements; ++i) bytes[i * size] = static_cast<char>(rng() % 2);
   }
   return bytes;
 }
