@@ -1,7 +1,8 @@
 # bench/common.sh: process and port helpers shared by the benchmark scripts (sourced, not run).
 # The sourcing script sets HOST, OUT_DIR, CLIENT_BIN, READY_TIMEOUT_S and optionally the
-# SERVER_PIN array (a taskset prefix) before calling them; the h2load helpers also read
-# BENCH_BIN, WARMUP_S, DURATION_S and optionally BENCH_PIN.
+# SERVER_PIN array (a taskset prefix), MODEL (default demo) and the MODEL_ARGS array (flags that
+# pick the model for coalesce-client and coalesce-bench) before calling them; the h2load
+# helpers also read BENCH_BIN, WARMUP_S, DURATION_S and optionally BENCH_PIN.
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -68,13 +69,13 @@ scrape() {
     timeout 5 cat <&3
   )
 }
-# "samples batches" run so far by the demo model of the server whose metrics are at $1.
+# "samples batches" run so far by MODEL (default demo) of the server whose metrics are at $1.
 batch_totals() {
   local page
   page=$(scrape "$1" 2>/dev/null) || page=
-  awk '
-    /^coalesce_batch_size_sum[{]/ && /model="demo"/ { s = $NF }
-    /^coalesce_batch_size_count[{]/ && /model="demo"/ { c = $NF }
+  awk -v label="model=\"${MODEL:-demo}\"" '
+    /^coalesce_batch_size_sum[{]/ && index($0, label) { s = $NF }
+    /^coalesce_batch_size_count[{]/ && index($0, label) { c = $NF }
     END { printf "%.0f %.0f\n", s + 0, c + 0 }' <<<"$page"
 }
 # Mean batch size between two batch_totals readings; empty when no batch ran in between.
@@ -98,7 +99,8 @@ start_server() {
 # exits or stays unready fails only its own configuration: the table shows "-" for it.
 wait_ready() {
   local name=$1 address=$2 start=$SECONDS
-  until timeout 10 "$CLIENT_BIN" --address="$address" --timeout_ms=5000 >/dev/null 2>&1; do
+  until timeout 10 "$CLIENT_BIN" --address="$address" --timeout_ms=5000 \
+    ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} >/dev/null 2>&1; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       tail -n 20 "$SERVER_LOG" >&2
       log "$name exited before it was ready; skipping it (log: $SERVER_LOG)"
@@ -138,10 +140,11 @@ us_per_request() {
   awk -v n="$2" 'NF { c[++k] = $1 } END { if (k == 2 && n > 0) printf "%.1f", (c[2] - c[1]) / n * 1e6 }' "$1" 2>/dev/null
 }
 
-# request_body FILE ADDRESS: the gRPC-framed request coalesce-bench sends to the demo model at
+# request_body FILE ADDRESS: the gRPC-framed request coalesce-bench sends to MODEL at
 # ADDRESS, for h2load -d (the same bytes for both generators).
 request_body() {
-  [[ -s $1 ]] || "$BENCH_BIN" --address="$2" --write_request="$1" >/dev/null
+  [[ -s $1 ]] || "$BENCH_BIN" --address="$2" --write_request="$1" \
+    ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} >/dev/null
 }
 
 # h2load_level PREFIX ADDRESS BODY IN_FLIGHT SERVER_PID: h2load against ADDRESS's ModelInfer

@@ -3,6 +3,8 @@
 #
 #   BUILD=build bench/run.sh                       # what `make bench` runs after building
 #   BUILD=build-cuda PIN=1 bench/run.sh            # GPU host (LD_LIBRARY_PATH set by the caller)
+#   MODEL_REPOSITORY=R UNBATCHED_REPOSITORY=U MODEL=encoder VARIABLE_DIM=128 bench/run.sh
+#                                                  # a repository's model (bench/gpu-models.sh)
 #
 # Each configuration is started on this machine, made ready, driven by coalesce-bench with the
 # same settings (closed loop, one single-sample request per outstanding slot, one coalesce-bench
@@ -35,6 +37,16 @@ WARMUP_S=${WARMUP_S:-2}
 DURATION_S=${DURATION_S:-5}
 # Configurations to run (any order; coalesce always runs first, since model needs its batches).
 CONFIGS=${CONFIGS:-unbatched coalesce echo model python}
+# The model: the built-in demo, or MODEL of MODEL_REPOSITORY (a Triton-style repository, as
+# bench/make_models.py writes). The unbatched configuration then serves UNBATCHED_REPOSITORY,
+# the same models with max_batch_size 1 (the server's --max_batch_size is the demo's alone);
+# without it, unbatched is skipped. The Python peer serves only the demo. VARIABLE_DIM: the size
+# of the model's variable dims after the batch one (a token input's length), for coalesce-bench,
+# coalesce-client and the model ceiling.
+MODEL=${MODEL:-demo}
+MODEL_REPOSITORY=${MODEL_REPOSITORY:-}
+UNBATCHED_REPOSITORY=${UNBATCHED_REPOSITORY:-}
+VARIABLE_DIM=${VARIABLE_DIM:-}
 # Device and precision of coalesce, the model ceiling and the Python peer.
 DEVICE=${DEVICE:-auto}
 PRECISION=${PRECISION:-auto}
@@ -77,6 +89,14 @@ ECHO_BIN=$BUILD/bench/coalesce-echo-server
 MODEL_BIN=$BUILD/bench/coalesce-model-ceiling
 ALL_CONFIGS=(coalesce model unbatched echo python python-unbatched)  # the order they run in
 
+MODEL_ARGS=(--model="$MODEL")
+[[ -n $VARIABLE_DIM ]] && MODEL_ARGS+=(--variable_dim="$VARIABLE_DIM")
+CEILING_ARGS=()
+if [[ -n $MODEL_REPOSITORY ]]; then
+  CEILING_ARGS=(--model_dir="$MODEL_REPOSITORY/$MODEL")
+  [[ -n $VARIABLE_DIM ]] && CEILING_ARGS+=(--variable_dim="$VARIABLE_DIM")
+fi
+
 wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
 wants_h2load() { [[ " $H2LOAD_CONFIGS " == *" $1 "* ]]; }
 # log, die, free_port, scrape, start_server, wait_ready, stop_server and the EXIT trap.
@@ -111,6 +131,7 @@ run_levels() {
     if ! run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$address" \
       --concurrency="$level" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
       --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label="$config" \
+      "${MODEL_ARGS[@]}" \
       >"$raw" 2>>"$OUT_DIR/$config.bench.log"; then
       log "$config: coalesce-bench failed at concurrency $level (see $config.bench.log)"
       kill "$window_pid" 2>/dev/null || true
@@ -145,6 +166,17 @@ cd "$REPO"
 for bin in "$SERVER_BIN" "$CLIENT_BIN" "$BENCH_BIN"; do
   [[ -x $bin ]] || die "$bin not found: build first (make bench, or BUILD=<folder>)"
 done
+[[ $MODEL == demo || -n $MODEL_REPOSITORY ]] || die "MODEL=$MODEL needs MODEL_REPOSITORY"
+if [[ $MODEL != demo ]]; then
+  for config in python python-unbatched; do
+    wants "$config" && log "$config skipped: the Python peer serves only the demo model"
+  done
+  CONFIGS=$(tr ' ' '\n' <<<"$CONFIGS" | grep -vx 'python\|python-unbatched' | xargs)
+fi
+if [[ -n $MODEL_REPOSITORY && -z $UNBATCHED_REPOSITORY ]] && wants unbatched; then
+  log "unbatched skipped: MODEL_REPOSITORY without UNBATCHED_REPOSITORY"
+  CONFIGS=$(tr ' ' '\n' <<<"$CONFIGS" | grep -vx unbatched | xargs)
+fi
 wants echo && { [[ -x $ECHO_BIN ]] || die "$ECHO_BIN not found"; }
 wants model && { [[ -x $MODEL_BIN ]] || die "$MODEL_BIN not found"; }
 if wants python || wants python-unbatched; then
@@ -181,7 +213,7 @@ PY_PRECISION=$PRECISION
   if command -v nvidia-smi >/dev/null; then
     echo "gpu: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1)"
   fi
-  echo "command: BUILD=$BUILD PYTHON=$PYTHON CONCURRENCY=$CONCURRENCY WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S" \
+  echo "command: ${MODEL_REPOSITORY:+MODEL_REPOSITORY=$MODEL_REPOSITORY UNBATCHED_REPOSITORY=$UNBATCHED_REPOSITORY }MODEL=$MODEL${VARIABLE_DIM:+ VARIABLE_DIM=$VARIABLE_DIM} BUILD=$BUILD PYTHON=$PYTHON CONCURRENCY=$CONCURRENCY WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S" \
     "DEVICE=$DEVICE PRECISION=$PRECISION CONFIGS=\"$CONFIGS\" PIN=$PIN" \
     "${SERVER_FLAGS:+SERVER_FLAGS=\"$SERVER_FLAGS\" }bench/run.sh"
   echo "$PIN_NOTE"
@@ -190,16 +222,16 @@ PY_PRECISION=$PRECISION
 cat "$OUT_DIR/machine.txt" >&2
 log "writing to $OUT_DIR"
 
-# coalesce-server with the shared flags plus "$@".
+# coalesce-server with the shared flags plus "$@", serving REPOSITORY (empty: the demo).
 coalesce_server() {
-  local name=$1 grpc metrics
-  shift
+  local name=$1 repository=$2 grpc metrics
+  shift 2
   free_port grpc
   free_port metrics
   # shellcheck disable=SC2086  # SERVER_FLAGS is a list of flags
   start_server "$name" "$SERVER_BIN" --grpc_address="$HOST:$grpc" \
     --metrics_address="$HOST:$metrics" --device="$DEVICE" --precision="$PRECISION" \
-    --drain_timeout=5s "$@" $SERVER_FLAGS
+    --drain_timeout=5s ${repository:+--model_repository="$repository"} "$@" $SERVER_FLAGS
   RUN_ADDRESS=$HOST:$grpc
   RUN_METRICS=$HOST:$metrics
   wait_ready "$name" "$RUN_ADDRESS"
@@ -212,7 +244,7 @@ for config in "${ALL_CONFIGS[@]}"; do
   wants "$config" || continue
   case $config in
     coalesce)
-      if ! coalesce_server coalesce --workers="$WORKERS"; then
+      if ! coalesce_server coalesce "$MODEL_REPOSITORY" --workers="$WORKERS"; then
         stop_server
         continue
       fi
@@ -225,11 +257,12 @@ for config in "${ALL_CONFIGS[@]}"; do
         if run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$RUN_ADDRESS" \
           --rate="$OPEN_RATE" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
           --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label=coalesce-open \
+          "${MODEL_ARGS[@]}" \
           >"$OUT_DIR/coalesce.open.csv" 2>>"$OUT_DIR/coalesce.bench.log"; then
           after=$(batch_totals "$RUN_METRICS")
           mean=$(mean_batch "$before" "$after")
           echo "coalesce-open,$OPEN_RATE,$(pick_columns "$OUT_DIR/coalesce.open.csv" \
-            "$SUMMARY_COLUMNS"),$mean" >>"$SUMMARY"
+            "$SUMMARY_COLUMNS"),,$mean" >>"$SUMMARY"  # no server CPU column for it
         else
           log "coalesce: open-loop coalesce-bench failed (see coalesce.bench.log)"
         fi
@@ -237,7 +270,8 @@ for config in "${ALL_CONFIGS[@]}"; do
       stop_server
       ;;
     unbatched)
-      if coalesce_server unbatched --workers="$UNBATCHED_WORKERS" --max_batch_size=1; then
+      if coalesce_server unbatched "$UNBATCHED_REPOSITORY" --workers="$UNBATCHED_WORKERS" \
+        --max_batch_size=1; then
         run_levels unbatched "$RUN_ADDRESS" "$RUN_METRICS"
       fi
       stop_server
@@ -268,9 +302,10 @@ for config in "${ALL_CONFIGS[@]}"; do
               for (i = 1; i <= n; i++) { b = (l[i] in s) ? s[l[i]] : (l[i] > 256 ? 256 : l[i])
                                          if (!(b in seen)) { seen[b] = 1; out = out (out == "" ? "" : ",") b } }
               print out }' "$SUMMARY")
-      log "model: demo model in-process at batch sizes $sizes, $WORKERS workers"
+      log "model: $MODEL in-process at batch sizes $sizes, $WORKERS workers"
       if run_fg ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$MODEL_BIN" --device="$DEVICE" \
         --precision="$PRECISION" --workers="$WORKERS" --batch_sizes="$sizes" \
+        ${CEILING_ARGS[@]+"${CEILING_ARGS[@]}"} \
         --seconds="$MODEL_SECONDS" --csv >"$OUT_DIR/model.csv" 2>"$OUT_DIR/model.log"; then
         # One summary row per level: the ceiling at the batch size coalesce formed there.
         awk -F, -v levels="$CONCURRENCY" '
@@ -297,7 +332,7 @@ if [[ -z ${DEVICE_DESC:-} ]]; then
   DEVICE_DESC=$(grep -ho 'backend on [^,]*' "$OUT_DIR"/coalesce.server.log 2>/dev/null |
     head -n 1 | sed 's/backend on //') || true
 fi
-awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORKERS" \
+awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORKERS" -v model="$MODEL" \
   -v warmup="$WARMUP_S" -v duration="$DURATION_S" -v fraction="$OPEN_LOOP_FRACTION" '
   function has(c, l) { return ((c, l, "requests_per_s") in v) && v[c, l, "requests_per_s"] != "" }
   function num(c, l, k) { return v[c, l, k] + 0 }
@@ -353,7 +388,7 @@ awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORK
     }
     print ""
     print "batch: mean batch coalesce formed at that level (from its /metrics, warm-up included)."
-    print "model ceiling: coalesce-model-ceiling, the demo model in-process at that batch size (rounded),"
+    print "model ceiling: coalesce-model-ceiling, the " model " model in-process at that batch size (rounded),"
     print "  " workers " workers, same device and precision, no RPC; ms/batch is its median."
     print "efficiency = coalesce req/s / min(echo req/s, model ceiling samples/s) at the same level."
     if (errors_seen) print "!: some requests failed at that level; error codes are in summary.csv."
