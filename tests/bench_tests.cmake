@@ -38,4 +38,13 @@ if(COALESCE_SYSTEM_PYTHON AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
     COMMAND ${COALESCE_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/bench/peers/python_batching_server.py
       --self_test --device=cpu)
   set_tests_properties(python_peer_self_test PROPERTIES TIMEOUT 300)
+  # The benchmark models of bench/make_models.py (a small encoder here; ResNet-50 takes minutes
+  # on 2 cores: bench/check_models.py --models resnet50,encoder checks both) load in
+  # coalesce-server and answer the same batched as alone.
+  if(TARGET coalesce-server)
+    add_test(NAME bench_models_check
+      COMMAND ${COALESCE_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/bench/check_models.py
+        --server=$<TARGET_FILE:coalesce-server> --models=encoder)
+    set_tests_properties(bench_models_check PROPERTIES TIMEOUT 300)
+  endif()
 endif()
