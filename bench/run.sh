@@ -94,7 +94,9 @@ MODEL_ARGS=(--model="$MODEL")
 CEILING_ARGS=()
 if [[ -n $MODEL_REPOSITORY ]]; then
   CEILING_ARGS=(--model_dir="$MODEL_REPOSITORY/$MODEL")
-  [[ -n $VARIABLE_DIM ]] && CEILING_ARGS+=(--variable_dim="$VARIABLE_DIM")
+  # The server runs a model of variable dims without CUDA graphs (its outputs' sizes are known
+  # only after the call), so its ceiling runs without them too.
+  [[ -n $VARIABLE_DIM ]] && CEILING_ARGS+=(--variable_dim="$VARIABLE_DIM" --cuda_graphs=false)
 fi
 
 wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
