@@ -29,6 +29,7 @@ ModelMetadata TwoFloats() {
 struct Call {
   std::vector<float> input;
   std::string output;
+  StringOutput output_buffer{&output};
   int answers = 0;
   absl::Status status;
 };
@@ -62,7 +63,7 @@ TEST(ServedModelDevicesTest, AnswersEveryRequestOnceWithEveryDeviceUsed) {
     request.arrival = Clock::Real()->Now();
     request.inputs.emplace_back(reinterpret_cast<const char*>(call.input.data()),
                                 call.input.size() * sizeof(float));
-    request.outputs = {&call.output};
+    request.outputs = {&call.output_buffer};
     auto infer = std::make_unique<InferRequest>(std::move(request), [&call, &answered](
                                                                         absl::Status status) {
       ++call.answers;
