@@ -32,7 +32,7 @@ class Backend {
 
   // Runs the model on `rows` samples. `inputs[i]` holds `rows` rows of model input i in its
   // staging layout (InputStaging(): the wire bytes unless the backend asks otherwise),
-  // contiguous and row-major; `outputs[i]` has room for `rows` rows of output i in its staging
+  // contiguous and row-major, and aligned for its element type; `outputs[i]` has room for `rows` rows of output i in its staging
   // layout (OutputStaging()) and receives them in the same order. An error fails the batch,
   // which the executor splits and retries if the error is one the model's inputs can cause
   // (INTERNAL, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ...: Executor::RetriesOnSplit()), so that

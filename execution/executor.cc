@@ -361,7 +361,7 @@ void Executor::Gather(WorkerBuffers& buffers, const Batch& batch, bool retry,
     metrics_->RecordQueued(waited);
     if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
   }
-  if (batch.requests.size() == 1 && lone_in_place_) {
+  if (batch.requests.size() == 1 && lone_in_place_ && AlignedForItsElements(*batch.requests[0])) {
     // A lone request whose inputs stage as they are is passed through without a copy.
     for (size_t i = 0; i < call.inputs.size(); ++i) {
       call.inputs[i] = batch.requests[0]->input(i).data();
@@ -387,6 +387,18 @@ void Executor::Gather(WorkerBuffers& buffers, const Batch& batch, bool retry,
     }
   }
   call.gathered = clock_->Now();
+}
+
+bool Executor::AlignedForItsElements(const InferRequest& request) const {
+  // A request's input may be a view into the bytes gRPC received, where a tensor starts at any
+  // byte; the backend reads its elements as their type (staging is aligned for any type).
+  const ModelMetadata& metadata = backend_->metadata();
+  for (size_t i = 0; i < metadata.inputs.size(); ++i) {
+    const uintptr_t address = reinterpret_cast<uintptr_t>(request.input(i).data());
+    const int64_t element = std::max<int64_t>(1, DataTypeSize(metadata.inputs[i].dtype));
+    if (address % static_cast<uintptr_t>(element) != 0) return false;
+  }
+  return true;
 }
 
 void Executor::CallBackend(int worker, WorkerBuffers& buffers, const Batch& batch,

@@ -186,6 +186,9 @@ class Executor : public BatchSink {
   // Checks the backend's staging layouts and fills input_layouts_, output_layouts_ and
   // lone_in_place_.
   absl::Status ResolveStagingLayouts();
+  // Whether each of `request`'s inputs starts at an address aligned for its element type, so that
+  // a lone request may be handed to the backend where it lies.
+  bool AlignedForItsElements(const InferRequest& request) const;
   // What `wire_bytes` of input `i` take in its staging layout.
   int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
   // Bytes of one row of output `o` in its staging layout.

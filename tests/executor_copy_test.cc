@@ -65,6 +65,7 @@ class WideBackend : public Backend {
     for (int64_t r = 0; r < rows; ++r) row[r] = static_cast<float>(r);
     absl::MutexLock lock(&mu_);
     gathered_.emplace_back(in, in + rows * width_);
+    addresses_.push_back(inputs[0]);
     return absl::OkStatus();
   }
   std::string DeviceDescription() const override { return "test"; }
@@ -75,12 +76,18 @@ class WideBackend : public Backend {
     absl::MutexLock lock(&mu_);
     return gathered_;
   }
+  // Where each batch's IN lay when Execute() read it.
+  std::vector<const char*> addresses() {
+    absl::MutexLock lock(&mu_);
+    return addresses_;
+  }
 
  private:
   const int width_;
   ModelMetadata metadata_;
   absl::Mutex mu_;
   std::vector<std::vector<float>> gathered_ ABSL_GUARDED_BY(mu_);
+  std::vector<const char*> addresses_ ABSL_GUARDED_BY(mu_);
 };
 
 // One request of `rows` rows whose values start at `first` and count up; its answers.
@@ -412,6 +419,46 @@ TEST_F(ExecutorCopyTest, Fp16StagingNarrowsInputsAndWidensOutputsOnEveryPath) {
   counter.Wait();
   EXPECT_TRUE(lone.status.ok()) << lone.status;
   EXPECT_EQ(Floats(lone.out), expected_out(lone));
+}
+
+TEST_F(ExecutorCopyTest, ALoneRequestIsPassedWhereItLiesOnlyWhenAlignedForItsElements) {
+  auto executor = Make(1);
+  // One row of floats, at an aligned address and one byte past it: a view into the bytes gRPC
+  // received may start anywhere.
+  std::vector<float> row(kWidth);
+  for (int i = 0; i < kWidth; ++i) row[i] = 0.5f + static_cast<float>(i);
+  std::vector<char> bytes((kWidth + 1) * sizeof(float));
+  for (size_t offset : {size_t{0}, size_t{1}}) {
+    char* const input = bytes.data() + offset;
+    std::memcpy(input, row.data(), kWidth * sizeof(float));
+    std::string out, row_index;
+    StringOutput out_buffer(&out), row_buffer(&row_index);
+    absl::Status status = absl::UnknownError("not answered");
+    absl::BlockingCounter counter(1);
+    InferRequest::Options options;
+    options.rows = 1;
+    options.inputs.emplace_back(input, kWidth * sizeof(float));
+    options.outputs = {&out_buffer, &row_buffer};
+    Batch batch;
+    batch.requests.push_back(std::make_unique<InferRequest>(std::move(options), [&](absl::Status s) {
+      status = std::move(s);
+      counter.DecrementCount();
+    }));
+    batch.rows = 1;
+    executor->Dispatch(std::move(batch));
+    counter.Wait();
+    ASSERT_TRUE(status.ok()) << status;
+    std::vector<float> expected;
+    for (float x : row) expected.push_back(2 * x + 1);
+    EXPECT_EQ(Floats(out), expected) << "offset " << offset;
+    const char* seen = backend_.addresses().back();
+    if (offset == 0) {
+      EXPECT_EQ(seen, input) << "an aligned lone request is read where it lies";
+    } else {
+      EXPECT_NE(seen, input) << "a misaligned lone request is staged";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(seen) % alignof(float), 0u);
+    }
+  }
 }
 
 TEST_F(ExecutorCopyTest, CreateRefusesAStagingLayoutThatDoesNotFitItsTensor) {
