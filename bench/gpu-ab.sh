@@ -6,8 +6,8 @@
 #   git archive REV | (mkdir -p .baseline && tar -x -C .baseline)   # .baseline/ is git-ignored
 #   bash bench/gpu-ab.sh .baseline OUT                              # on the device, from the root
 # Builds both trees (tests off), then runs bench/run.sh for each, interleaved: before, after,
-# before, after. Both use this tree's coalesce-bench, echo server and run.sh; only the servers
-# differ. Tables and logs go under OUT_DIR/{before,after}.{1,2}; a summary is printed.
+# before, after (ROUNDS=1: once each). Both use this tree's coalesce-bench, echo server and
+# run.sh; only the servers differ. Tables and logs go under OUT_DIR/{before,after}.{1,2}; a summary is printed.
 set -euo pipefail
 base=${1:?usage: bench/gpu-ab.sh BASE_SRC OUT_DIR}
 out=${2:?usage: bench/gpu-ab.sh BASE_SRC OUT_DIR}
@@ -15,10 +15,15 @@ base=$(cd "$base" && pwd)
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 deps=$(pwd)/.gpudeps
-bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
-  { tail -30 "$out/build.log"; exit 1; }
+# Both trees build at once (each at -j$(nproc): the long Torch files overlap); the earlier one
+# starts once this one's packages are unpacked under /opt/deps.
+bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 &
+this_build=$!
+sleep 20
 (cd "$base" && bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF) \
   >"$out/build-base.log" 2>&1 || { tail -30 "$out/build-base.log"; exit 1; }
+wait "$this_build" || { tail -30 "$out/build.log"; exit 1; }
+echo "built both trees in ${SECONDS}s"
 export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHON=${PYTHON:-python3} PROTOC=${PROTOC:-/opt/deps/usr/bin/protoc}
 # The earlier tree's server beside this tree's tools.
@@ -27,7 +32,8 @@ mkdir -p "$mixed/server" "$mixed/client" "$mixed/bench"
 cp "$base/build-cuda/server/coalesce-server" "$mixed/server/"
 cp build-cuda/client/coalesce-bench build-cuda/client/coalesce-client "$mixed/client/"
 cp build-cuda/bench/coalesce-echo-server build-cuda/bench/coalesce-model-ceiling "$mixed/bench/"
-for round in 1 2; do
+rounds=${ROUNDS:-2}
+for round in $(seq "$rounds"); do
   for side in before after; do
     bin=build-cuda
     [[ $side == before ]] && bin=$mixed
@@ -37,7 +43,7 @@ for round in 1 2; do
       echo "$side.$round: bench/run.sh exited $?" >&2
   done
 done
-for f in before.1 after.1 before.2 after.2; do
+for round in $(seq "$rounds"); do for f in before.$round after.$round; do
   echo "== $f"
   sed -n '/^ *conc /,/^$/p' "$out/$f.txt"
-done
+done; done
