@@ -17,7 +17,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 deps=$(pwd)/.gpudeps
 # Both trees build at once (each at -j$(nproc): the long Torch files overlap); the earlier one
 # starts once this one's packages are unpacked under /opt/deps.
-bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 &
+bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF -DCOALESCE_WITH_MPS=ON \
+  >"$out/build.log" 2>&1 &
 this_build=$!
 sleep 20
 (cd "$base" && bash "$deps/build-on-cuda-host.sh" build-cuda -DCOALESCE_BUILD_TESTS=OFF) \

@@ -47,7 +47,8 @@ if command -v nvidia-smi >/dev/null; then
 fi
 if [[ ! -x $BUILD/server/coalesce-server ]]; then
   [[ -f .gpudeps/build-on-cuda-host.sh ]] || { echo "no $BUILD and no .gpudeps to build it" >&2; exit 1; }
-  bash .gpudeps/build-on-cuda-host.sh "$BUILD" -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
+  bash .gpudeps/build-on-cuda-host.sh "$BUILD" -DCOALESCE_BUILD_TESTS=OFF -DCOALESCE_WITH_MPS=ON \
+    >"$out/build.log" 2>&1 ||
     { tail -30 "$out/build.log"; exit 1; }
 fi
 

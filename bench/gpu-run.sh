@@ -11,7 +11,8 @@ set -euo pipefail
 out=${1:?usage: bench/gpu-run.sh OUT_DIR}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-bash .gpudeps/build-on-cuda-host.sh build-cuda -DCOALESCE_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
+bash .gpudeps/build-on-cuda-host.sh build-cuda -DCOALESCE_BUILD_TESTS=OFF -DCOALESCE_WITH_MPS=ON \
+  >"$out/build.log" 2>&1 ||
   { tail -30 "$out/build.log"; exit 1; }
 export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHON=${PYTHON:-python3} PROTOC=${PROTOC:-/opt/deps/usr/bin/protoc}

@@ -1,6 +1,6 @@
 #include "execution/torch/torch_support.h"
 
-#if defined(__APPLE__)
+#if defined(COALESCE_WITH_MPS)
 #include <torch/mps.h>
 #endif
 #if defined(COALESCE_WITH_CUDA)
@@ -119,7 +119,7 @@ std::mutex& MpsSubmissionMutex() {
 }
 
 bool MpsAvailable() {
-#if defined(__APPLE__)
+#if defined(COALESCE_WITH_MPS)
   return torch::mps::is_available();
 #else
   return false;
