@@ -18,8 +18,14 @@ struct PendingRequest {
   // 1 is the highest priority; larger numbers are lower.
   int priority = 1;
   // Requests with equal keys have equal input sizes and may share a batch; others may not.
-  // Every request of a model whose dims are all fixed has the same key.
+  // Every request of a model whose dims are all fixed has the same key. For a model that pads
+  // (ModelMetadata::padding), the key of its dims padded to its bucket.
   int64_t shape = 0;
+  // For a model that pads: the request's length and the bucket it pads to (PaddedLength); a
+  // request of a smaller bucket may join a batch of a larger one (JoinSmallerBuckets()). 0 for
+  // a request that is not padded.
+  int64_t length = 0;
+  int64_t bucket = 0;
 };
 
 // Orders pending requests as every policy sees them: higher priority first, then earlier
@@ -31,9 +37,9 @@ bool ComesBefore(const PendingRequest& a, const PendingRequest& b);
 //  - `shed` (ascending): requests that can no longer meet their deadline however they are
 //    scheduled; the batcher answers them DEADLINE_EXCEEDED before they cost compute.
 //  - `batch` (ascending, disjoint from `shed`): requests to run now as one batch, exactly as
-//    the batcher dispatches it, so all of one shape. Usually a prefix of the list; a policy
-//    skips requests (leaving them pending) of another shape, or to keep a batch whole under
-//    overload.
+//    the batcher dispatches it, so all of one shape, or for a model that pads, of one bucket
+//    and smaller ones. Usually a prefix of the list; a policy skips requests (leaving them
+//    pending) of another shape, or to keep a batch whole under overload.
 //  - When `batch` is empty: ask again no later than `wake_at` (earlier if a request arrives or a
 //    worker frees up).
 struct BatchDecision {

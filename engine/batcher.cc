@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/padding.h"
 
 namespace coalesce {
 
@@ -29,12 +30,11 @@ void Batcher::Drain() {
   // sending ever new dims cannot grow it, and the re-keying is paid for by the shapes added.
   if (shape_keys_.size() > 2 * pending_.size() + 64) {
     shape_keys_.clear();
-    for (Entry& e : pending_) e.view.shape = ShapeKey(*e.request);
+    for (Entry& e : pending_) e.view.shape = ShapeKey(*e.request, e.view.bucket);
   }
   size_t old_size = pending_.size();
   for (auto& request : drained_) {
-    PendingRequest view{request->arrival(), request->deadline(), request->rows(),
-                        request->priority(), ShapeKey(*request)};
+    PendingRequest view = ViewOf(*request);
     pending_.push_back({view, std::move(request)});
   }
   // The queue is FIFO per producer only: sort the newcomers, then merge them in.
@@ -44,11 +44,25 @@ void Batcher::Drain() {
                      [](const Entry& a, const Entry& b) { return ComesBefore(a.view, b.view); });
 }
 
-int64_t Batcher::ShapeKey(const InferRequest& request) {
+PendingRequest Batcher::ViewOf(const InferRequest& request) {
+  PendingRequest view{request.arrival(), request.deadline(), request.rows(), request.priority()};
+  if (options_.padding != nullptr) {
+    const PaddedLength padded = LengthOf(*options_.padding, request.input_dims());
+    view.length = padded.length;
+    view.bucket = padded.bucket;
+  }
+  view.shape = ShapeKey(request, view.bucket);
+  return view;
+}
+
+int64_t Batcher::ShapeKey(const InferRequest& request, int64_t bucket) {
   if (request.input_dims().empty()) return 0;
-  auto [it, added] = shape_keys_.try_emplace(request.input_dims(),
-                                             static_cast<int64_t>(shape_keys_.size()) + 1);
-  return it->second;
+  const int64_t next = static_cast<int64_t>(shape_keys_.size()) + 1;
+  if (bucket > 0) {
+    return shape_keys_.try_emplace(WithLength(*options_.padding, request.input_dims(), bucket),
+                                   next).first->second;
+  }
+  return shape_keys_.try_emplace(request.input_dims(), next).first->second;
 }
 
 void Batcher::DropDead(absl::Time now) {

@@ -15,6 +15,7 @@
 #include "engine/clock.h"
 #include "engine/engine_observer.h"
 #include "engine/latency_model.h"
+#include "engine/model_metadata.h"
 #include "engine/request_queue.h"
 
 namespace coalesce {
@@ -22,7 +23,8 @@ namespace coalesce {
 // Turns a model's stream of requests into batches: the single consumer of its RequestQueue.
 //
 // Each round drains the queue into a private pending list kept in ComesBefore() order
-// (priority, deadline, arrival), each request keyed by its input shape; answers requests that
+// (priority, deadline, arrival), each request keyed by its input shape (or, for a model that
+// pads, by its bucket: Options::padding); answers requests that
 // were cancelled or whose deadline passed while they waited (FinishIfDead()); asks the
 // BatchPolicy what to do; answers the requests it sheds (DEADLINE_EXCEEDED) and hands every
 // batch it closes to the BatchSink exactly as the policy named it. The policy alone decides what
@@ -45,6 +47,10 @@ class Batcher {
     const LatencyModel* latency = nullptr;
     Clock* clock = nullptr;
     EngineObserver* metrics = nullptr;
+    // The model's padding (ModelMetadata::padding), or null for none: requests are then keyed
+    // by their dims padded to their bucket, and carry their length and bucket to the policy.
+    // Not owned; must outlive the batcher.
+    const PaddingSpec* padding = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<Batcher>> Create(const Options& options);
@@ -79,8 +85,11 @@ class Batcher {
   absl::Time RunRound(absl::Time now, DecideMode mode);
   // Moves newly queued requests into pending_, keeping its order.
   void Drain();
-  // The key of `request`'s input shape among the pending requests (PendingRequest::shape).
-  int64_t ShapeKey(const InferRequest& request);
+  // What the policy sees of `request`.
+  PendingRequest ViewOf(const InferRequest& request);
+  // The key of `request`'s input shape among the pending requests (PendingRequest::shape): of
+  // its dims, or for a padded request, of its dims padded to `bucket`.
+  int64_t ShapeKey(const InferRequest& request, int64_t bucket);
   // Answers cancelled and expired requests and removes them.
   void DropDead(absl::Time now);
   // Removes the entries whose request was answered or dispatched (null), keeping the order of

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "engine/padding.h"
 
 namespace coalesce {
 
@@ -21,6 +22,10 @@ absl::StatusOr<std::unique_ptr<DeadlinePolicy>> DeadlinePolicy::Create(const Opt
                                                      " is outside 1..", options.max_batch_size,
                                                      " (max_batch_size)"));
     }
+  }
+  if (!(options.max_padding_ratio >= 0 && options.max_padding_ratio < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("max_padding_ratio must be in [0, 1), got ",
+                                                   options.max_padding_ratio));
   }
   Options sorted = options;
   std::sort(sorted.preferred_batch_sizes.begin(), sorted.preferred_batch_sizes.end());
@@ -82,6 +87,20 @@ BatchDecision DeadlinePolicy::Decide(absl::Time now, absl::Span<const PendingReq
     rows += r.rows;
     earliest = batch_earliest;
     oldest = std::min(oldest, r.arrival);
+  }
+  if (!full && !deadline_limited && options_.max_padding_ratio > 0 && !decision.batch.empty()) {
+    rows = JoinSmallerBuckets(pending, live, max_rows, options_.max_padding_ratio, decision.batch,
+                              [&](int64_t i, int64_t rows_with) {
+                                const PendingRequest& r = pending[i];
+                                const absl::Time with_earliest = std::min(earliest, r.deadline);
+                                if (with_earliest != absl::InfiniteFuture() &&
+                                    now + predict(rows_with) > with_earliest) {
+                                  return false;
+                                }
+                                earliest = with_earliest;
+                                oldest = std::min(oldest, r.arrival);
+                                return true;
+                              });
   }
   if (decision.batch.empty()) {
     // Only a request larger than max_batch_size gets here (validation refuses those); run it

@@ -28,6 +28,11 @@ namespace coalesce {
 //     that fits in max_batch_size rows and whose predicted finish, now + L(rows), is no later
 //     than the earliest deadline in it. Because the order is earliest-deadline-first, stopping
 //     at the first request that would make the batch late keeps every member on time.
+//     For a model that pads, the batch is one of the first live request's bucket, and when it
+//     has room left (not full, not limited by a deadline) requests of smaller buckets join it,
+//     padded up, in order, while they keep it on time and its padding within
+//     max_padding_ratio (JoinSmallerBuckets()): they run now instead of waiting for a batch of
+//     their own.
 //  4. Overload guard. When step 3 stopped because of a deadline (not size), urgent requests are
 //     shrinking the batch; at overload that cascades (smaller batches, lower throughput, more
 //     misses). So also consider the batch of requests of the same shape that are safe in any
@@ -57,6 +62,10 @@ class DeadlinePolicy : public BatchPolicy {
     absl::Duration max_queue_delay = absl::ZeroDuration();
     // Batch sizes (rows) worth closing early at while waiting; each in 1..max_batch_size.
     std::vector<int64_t> preferred_batch_sizes;
+    // For a model that pads (PaddingSpec::max_padding_ratio): the largest share of padding that
+    // requests of smaller buckets may bring into a batch they join. 0: they never join. Must be
+    // in [0, 1).
+    double max_padding_ratio = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<DeadlinePolicy>> Create(const Options& options);

@@ -39,6 +39,39 @@ struct TensorSpec {
   std::vector<int64_t> ModelDimsFor(absl::Span<const int64_t> sample_dims) const;
 };
 
+// How a batching model with variable dims lets requests of different lengths share a batch
+// (docs/batching.md, "Padded batching"), as its config declares it. Requests carry one length:
+// the size of the variable dim of every padded input (the inputs' lengths agree). A batch of
+// several requests pads each padded input to the batch's bucket, the smallest of `buckets` that
+// holds its longest request, runs once, and cuts each cut output back to each request's own
+// length. Invariants (the repository's parser checks them): every input with a variable dim is
+// padded, has exactly one -1 and no reshape; every output with a variable dim is cut, has exactly
+// one -1 and no reshape; `buckets` is ascending and not empty.
+struct PaddingSpec {
+  struct Input {
+    // Index in ModelMetadata::inputs.
+    int input = 0;
+    // Index of its variable dim in `dims`.
+    int dim = 0;
+    // The value every padded element holds, in the input's type (exactly representable).
+    double value = 0;
+  };
+  struct Output {
+    // Index in ModelMetadata::outputs.
+    int output = 0;
+    // Index of its variable dim in `dims`: the one that follows the requests' length.
+    int dim = 0;
+  };
+  // Padded lengths, ascending. A request longer than the last runs as today: only with requests
+  // of exactly its dims.
+  std::vector<int64_t> buckets;
+  std::vector<Input> inputs;
+  std::vector<Output> outputs;
+  // The largest share of a batch's padded-input elements that may be padding when requests of a
+  // smaller bucket join a batch of a larger one (BatchPadding). 0: buckets never mix.
+  double max_padding_ratio = 0.5;
+};
+
 // What a model takes and returns, as ModelMetadata reports it and as requests are validated
 // against. A model with max_batch_size > 0 batches along a leading dimension that `dims` omit;
 // with max_batch_size == 0 it does not batch: each request is one execution, and the model
@@ -50,10 +83,13 @@ struct ModelMetadata {
   int64_t max_batch_size = 0;
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+  // Set when requests of different lengths may share a batch, padded; unset, only requests of
+  // equal input dims do.
+  std::optional<PaddingSpec> padding = std::nullopt;
 
   bool batches() const { return max_batch_size > 0; }
   // Whether any input or output has a -1 dimension: requests then carry their own sizes, and
-  // only requests of equal sizes share a batch.
+  // only requests of equal sizes share a batch, unless the model pads (`padding`).
   bool HasVariableDims() const;
 };
 

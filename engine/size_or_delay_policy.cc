@@ -1,8 +1,11 @@
 #include "engine/size_or_delay_policy.h"
 
 #include <algorithm>
+#include <numeric>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/padding.h"
 
 namespace coalesce {
 
@@ -15,6 +18,10 @@ absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> SizeOrDelayPolicy::Create(
   if (options.max_queue_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("max_queue_delay must not be negative, got ",
                                                    absl::FormatDuration(options.max_queue_delay)));
+  }
+  if (!(options.max_padding_ratio >= 0 && options.max_padding_ratio < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("max_padding_ratio must be in [0, 1), got ",
+                                                   options.max_padding_ratio));
   }
   return std::unique_ptr<SizeOrDelayPolicy>(new SizeOrDelayPolicy(options));
 }
@@ -45,6 +52,15 @@ BatchDecision SizeOrDelayPolicy::Decide(absl::Time now, absl::Span<const Pending
   // A single request larger than the batch limit would never fit; validation refuses those, so
   // dispatching it alone is only a safeguard against waiting forever.
   if (decision.batch.empty()) return BatchDecision::Prefix(1);
+  if (!full && options_.max_padding_ratio > 0 && pending.front().bucket > 0) {
+    std::vector<int64_t> all(pending.size());
+    std::iota(all.begin(), all.end(), int64_t{0});
+    rows = JoinSmallerBuckets(pending, all, options_.max_batch_size, options_.max_padding_ratio,
+                              decision.batch, [&](int64_t i, int64_t) {
+                                oldest = std::min(oldest, pending[i].arrival);
+                                return true;
+                              });
+  }
   full = full || rows == options_.max_batch_size;
   if (full || mode == DecideMode::kFlush) return decision;
 

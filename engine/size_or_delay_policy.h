@@ -15,7 +15,11 @@ namespace coalesce {
 //  - The batch: the requests of the first pending request's shape, in order, while they fit in
 //    `max_batch_size` rows (a request is never split). Requests of other shapes wait for a later
 //    batch.
-//  - Full: the requests of that shape hold at least `max_batch_size` rows.
+//    For a model that pads, the batch is one of the first request's bucket, and when its
+//    requests leave room, requests of smaller buckets join it, padded up, in order, while its
+//    padding stays within `max_padding_ratio` (JoinSmallerBuckets()).
+//  - Full: the requests of that shape (and those that joined) hold at least `max_batch_size`
+//    rows.
 //  - Old: the batch's oldest request arrived `max_queue_delay` ago or earlier.
 //  - Deadlines and the latency model are ignored: this is the baseline that the deadline-aware
 //    policy (deadline_policy.h) is measured against. (The batcher still drops requests whose
@@ -34,6 +38,10 @@ class SizeOrDelayPolicy : public BatchPolicy {
     // Longest a request waits for others to join its batch. Zero dispatches as soon as a
     // worker is free. Must be >= 0.
     absl::Duration max_queue_delay = absl::Microseconds(500);
+    // For a model that pads (PaddingSpec::max_padding_ratio): the largest share of padding that
+    // requests of smaller buckets may bring into a batch they join. 0: they never join. Must be
+    // in [0, 1).
+    double max_padding_ratio = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> Create(const Options& options);

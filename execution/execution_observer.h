@@ -36,6 +36,9 @@ class ExecutionObserver : public EngineObserver {
   // One request for staging memory by an executor thread: a hit reused its buffer, a miss had to
   // allocate.
   virtual void RecordStaging(bool hit) = 0;
+  // One batch of a model that pads (ModelMetadata::padding): the elements of its padded inputs
+  // staged for the backend, and how many of them are padding (0 for a batch that runs as sent).
+  virtual void RecordPadding(int64_t pad_elements, int64_t staged_elements) = 0;
   // The latency model's current estimate for batches of `rows` rows.
   virtual void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) = 0;
 };

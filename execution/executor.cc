@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/padding.h"
 
 namespace coalesce {
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(Options options, Backend* backend,
@@ -98,6 +99,31 @@ absl::Status Executor::ResolveStagingLayouts() {
     if (absl::Status s = check(metadata.outputs[o], layout, "output"); !s.ok()) return s;
     output_layouts_.push_back(&layout);
   }
+  if (!metadata.padding.has_value()) return absl::OkStatus();
+  // Padding and cutting work on the wire bytes.
+  padded_input_.assign(metadata.inputs.size(), -1);
+  cut_output_.assign(metadata.outputs.size(), -1);
+  for (size_t p = 0; p < metadata.padding->inputs.size(); ++p) {
+    const int i = metadata.padding->inputs[p].input;
+    padded_input_[i] = static_cast<int>(p);
+    if (!input_layouts_[i]->keeps_wire_bytes()) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name, "' input '",
+                                                     metadata.inputs[i].name,
+                                                     "' is padded, so it must stage as sent"));
+    }
+  }
+  for (size_t c = 0; c < metadata.padding->outputs.size(); ++c) {
+    const int o = metadata.padding->outputs[c].output;
+    cut_output_[o] = static_cast<int>(c);
+    if (!output_layouts_[o]->keeps_wire_bytes()) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", metadata.name, "' output '",
+                                                     metadata.outputs[o].name,
+                                                     "' is cut, so it must stage as sent"));
+    }
+  }
+  absl::StatusOr<PaddedRows> padded = PaddedRows::Create(metadata);
+  if (!padded.ok()) return padded.status();
+  padded_rows_.emplace(*std::move(padded));
   return absl::OkStatus();
 }
 
@@ -361,23 +387,27 @@ void Executor::Gather(WorkerBuffers& buffers, const Batch& batch, bool retry,
     metrics_->RecordQueued(waited);
     if (options_.statistics != nullptr) options_.statistics->RecordQueued(waited);
   }
+  call.padded_length = PaddedLengthOf(batch);
   if (batch.requests.size() == 1 && lone_in_place_ && AlignedForItsElements(*batch.requests[0])) {
     // A lone request whose inputs stage as they are is passed through without a copy.
     for (size_t i = 0; i < call.inputs.size(); ++i) {
       call.inputs[i] = batch.requests[0]->input(i).data();
     }
   } else {
-    // Every request of a batch has the same input sizes (the batcher groups them), so rows stack
-    // contiguously.
+    // Every request of a batch has the same input sizes (the batcher groups them), or pads to
+    // them, so rows stack contiguously.
     std::vector<char*> staging(call.inputs.size());
     for (size_t i = 0; i < staging.size(); ++i) {
       int64_t bytes = 0;
-      for (const auto& request : batch.requests) bytes += request->input(i).size();
-      staging[i] = Reserve(buffers.inputs[i], StagedInputBytes(i, bytes));
+      for (const auto& request : batch.requests) {
+        bytes += StagedBytesOf(*request, i, call.padded_length);
+      }
+      staging[i] = Reserve(buffers.inputs[i], bytes);
       call.inputs[i] = staging[i];
     }
-    GatherRows(batch, staging);
+    GatherRows(batch, staging, call.padded_length);
   }
+  if (padded_rows_.has_value()) RecordPadding(batch, call.padded_length);
   // Each output's bytes for the whole batch: known now for fixed dims, from the backend once it
   // ran for variable ones.
   if (!metadata.HasVariableDims()) {
@@ -387,6 +417,44 @@ void Executor::Gather(WorkerBuffers& buffers, const Batch& batch, bool retry,
     }
   }
   call.gathered = clock_->Now();
+}
+
+int64_t Executor::PaddedLengthOf(const Batch& batch) const {
+  if (!padded_rows_.has_value() || batch.requests.size() < 2) return 0;
+  // The policy batches requests of one bucket, or smaller ones with it; requests that run as
+  // sent (bucket 0) only with requests of their own dims.
+  int64_t length = 0;
+  for (const auto& request : batch.requests) {
+    const PaddedLength padded = LengthOf(*backend_->metadata().padding, request->input_dims());
+    if (padded.bucket == 0) return 0;
+    length = std::max(length, padded.bucket);
+  }
+  return length;
+}
+
+int64_t Executor::StagedBytesOf(const InferRequest& request, size_t i,
+                                int64_t padded_length) const {
+  if (padded_length > 0 && padded_input_[i] >= 0) {
+    return padded_rows_->PaddedInputBytes(padded_input_[i], request.input_dims()[i],
+                                          request.rows(), padded_length);
+  }
+  return StagedInputBytes(i, static_cast<int64_t>(request.input(i).size()));
+}
+
+void Executor::RecordPadding(const Batch& batch, int64_t padded_length) {
+  const ModelMetadata& metadata = backend_->metadata();
+  int64_t staged = 0;
+  int64_t pad = 0;
+  for (const PaddingSpec::Input& in : metadata.padding->inputs) {
+    const int64_t element = DataTypeSize(metadata.inputs[in.input].dtype);
+    for (const auto& request : batch.requests) {
+      const int64_t own = static_cast<int64_t>(request->input(in.input).size()) / element;
+      const int64_t bytes = StagedBytesOf(*request, in.input, padded_length);
+      staged += bytes / element;
+      pad += bytes / element - own;
+    }
+  }
+  metrics_->RecordPadding(pad, staged);
 }
 
 bool Executor::AlignedForItsElements(const InferRequest& request) const {
@@ -442,7 +510,10 @@ absl::Status Executor::InvokeBackend(int worker, WorkerBuffers& buffers, const B
         [&] { return backend_->Execute(worker, rows, call.inputs, call.outputs); });
   }
   Backend::VariableBatch shapes;
-  shapes.input_dims = batch.requests[0]->input_dims();
+  shapes.input_dims = call.padded_length > 0 ? WithLength(*metadata.padding,
+                                                          batch.requests[0]->input_dims(),
+                                                          call.padded_length)
+                                             : batch.requests[0]->input_dims();
   shapes.output_buffer = [&](int o, int64_t bytes) {
     call.output_bytes[o] = bytes;
     call.outputs[o] = Reserve(buffers.outputs[o], bytes);
@@ -455,13 +526,22 @@ absl::Status Executor::InvokeBackend(int worker, WorkerBuffers& buffers, const B
       status = absl::InternalError(absl::StrCat("model '", metadata.name,
                                                 "' produced no whole rows for output '",
                                                 metadata.outputs[o].name, "'"));
+    } else if (call.padded_length > 0 && cut_output_[o] >= 0 &&
+               padded_rows_->OutputLength(cut_output_[o], call.output_bytes[o] / rows) !=
+                   call.padded_length) {
+      status = absl::InternalError(absl::StrCat(
+          "model '", metadata.name, "' output '", metadata.outputs[o].name,
+          "' is cut to each request's length, but its rows do not have the padded length ",
+          call.padded_length));
     }
   }
   return status;
 }
 
 void Executor::Scatter(const Batch& batch, const BackendCall& call) {
-  if (call.status.ok()) ScatterRows(batch, call.outputs, call.output_bytes);
+  if (call.status.ok()) {
+    ScatterRows(batch, call.outputs, call.output_bytes, call.padded_length);
+  }
   // Recorded before the answers go out, so that a client reading statistics after its answer
   // sees its batch counted.
   const absl::Duration gather = call.gathered - call.gather_start;
@@ -512,7 +592,8 @@ void Executor::ForEachRequest(const Batch& batch, int64_t bytes,
   });
 }
 
-void Executor::GatherRows(const Batch& batch, absl::Span<char* const> inputs) {
+void Executor::GatherRows(const Batch& batch, absl::Span<char* const> inputs,
+                          int64_t padded_length) {
   // Where each request's rows start in each input's staging, so pieces can copy independently.
   const size_t n = batch.requests.size();
   std::vector<int64_t> offsets(n * inputs.size());
@@ -521,7 +602,7 @@ void Executor::GatherRows(const Batch& batch, absl::Span<char* const> inputs) {
     int64_t offset = 0;
     for (size_t j = 0; j < n; ++j) {
       offsets[j * inputs.size() + i] = offset;
-      offset += StagedInputBytes(i, static_cast<int64_t>(batch.requests[j]->input(i).size()));
+      offset += StagedBytesOf(*batch.requests[j], i, padded_length);
     }
     bytes += offset;
   }
@@ -529,15 +610,20 @@ void Executor::GatherRows(const Batch& batch, absl::Span<char* const> inputs) {
   ForEachRequest(batch, bytes, [&](size_t j) {
     const InferRequest& request = *batch.requests[j];
     for (size_t i = 0; i < inputs.size(); ++i) {
-      input_layouts_[i]->Stage(request.input(i), inputs[i] + offsets[j * inputs.size() + i],
-                               streaming);
+      char* to = inputs[i] + offsets[j * inputs.size() + i];
+      if (padded_length > 0 && padded_input_[i] >= 0) {
+        padded_rows_->Pad(padded_input_[i], request.input_dims()[i], request.rows(),
+                          request.input(i), padded_length, to);
+      } else {
+        input_layouts_[i]->Stage(request.input(i), to, streaming);
+      }
     }
     if (streaming) StagingFence();
   });
 }
 
 void Executor::ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
-                           absl::Span<const int64_t> output_bytes) {
+                           absl::Span<const int64_t> output_bytes, int64_t padded_length) {
   std::vector<int64_t> first_row(batch.requests.size());
   int64_t row = 0;
   for (size_t j = 0; j < batch.requests.size(); ++j) {
@@ -553,6 +639,14 @@ void Executor::ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
       OutputBuffer* out = request.output(o);
       if (out == nullptr) continue;
       const int64_t row_bytes = output_bytes[o] / batch.rows;  // In the staging layout.
+      if (padded_length > 0 && cut_output_[o] >= 0) {
+        const int c = cut_output_[o];
+        const int64_t length = LengthOf(*backend_->metadata().padding, request.input_dims()).length;
+        padded_rows_->Cut(c, request.rows(), padded_length, length,
+                          outputs[o] + first_row[j] * row_bytes,
+                          out->Allocate(padded_rows_->CutOutputBytes(c, request.rows(), length)));
+        continue;
+      }
       const int64_t staged_bytes = request.rows() * row_bytes;
       const StagingLayout& layout = *output_layouts_[o];
       layout.Unstage(outputs[o] + first_row[j] * row_bytes, staged_bytes,

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "execution/device_busy.h"
 #include "execution/execution_observer.h"
 #include "execution/model_statistics.h"
+#include "execution/padded_rows.h"
 #include "execution/staging_layout.h"
 
 namespace coalesce {
@@ -45,6 +47,13 @@ namespace coalesce {
 // Each row is copied through the staging layout the backend asks for (Backend::InputStaging(),
 // OutputStaging()): as on the wire, or converted (FP32 narrowed to FP16 and back); the executor
 // itself knows no conversion.
+//
+// For a model that pads (ModelMetadata::padding), a batch of more than one request pads each
+// padded input to the batch's length, the largest bucket among its requests (the policy lets
+// requests of smaller buckets join), with the input's pad value while it gathers, and cuts each
+// cut output back to each request's own length while it scatters (PaddedRows); a lone request
+// runs as sent. Every batch of such a model reports its padding (ExecutionObserver::
+// RecordPadding()).
 //
 // Gather and scatter of a large batch (Options::copy_split_bytes) are split by requests into
 // pieces of about equal bytes, which the executor's copy threads (Options::copy_threads, one
@@ -235,6 +244,9 @@ class Executor : public BatchSink {
     // dims, set by the backend once it ran).
     std::vector<char*> outputs;
     std::vector<int64_t> output_bytes;
+    // The length every padded input is padded to (PaddedLength::bucket), or 0 for a batch that
+    // runs as sent (its requests' dims are equal).
+    int64_t padded_length = 0;
     // When the gather began and ended, the backend call began (after any wait for the backend)
     // and ended (the scatter began).
     absl::Time gather_start, gathered, start, scatter_start;
@@ -267,12 +279,19 @@ class Executor : public BatchSink {
   absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
   // Answers cancelled and expired requests of `batch` and removes them.
   void DropDead(Batch& batch);
-  // Stages every request's input rows into `inputs` (one staging buffer per model input).
-  void GatherRows(const Batch& batch, absl::Span<char* const> inputs);
+  // The length `batch`'s padded inputs pad to (BackendCall::padded_length).
+  int64_t PaddedLengthOf(const Batch& batch) const;
+  // The bytes input `i` of `request` takes in staging, padded to `padded_length` (0: as sent).
+  int64_t StagedBytesOf(const InferRequest& request, size_t i, int64_t padded_length) const;
+  // Stages every request's input rows into `inputs` (one staging buffer per model input), padded
+  // to `padded_length` (0: as sent).
+  void GatherRows(const Batch& batch, absl::Span<char* const> inputs, int64_t padded_length);
+  // Reports the padding of a batch of a model that pads.
+  void RecordPadding(const Batch& batch, int64_t padded_length);
   // Copies each request's rows of every output it asked for out of `outputs`, which hold
-  // `output_bytes` for all the batch's rows.
+  // `output_bytes` for all the batch's rows (each cut output's rows cut from `padded_length`).
   void ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
-                   absl::Span<const int64_t> output_bytes);
+                   absl::Span<const int64_t> output_bytes, int64_t padded_length);
   // Runs `work(j)` for every request j of `batch`, which together move `bytes`: on this thread,
   // or split into pieces of consecutive requests for the copy threads and this thread.
   void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& work);
@@ -306,6 +325,11 @@ class Executor : public BatchSink {
   // Whether every input stages as it is, so a lone request is passed through without a copy.
   // Constant after Create().
   bool lone_in_place_ = true;
+  // For a model that pads: its padded rows, and per input (output) its index in PaddingSpec's
+  // inputs (outputs), or -1. Constant after Create().
+  std::optional<PaddedRows> padded_rows_;
+  std::vector<int> padded_input_;
+  std::vector<int> cut_output_;
 
   std::vector<std::thread> workers_;
   // Null with copy_threads <= 1. Outlives the workers (Stop() joins them first).

@@ -215,6 +215,17 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry, Clo
               .Help("Backend calls spent on the parts of split batches (also counted in "
                     "coalesce_batches_total).")
               .Register(*registry_)),
+      padding_elements_(prometheus::BuildCounter()
+                            .Name("coalesce_padding_elements_total")
+                            .Help("Pad elements staged into the padded inputs of models that pad "
+                                  "(divide by coalesce_padded_input_elements_total for the "
+                                  "padding ratio).")
+                            .Register(*registry_)),
+      padded_input_elements_(prometheus::BuildCounter()
+                                 .Name("coalesce_padded_input_elements_total")
+                                 .Help("Elements staged for the padded inputs of models that "
+                                       "pad, padding included.")
+                                 .Register(*registry_)),
       deadline_missed_(prometheus::BuildCounter()
                            .Name("coalesce_deadline_missed_total")
                            .Help("Requests answered OK, but after their deadline.")
@@ -373,6 +384,8 @@ std::unique_ptr<ModelMetrics> ServerMetrics::ForModel(const std::string& model,
   m->expired_ = add(expired_, {});
   m->split_batches_ = add(split_batches_, {});
   m->split_retry_executions_ = add(split_retry_executions_, {});
+  m->padding_elements_ = add(padding_elements_, {});
+  m->padded_input_elements_ = add(padded_input_elements_, {});
   m->deadline_missed_ = add(deadline_missed_, {});
   m->deadline_slack_ = add(deadline_slack_, {}, LatencyBuckets());
   m->prediction_ratio_ = add(

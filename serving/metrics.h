@@ -199,6 +199,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& expired_;
   prometheus::Family<prometheus::Counter>& split_batches_;
   prometheus::Family<prometheus::Counter>& split_retry_executions_;
+  prometheus::Family<prometheus::Counter>& padding_elements_;
+  prometheus::Family<prometheus::Counter>& padded_input_elements_;
   prometheus::Family<prometheus::Counter>& deadline_missed_;
   prometheus::Family<prometheus::Histogram>& deadline_slack_;
   prometheus::Family<prometheus::Gauge>& predicted_batch_duration_;
@@ -250,6 +252,10 @@ class ModelMetrics : public ExecutionObserver {
   void RecordDeviceStages(const Backend::DeviceStages& stages) override;
   void RecordSplitBatch() override { split_batches_->Increment(); }
   void RecordRetryExecution() override { split_retry_executions_->Increment(); }
+  void RecordPadding(int64_t pad_elements, int64_t staged_elements) override {
+    padding_elements_->Increment(static_cast<double>(pad_elements));
+    padded_input_elements_->Increment(static_cast<double>(staged_elements));
+  }
   void RecordStaging(bool hit) override { (hit ? staging_hits_ : staging_misses_)->Increment(); }
   void SetPredictedBatchDuration(int64_t rows, absl::Duration predicted) override;
 
@@ -292,6 +298,8 @@ class ModelMetrics : public ExecutionObserver {
   prometheus::Counter* expired_ = nullptr;
   prometheus::Counter* split_batches_ = nullptr;
   prometheus::Counter* split_retry_executions_ = nullptr;
+  prometheus::Counter* padding_elements_ = nullptr;
+  prometheus::Counter* padded_input_elements_ = nullptr;
   prometheus::Counter* deadline_missed_ = nullptr;
   prometheus::Histogram* deadline_slack_ = nullptr;
   prometheus::Histogram* prediction_ratio_ = nullptr;

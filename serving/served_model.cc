@@ -32,14 +32,16 @@ std::vector<int64_t> ProfileDims(const TensorSpec& spec) {
   return dims;
 }
 
+// `padding_ratio`: the model's PaddingSpec::max_padding_ratio, 0 for a model that does not pad.
 absl::StatusOr<std::unique_ptr<BatchPolicy>> MakePolicy(const ServedModel::Options& options,
-                                                        int64_t max_batch) {
+                                                        int64_t max_batch, double padding_ratio) {
   switch (options.batch_policy) {
     case BatchPolicyKind::kDeadline: {
       DeadlinePolicy::Options policy;
       policy.max_batch_size = max_batch;
       policy.max_queue_delay = options.max_queue_delay;
       policy.preferred_batch_sizes = options.preferred_batch_sizes;
+      policy.max_padding_ratio = padding_ratio;
       auto created = DeadlinePolicy::Create(policy);
       if (!created.ok()) return created.status();
       return std::unique_ptr<BatchPolicy>(*std::move(created));
@@ -48,6 +50,7 @@ absl::StatusOr<std::unique_ptr<BatchPolicy>> MakePolicy(const ServedModel::Optio
       SizeOrDelayPolicy::Options policy;
       policy.max_batch_size = max_batch;
       policy.max_queue_delay = options.max_queue_delay;
+      policy.max_padding_ratio = padding_ratio;
       auto created = SizeOrDelayPolicy::Create(policy);
       if (!created.ok()) return created.status();
       return std::unique_ptr<BatchPolicy>(*std::move(created));
@@ -112,7 +115,9 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
   if (!queue.ok()) return queue.status();
   model->queue_ = *std::move(queue);
 
-  absl::StatusOr<std::unique_ptr<BatchPolicy>> policy = MakePolicy(options, max_batch);
+  const std::optional<PaddingSpec>& padding = model->metadata().padding;
+  absl::StatusOr<std::unique_ptr<BatchPolicy>> policy =
+      MakePolicy(options, max_batch, padding.has_value() ? padding->max_padding_ratio : 0);
   if (!policy.ok()) return policy.status();
   model->policy_ = *std::move(policy);
 
@@ -148,6 +153,7 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
   batcher_options.latency = model->latency_.get();
   batcher_options.clock = clock;
   batcher_options.metrics = model->metrics_.get();
+  if (padding.has_value()) batcher_options.padding = &*padding;
   absl::StatusOr<std::unique_ptr<Batcher>> batcher = Batcher::Create(batcher_options);
   if (!batcher.ok()) return batcher.status();
   model->batcher_ = *std::move(batcher);
