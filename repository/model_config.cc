@@ -14,6 +14,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
 #include "repository/model_config_checks.h"
+#include "repository/padding_config.h"
 
 namespace coalesce {
 namespace {
@@ -160,6 +161,7 @@ absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                               CheckTensors(config, parsed.warnings),
                               CheckStaging(config, limits.max_staging_bytes),
                               CheckDynamicBatching(config, parsed.warnings),
+                              PaddingFromConfig(config).status(),
                               PlanInstances(config, &parsed.warnings).status(),
                               CheckFiles(config)}) {
     if (!status.ok()) return status;
@@ -198,6 +200,9 @@ absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& c
   for (const inference::ModelOutput& out : config.output()) {
     if (absl::Status s = convert("output", out, metadata.outputs); !s.ok()) return s;
   }
+  absl::StatusOr<std::optional<PaddingSpec>> padding = PaddingFromConfig(config);
+  if (!padding.ok()) return padding.status();
+  metadata.padding = *std::move(padding);
   return metadata;
 }
 

@@ -85,7 +85,9 @@ struct ParsedModelConfig {
 //    priority outside 1..priority_levels, microsecond values past int64);
 //  - an instance_group count < 0, or a total above 256 instances;
 //  - a version_policy `specific` with no versions or a negative one;
-//  - a default_model_filename that is not a plain file name (a path, "." or "..").
+//  - a default_model_filename that is not a plain file name (a path, "." or "..");
+//  - padding parameters (coalesce.pad_buckets, coalesce.pad.<input>, coalesce.cut.<output>,
+//    coalesce.pad_max_ratio) that PaddingFromConfig() refuses (repository/padding_config.h).
 // Fields recognised but not acted on (optimization other than cuda.graphs, model_warmup, gpus
 // of a KIND_CPU group, label_filename, ...) and names the schema does not know are accepted with
 // a warning each.
@@ -94,10 +96,11 @@ absl::StatusOr<ParsedModelConfig> ParseModelConfig(absl::string_view text,
                                                    const ModelConfigLimits& limits = {});
 
 // The served model's metadata for `version`: name, version, platform "pytorch_libtorch",
-// max_batch_size, and inputs/outputs in config order with dtypes mapped and dims and reshape
-// copied. A reshape is what the model sees (TensorSpec::reshape), as in Triton: clients see
-// `dims` (metadata, validation, response shapes), the model takes each input in its reshape
-// (after the batch dimension when max_batch_size > 0) and returns each output in its reshape.
+// max_batch_size, inputs/outputs in config order with dtypes mapped and dims and reshape
+// copied, and the padding its parameters declare (PaddingFromConfig()). A reshape is what the
+// model sees (TensorSpec::reshape), as in Triton: clients see `dims` (metadata, validation,
+// response shapes), the model takes each input in its reshape (after the batch dimension when
+// max_batch_size > 0) and returns each output in its reshape.
 // INVALID_ARGUMENT, naming the tensor, for a data type coalesce cannot serve.
 absl::StatusOr<ModelMetadata> MetadataFromConfig(const inference::ModelConfig& config,
                                                  absl::string_view version);
