@@ -14,6 +14,7 @@ add_executable(core_tests
   half_test.cc
   infer_request_test.cc
   latency_model_test.cc
+  padding_test.cc
   metrics_test.cc
   model_statistics_test.cc
   request_queue_test.cc
