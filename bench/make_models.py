@@ -3,7 +3,8 @@
 
     python3 bench/make_models.py OUT_REPO [--models resnet50,encoder] [--encoder_layers 12]
         [--encoder_hidden 768] [--encoder_heads 12] [--max_batch_size 128]
-        [--encoder_dtype fp32|fp16] [--cuda_graphs]
+        [--encoder_dtype fp32|fp16] [--cuda_graphs] [--encoder_padding]
+        [--encoder_pad_buckets 16,32,64,128,256,512]
 
 OUT_REPO/<model>/config.pbtxt and OUT_REPO/<model>/1/model.pt, for coalesce-server
 --model_repository=OUT_REPO (or Triton's PyTorch backend):
@@ -27,7 +28,11 @@ Precision: coalesce's --precision converts only what a model declares TYPE_FP32 
 model-repository.md), so ResNet-50 follows the server's precision (fp16 on CUDA by default)
 while the encoder, whose inputs are INT64, runs as written. --encoder_dtype fp16 writes the
 encoder with FP16 weights (the output is still FP32), which is what a GPU benchmark wants; on a
-CPU, fp32. --cuda_graphs adds optimization { cuda { graphs: true } } to ResNet-50's config
+CPU, fp32. --encoder_padding also writes encoder_padded: the same model file, with a config
+that declares padded batching (docs/batching.md): input_ids and attention_mask padded with 0 to
+--encoder_pad_buckets, so that requests of different lengths share a batch; served beside
+encoder, whose requests batch only with requests of their own length, one run compares the two.
+--cuda_graphs adds optimization { cuda { graphs: true } } to ResNet-50's config
 (fixed shapes); the encoder's shapes vary, so it gets none.
 """
 import argparse
@@ -113,6 +118,13 @@ input [
 output [ {{ name: "pooled" data_type: TYPE_FP32 dims: [ {hidden} ] }} ]
 """
 
+# Padded batching (docs/batching.md): both inputs padded with 0 (the mask's 0 hides the padding
+# from attention); the output is pooled, fixed-size, so nothing is cut.
+ENCODER_PADDING = """parameters {{ key: "coalesce.pad_buckets" value: {{ string_value: "{buckets}" }} }}
+parameters {{ key: "coalesce.pad.input_ids" value: {{ string_value: "0" }} }}
+parameters {{ key: "coalesce.pad.attention_mask" value: {{ string_value: "0" }} }}
+"""
+
 
 def write_model(repo, name, module, config):
     os.makedirs(os.path.join(repo, name, "1"), exist_ok=True)
@@ -146,11 +158,19 @@ def make_encoder(args):
     if args.encoder_dtype == "fp16":
         model = model.half()
     module = torch.jit.script(model)
-    write_model(args.out_repo, "encoder", module,
-                ENCODER_CONFIG.format(name="encoder", layers=args.encoder_layers,
-                                      hidden=args.encoder_hidden, heads=args.encoder_heads,
-                                      dtype=args.encoder_dtype,
-                                      max_batch_size=args.max_batch_size))
+    def config(name):
+        return ENCODER_CONFIG.format(name=name, layers=args.encoder_layers,
+                                     hidden=args.encoder_hidden, heads=args.encoder_heads,
+                                     dtype=args.encoder_dtype, max_batch_size=args.max_batch_size)
+
+    write_model(args.out_repo, "encoder", module, config("encoder"))
+    if args.encoder_padding:
+        padded = config("encoder_padded").replace(
+            "Requests of equal length batch together.",
+            "Requests of any length batch together,\n# padded to a bucket.")
+        write_model(args.out_repo, "encoder_padded", module,
+                    padded + ENCODER_PADDING.format(buckets=args.encoder_pad_buckets))
+        print(f"{args.out_repo}/encoder_padded: the encoder, padded to {args.encoder_pad_buckets}")
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.out_repo}/encoder: {args.encoder_layers} layers, hidden {args.encoder_hidden}, "
           f"{args.encoder_heads} heads, {params / 1e6:.1f} M parameters ({args.encoder_dtype}), "
@@ -167,6 +187,10 @@ def main():
     parser.add_argument("--encoder_hidden", type=int, default=768)
     parser.add_argument("--encoder_heads", type=int, default=12)
     parser.add_argument("--encoder_dtype", choices=("fp32", "fp16"), default="fp32")
+    parser.add_argument("--encoder_padding", action="store_true",
+                        help="also write encoder_padded, whose config declares padded batching")
+    parser.add_argument("--encoder_pad_buckets", default="16,32,64,128,256,512",
+                        help="the lengths encoder_padded pads to, ascending, at most 512")
     parser.add_argument("--cuda_graphs", action="store_true",
                         help="optimization { cuda { graphs: true } } in resnet50's config")
     args = parser.parse_args()
@@ -176,6 +200,14 @@ def main():
         parser.error(f"--models: expected resnet50 and/or encoder, got {args.models!r}")
     if args.max_batch_size < 1 or args.encoder_layers < 1 or args.encoder_heads < 1:
         parser.error("--max_batch_size, --encoder_layers and --encoder_heads must be >= 1")
+    try:
+        buckets = [int(b) for b in args.encoder_pad_buckets.split(",")]
+    except ValueError:
+        buckets = []
+    if not buckets or buckets != sorted(set(buckets)) or buckets[0] < 1 or \
+            buckets[-1] > MAX_POSITIONS:
+        parser.error(f"--encoder_pad_buckets: expected ascending lengths in 1..{MAX_POSITIONS}, "
+                     f"got {args.encoder_pad_buckets!r}")
     if args.encoder_hidden % args.encoder_heads:
         parser.error("--encoder_hidden must be a multiple of --encoder_heads")
     for model in models:
