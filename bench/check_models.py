@@ -2,7 +2,7 @@
 """Checks that coalesce-server serves bench/make_models.py's models, and batches them faithfully.
 
     python3 bench/check_models.py --server=build/server/coalesce-server [--repo=DIR]
-        [--models resnet50,encoder] [--protoc=protoc]
+        [--models resnet50,encoder,encoder_padded] [--protoc=protoc]
 
 Without --repo it writes small variants into a temporary folder (a 2-layer encoder of hidden
 64, max_batch_size 4; ResNet-50 is full size, and left out with a note when torchvision is
@@ -13,7 +13,9 @@ so that requests sent together are batched together) and, for each model:
      of more than one sample ran, and that every answer equals its answer alone within
      TOLERANCE (batched matrix products may sum in another order).
 The encoder's requests come in two lengths (12 and 7 tokens, padding at the end of some): only
-equal lengths share a batch today, and each length must still answer as alone.
+equal lengths share a batch, and each length must still answer as alone. encoder_padded is the
+same model with padded batching declared (make_models.py --encoder_padding, buckets 8,16): the
+two lengths may share one batch, padded, and must still answer as alone.
 Exits 0 when every check passed, 1 otherwise. It is the ctest bench_models_check.
 """
 import argparse
@@ -161,8 +163,13 @@ def main():
                 except ImportError:
                     print("resnet50: skipped, torchvision is not installed (python3-torchvision)")
                     models.remove("resnet50")
+            made = [m for m in models if m != "encoder_padded"]
+            if "encoder_padded" in models and "encoder" not in made:
+                made.append("encoder")
+            padding = (["--encoder_padding", "--encoder_pad_buckets", "8,16"]
+                       if "encoder_padded" in models else [])
             subprocess.run([sys.executable, os.path.join(HERE, "make_models.py"), repo,
-                            "--models", ",".join(models), "--encoder_layers", "2",
+                            "--models", ",".join(made)] + padding + ["--encoder_layers", "2",
                             "--encoder_hidden", "64", "--encoder_heads", "4",
                             "--max_batch_size", str(REQUESTS)], check=True)
         grpc_address = "127.0.0.1:%d" % free_port()

@@ -40,11 +40,11 @@ if(COALESCE_SYSTEM_PYTHON AND CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_tests_properties(python_peer_self_test PROPERTIES TIMEOUT 300)
   # The benchmark models of bench/make_models.py (a small encoder here; ResNet-50 takes minutes
   # on 2 cores: bench/check_models.py --models resnet50,encoder checks both) load in
-  # coalesce-server and answer the same batched as alone.
+  # coalesce-server and answer the same batched as alone, the encoder also padded to buckets.
   if(TARGET coalesce-server)
     add_test(NAME bench_models_check
       COMMAND ${COALESCE_SYSTEM_PYTHON} ${PROJECT_SOURCE_DIR}/bench/check_models.py
-        --server=$<TARGET_FILE:coalesce-server> --models=encoder)
+        --server=$<TARGET_FILE:coalesce-server> --models=encoder,encoder_padded)
     set_tests_properties(bench_models_check PROPERTIES TIMEOUT 300)
   endif()
 endif()
