@@ -160,7 +160,9 @@ absl::StatusOr<std::optional<PaddingSpec>> PaddingFromConfig(
     const std::optional<DataType> type = DataTypeFromConfig(tensor.data_type());
     double block = static_cast<double>(padding.buckets.back()) *
                    static_cast<double>(type.has_value() ? DataTypeSize(*type) : 1);
-    for (int d = in.dim + 1; d < tensor.dims_size(); ++d) block *= std::max<int64_t>(1, tensor.dims(d));
+    for (int d = in.dim + 1; d < tensor.dims_size(); ++d) {
+      block *= static_cast<double>(std::max<int64_t>(1, tensor.dims(d)));
+    }
     if (block > static_cast<double>(kMaxPadBlockBytes)) {
       return bad(absl::StrCat(kPadInputPrefix, tensor.name()),
                  absl::StrCat("the last bucket's block of pad values takes ", block,

@@ -7,34 +7,12 @@
 #include "engine/deadline_policy.h"
 #include "engine/size_or_delay_policy.h"
 #include "gtest/gtest.h"
+#include "tests/batcher_fakes.h"
 #include "tests/fake_clock.h"
 #include "tests/test_requests.h"
 
 namespace coalesce {
 namespace {
-
-// Records batches instead of running them; its idle worker count is set by the test.
-class FakeSink : public BatchSink {
- public:
-  int idle_workers() const override { return idle; }
-  void Dispatch(Batch batch) override {
-    --idle;
-    batches.push_back(std::move(batch));
-  }
-
-  int idle = 1;
-  std::vector<Batch> batches;
-};
-
-// Every batch takes `per_batch`, whatever its size.
-class FixedLatency : public LatencyModel {
- public:
-  explicit FixedLatency(absl::Duration per_batch) : per_batch_(per_batch) {}
-  absl::Duration Predict(int64_t rows) const override { return per_batch_; }
-
- private:
-  absl::Duration per_batch_;
-};
 
 class BatcherTest : public ::testing::Test {
  protected:
@@ -103,14 +81,7 @@ class BatcherTest : public ::testing::Test {
   }
 
   // The input width of each request of each dispatched batch.
-  std::vector<std::vector<int64_t>> DispatchedWidths() const {
-    std::vector<std::vector<int64_t>> widths;
-    for (const Batch& batch : sink_.batches) {
-      std::vector<int64_t>& w = widths.emplace_back();
-      for (const auto& request : batch.requests) w.push_back(request->input_dims()[0][0]);
-    }
-    return widths;
-  }
+  std::vector<std::vector<int64_t>> DispatchedWidths() const { return DispatchedFirstDims(sink_); }
 
   // Declared first so that they outlive the requests that answer into them.
   std::deque<Answer> answers_;

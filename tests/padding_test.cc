@@ -18,6 +18,7 @@
 #include "execution/padded_rows.h"
 #include "gtest/gtest.h"
 #include "serving/metrics.h"
+#include "tests/batcher_fakes.h"
 #include "tests/fake_clock.h"
 #include "tests/metric_value.h"
 #include "tests/test_requests.h"
@@ -152,12 +153,6 @@ TEST(JoinSmallerBucketsTest, NothingJoinsAFullBatchABatchOfTheSmallestBucketOrRa
   EXPECT_EQ(batch, (std::vector<int64_t>{0}));
 }
 
-// Every batch takes 100 us, whatever its size.
-class FixedLatency : public LatencyModel {
- public:
-  absl::Duration Predict(int64_t rows) const override { return absl::Microseconds(100); }
-};
-
 TEST(PaddingPolicyTest, DeadlinePolicyLetsSmallerBucketsJoinOnlyWithinItsDeadline) {
   DeadlinePolicy::Options options;
   options.max_batch_size = 8;
@@ -165,7 +160,7 @@ TEST(PaddingPolicyTest, DeadlinePolicyLetsSmallerBucketsJoinOnlyWithinItsDeadlin
   auto policy = *DeadlinePolicy::Create(options);
   const absl::Time now = absl::UnixEpoch();
   std::vector<PendingRequest> pending = {Pending(16), Pending(9), Pending(7)};
-  FixedLatency latency;
+  FixedLatency latency(absl::Microseconds(100));
   BatchDecision decision = policy->Decide(now, pending, 1, latency, DecideMode::kServe);
   // Bucket 16 (16 and 9); 7 of bucket 8 joins (32 of 48 own).
   EXPECT_EQ(decision.batch, (std::vector<int64_t>{0, 1, 2}));
@@ -183,18 +178,6 @@ TEST(PaddingPolicyTest, PoliciesRefuseARatioOutsideZeroToOne) {
   fixed.max_padding_ratio = -0.1;
   EXPECT_FALSE(SizeOrDelayPolicy::Create(fixed).ok());
 }
-
-// Records batches instead of running them.
-class FakeSink : public BatchSink {
- public:
-  int idle_workers() const override { return idle; }
-  void Dispatch(Batch batch) override {
-    --idle;
-    batches.push_back(std::move(batch));
-  }
-  int idle = 1;
-  std::vector<Batch> batches;
-};
 
 // A batcher over SizeOrDelayPolicy (max batch 4, delay 2 ms) for PaddedModel(ratio), driven by a
 // fake clock.
@@ -227,20 +210,13 @@ class PaddingBatcherTest : public ::testing::Test {
   }
 
   // The IDS length of each request of each dispatched batch.
-  std::vector<std::vector<int64_t>> Lengths() const {
-    std::vector<std::vector<int64_t>> lengths;
-    for (const Batch& batch : sink_.batches) {
-      std::vector<int64_t>& l = lengths.emplace_back();
-      for (const auto& request : batch.requests) l.push_back(request->input_dims()[0][0]);
-    }
-    return lengths;
-  }
+  std::vector<std::vector<int64_t>> Lengths() const { return DispatchedFirstDims(sink_); }
 
   std::deque<Answer> answers_;
   ModelMetadata metadata_;
   FakeClock clock_;
   FakeSink sink_;
-  FixedLatency latency_;
+  FixedLatency latency_{absl::Microseconds(100)};
   std::unique_ptr<RequestQueue> queue_;
   std::unique_ptr<BatchPolicy> policy_;
   std::unique_ptr<Batcher> batcher_;
