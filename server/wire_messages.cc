@@ -1,12 +1,16 @@
 #include "server/wire_messages.h"
 
+#include <algorithm>
 #include <climits>
 #include <new>
+#include <optional>
+#include <string>
 
 #include <grpc/slice.h>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream.h"
 #include "google/protobuf/wire_format_lite.h"
 
 namespace coalesce {
@@ -35,31 +39,101 @@ void DeleteBytes(void* bytes) { ::operator delete(bytes); }
 void ParsedInferRequest::Clear() {
   message_.Clear();
   raw_inputs_.clear();
+  copied_.clear();
   slices_.clear();
 }
+
+namespace {
+
+// The received slices as one stream of bytes: a CodedInputStream reads tags and lengths through
+// it wherever they fall, and the bytes between two of its positions are viewed where they lie
+// when one slice holds them all.
+class ReceivedBytes final : public google::protobuf::io::ZeroCopyInputStream {
+ public:
+  // `slices` must outlive this object. Their total size must be at most INT_MAX.
+  explicit ReceivedBytes(const std::vector<grpc::Slice>& slices) : slices_(slices) {
+    ends_.reserve(slices.size());
+    int64_t end = 0;
+    for (const grpc::Slice& slice : slices) ends_.push_back(end += slice.size());
+  }
+
+  // The bytes in [begin, end), if one slice holds them all.
+  std::optional<absl::string_view> View(int64_t begin, int64_t end) const {
+    // The first slice that reaches `end`; an earlier one ends before it.
+    const size_t k = std::lower_bound(ends_.begin(), ends_.end(), end) - ends_.begin();
+    if (k == ends_.size() || Start(k) > begin) return std::nullopt;
+    return absl::string_view(Data(k) + (begin - Start(k)), end - begin);
+  }
+
+  // Appends the bytes in [begin, end) to `out`, from as many slices as hold them.
+  void AppendTo(int64_t begin, int64_t end, std::string* out) const {
+    for (size_t k = SliceAt(begin); begin < end; ++k) {
+      const int64_t stop = std::min(end, ends_[k]);
+      if (stop > begin) out->append(Data(k) + (begin - Start(k)), stop - begin);
+      begin = stop;
+    }
+  }
+
+  bool Next(const void** data, int* size) override {
+    if (position_ == Size()) return false;
+    const size_t k = SliceAt(position_);
+    *data = Data(k) + (position_ - Start(k));
+    *size = static_cast<int>(ends_[k] - position_);
+    position_ = ends_[k];
+    return true;
+  }
+  void BackUp(int count) override { position_ -= count; }
+  bool Skip(int count) override {
+    if (count > Size() - position_) {
+      position_ = Size();
+      return false;
+    }
+    position_ += count;
+    return true;
+  }
+  int64_t ByteCount() const override { return position_; }
+
+ private:
+  int64_t Size() const { return ends_.empty() ? 0 : ends_.back(); }
+  int64_t Start(size_t k) const { return k == 0 ? 0 : ends_[k - 1]; }
+  const char* Data(size_t k) const { return reinterpret_cast<const char*>(slices_[k].begin()); }
+  // The slice holding the byte at `position` (< Size()).
+  size_t SliceAt(int64_t position) const {
+    return std::upper_bound(ends_.begin(), ends_.end(), position) - ends_.begin();
+  }
+
+  const std::vector<grpc::Slice>& slices_;
+  // ends_[k]: the position just past slice k.
+  std::vector<int64_t> ends_;
+  // Where Next() continues.
+  int64_t position_ = 0;
+};
+
+}  // namespace
 
 absl::Status ParseInferRequest(grpc::ByteBuffer& bytes, ParsedInferRequest* request) {
   request->Clear();
   const size_t size = bytes.Length();
   std::vector<grpc::Slice> slices;
-  bool parsed = bytes.Dump(&slices).ok();
+  // Protobuf parses no message over INT_MAX bytes.
+  bool parsed = bytes.Dump(&slices).ok() && size <= static_cast<size_t>(INT_MAX);
   bytes.Clear();
-  if (parsed && slices.size() == 1 && slices[0].size() <= static_cast<size_t>(INT_MAX)) {
-    // The common case: the message in one slice. The fields other than raw_input_contents
-    // (names, shapes, parameters: small) are copied out and parsed by protobuf; each
-    // raw_input_contents entry is viewed where it lies. Protobuf appends a repeated field's
-    // entries in the order they come, so parsing the rest apart from them reads the message
-    // as one parse would.
-    const grpc::Slice& slice = slices[0];
-    const uint8_t* const begin = slice.begin();
-    google::protobuf::io::CodedInputStream input(begin, static_cast<int>(slice.size()));
+  if (parsed) {
+    // The fields other than raw_input_contents (names, shapes, parameters: small) are copied
+    // out and parsed by protobuf; each raw_input_contents entry is viewed where it lies, or,
+    // when it straddles slices (a message larger than what gRPC reads at once), copied once.
+    // Protobuf appends a repeated field's entries in the order they come, so parsing the rest
+    // apart from them reads the message as one parse would. The walk is the same whatever the
+    // slices: the CodedInputStream reads a tag or length across a slice boundary.
+    ReceivedBytes received(slices);
+    google::protobuf::io::CodedInputStream input(&received);
     std::string rest;
     while (parsed) {
       const int start = input.CurrentPosition();
       const uint32_t tag = input.ReadTag();
       if (tag == 0) {
-        // The end, or a tag protobuf refuses too (field 0).
-        parsed = input.CurrentPosition() == static_cast<int>(slice.size());
+        // The end, or bytes protobuf refuses too: a tag of field 0, a tag cut short.
+        parsed = start == static_cast<int>(size);
         break;
       }
       if (tag == kRawInputContentsTag) {
@@ -68,28 +142,27 @@ absl::Status ParseInferRequest(grpc::ByteBuffer& bytes, ParsedInferRequest* requ
         parsed = input.ReadVarint32(&length) && length <= static_cast<uint32_t>(INT_MAX) &&
                  input.Skip(static_cast<int>(length));
         if (parsed) {
-          request->raw_inputs_.emplace_back(
-              reinterpret_cast<const char*>(begin) + input.CurrentPosition() - length, length);
+          const int64_t end = input.CurrentPosition();
+          std::optional<absl::string_view> view = received.View(end - length, end);
+          if (!view.has_value()) {
+            std::string& copy = request->copied_.emplace_back();
+            copy.reserve(length);
+            received.AppendTo(end - length, end, &copy);
+            view = copy;
+          }
+          request->raw_inputs_.push_back(*view);
         }
         continue;
       }
       parsed = google::protobuf::internal::WireFormatLite::SkipField(&input, tag);
-      rest.append(reinterpret_cast<const char*>(begin) + start, input.CurrentPosition() - start);
+      if (parsed) received.AppendTo(start, input.CurrentPosition(), &rest);
     }
     parsed = parsed && request->message_.ParseFromString(rest);
-    if (parsed) request->slices_ = std::move(slices);
-  } else if (parsed) {
-    // Several slices (a message larger than what gRPC reads at once): protobuf parses them
-    // without flattening, copying raw_input_contents into the message.
-    grpc::ByteBuffer whole(slices.data(), slices.size());
-    parsed = grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(
-                 &whole, &request->message_)
-                 .ok();
-    for (const std::string& raw : request->message_.raw_input_contents()) {
-      request->raw_inputs_.emplace_back(raw);
-    }
   }
-  if (parsed) return absl::OkStatus();
+  if (parsed) {
+    request->slices_ = std::move(slices);
+    return absl::OkStatus();
+  }
   // Whatever parsed before the bad part (an id, say) may be wrong too.
   request->Clear();
   // Protobuf says no more than that the bytes do not parse (proto3 has no required fields).

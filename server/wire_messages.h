@@ -2,7 +2,9 @@
 #define COALESCE_SERVER_WIRE_MESSAGES_H_
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -24,17 +26,18 @@ namespace coalesce {
 
 // A ModelInferRequest as received. Its raw_input_contents, the bulk of a request, stay where
 // gRPC received them when they lie whole in one of its slices: `raw_inputs` views them there (the
-// gather then copies them once, into staging), and the message's own raw_input_contents hold
-// only those that did not (an entry split across slices).
+// gather then copies them once, into staging). Only an entry split across slices (a message
+// larger than what gRPC reads at once arrives in several) is copied, once, into memory the
+// request owns.
 class ParsedInferRequest {
  public:
   ParsedInferRequest() = default;
   ParsedInferRequest(const ParsedInferRequest&) = delete;
   ParsedInferRequest& operator=(const ParsedInferRequest&) = delete;
 
-  // Every field but raw_input_contents, as sent (and the raw_input_contents that were copied).
+  // Every field but raw_input_contents, as sent (its raw_input_contents are empty).
   const inference::ModelInferRequest& message() const { return message_; }
-  // Every raw_input_contents entry, in order: views into gRPC's slices or into message().
+  // Every raw_input_contents entry, in order: views into gRPC's slices or into the copies.
   absl::Span<const absl::string_view> raw_inputs() const { return raw_inputs_; }
   // Empties the request and lets go of gRPC's bytes.
   void Clear();
@@ -44,6 +47,8 @@ class ParsedInferRequest {
 
   inference::ModelInferRequest message_;
   std::vector<absl::string_view> raw_inputs_;
+  // The entries that straddled slices; a deque, so that a copy's bytes stay where they are.
+  std::deque<std::string> copied_;
   // The received bytes that raw_inputs_ view.
   std::vector<grpc::Slice> slices_;
 };
