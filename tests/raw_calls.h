@@ -20,6 +20,13 @@ namespace coalesce {
 // Bytes that no protobuf parser accepts: field 1, length-delimited, with a length past the end.
 inline constexpr char kNotAProtobuf[] = "\x0a\xff\xff\xff\xff\x0f";
 
+// `size` bytes counting up from `first`: contents whose every byte says where it came from.
+inline std::string Pattern(size_t size, int first) {
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(first + i);
+  return bytes;
+}
+
 inline grpc::ByteBuffer BytesOf(const std::string& bytes) {
   grpc::Slice slice(bytes);
   return grpc::ByteBuffer(&slice, 1);

@@ -18,7 +18,7 @@ gtest_discover_tests(deadline_integration_tests DISCOVERY_TIMEOUT 60 PROPERTIES 
 
 # ModelStreamInfer over loopback with the echo model; the inference calls' bytes, parsed and
 # serialized (server/wire_messages.h).
-add_executable(stream_infer_tests stream_infer_test.cc wire_messages_test.cc)
+add_executable(stream_infer_tests stream_infer_test.cc wire_messages_test.cc wire_requests_test.cc)
 target_link_libraries(stream_infer_tests PRIVATE coalesce_server_lib GTest::gtest_main)
 gtest_discover_tests(stream_infer_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
 
