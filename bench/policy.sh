@@ -82,23 +82,35 @@ requests_total() {
 
 # h2load_rates NAME: h2load at each of RATES (16 connections, each paced at rate / 16 per second,
 # up to 64 streams each), every request with the deadline as grpc-timeout. Writes NAME.h2load.csv:
-# rate,goodput,errors (from the server's counters over the run).
+# rate,goodput,errors (from the server's counters over the run),batch (the server's mean batch
+# size over the run),p99_ms,late_pct (h2load's p99 of all answers, OK or not, and the share of
+# answers that took longer than the deadline: a refusal answered early is in neither).
 h2load_rates() {
-  local name=$1 rate ok all
+  local name=$1 rate ok all batches log
   request_body "$OUT_DIR/request.bin" "$ADDRESS"
-  echo "rate,goodput,errors" >"$OUT_DIR/$name.h2load.csv"
+  echo "rate,goodput,errors,batch,p99_ms,late_pct" >"$OUT_DIR/$name.h2load.csv"
   for rate in ${RATES//,/ }; do
     ok=$(requests_total OK)
     all=$(requests_total)
-    ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$H2LOAD" -D "$DURATION_S" -c 16 -m 64 -t 8 \
+    batches=$(batch_totals "$METRICS")
+    log=$OUT_DIR/$name.h2load.r$rate.log
+    ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$H2LOAD" -D "$DURATION_S" -c 16 -m 64 -t 8 --log-file="$log" \
       --rps="$(awk -v r="$rate" 'BEGIN { printf "%.3f", r / 16 }')" \
       -H 'content-type: application/grpc' -H 'te: trailers' -H "grpc-timeout: ${DEADLINE_MS}m" \
       -d "$OUT_DIR/request.bin" "http://$ADDRESS/inference.GRPCInferenceService/ModelInfer" \
       >"$OUT_DIR/$name.h2load.r$rate.txt" 2>&1 || true
     ok=$(($(requests_total OK) - ok))
     all=$(($(requests_total) - all))
+    # Microseconds per answer, the log's third column, sorted: p99 and the share over the deadline.
+    read -r p99 late < <(cut -f3 "$log" | sort -n | awk -v dl="$DEADLINE_MS" '
+      { t[NR] = $1; if ($1 > dl * 1000) n++ }
+      END { if (NR) printf "%.2f %.2f\n", t[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))] / 1000, 100 * n / NR
+            else print "0 0" }')
+    rm -f "$log"
     awk -v r="$rate" -v d="$DURATION_S" -v ok="$ok" -v all="$all" \
-      'BEGIN { printf "%s,%.1f,%d\n", r, ok / d, all - ok }' >>"$OUT_DIR/$name.h2load.csv"
+      -v b="$(mean_batch "$batches" "$(batch_totals "$METRICS")")" -v p99="$p99" -v late="$late" \
+      'BEGIN { printf "%s,%.1f,%d,%s,%s,%s\n", r, ok / d, all - ok, b, p99, late }' \
+      >>"$OUT_DIR/$name.h2load.csv"
   done
 }
 
@@ -135,6 +147,7 @@ stop_server
   echo "date: $(date -Iseconds)"
   echo "host: $(hostname), $NCPU cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   command -v nvidia-smi >/dev/null && echo "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: BUILD=$BUILD DEADLINE_MS=$DEADLINE_MS FRACTIONS=$FRACTIONS FIXED_DELAY_US=$FIXED_DELAY_US WARMUP_S=$WARMUP_S DURATION_S=$DURATION_S bench/policy.sh"
   echo "closed-loop peak at concurrency $PEAK_CONCURRENCY: deadline policy $PEAK req/s," \
     "fixed policy $(column "$OUT_DIR/fixed_peak.csv" requests_per_s) req/s"
@@ -153,12 +166,16 @@ stop_server
   if ((H2LOAD_CHECK)); then
     echo
     echo "h2load cross-check: the same rates evenly paced, the deadline as grpc-timeout (enforced by"
-    echo "the server); goodput = the server's OK answers/s, errors = its other answers over the run"
+    echo "the server); goodput = the server's OK answers/s, errors = its other answers over the run,"
+    echo "batch = its mean batch size; p99 and late% (answers slower than the deadline) are h2load's,"
+    echo "over all answers, OK or refused"
     paste -d, <(tr , '\n' <<<"$FRACTIONS") <(tr , '\n' <<<"$RATES") \
-      <(column "$OUT_DIR/deadline.h2load.csv" goodput) <(column "$OUT_DIR/deadline.h2load.csv" errors) \
-      <(column "$OUT_DIR/fixed.h2load.csv" goodput) <(column "$OUT_DIR/fixed.h2load.csv" errors) |
-      awk -F, 'BEGIN { printf "%6s %8s | %10s %8s | %10s %8s\n", "load", "offered", "deadline", "errors",
-                         "fixed", "errors" }
-               { printf "%5.0f%% %8d | %10.1f %8d | %10.1f %8d\n", $1 * 100, $2, $3, $4, $5, $6 }'
+      <(cut -d, -f2- "$OUT_DIR/deadline.h2load.csv" | tail -n +2) \
+      <(cut -d, -f2- "$OUT_DIR/fixed.h2load.csv" | tail -n +2) |
+      awk -F, 'BEGIN { printf "%6s %8s | %9s %7s %6s %8s %6s | %9s %7s %6s %8s %6s\n", "load",
+                         "offered", "deadline", "errors", "batch", "p99_ms", "late%", "fixed",
+                         "errors", "batch", "p99_ms", "late%" }
+               { printf "%5.0f%% %8d | %9.1f %7d %6.1f %8.2f %6.2f | %9.1f %7d %6.1f %8.2f %6.2f\n",
+                        $1 * 100, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }'
   fi
 } | tee "$OUT_DIR/table.txt"
