@@ -80,6 +80,21 @@ requests_total() {
     END { printf "%.0f", n }'
 }
 
+# settle: until the server's answer count stops moving (at most 30 s), so that a rate's counters
+# and latencies do not include the backlog of the load before it (an overloaded level leaves
+# seconds of queued calls).
+settle() {
+  local before after i
+  before=$(requests_total)
+  for ((i = 0; i < 60; i++)); do
+    sleep 0.5
+    after=$(requests_total)
+    [[ $after == "$before" ]] && return
+    before=$after
+  done
+  log "server still answering after 30 s; measuring anyway"
+}
+
 # h2load_rates NAME: h2load at each of RATES (16 connections, each paced at rate / 16 per second,
 # up to 64 streams each), every request with the deadline as grpc-timeout. Writes NAME.h2load.csv:
 # rate,goodput,errors (from the server's counters over the run),batch (the server's mean batch
@@ -90,6 +105,7 @@ h2load_rates() {
   request_body "$OUT_DIR/request.bin" "$ADDRESS"
   echo "rate,goodput,errors,batch,p99_ms,late_pct" >"$OUT_DIR/$name.h2load.csv"
   for rate in ${RATES//,/ }; do
+    settle
     ok=$(requests_total OK)
     all=$(requests_total)
     batches=$(batch_totals "$METRICS")
