@@ -3,6 +3,7 @@
 add_library(coalesce_loadgen STATIC
   ${CMAKE_CURRENT_LIST_DIR}/arrival_schedule.cc
   ${CMAKE_CURRENT_LIST_DIR}/latency_recorder.cc
+  ${CMAKE_CURRENT_LIST_DIR}/length_range.cc
   ${CMAKE_CURRENT_LIST_DIR}/level_list.cc
   ${CMAKE_CURRENT_LIST_DIR}/load_generator.cc
   ${CMAKE_CURRENT_LIST_DIR}/request_builder.cc

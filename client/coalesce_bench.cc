@@ -3,6 +3,7 @@
 //
 //   coalesce-bench --address=127.0.0.1:8001 --model=demo --concurrency=1,8,64,256
 //   coalesce-bench --rate=500,1000,2000 --deadline_ms=100 --csv --label=coalesce-b32
+//   coalesce-bench --model=encoder --variable_dim=16:256 --concurrency=64   # mixed lengths
 //
 // Each level (a concurrency or a rate) gets a warm-up and a measurement window; one row per
 // level goes to stdout as a table, CSV or JSON. Exit status: 0 when the run completed (even if
@@ -29,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/arrival_schedule.h"
 #include "client/client_security_flags.h"
+#include "client/length_range.h"
 #include "client/level_list.h"
 #include "client/load_generator.h"
 #include "client/result_writer.h"
@@ -38,8 +40,12 @@ ABSL_FLAG(std::string, address, "127.0.0.1:8001", "Server address, host:port.");
 ABSL_FLAG(std::string, model, "demo", "Model name.");
 ABSL_FLAG(std::string, model_version, "", "Model version; empty lets the server choose.");
 ABSL_FLAG(int64_t, batch, 1, "Samples per request: the size of each input's first -1 dimension.");
-ABSL_FLAG(int64_t, variable_dim, 1,
-          "Size of every later -1 dimension of the inputs: a token input's length, for example.");
+ABSL_FLAG(std::string, variable_dim, "1",
+          "Size of every later -1 dimension of the inputs: a token input's length, for example. "
+          "N: every request N. MIN:MAX (e.g. 16:256): each request's size drawn uniformly from "
+          "MIN..MAX, both included, from --seed; one request per length is built up front, "
+          "at most 1024 lengths. A range cannot go with --shared_memory or --write_request, "
+          "which carry one request shape.");
 ABSL_FLAG(std::string, concurrency, "",
           "Closed loop: comma-separated numbers of outstanding requests, one level each, e.g. "
           "1,8,64,256. Give exactly one of --concurrency and --rate.");
@@ -120,6 +126,14 @@ absl::StatusOr<Plan> PlanFromFlags() {
         "--write_request writes the request with its tensors in the message; drop "
         "--shared_memory");
   }
+  absl::StatusOr<coalesce::LengthRange> variable_dim =
+      coalesce::ParseLengthRange("variable_dim", absl::GetFlag(FLAGS_variable_dim));
+  if (!variable_dim.ok()) return variable_dim.status();
+  if (!plan.write_request.empty() && !variable_dim->single()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--write_request writes one request, of one length; give --variable_dim one length, "
+        "not ", coalesce::LengthRangeText(*variable_dim)));
+  }
 
   if (absl::GetFlag(FLAGS_json) && absl::GetFlag(FLAGS_csv)) {
     return absl::InvalidArgumentError("give at most one of --json and --csv");
@@ -136,7 +150,7 @@ absl::StatusOr<Plan> PlanFromFlags() {
   o.model = absl::GetFlag(FLAGS_model);
   o.model_version = absl::GetFlag(FLAGS_model_version);
   o.batch = absl::GetFlag(FLAGS_batch);
-  o.variable_dim = absl::GetFlag(FLAGS_variable_dim);
+  o.variable_dim = *variable_dim;
   o.channels = absl::GetFlag(FLAGS_channels);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.seed = absl::GetFlag(FLAGS_seed);
@@ -236,6 +250,8 @@ int main(int argc, char** argv) {
       "Load generator for servers that speak the Open Inference Protocol (KServe v2 gRPC).\n"
       "Closed loop: coalesce-bench --address=127.0.0.1:8001 --model=demo --concurrency=1,8,64\n"
       "Open loop:   coalesce-bench --rate=100,1000 --deadline_ms=100 --csv\n"
+      "Mixed token lengths: coalesce-bench --model=encoder --variable_dim=16:256 "
+      "--concurrency=64\n"
       "Per level: req/s and the latency percentiles count the OK calls that completed inside "
       "the measurement window; errors are counted by gRPC code; cpu is the client's own CPU "
       "use in cores. Exit status 0 when the run completed, 2 for bad flags, 1 when the server "

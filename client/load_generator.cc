@@ -30,6 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 constexpr int kMaxConcurrency = 1'000'000;
+// Lengths drawn per range: a sequence long enough that every level of a run sees the range's
+// distribution, short enough to draw at Create() (256 KiB of indexes).
+constexpr int64_t kLengthDraws = 1 << 16;
 
 double ProcessCpuSeconds() {
   rusage usage{};
@@ -90,6 +93,8 @@ struct LoadGenerator::Level {
 
   std::atomic<int64_t> references{1};
   std::atomic<int64_t> completed{0};
+  // Calls sent so far; with a range of lengths, the next call's place in the drawn sequence.
+  std::atomic<uint64_t> calls_sent{0};
   absl::Notification done;
 
   // Open loop: calls not in flight.
@@ -104,7 +109,19 @@ absl::Status LoadGenerator::ValidateOptions(const Options& o) {
   if (o.address.empty()) return bad("address", "''", "host:port");
   if (o.model.empty()) return bad("model", "''", "a model name");
   if (o.batch < 1) return bad("batch", o.batch, ">= 1");
-  if (o.variable_dim < 1) return bad("variable_dim", o.variable_dim, ">= 1");
+  if (o.variable_dim.min < 1 || o.variable_dim.max < o.variable_dim.min) {
+    return bad("variable_dim", LengthRangeText(o.variable_dim),
+               ">= 1, or MIN:MAX with 1 <= MIN <= MAX");
+  }
+  if (o.variable_dim.count() > kMaxLengthsInRange) {
+    return bad("variable_dim", LengthRangeText(o.variable_dim),
+               absl::StrCat("a range of at most ", kMaxLengthsInRange, " lengths"));
+  }
+  if (o.shared_memory && !o.variable_dim.single()) {
+    // Each slot holds one request's inputs and outputs, sized by one probe.
+    return bad("variable_dim", LengthRangeText(o.variable_dim),
+               "a single length with shared_memory, whose slots hold one request shape");
+  }
   if (o.channels < 0 || o.channels > 1024) {
     return bad("channels", o.channels, "in [1, 1024] (0 = per level)");
   }
@@ -212,25 +229,45 @@ absl::Status LoadGenerator::Connect() {
   spec.model_name = options_.model;
   spec.model_version = options_.model_version;
   spec.batch = options_.batch;
-  spec.variable_dim = options_.variable_dim;
   spec.seed = options_.seed;
-  absl::StatusOr<inference::ModelInferRequest> request = BuildInferRequest(metadata_, spec);
-  if (!request.ok()) return request.status();
-  {
+  absl::StatusOr<std::vector<inference::ModelInferRequest>> requests =
+      BuildInferRequests(metadata_, spec, options_.variable_dim);
+  if (!requests.ok()) return requests.status();
+  // The longest and the shortest request, so that a server refusing either end of the range
+  // fails Create() rather than a share of every level's calls; the shortest last, so that
+  // probe_response_ answers probe_request_.
+  const LengthRange& lengths = options_.variable_dim;
+  for (int64_t length : {lengths.max, lengths.min}) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
     if (options_.security != nullptr) options_.security->Apply(context);
-    grpc::Status status = stub->ModelInfer(&context, *request, &probe_response_);
-    if (!status.ok()) return FromGrpc(status, "the probe ModelInfer");
+    grpc::Status status =
+        stub->ModelInfer(&context, (*requests)[length - lengths.min], &probe_response_);
+    if (!status.ok()) {
+      return FromGrpc(status, lengths.single() ? std::string("the probe ModelInfer")
+                                               : absl::StrCat("the probe ModelInfer at "
+                                                              "variable_dim ", length));
+    }
+    if (lengths.single()) break;
   }
-  probe_request_ = *request;
+  probe_request_ = requests->front();
   if (options_.shared_memory) {
     if (absl::Status s = ProbeSharedMemory(deadline); !s.ok()) return s;
   }
-  request_serialized_ = request->SerializeAsString();
+  request_serialized_ = probe_request_.SerializeAsString();
   request_bytes_ = static_cast<int64_t>(request_serialized_.size());
   grpc::Slice slice(request_serialized_);
   request_ = grpc::ByteBuffer(&slice, 1);
+  if (requests->size() > 1) {
+    for (const inference::ModelInferRequest& request : *requests) {
+      const std::string bytes = request.SerializeAsString();
+      grpc::Slice length_slice(bytes);
+      requests_by_length_.emplace_back(&length_slice, 1);
+    }
+    for (int64_t length : DrawLengths(options_.variable_dim, kLengthDraws, options_.seed)) {
+      draws_.push_back(static_cast<int32_t>(length - options_.variable_dim.min));
+    }
+  }
 
   for (int i = 1; i < num_channels; ++i) {
     if (!channels_[i]->WaitForConnected(absl::ToChronoTime(deadline))) {
@@ -284,8 +321,13 @@ void LoadGenerator::Start(Call* call) {
   if (options_.security != nullptr) options_.security->Apply(*call->context);
   call->response.Clear();
   call->sent = now;
-  call->reader = stubs_[call->channel]->PrepareUnaryCall(call->context.get(), method_,
-                                                         call->request, cqs_[call->worker].get());
+  const grpc::ByteBuffer* request = &call->request;
+  if (!draws_.empty()) {
+    const uint64_t n = call->level->calls_sent.fetch_add(1, std::memory_order_relaxed);
+    request = &requests_by_length_[draws_[n % draws_.size()]];
+  }
+  call->reader = stubs_[call->channel]->PrepareUnaryCall(call->context.get(), method_, *request,
+                                                         cqs_[call->worker].get());
   call->reader->StartCall();
   call->reader->Finish(&call->response, &call->status, call);
 }

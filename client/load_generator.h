@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "client/client_security.h"
 #include "client/latency_recorder.h"
+#include "client/length_range.h"
 #include "client/level_result.h"
 #include "proto/inference.grpc.pb.h"
 #include "proto/inference.pb.h"
@@ -28,9 +29,11 @@ class ArrivalSchedule;
 // gRPC) and measures what comes back, in the manner of Triton's perf_analyzer.
 //
 // Create() connects over gRPC channels (each with its own subchannel pool, hence its own TCP
-// connection), reads the model's metadata, builds one ModelInferRequest from it, serialises it
-// once and sends it once as a probe. Every later call sends those same bytes through the
-// generic stub, so the generator neither builds nor serialises anything per call, and does not
+// connection), reads the model's metadata, builds one ModelInferRequest from it (one per length
+// when Options::variable_dim is a range), serialises it once and sends it once as a probe (the
+// shortest and the longest, for a range). Every later call sends those same bytes through the
+// generic stub (for a range, the request of the next length in a sequence drawn once from the
+// seed), so the generator neither builds nor serialises anything per call, and does not
 // parse responses (only their status counts). Calls use gRPC's asynchronous completion-queue
 // API: threads that each own one completion queue receive every completion, so 256
 // outstanding calls need no thread each. In closed loop the thread that receives a completion
@@ -71,8 +74,10 @@ class LoadGenerator {
     std::string model_version;
     // Samples per request (the model's first -1 dimension). >= 1.
     int64_t batch = 1;
-    // The size of every later -1 dimension of the model's inputs (RequestSpec::variable_dim).
-    int64_t variable_dim = 1;
+    // The size of every later -1 dimension of the model's inputs (RequestSpec::variable_dim):
+    // one size, or for each call a size drawn uniformly from the range (at most
+    // kMaxLengthsInRange sizes; a single size with `shared_memory`).
+    LengthRange variable_dim;
     // gRPC channels that calls are spread over, round robin; each has its own connection. In
     // [1, 1024], or 0: per level, see LevelSpread().
     int channels = 0;
@@ -138,12 +143,12 @@ class LoadGenerator {
   absl::StatusOr<LevelResult> Run(LoadMode mode, double level);
 
   const inference::ModelMetadataResponse& metadata() const { return metadata_; }
-  // Size of the serialised request every call sends.
+  // Size of the serialised request every call sends; with a range of lengths, the shortest's.
   int64_t request_bytes() const { return request_bytes_; }
   // That request as a gRPC message on the wire (the 5-byte length prefix, uncompressed, then
   // the bytes), so that another HTTP/2 generator (h2load -d) can send exactly what this one
-  // sends. With Options::shared_memory it is the request with the tensors in the message,
-  // which the calls do not send.
+  // sends (with a range of lengths, the shortest only). With Options::shared_memory it is the
+  // request with the tensors in the message, which the calls do not send.
   std::string GrpcFramedRequest() const;
 
  private:
@@ -177,14 +182,19 @@ class LoadGenerator {
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
   inference::ModelMetadataResponse metadata_;
-  // The request every call sends (or, with Options::shared_memory, the one the slots copy), and
-  // the server's answer to it.
+  // The request every call sends (or, with Options::shared_memory, the one the slots copy; with
+  // a range of lengths, the shortest), and the server's answer to it.
   inference::ModelInferRequest probe_request_;
   inference::ModelInferResponse probe_response_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> control_stub_;
   std::string request_serialized_;
   grpc::ByteBuffer request_;
   int64_t request_bytes_ = 0;
+  // With a range of lengths: the serialised request of each length, shortest first, and the
+  // sequence of indexes into it that a level's calls take in turn (the n-th call sent takes
+  // draws_[n % size]); both empty for a single length.
+  std::vector<grpc::ByteBuffer> requests_by_length_;
+  std::vector<int32_t> draws_;
 
   // One completion queue per worker thread; worker i alone calls Next() on cqs_[i]. There are
   // as many channels and workers as the largest level can use; a level uses the first ones.

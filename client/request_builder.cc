@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -134,6 +135,25 @@ absl::StatusOr<inference::ModelInferRequest> BuildInferRequest(
     *request.add_raw_input_contents() = RandomTensorBytes(input.datatype(), elements, rng);
   }
   return request;
+}
+
+absl::StatusOr<std::vector<inference::ModelInferRequest>> BuildInferRequests(
+    const inference::ModelMetadataResponse& metadata, const RequestSpec& spec,
+    const LengthRange& lengths) {
+  if (lengths.min < 1 || lengths.max < lengths.min) {
+    return absl::InvalidArgumentError(absl::StrCat("lengths must be 1 <= min <= max; got ",
+                                                   LengthRangeText(lengths)));
+  }
+  std::vector<inference::ModelInferRequest> requests;
+  requests.reserve(lengths.count());
+  RequestSpec one = spec;
+  for (int64_t length = lengths.min; length <= lengths.max; ++length) {
+    one.variable_dim = length;
+    absl::StatusOr<inference::ModelInferRequest> request = BuildInferRequest(metadata, one);
+    if (!request.ok()) return request.status();
+    requests.push_back(*std::move(request));
+  }
+  return requests;
 }
 
 }  // namespace coalesce

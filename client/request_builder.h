@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/length_range.h"
 #include "proto/inference.pb.h"
 
 namespace coalesce {
@@ -32,6 +34,13 @@ struct RequestSpec {
 // cannot be generated (BYTES or unknown), or `spec.batch` > 1 meets an input with a fixed shape.
 absl::StatusOr<inference::ModelInferRequest> BuildInferRequest(
     const inference::ModelMetadataResponse& metadata, const RequestSpec& spec);
+
+// One request per length of `lengths`, shortest first: BuildInferRequest() with
+// `spec.variable_dim` set to each length in turn (and the same seed). Its errors, or
+// InvalidArgument for a range of lengths below 1 or with min > max.
+absl::StatusOr<std::vector<inference::ModelInferRequest>> BuildInferRequests(
+    const inference::ModelMetadataResponse& metadata, const RequestSpec& spec,
+    const LengthRange& lengths);
 
 // Bytes per element of `datatype`, or 0 when it has no fixed size (BYTES) or is unknown.
 int DatatypeSize(const std::string& datatype);

@@ -2,7 +2,8 @@
 # a loopback run against an in-process fake server.
 if(TARGET coalesce_loadgen)
   add_executable(load_generator_test ${CMAKE_CURRENT_LIST_DIR}/load_generator_test.cc
-    ${CMAKE_CURRENT_LIST_DIR}/load_generator_loopback_test.cc)
+    ${CMAKE_CURRENT_LIST_DIR}/load_generator_loopback_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/length_range_test.cc)
   target_link_libraries(load_generator_test PRIVATE coalesce_loadgen GTest::gtest
     GTest::gtest_main absl::synchronization Threads::Threads)
   include(GoogleTest)

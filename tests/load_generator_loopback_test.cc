@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -26,10 +27,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A fake Open Inference Protocol server: one model "demo" with INPUT0 FP32 [-1, 4]. ModelInfer
-// answers OK for the first `ok_calls` calls and `error_code` after that, each after `delay`
-// (cut short if the client cancels), and notes the client address (hence the connection) each
-// call came from. Thread-safe.
+// A fake Open Inference Protocol server: one model "demo" with INPUT0 FP32 [-1, 4] (or
+// [-1, -1] with `variable_length`). ModelInfer answers OK for the first `ok_calls` calls and
+// `error_code` after that, each after `delay` (cut short if the client cancels), refuses a
+// tensor whose bytes do not match its shape, and notes the client address (hence the
+// connection) each call came from and the size of its second dim. Thread-safe.
 class FakeInferenceServer final : public inference::GRPCInferenceService::Service {
  public:
   struct Options {
@@ -37,6 +39,7 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
     grpc::StatusCode error_code = grpc::StatusCode::RESOURCE_EXHAUSTED;
     absl::Duration delay = absl::ZeroDuration();
     std::string input_datatype = "FP32";
+    bool variable_length = false;
   };
 
   explicit FakeInferenceServer(Options options) : options_(std::move(options)) {
@@ -56,6 +59,11 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
     peers_.clear();
     return n;
   }
+  // How many ModelInfer calls came with each size of INPUT0's second dim.
+  std::map<int64_t, int64_t> lengths() const {
+    absl::MutexLock lock(&mu_);
+    return lengths_;
+  }
 
   grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
                              inference::ModelMetadataResponse* response) override {
@@ -65,7 +73,7 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
     input->set_name("INPUT0");
     input->set_datatype(options_.input_datatype);
     input->add_shape(-1);
-    input->add_shape(4);
+    input->add_shape(options_.variable_length ? -1 : 4);
     return grpc::Status::OK;
   }
 
@@ -75,13 +83,17 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
     {
       absl::MutexLock lock(&mu_);
       peers_.insert(context->peer());
+      if (request->inputs_size() == 1 && request->inputs(0).shape_size() == 2) {
+        ++lengths_[request->inputs(0).shape(1)];
+      }
     }
     const absl::Time until = absl::Now() + options_.delay;
     while (absl::Now() < until && !context->IsCancelled()) absl::SleepFor(absl::Milliseconds(1));
     if (call >= options_.ok_calls) return grpc::Status(options_.error_code, "fake error");
-    if (request->raw_input_contents_size() != 1 ||
+    if (request->inputs_size() != 1 || request->inputs(0).shape_size() != 2 ||
+        request->raw_input_contents_size() != 1 ||
         static_cast<int64_t>(request->raw_input_contents(0).size()) !=
-            request->inputs(0).shape(0) * 4 * 4) {
+            request->inputs(0).shape(0) * request->inputs(0).shape(1) * 4) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad input size");
     }
     response->set_model_name("demo");
@@ -93,8 +105,9 @@ class FakeInferenceServer final : public inference::GRPCInferenceService::Servic
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<int64_t> infer_calls_{0};
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::set<std::string> peers_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, int64_t> lengths_ ABSL_GUARDED_BY(mu_);
 };
 
 LoadGenerator::Options ShortRun(const std::string& address) {
@@ -294,6 +307,74 @@ TEST(LoadGeneratorTest, OpenLoopSkipsSendsBeyondTheInFlightCap) {
   EXPECT_GT(result->skipped, 0);
   EXPECT_LT(result->skipped, result->send_lateness->count);
   EXPECT_LE(result->statuses.ok(), 0.3 * 50 + 1);
+}
+
+TEST(LoadGeneratorTest, ARangeOfLengthsSendsEveryLengthWithMatchingBytes) {
+  FakeInferenceServer::Options server_options;
+  server_options.variable_length = true;
+  FakeInferenceServer server(server_options);
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.variable_dim = LengthRange{2, 5};
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  // The probes: the longest, then the shortest.
+  EXPECT_EQ(server.lengths(), (std::map<int64_t, int64_t>{{2, 1}, {5, 1}}));
+  EXPECT_EQ((*generator)->request_bytes(), (*generator)->GrpcFramedRequest().size() - 5);
+
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 4);
+  ASSERT_TRUE(result.ok()) << result.status();
+  // The fake refuses a tensor whose bytes do not match its shape: none did.
+  EXPECT_EQ(result->statuses.errors(), 0);
+  EXPECT_GT(result->statuses.ok(), 0);
+  const std::map<int64_t, int64_t> lengths = server.lengths();
+  ASSERT_EQ(lengths.size(), 4u);
+  EXPECT_EQ(lengths.begin()->first, 2);
+  EXPECT_EQ(lengths.rbegin()->first, 5);
+  int64_t calls = 0;
+  for (const auto& [length, n] : lengths) calls += n;
+  EXPECT_EQ(calls, server.infer_calls());
+}
+
+TEST(LoadGeneratorTest, OneLengthSendsOnlyThatLength) {
+  FakeInferenceServer::Options server_options;
+  server_options.variable_length = true;
+  FakeInferenceServer server(server_options);
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.variable_dim = LengthRange{7, 7};
+  auto generator = LoadGenerator::Create(options);
+  ASSERT_TRUE(generator.ok()) << generator.status();
+  auto result = (*generator)->Run(LoadMode::kConcurrency, 2);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->statuses.errors(), 0);
+  EXPECT_EQ(server.lengths(), (std::map<int64_t, int64_t>{{7, server.infer_calls()}}));
+}
+
+TEST(LoadGeneratorTest, RefusesARangeOfLengthsWithSharedMemory) {
+  LoadGenerator::Options options;
+  options.variable_dim = LengthRange{16, 256};
+  EXPECT_TRUE(LoadGenerator::ValidateOptions(options).ok());
+  options.shared_memory = true;
+  EXPECT_THAT(LoadGenerator::ValidateOptions(options).message(),
+              HasSubstr("variable_dim must be a single length with shared_memory"));
+  options.variable_dim = LengthRange{16, 16};
+  EXPECT_TRUE(LoadGenerator::ValidateOptions(options).ok());
+  options.variable_dim = LengthRange{1, 2000};
+  options.shared_memory = false;
+  EXPECT_THAT(LoadGenerator::ValidateOptions(options).message(),
+              HasSubstr("a range of at most 1024 lengths; got 1:2000"));
+}
+
+TEST(LoadGeneratorTest, ProbeOfARangeNamesTheLengthTheServerRefused) {
+  FakeInferenceServer::Options server_options;
+  server_options.variable_length = true;
+  server_options.ok_calls = 0;
+  server_options.error_code = grpc::StatusCode::INVALID_ARGUMENT;
+  FakeInferenceServer server(server_options);
+  LoadGenerator::Options options = ShortRun(server.address());
+  options.variable_dim = LengthRange{16, 600};
+  auto generator = LoadGenerator::Create(options);
+  EXPECT_EQ(generator.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(generator.status().message(), HasSubstr("probe ModelInfer at variable_dim 600"));
 }
 
 TEST(LoadGeneratorTest, RejectsAFractionalConcurrency) {
