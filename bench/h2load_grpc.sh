@@ -7,6 +7,8 @@
 #   bench/h2load_grpc.sh LABEL BODY URL IN_FLIGHT DURATION_S METRICS_URL LOG_DIR
 #
 # IN_FLIGHT n runs min(n, 16) connections with n / connections streams each, on up to 8 threads.
+# One body, so one request length: with a range of lengths (VARIABLE_DIM=MIN:MAX), bench/run.sh
+# writes the body at the mean length, while coalesce-bench draws each request's length.
 # p50/p99 come from h2load's per-request log (--log-file); H2LOAD may name the binary.
 set -euo pipefail
 label=$1 body=$2 url=$3 inflight=$4 duration=$5 metrics=$6 logdir=$7

@@ -3,7 +3,7 @@
 #
 #   BUILD=build bench/run.sh                       # what `make bench` runs after building
 #   BUILD=build-cuda PIN=1 bench/run.sh            # GPU host (LD_LIBRARY_PATH set by the caller)
-#   MODEL_REPOSITORY=R UNBATCHED_REPOSITORY=U MODEL=encoder VARIABLE_DIM=128 bench/run.sh
+#   MODEL_REPOSITORY=R UNBATCHED_REPOSITORY=U MODEL=encoder VARIABLE_DIM=16:256 bench/run.sh
 #                                                  # a repository's model (bench/gpu-models.sh)
 #
 # Each configuration is started on this machine, made ready, driven by coalesce-bench with the
@@ -41,8 +41,11 @@ CONFIGS=${CONFIGS:-unbatched coalesce echo model python}
 # bench/make_models.py writes). The unbatched configuration then serves UNBATCHED_REPOSITORY,
 # the same models with max_batch_size 1 (the server's --max_batch_size is the demo's alone);
 # without it, unbatched is skipped. The Python peer serves only the demo. VARIABLE_DIM: the size
-# of the model's variable dims after the batch one (a token input's length), for coalesce-bench,
-# coalesce-client and the model ceiling.
+# of the model's variable dims after the batch one (a token input's length): N, or MIN:MAX for
+# lengths drawn uniformly per request by coalesce-bench (--variable_dim). What sends or runs one
+# shape (coalesce-client's readiness call, h2load's body, the model ceiling) gets N, or for a
+# range its mean rounded, (MIN + MAX) / 2: the ceiling is then the model at the mean length,
+# which for padded batches (that pay for their bucket) is above what they can reach.
 MODEL=${MODEL:-demo}
 MODEL_REPOSITORY=${MODEL_REPOSITORY:-}
 UNBATCHED_REPOSITORY=${UNBATCHED_REPOSITORY:-}
@@ -89,14 +92,32 @@ ECHO_BIN=$BUILD/bench/coalesce-echo-server
 MODEL_BIN=$BUILD/bench/coalesce-model-ceiling
 ALL_CONFIGS=(coalesce model unbatched echo python python-unbatched)  # the order they run in
 
+# One length for what takes one shape: VARIABLE_DIM, or a range's mean rounded.
+ONE_VARIABLE_DIM=
+if [[ -n $VARIABLE_DIM ]]; then
+  if [[ $VARIABLE_DIM =~ ^([0-9]+):([0-9]+)$ ]]; then
+    ONE_VARIABLE_DIM=$(((BASH_REMATCH[1] + BASH_REMATCH[2] + 1) / 2))
+  elif [[ $VARIABLE_DIM =~ ^[0-9]+$ ]]; then
+    ONE_VARIABLE_DIM=$VARIABLE_DIM
+  else
+    echo "bench/run.sh: VARIABLE_DIM=$VARIABLE_DIM: expected N or MIN:MAX, e.g. 128 or 16:256" >&2
+    exit 2
+  fi
+fi
+# MODEL_ARGS: coalesce-client and h2load's body (bench/common.sh), one shape; BENCH_MODEL_ARGS:
+# coalesce-bench's load, every length of the range.
 MODEL_ARGS=(--model="$MODEL")
-[[ -n $VARIABLE_DIM ]] && MODEL_ARGS+=(--variable_dim="$VARIABLE_DIM")
+BENCH_MODEL_ARGS=(--model="$MODEL")
+if [[ -n $VARIABLE_DIM ]]; then
+  MODEL_ARGS+=(--variable_dim="$ONE_VARIABLE_DIM")
+  BENCH_MODEL_ARGS+=(--variable_dim="$VARIABLE_DIM")
+fi
 CEILING_ARGS=()
 if [[ -n $MODEL_REPOSITORY ]]; then
   CEILING_ARGS=(--model_dir="$MODEL_REPOSITORY/$MODEL")
   # The server runs a model of variable dims without CUDA graphs (its outputs' sizes are known
   # only after the call), so its ceiling runs without them too.
-  [[ -n $VARIABLE_DIM ]] && CEILING_ARGS+=(--variable_dim="$VARIABLE_DIM" --cuda_graphs=false)
+  [[ -n $VARIABLE_DIM ]] && CEILING_ARGS+=(--variable_dim="$ONE_VARIABLE_DIM" --cuda_graphs=false)
 fi
 
 wants() { [[ " $CONFIGS " == *" $1 "* ]]; }
@@ -133,7 +154,7 @@ run_levels() {
     if ! run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$address" \
       --concurrency="$level" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
       --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label="$config" \
-      "${MODEL_ARGS[@]}" \
+      "${BENCH_MODEL_ARGS[@]}" \
       >"$raw" 2>>"$OUT_DIR/$config.bench.log"; then
       log "$config: coalesce-bench failed at concurrency $level (see $config.bench.log)"
       kill "$window_pid" 2>/dev/null || true
@@ -259,7 +280,7 @@ for config in "${ALL_CONFIGS[@]}"; do
         if run_fg ${BENCH_PIN[@]+"${BENCH_PIN[@]}"} "$BENCH_BIN" --address="$RUN_ADDRESS" \
           --rate="$OPEN_RATE" --warmup_s="$WARMUP_S" --duration_s="$DURATION_S" \
           --threads="$BENCH_THREADS" --channels="$BENCH_CHANNELS" --csv --label=coalesce-open \
-          "${MODEL_ARGS[@]}" \
+          "${BENCH_MODEL_ARGS[@]}" \
           >"$OUT_DIR/coalesce.open.csv" 2>>"$OUT_DIR/coalesce.bench.log"; then
           after=$(batch_totals "$RUN_METRICS")
           mean=$(mean_batch "$before" "$after")
@@ -334,7 +355,12 @@ if [[ -z ${DEVICE_DESC:-} ]]; then
   DEVICE_DESC=$(grep -ho 'backend on [^,]*' "$OUT_DIR"/coalesce.server.log 2>/dev/null |
     head -n 1 | sed 's/backend on //') || true
 fi
+LENGTHS_NOTE=
+if [[ -n $VARIABLE_DIM && $VARIABLE_DIM != "$ONE_VARIABLE_DIM" ]]; then
+  LENGTHS_NOTE="lengths: coalesce-bench draws each request's length uniformly from $VARIABLE_DIM; the model ceiling (and h2load, if it ran) use one length, $ONE_VARIABLE_DIM (the mean)."
+fi
 awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORKERS" -v model="$MODEL" \
+  -v lengths_note="$LENGTHS_NOTE" \
   -v warmup="$WARMUP_S" -v duration="$DURATION_S" -v fraction="$OPEN_LOOP_FRACTION" '
   function has(c, l) { return ((c, l, "requests_per_s") in v) && v[c, l, "requests_per_s"] != "" }
   function num(c, l, k) { return v[c, l, k] + 0 }
@@ -393,6 +419,7 @@ awk -F, -v levels="$CONCURRENCY" -v device="${DEVICE_DESC:-?}" -v workers="$WORK
     print "model ceiling: coalesce-model-ceiling, the " model " model in-process at that batch size (rounded),"
     print "  " workers " workers, same device and precision, no RPC; ms/batch is its median."
     print "efficiency = coalesce req/s / min(echo req/s, model ceiling samples/s) at the same level."
+    if (lengths_note != "") print lengths_note
     if (errors_seen) print "!: some requests failed at that level; error codes are in summary.csv."
     for (i = 1; i <= n; i++) if (ceiling(l[i]) > 0 && rate("coalesce", l[i]) > 1.05 * ceiling(l[i])) above = 1
     if (above) print "efficiency above 1: a ceiling was measured while something else loaded the machine; rerun it quiet."
