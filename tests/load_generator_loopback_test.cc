@@ -309,10 +309,15 @@ TEST(LoadGeneratorTest, OpenLoopSkipsSendsBeyondTheInFlightCap) {
   EXPECT_LE(result->statuses.ok(), 0.3 * 50 + 1);
 }
 
+// A fake whose INPUT0 is FP32 [-1, -1], so that the generator's variable_dim sets its length.
+FakeInferenceServer::Options VariableLength() {
+  FakeInferenceServer::Options options;
+  options.variable_length = true;
+  return options;
+}
+
 TEST(LoadGeneratorTest, ARangeOfLengthsSendsEveryLengthWithMatchingBytes) {
-  FakeInferenceServer::Options server_options;
-  server_options.variable_length = true;
-  FakeInferenceServer server(server_options);
+  FakeInferenceServer server(VariableLength());
   LoadGenerator::Options options = ShortRun(server.address());
   options.variable_dim = LengthRange{2, 5};
   auto generator = LoadGenerator::Create(options);
@@ -336,9 +341,7 @@ TEST(LoadGeneratorTest, ARangeOfLengthsSendsEveryLengthWithMatchingBytes) {
 }
 
 TEST(LoadGeneratorTest, OneLengthSendsOnlyThatLength) {
-  FakeInferenceServer::Options server_options;
-  server_options.variable_length = true;
-  FakeInferenceServer server(server_options);
+  FakeInferenceServer server(VariableLength());
   LoadGenerator::Options options = ShortRun(server.address());
   options.variable_dim = LengthRange{7, 7};
   auto generator = LoadGenerator::Create(options);
@@ -365,8 +368,7 @@ TEST(LoadGeneratorTest, RefusesARangeOfLengthsWithSharedMemory) {
 }
 
 TEST(LoadGeneratorTest, ProbeOfARangeNamesTheLengthTheServerRefused) {
-  FakeInferenceServer::Options server_options;
-  server_options.variable_length = true;
+  FakeInferenceServer::Options server_options = VariableLength();
   server_options.ok_calls = 0;
   server_options.error_code = grpc::StatusCode::INVALID_ARGUMENT;
   FakeInferenceServer server(server_options);
