@@ -192,24 +192,9 @@ class Executor : public BatchSink {
     std::vector<Staging> outputs;
   };
 
-  // Checks the backend's staging layouts and fills input_layouts_, output_layouts_ and
-  // lone_in_place_.
-  absl::Status ResolveStagingLayouts();
-  // Whether each of `request`'s inputs starts at an address aligned for its element type, so that
-  // a lone request may be handed to the backend where it lies.
-  bool AlignedForItsElements(const InferRequest& request) const;
-  // What `wire_bytes` of input `i` take in its staging layout.
-  int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
-  // Bytes of one row of output `o` in its staging layout.
-  int64_t OutputStagingRowBytes(size_t o) const;
-
-  // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
-  // rows, which validation refuses, could make it grow after start-up); with pooling off, always
-  // fresh. Counts a pool hit or miss.
-  char* Reserve(Staging& staging, int64_t bytes);
+  // Creation, the worker loop and one backend call (executor.cc).
 
   Executor(Options options, Backend* backend, ExecutionObserver* metrics, Clock* clock);
-
   // A thread of `worker` waiting for a batch. It takes the next one only if no other worker with
   // a free thread (one holding no batch, even if not yet waiting: just started, or on its way
   // back) has fewer batches bound for its model (taken and not yet out of its backend), so that
@@ -222,9 +207,6 @@ class Executor : public BatchSink {
   };
   // The lock a thread holds around worker `worker`'s backend call, or null for none.
   absl::Mutex* BackendLock(int worker);
-  // Allocates `buffers` for a full batch of every tensor of fixed dims (with pool_staging).
-  // RESOURCE_EXHAUSTED, naming the tensor and the bytes, if the backend cannot allocate them.
-  absl::Status ReserveFullBatch(WorkerBuffers& buffers);
   // Runs batches with `buffers` (from ReserveFullBatch()) until stopped.
   void WorkerLoop(int worker, WorkerBuffers buffers);
   // Runs `batch` on `worker` and answers every request in it, splitting and retrying it if it
@@ -253,41 +235,57 @@ class Executor : public BatchSink {
     // The backend call's outcome.
     absl::Status status;
   };
-  // Records each request's queueing (unless `retry`), then stages the batch's inputs in
-  // `buffers` (or passes a lone request's through) and reserves its fixed-size outputs.
-  void Gather(WorkerBuffers& buffers, const Batch& batch, bool retry, BackendCall& call);
   // Waits for the backend (BackendLock()), runs the batch on it, and records the call in the
   // metrics and the latency model. Calls LeftModel(worker).
   void CallBackend(int worker, WorkerBuffers& buffers, const Batch& batch, BackendCall& call);
   // The call into the backend itself, for fixed or variable dims; any exception becomes INTERNAL.
   absl::Status InvokeBackend(int worker, WorkerBuffers& buffers, const Batch& batch,
                              BackendCall& call);
-  // After a successful call, copies each request's rows of every output it asked for into its
-  // response. Records the batch's stages, failed or not.
-  void Scatter(const Batch& batch, const BackendCall& call);
-  // Answers every request of the successful `batch` OK.
-  void Answer(Batch& batch, const BackendCall& call);
-  // Splits the failed `batch` (more than one request) and runs its parts until each is answered:
-  // see the class comment.
-  void RetrySplit(int worker, WorkerBuffers& buffers, Batch batch);
-  // Answers every request of `batch` with `status`.
-  static void FailAll(Batch& batch, const absl::Status& status);
+  // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
+  absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
+  // A batch (or a part of a failed one) is no longer bound for `worker`'s model: out of its
+  // backend, or dropped before it.
   void LeftModel(int worker);
   // The reverse of LeftModel(): a part of a failed batch is bound for `worker`'s model again.
   void BoundAgain(int worker);
-  // Runs `execute` (a call into the backend) with any exception turned into INTERNAL.
-  absl::Status ExecuteGuarded(const std::function<absl::Status()>& execute);
-  // Answers cancelled and expired requests of `batch` and removes them.
-  void DropDead(Batch& batch);
-  // The length `batch`'s padded inputs pad to (BackendCall::padded_length).
-  int64_t PaddedLengthOf(const Batch& batch) const;
+
+  // Staging layouts and buffers (executor_staging.cc).
+
+  // Checks the backend's staging layouts and fills input_layouts_, output_layouts_ and
+  // lone_in_place_.
+  absl::Status ResolveStagingLayouts();
+  // Whether each of `request`'s inputs starts at an address aligned for its element type, so that
+  // a lone request may be handed to the backend where it lies.
+  bool AlignedForItsElements(const InferRequest& request) const;
+  // What `wire_bytes` of input `i` take in its staging layout.
+  int64_t StagedInputBytes(size_t i, int64_t wire_bytes) const;
+  // Bytes of one row of output `o` in its staging layout.
+  int64_t OutputStagingRowBytes(size_t o) const;
   // The bytes input `i` of `request` takes in staging, padded to `padded_length` (0: as sent).
   int64_t StagedBytesOf(const InferRequest& request, size_t i, int64_t padded_length) const;
+  // `staging`'s memory, grown to at least `bytes` (only a request larger than max_batch_size
+  // rows, which validation refuses, could make it grow after start-up); with pooling off, always
+  // fresh. Counts a pool hit or miss.
+  char* Reserve(Staging& staging, int64_t bytes);
+  // Allocates `buffers` for a full batch of every tensor of fixed dims (with pool_staging).
+  // RESOURCE_EXHAUSTED, naming the tensor and the bytes, if the backend cannot allocate them.
+  absl::Status ReserveFullBatch(WorkerBuffers& buffers);
+
+  // Gather and scatter (executor_copies.cc).
+
+  // Records each request's queueing (unless `retry`), then stages the batch's inputs in
+  // `buffers` (or passes a lone request's through) and reserves its fixed-size outputs.
+  void Gather(WorkerBuffers& buffers, const Batch& batch, bool retry, BackendCall& call);
+  // The length `batch`'s padded inputs pad to (BackendCall::padded_length).
+  int64_t PaddedLengthOf(const Batch& batch) const;
   // Stages every request's input rows into `inputs` (one staging buffer per model input), padded
   // to `padded_length` (0: as sent).
   void GatherRows(const Batch& batch, absl::Span<char* const> inputs, int64_t padded_length);
   // Reports the padding of a batch of a model that pads.
   void RecordPadding(const Batch& batch, int64_t padded_length);
+  // After a successful call, copies each request's rows of every output it asked for into its
+  // response. Records the batch's stages, failed or not.
+  void Scatter(const Batch& batch, const BackendCall& call);
   // Copies each request's rows of every output it asked for out of `outputs`, which hold
   // `output_bytes` for all the batch's rows (each cut output's rows cut from `padded_length`).
   void ScatterRows(const Batch& batch, absl::Span<char* const> outputs,
@@ -295,6 +293,18 @@ class Executor : public BatchSink {
   // Runs `work(j)` for every request j of `batch`, which together move `bytes`: on this thread,
   // or split into pieces of consecutive requests for the copy threads and this thread.
   void ForEachRequest(const Batch& batch, int64_t bytes, const std::function<void(size_t)>& work);
+
+  // Answers, dead requests, and split and retry (executor_answers.cc).
+
+  // Answers every request of the successful `batch` OK.
+  void Answer(Batch& batch, const BackendCall& call);
+  // Answers every request of `batch` with `status`.
+  static void FailAll(Batch& batch, const absl::Status& status);
+  // Answers cancelled and expired requests of `batch` and removes them.
+  void DropDead(Batch& batch);
+  // Splits the failed `batch` (more than one request) and runs its parts until each is answered:
+  // see the class comment.
+  void RetrySplit(int worker, WorkerBuffers& buffers, Batch batch);
 
   // Constant after construction.
   const Options options_;
