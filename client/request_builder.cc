@@ -144,6 +144,21 @@ absl::StatusOr<std::vector<inference::ModelInferRequest>> BuildInferRequests(
     return absl::InvalidArgumentError(absl::StrCat("lengths must be 1 <= min <= max; got ",
                                                    LengthRangeText(lengths)));
   }
+  if (!lengths.single()) {
+    // A range draws the size of a variable dim after the batch one; a model without one would
+    // get the same request every time, a range in name only.
+    bool variable = false;
+    for (const auto& input : metadata.inputs()) {
+      int negative = 0;
+      for (int64_t dim : input.shape()) negative += dim < 0 ? 1 : 0;
+      variable = variable || negative > 1;
+    }
+    if (!variable) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lengths ", LengthRangeText(lengths), " need an input with a variable (-1) dim after "
+          "the batch one; model '", metadata.name(), "' has none"));
+    }
+  }
   std::vector<inference::ModelInferRequest> requests;
   requests.reserve(lengths.count());
   RequestSpec one = spec;

@@ -150,5 +150,20 @@ TEST(BuildInferRequestsTest, RejectsAnEmptyRangeAndPassesOnTheBuildersErrors) {
               HasSubstr("'attention_mask' has datatype 'BYTES'"));
 }
 
+TEST(BuildInferRequestsTest, RefusesARangeForAModelWithoutAVariableDimAfterTheBatchOne) {
+  RequestSpec spec;
+  inference::ModelMetadataResponse fixed;
+  fixed.set_name("demo");
+  auto* input = fixed.add_inputs();
+  input->set_name("INPUT0");
+  input->set_datatype("FP32");
+  for (int64_t dim : {-1, 32, 256}) input->add_shape(dim);
+  EXPECT_EQ(BuildInferRequests(fixed, spec, LengthRange{16, 256}).status().message(),
+            "lengths 16:256 need an input with a variable (-1) dim after the batch one; model "
+            "'demo' has none");
+  // One length is today's request, whatever the model.
+  EXPECT_TRUE(BuildInferRequests(fixed, spec, LengthRange{1, 1}).ok());
+}
+
 }  // namespace
 }  // namespace coalesce
