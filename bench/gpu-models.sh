@@ -15,7 +15,8 @@
 #    uniformly from ENCODER_LENGTHS (coalesce-bench --variable_dim=MIN:MAX, fixed seed): first
 #    against encoder, whose batches hold only requests of one length (equal-shape batching),
 #    then with the same load against encoder_padded (no unbatched run: at batch 1 it is the
-#    encoder), and one line per concurrency gives padded ÷ equal-shape requests/s.
+#    encoder), and one line per concurrency gives padded ÷ equal-shape requests/s; a last line
+#    gives the share of padding in the padded run (the server's padding counters).
 # Each model's table, CSVs and logs are in OUT_DIR/<model>/, the comparison in
 # OUT_DIR/encoder-padding.txt. The Python peer serves only the demo model, so it has no column
 # here.
@@ -116,5 +117,14 @@ if [[ -f $out/encoder/summary.csv && -f $out/encoder_padded/summary.csv ]]; then
         printf "target (issue 19, on an H100): padded >= 3x equal-shape at concurrency %s: %.2f (%s)\n",
           L, p / e, (p / e >= 3) ? "met" : "missed"
     }' "$out/encoder/summary.csv" "$out/encoder_padded/summary.csv" | tee "$out/encoder-padding.txt"
+  # What padding cost over the padded run: padding ÷ elements staged for padded inputs, from the
+  # server's own counters (bench/run.sh saves them as coalesce.metrics.txt).
+  if [[ -f $out/encoder_padded/coalesce.metrics.txt ]]; then
+    awk '/^coalesce_padding_elements_total[{]/ { pad += $NF }
+         /^coalesce_padded_input_elements_total[{]/ { staged += $NF }
+         END { if (staged > 0) printf "padding: %.1f%% of the padded inputs'"'"' staged elements (%.0f of %.0f)\n", 100 * pad / staged, pad, staged
+               else print "padding: no padded batch ran" }' \
+      "$out/encoder_padded/coalesce.metrics.txt" | tee -a "$out/encoder-padding.txt"
+  fi
 fi
 exit "$status"

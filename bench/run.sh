@@ -290,6 +290,8 @@ for config in "${ALL_CONFIGS[@]}"; do
           log "coalesce: open-loop coalesce-bench failed (see coalesce.bench.log)"
         fi
       fi
+      # The server's counters over the whole run (batch sizes, padding, stages), for reading after.
+      scrape "$RUN_METRICS" >"$OUT_DIR/coalesce.metrics.txt" 2>/dev/null || true
       stop_server
       ;;
     unbatched)
