@@ -23,10 +23,7 @@ absl::StatusOr<std::unique_ptr<DeadlinePolicy>> DeadlinePolicy::Create(const Opt
                                                      " (max_batch_size)"));
     }
   }
-  if (!(options.max_padding_ratio >= 0 && options.max_padding_ratio < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("max_padding_ratio must be in [0, 1), got ",
-                                                   options.max_padding_ratio));
-  }
+  if (absl::Status s = CheckMaxPaddingRatio(options.max_padding_ratio); !s.ok()) return s;
   Options sorted = options;
   std::sort(sorted.preferred_batch_sizes.begin(), sorted.preferred_batch_sizes.end());
   return std::unique_ptr<DeadlinePolicy>(new DeadlinePolicy(std::move(sorted)));

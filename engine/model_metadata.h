@@ -68,7 +68,7 @@ struct PaddingSpec {
   std::vector<Input> inputs;
   std::vector<Output> outputs;
   // The largest share of a batch's padded-input elements that may be padding when requests of a
-  // smaller bucket join a batch of a larger one (BatchPadding). 0: buckets never mix.
+  // smaller bucket join a batch of a larger one (JoinSmallerBuckets()). 0: buckets never mix.
   double max_padding_ratio = 0.5;
 };
 

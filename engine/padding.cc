@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include "absl/strings/str_cat.h"
+
 namespace coalesce {
 
 PaddedLength LengthOf(const PaddingSpec& padding,
@@ -24,6 +26,12 @@ std::vector<std::vector<int64_t>> WithLength(const PaddingSpec& padding,
                                              int64_t length) {
   for (const PaddingSpec::Input& in : padding.inputs) input_dims[in.input][in.dim] = length;
   return input_dims;
+}
+
+absl::Status CheckMaxPaddingRatio(double ratio) {
+  if (ratio >= 0 && ratio < 1) return absl::OkStatus();  // NaN fails both comparisons.
+  return absl::InvalidArgumentError(
+      absl::StrCat("max_padding_ratio must be in [0, 1), got ", ratio));
 }
 
 int64_t JoinSmallerBuckets(absl::Span<const PendingRequest> pending,

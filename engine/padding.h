@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "engine/batch_policy.h"
 #include "engine/model_metadata.h"
@@ -30,6 +31,10 @@ PaddedLength LengthOf(const PaddingSpec& padding,
 std::vector<std::vector<int64_t>> WithLength(const PaddingSpec& padding,
                                              std::vector<std::vector<int64_t>> input_dims,
                                              int64_t length);
+
+// OK if `ratio` is a valid max_padding_ratio of a batch policy, in [0, 1); otherwise
+// INVALID_ARGUMENT naming it. Both policies check their option with it.
+absl::Status CheckMaxPaddingRatio(double ratio);
 
 // The policies' rule for padding against waiting (docs/batching.md, "Padded batching"): a batch
 // formed for one bucket that has room left takes requests of smaller buckets, padded up, rather

@@ -19,10 +19,7 @@ absl::StatusOr<std::unique_ptr<SizeOrDelayPolicy>> SizeOrDelayPolicy::Create(
     return absl::InvalidArgumentError(absl::StrCat("max_queue_delay must not be negative, got ",
                                                    absl::FormatDuration(options.max_queue_delay)));
   }
-  if (!(options.max_padding_ratio >= 0 && options.max_padding_ratio < 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("max_padding_ratio must be in [0, 1), got ",
-                                                   options.max_padding_ratio));
-  }
+  if (absl::Status s = CheckMaxPaddingRatio(options.max_padding_ratio); !s.ok()) return s;
   return std::unique_ptr<SizeOrDelayPolicy>(new SizeOrDelayPolicy(options));
 }
 

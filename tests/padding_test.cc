@@ -1,6 +1,7 @@
 // Padded batching (ModelMetadata::padding): the padding and cutting of rows, the batcher's
 // grouping by bucket and the policies' rule for letting smaller buckets join (with a fake clock),
 // and the executor padding a batch for a fake backend and cutting each answer back.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -177,6 +178,9 @@ TEST(PaddingPolicyTest, PoliciesRefuseARatioOutsideZeroToOne) {
   SizeOrDelayPolicy::Options fixed;
   fixed.max_padding_ratio = -0.1;
   EXPECT_FALSE(SizeOrDelayPolicy::Create(fixed).ok());
+  EXPECT_EQ(CheckMaxPaddingRatio(1).message(), "max_padding_ratio must be in [0, 1), got 1");
+  EXPECT_TRUE(CheckMaxPaddingRatio(0).ok());
+  EXPECT_FALSE(CheckMaxPaddingRatio(std::nan("")).ok());
 }
 
 // A batcher over SizeOrDelayPolicy (max batch 4, delay 2 ms) for PaddedModel(ratio), driven by a
