@@ -74,14 +74,24 @@ void* NotificationKey(const absl::Notification* n) {
 // A Condition that evaluates `cond` the way TSan must see it: absl evaluates a waiter's
 // condition with the mutex held, in the waiter or in whichever thread unlocks, so each
 // evaluation acquires the mutex before and releases it after, like a critical section.
+// The unlocking thread may evaluate another waiter's condition, which that waiter built and
+// queued inside abseil, out of TSan's sight. So the waiter releases on the Annotated once it is
+// built (and with it the caller's `cond`, built before), and Eval acquires on it before reading
+// anything; the wrapping Condition itself is built by abseil's out-of-line (void*) constructor
+// and read inside abseil, where TSan sees neither. Without this, two threads waiting on one
+// Notification showed a false race.
 class Annotated {
  public:
   Annotated(absl::Mutex* mu, const absl::Condition& cond)
-      : mu_(mu), inner_(&cond), cond_(&Annotated::Eval, this) {}
+      : mu_(mu), inner_(&cond), cond_(&Annotated::Eval, static_cast<void*>(this)) {
+    __tsan_release(this);
+  }
   const absl::Condition& get() const { return cond_; }
 
  private:
-  static bool Eval(Annotated* self) {
+  static bool Eval(void* arg) {
+    __tsan_acquire(arg);
+    Annotated* self = static_cast<Annotated*>(arg);
     __tsan_acquire(self->mu_);
     bool result = self->inner_->Eval();
     __tsan_release(self->mu_);
