@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "engine/padding.h"
 #include "execution/padded_rows.h"
 #include "repository/model_config.h"
 #include "repository/model_config_checks.h"
@@ -84,7 +85,7 @@ absl::StatusOr<std::optional<PaddingSpec>> PaddingFromConfig(
       padding.buckets = *std::move(buckets);
     } else if (key == kPadMaxRatioParameter) {
       double ratio = 0;
-      if (!absl::SimpleAtod(value, &ratio) || !(ratio >= 0 && ratio < 1)) {
+      if (!absl::SimpleAtod(value, &ratio) || !CheckMaxPaddingRatio(ratio).ok()) {
         return bad(key, absl::StrCat("expected a number in [0, 1), got \"", value, "\""));
       }
       padding.max_padding_ratio = ratio;
